@@ -1,0 +1,567 @@
+//! The fan-out: publish once, deliver the same bytes to every subscriber.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::encode::{self, Data, WireFormat};
+use crate::{EventId, PublishError};
+
+/// A cheap-to-clone handle to one event stream: publish events here, serve them to browsers with
+/// [`Broadcaster::service`].
+///
+/// Each event is serialized once and encoded once into a complete SSE frame; every subscriber
+/// gets a clone of the same `Bytes`. A bounded history lets reconnecting clients resume with
+/// `Last-Event-ID` and lets slow clients catch up; publishing never waits for any subscriber.
+///
+/// Create it **once, outside** the `HttpServer::new` closure: actix calls that closure once per
+/// worker thread, and a broadcaster made inside it would be one per worker, so subscribers on
+/// one worker would never see events published on another.
+///
+/// ```
+/// use sse_core::Broadcaster;
+/// use std::time::Duration;
+///
+/// let events = Broadcaster::builder()
+///     .history(1024)
+///     .keep_alive(Duration::from_secs(5))
+///     .build();
+/// let id = events.publish("user_updated", &serde_json::json!({"id": 1})).unwrap();
+/// assert_eq!(id.seq(), 1);
+/// assert_eq!(events.stats().published, 1);
+/// ```
+#[derive(Clone)]
+pub struct Broadcaster {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) epoch: u64,
+    pub(crate) config: Config,
+    state: Mutex<State>,
+    closed: AtomicBool,
+    pub(crate) counters: Counters,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) history: usize,
+    pub(crate) history_bytes: usize,
+    pub(crate) keep_alive: Option<Duration>,
+    pub(crate) retry: Option<Duration>,
+    pub(crate) format: WireFormat,
+}
+
+struct State {
+    /// Sequence number of the last published event (0 before the first).
+    last_seq: u64,
+    history: VecDeque<Frame>,
+    history_bytes: usize,
+    /// `None` once shut down: dropping the sender wakes every subscriber.
+    tx: Option<broadcast::Sender<Frame>>,
+}
+
+/// One encoded event, shared by all subscribers.
+#[derive(Clone, Debug)]
+pub(crate) struct Frame {
+    pub(crate) seq: u64,
+    pub(crate) bytes: Bytes,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) subscribers: AtomicUsize,
+    pub(crate) published: AtomicU64,
+    pub(crate) resumed: AtomicU64,
+    pub(crate) caught_up: AtomicU64,
+    pub(crate) resets: AtomicU64,
+    pub(crate) disconnects: AtomicU64,
+    pub(crate) emit_failures: AtomicU64,
+}
+
+/// A snapshot of a broadcaster's counters, from [`Broadcaster::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Streams open now.
+    pub subscribers: usize,
+    /// Events published since the broadcaster was built.
+    pub published: u64,
+    /// Streams that resumed from a `Last-Event-ID` found in the history.
+    pub resumed: u64,
+    /// Times a subscriber fell behind and was caught up from the history.
+    pub caught_up: u64,
+    /// Reset events sent: unknown, malformed or too old `Last-Event-ID`, or a subscriber that
+    /// fell behind further than the history reaches.
+    pub resets: u64,
+    /// Streams that ended because the client went away or the server shut down.
+    pub disconnects: u64,
+    /// Events that `#[emit_event]` could not publish (payload not serializable, no broadcaster
+    /// registered, broadcaster shut down). The handler's response was sent regardless.
+    pub emit_failures: u64,
+}
+
+/// Configures a [`Broadcaster`]; from [`Broadcaster::builder`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct BroadcasterBuilder {
+    config: Config,
+}
+
+impl Default for BroadcasterBuilder {
+    fn default() -> Self {
+        Self {
+            config: Config {
+                history: 1024,
+                history_bytes: 16 * 1024 * 1024,
+                keep_alive: Some(Duration::from_secs(5)),
+                retry: None,
+                format: WireFormat::Named,
+            },
+        }
+    }
+}
+
+impl BroadcasterBuilder {
+    /// How many recent events are kept for `Last-Event-ID` replay and for catching up slow
+    /// subscribers. Default 1024; 0 disables replay.
+    pub fn history(mut self, events: usize) -> Self {
+        self.config.history = events;
+        self
+    }
+
+    /// An upper bound on the bytes of encoded frames kept in the history, whatever the event
+    /// count. Default 16 MiB. Frames are shared with the subscribers, so this bounds the
+    /// server's memory for events however many clients are stalled.
+    pub fn history_bytes(mut self, bytes: usize) -> Self {
+        self.config.history_bytes = bytes;
+        self
+    }
+
+    /// Sends a comment after this long without any other write, so proxies keep an idle stream
+    /// open and a vanished client is noticed. Default 5 s; `None` disables it.
+    pub fn keep_alive(mut self, every: impl Into<Option<Duration>>) -> Self {
+        self.config.keep_alive = every.into();
+        self
+    }
+
+    /// Sends `retry: <ms>` when a stream opens: how long the browser waits before reconnecting.
+    /// Default: not sent (browsers then wait about 3 s).
+    pub fn retry(mut self, after: impl Into<Option<Duration>>) -> Self {
+        self.config.retry = after.into();
+        self
+    }
+
+    /// How events are laid out on the wire. Default [`WireFormat::Named`].
+    pub fn wire_format(mut self, format: WireFormat) -> Self {
+        self.config.format = format;
+        self
+    }
+
+    /// Builds the broadcaster, with a new epoch for its event ids.
+    pub fn build(self) -> Broadcaster {
+        if std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("actix-server worker"))
+        {
+            tracing::warn!(
+                "a sse_core::Broadcaster was built on an actix worker thread: if this is inside \
+                 the `HttpServer::new` closure, each worker gets its own broadcaster and \
+                 subscribers miss events published on other workers; build it once before \
+                 `HttpServer::new` and move a clone into the closure"
+            );
+        }
+        // A large history is served from the `VecDeque`; the channel only needs to absorb
+        // short bursts between a subscriber's polls.
+        let capacity = self.config.history.clamp(16, 1024);
+        let (tx, _) = broadcast::channel(capacity);
+        Broadcaster {
+            shared: Arc::new(Shared {
+                epoch: crate::id::new_epoch(),
+                config: self.config,
+                state: Mutex::new(State {
+                    last_seq: 0,
+                    history: VecDeque::new(),
+                    history_bytes: 0,
+                    tx: Some(tx),
+                }),
+                closed: AtomicBool::new(false),
+                counters: Counters::default(),
+            }),
+        }
+    }
+}
+
+impl Default for Broadcaster {
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+impl fmt::Debug for Broadcaster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broadcaster")
+            .field("epoch", &crate::EventId::new(self.shared.epoch, 0))
+            .field("config", &self.shared.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Broadcaster {
+    /// A broadcaster with the default settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts configuring a broadcaster.
+    pub fn builder() -> BroadcasterBuilder {
+        BroadcasterBuilder::default()
+    }
+
+    /// Publishes `payload`, serialized to JSON once, as the named event `event` to every
+    /// subscriber, and returns its id.
+    ///
+    /// Never waits for subscribers. Fails only if the name cannot go on the wire, the payload
+    /// cannot be serialized, or the broadcaster was shut down.
+    pub fn publish<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+    ) -> Result<EventId, PublishError> {
+        encode::validate_event_name(event)?;
+        let json = serde_json::to_string(payload).map_err(|source| PublishError::Serialize {
+            event: event.to_owned(),
+            source,
+        })?;
+        self.publish_data(event, Data::Json(&json))
+    }
+
+    /// Publishes plain text as the data of the named event `event`. Line breaks in `text` are
+    /// sent as several `data:` lines, which the browser joins back with `\n`.
+    pub fn publish_text(&self, event: &str, text: &str) -> Result<EventId, PublishError> {
+        encode::validate_event_name(event)?;
+        self.publish_data(event, Data::Text(text))
+    }
+
+    /// Publishes an already serialized JSON document (the name is validated by the caller).
+    pub(crate) fn publish_json(&self, event: &str, json: &str) -> Result<EventId, PublishError> {
+        self.publish_data(event, Data::Json(json))
+    }
+
+    fn publish_data(&self, event: &str, data: Data<'_>) -> Result<EventId, PublishError> {
+        let config = &self.shared.config;
+        let mut state = self.shared.lock();
+        let Some(tx) = state.tx.clone() else {
+            return Err(PublishError::Closed);
+        };
+        let seq = state.last_seq + 1;
+        let id = EventId::new(self.shared.epoch, seq);
+        // Encoded once, under the lock so that ids, history order and delivery order agree.
+        let frame = Frame {
+            seq,
+            bytes: encode::event(id, event, data, config.format),
+        };
+        state.last_seq = seq;
+        if config.history > 0 {
+            state.history_bytes += frame.bytes.len();
+            state.history.push_back(frame.clone());
+            while state.history.len() > config.history
+                || (state.history_bytes > config.history_bytes && state.history.len() > 1)
+            {
+                if let Some(old) = state.history.pop_front() {
+                    state.history_bytes -= old.bytes.len();
+                }
+            }
+        }
+        // An error only means nobody is subscribed right now.
+        let _ = tx.send(frame);
+        drop(state);
+        self.shared
+            .counters
+            .published
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(id)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.counters;
+        Stats {
+            subscribers: c.subscribers.load(Ordering::Relaxed),
+            published: c.published.load(Ordering::Relaxed),
+            resumed: c.resumed.load(Ordering::Relaxed),
+            caught_up: c.caught_up.load(Ordering::Relaxed),
+            resets: c.resets.load(Ordering::Relaxed),
+            disconnects: c.disconnects.load(Ordering::Relaxed),
+            emit_failures: c.emit_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The id of the last published event, or the starting point if none was published yet.
+    pub fn last_event_id(&self) -> EventId {
+        EventId::new(self.shared.epoch, self.shared.lock().last_seq)
+    }
+
+    /// Ends every open stream now and refuses further events and subscribers.
+    ///
+    /// Call it when the server begins a graceful shutdown (see [`Broadcaster::serve`] and
+    /// [`Broadcaster::stop_server`], which do): an SSE response never ends by itself, so
+    /// actix would otherwise wait its whole `shutdown_timeout` for open streams.
+    pub fn shutdown(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        // Dropping the sender wakes every subscriber, which then sees `closed`.
+        let tx = self.shared.lock().tx.take();
+        drop(tx);
+        tracing::debug!("sse broadcaster shut down");
+    }
+
+    /// Whether [`Broadcaster::shutdown`] was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.is_closed()
+    }
+}
+
+/// Where a new subscriber starts.
+pub(crate) struct Start {
+    pub(crate) rx: broadcast::Receiver<Frame>,
+    /// Frames to send before live ones: preamble, then replayed events or a reset.
+    pub(crate) pending: VecDeque<Bytes>,
+    /// Live frames up to this sequence number were already queued or are not wanted.
+    pub(crate) last_seq: u64,
+}
+
+/// What a subscriber gets after falling behind.
+pub(crate) enum CatchUp {
+    /// Everything it missed was queued.
+    Complete { last_seq: u64 },
+    /// What it missed is gone: a reset event was queued.
+    Reset { last_seq: u64 },
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is consistent after any panic in this module's short critical sections.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Registers a subscriber resuming after `last_event_id` (the raw header or query value).
+    pub(crate) fn subscribe(&self, last_event_id: Option<&str>) -> Option<Start> {
+        let state = self.lock();
+        let rx = state.tx.as_ref()?.subscribe();
+        let current = state.last_seq;
+        let current_id = EventId::new(self.epoch, current);
+        let mut pending = VecDeque::new();
+        let resume = last_event_id.map(|raw| match raw.trim().parse::<EventId>() {
+            Err(_) => Err("malformed Last-Event-ID"),
+            Ok(id) if id.epoch() != self.epoch || id.seq() > current => {
+                Err("Last-Event-ID is from another server instance or an earlier run")
+            }
+            Ok(id) => {
+                let oldest = state.history.front().map_or(current + 1, |f| f.seq);
+                if id.seq() + 1 >= oldest {
+                    Ok(id.seq())
+                } else {
+                    Err("Last-Event-ID is older than the server's history")
+                }
+            }
+        });
+        match resume {
+            None => pending.push_back(encode::preamble(self.config.retry, Some(current_id))),
+            Some(Ok(after)) => {
+                pending.push_back(encode::preamble(
+                    self.config.retry,
+                    (after == current).then_some(current_id),
+                ));
+                pending.extend(
+                    state
+                        .history
+                        .iter()
+                        .filter(|f| f.seq > after)
+                        .map(|f| f.bytes.clone()),
+                );
+                self.counters.resumed.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Err(reason)) => {
+                pending.push_back(encode::preamble(self.config.retry, None));
+                pending.push_back(encode::reset(current_id, reason, self.config.format));
+                self.counters.resets.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    last_event_id = last_event_id.unwrap_or_default(),
+                    reason,
+                    "sse subscriber cannot resume; sent reset"
+                );
+            }
+        }
+        drop(state);
+        self.counters.subscribers.fetch_add(1, Ordering::Relaxed);
+        Some(Start {
+            rx,
+            pending,
+            last_seq: current,
+        })
+    }
+
+    /// Queues what a subscriber that last saw `after` missed, or a reset if it is gone.
+    pub(crate) fn catch_up(&self, after: u64, pending: &mut VecDeque<Bytes>) -> CatchUp {
+        let state = self.lock();
+        let current = state.last_seq;
+        let oldest = state.history.front().map_or(current + 1, |f| f.seq);
+        if after + 1 >= oldest {
+            pending.extend(
+                state
+                    .history
+                    .iter()
+                    .filter(|f| f.seq > after)
+                    .map(|f| f.bytes.clone()),
+            );
+            drop(state);
+            self.counters.caught_up.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                missed = current - after,
+                "sse subscriber fell behind; caught up from history"
+            );
+            CatchUp::Complete { last_seq: current }
+        } else {
+            drop(state);
+            let reason = "the subscriber fell behind further than the server's history reaches";
+            pending.push_back(encode::reset(
+                EventId::new(self.epoch, current),
+                reason,
+                self.config.format,
+            ));
+            self.counters.resets.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                missed = current - after,
+                history = self.config.history,
+                "sse subscriber fell behind beyond the history; sent reset"
+            );
+            CatchUp::Reset { last_seq: current }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(start: &Start) -> Vec<String> {
+        start
+            .pending
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn ids_increase_and_carry_the_epoch() {
+        let b = Broadcaster::new();
+        let a = b.publish("a", &1).unwrap();
+        let c = b.publish("a", &2).unwrap();
+        assert_eq!((a.seq(), c.seq()), (1, 2));
+        assert_eq!(a.epoch(), b.shared.epoch);
+        assert_ne!(Broadcaster::new().last_event_id().epoch(), a.epoch());
+    }
+
+    #[test]
+    fn history_is_bounded_by_count_and_bytes() {
+        let b = Broadcaster::builder().history(3).build();
+        for i in 0..10 {
+            b.publish("e", &i).unwrap();
+        }
+        let s = b.shared.lock();
+        assert_eq!(
+            s.history.iter().map(|f| f.seq).collect::<Vec<_>>(),
+            [8, 9, 10]
+        );
+        drop(s);
+
+        let b = Broadcaster::builder()
+            .history(100)
+            .history_bytes(100)
+            .build();
+        for i in 0..10 {
+            b.publish("e", &i).unwrap();
+        }
+        let s = b.shared.lock();
+        assert!(
+            s.history_bytes <= 100 && s.history.len() < 10,
+            "{}",
+            s.history.len()
+        );
+        assert_eq!(s.history.back().map(|f| f.seq), Some(10));
+    }
+
+    #[test]
+    fn resume_replays_exactly_the_missed_events() {
+        let b = Broadcaster::new();
+        let ids: Vec<_> = (0..5).map(|i| b.publish("e", &i).unwrap()).collect();
+        let start = b.shared.subscribe(Some(&ids[1].to_string())).unwrap();
+        let f = frames(&start);
+        assert_eq!(f.len(), 4, "{f:?}");
+        assert!(f[1].starts_with(&format!("id: {}\n", ids[2])));
+        assert!(f[3].starts_with(&format!("id: {}\n", ids[4])));
+        assert_eq!(start.last_seq, 5);
+        assert_eq!(b.stats().resumed, 1);
+    }
+
+    #[test]
+    fn resume_at_the_head_replays_nothing() {
+        let b = Broadcaster::new();
+        let id = b.publish("e", &0).unwrap();
+        let start = b.shared.subscribe(Some(&id.to_string())).unwrap();
+        assert_eq!(frames(&start), [format!(": connected\nid: {id}\n\n")]);
+    }
+
+    #[test]
+    fn bad_ids_get_a_reset() {
+        let b = Broadcaster::builder().history(2).build();
+        for i in 0..5 {
+            b.publish("e", &i).unwrap();
+        }
+        let other_epoch = Broadcaster::new().last_event_id().to_string();
+        let too_old = EventId::new(b.shared.epoch, 1).to_string();
+        let future = EventId::new(b.shared.epoch, 99).to_string();
+        for bad in ["garbage", "", &other_epoch, &too_old, &future] {
+            let f = frames(&b.shared.subscribe(Some(bad)).unwrap());
+            assert_eq!(f.len(), 2, "{bad:?}: {f:?}");
+            assert!(f[1].contains("event: sse-reset\n"), "{bad:?}: {f:?}");
+            assert!(f[1].starts_with(&format!("id: {}\n", b.last_event_id())));
+        }
+        assert_eq!(b.stats().resets, 5);
+    }
+
+    #[test]
+    fn shutdown_refuses_publish_and_subscribe() {
+        let b = Broadcaster::new();
+        b.shutdown();
+        assert!(matches!(b.publish("e", &1), Err(PublishError::Closed)));
+        assert!(b.shared.subscribe(None).is_none());
+    }
+
+    #[test]
+    fn invalid_payloads_and_names_are_errors() {
+        let b = Broadcaster::new();
+        let mut map = std::collections::HashMap::new();
+        map.insert(vec![1u8], 1);
+        assert!(matches!(
+            b.publish("e", &map),
+            Err(PublishError::Serialize { .. })
+        ));
+        assert!(matches!(
+            b.publish("a\nb", &1),
+            Err(PublishError::InvalidEventName { .. })
+        ));
+        assert_eq!(b.stats().published, 0);
+    }
+}

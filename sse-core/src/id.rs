@@ -1,0 +1,165 @@
+//! Event ids: a per-process epoch and a sequence number.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The id of a published event, sent on the wire as `id: <epoch>-<seq>`.
+///
+/// The epoch is chosen when a [`Broadcaster`](crate::Broadcaster) is built, so an id kept by a
+/// browser across a server restart is recognised as stale instead of being misread as a
+/// position in the new server's history.
+///
+/// ```
+/// use sse_core::EventId;
+///
+/// let id: EventId = "k2f9a1-42".parse().unwrap();
+/// assert_eq!(id.seq(), 42);
+/// assert_eq!(id.to_string(), "k2f9a1-42");
+/// assert!("42".parse::<EventId>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EventId {
+    epoch: u64,
+    seq: u64,
+}
+
+impl EventId {
+    pub(crate) fn new(epoch: u64, seq: u64) -> Self {
+        Self { epoch, seq }
+    }
+
+    /// The epoch of the broadcaster that published the event.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The position of the event in its broadcaster's sequence (the first event is 1).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", Base36(self.epoch), self.seq)
+    }
+}
+
+/// A `Last-Event-ID` that is not of the form `<epoch>-<seq>`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed event id")]
+pub struct MalformedEventId;
+
+impl FromStr for EventId {
+    type Err = MalformedEventId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (epoch, seq) = s.split_once('-').ok_or(MalformedEventId)?;
+        let epoch = parse_base36(epoch).ok_or(MalformedEventId)?;
+        if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(MalformedEventId);
+        }
+        let seq = seq.parse().map_err(|_| MalformedEventId)?;
+        Ok(Self { epoch, seq })
+    }
+}
+
+struct Base36(u64);
+
+impl fmt::Display for Base36 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 13];
+        let mut n = self.0;
+        let mut i = buf.len();
+        loop {
+            i -= 1;
+            let d = (n % 36) as u8;
+            buf[i] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+            n /= 36;
+            if n == 0 {
+                break;
+            }
+        }
+        // Only ASCII digits and letters were written.
+        f.write_str(std::str::from_utf8(&buf[i..]).map_err(|_| fmt::Error)?)
+    }
+}
+
+fn parse_base36(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 13 {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |acc, b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'z' => b - b'a' + 10,
+            _ => return None,
+        };
+        acc.checked_mul(36)?.checked_add(u64::from(d))
+    })
+}
+
+/// A new epoch for a broadcaster: different across restarts and across broadcasters in one
+/// process, without a random-number dependency.
+pub(crate) fn new_epoch() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    // 40 bits keep the id short (8 base-36 digits) while making a collision across restarts
+    // vanishingly unlikely.
+    h.finish() & ((1 << 40) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        for (epoch, seq) in [
+            (0, 0),
+            (1, 1),
+            (35, 36),
+            ((1 << 40) - 1, u64::MAX),
+            (u64::MAX, 7),
+        ] {
+            let id = EventId::new(epoch, seq);
+            assert_eq!(id.to_string().parse::<EventId>(), Ok(id));
+        }
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "",
+            "-",
+            "1-",
+            "-1",
+            "abc",
+            "A-1",
+            "a-1-2",
+            "a- 1",
+            "a-+1",
+            "a-99999999999999999999",
+            "zzzzzzzzzzzzzz-1",
+            "é-1",
+            "a-1\n",
+        ] {
+            assert_eq!(bad.parse::<EventId>(), Err(MalformedEventId), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn epochs_differ() {
+        assert_ne!(new_epoch(), new_epoch());
+    }
+}

@@ -1,0 +1,100 @@
+//! Server-Sent Events for actix-web: annotate a handler, and every browser watching sees the
+//! change the moment it succeeds.
+//!
+//! ```no_run
+//! use actix_web::{web, App, HttpServer};
+//! use serde::Serialize;
+//! use sse_core::{emit_event, Broadcaster};
+//!
+//! #[derive(Serialize)]
+//! struct User { id: u64, name: String }
+//!
+//! #[emit_event("user_updated")]
+//! async fn rename(path: web::Path<u64>, name: String) -> actix_web::Result<web::Json<User>> {
+//!     Ok(web::Json(User { id: path.into_inner(), name }))
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let events = Broadcaster::new(); // once, outside the closure: shared by all workers
+//!     let server = HttpServer::new({
+//!         let events = events.clone();
+//!         move || {
+//!             App::new()
+//!                 .configure(events.service("/api/sse/stream"))
+//!                 .route("/users/{id}", web::put().to(rename))
+//!         }
+//!     })
+//!     .bind(("127.0.0.1", 8080))?
+//!     .run();
+//!     events.serve(server).await // ends open streams on Ctrl-C / SIGTERM
+//! }
+//! ```
+//!
+//! In the browser:
+//!
+//! ```js
+//! const source = new EventSource("/api/sse/stream");
+//! source.addEventListener("user_updated", (e) => console.log(JSON.parse(e.data)));
+//! ```
+//!
+//! # What happens to an event
+//!
+//! The payload is serialized once and encoded once into a complete SSE frame
+//! (`id:`, `event:`, `data:` lines); every subscriber gets the same bytes. A bounded history
+//! serves clients that reconnect with `Last-Event-ID` and subscribers that fell behind; when
+//! what a client missed is no longer there, it gets a [`RESET_EVENT`] telling it to refetch
+//! its state. Nothing is dropped silently: see [`Broadcaster::stats`].
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod broadcaster;
+mod emit;
+mod encode;
+mod endpoint;
+mod error;
+mod id;
+mod stream;
+pub mod testing;
+
+pub use crate::broadcaster::{Broadcaster, BroadcasterBuilder, Stats};
+pub use crate::emit::{EventPayload, PayloadWriter};
+pub use crate::encode::{validate_event_name, WireFormat, RESET_EVENT};
+pub use crate::error::PublishError;
+pub use crate::id::{EventId, MalformedEventId};
+pub use crate::stream::EventStream;
+
+/// Publishes the handler's successful result as a named SSE event.
+///
+/// ```
+/// use actix_web::web;
+/// use sse_core::emit_event;
+///
+/// #[derive(serde::Serialize)]
+/// struct User { id: u64 }
+///
+/// #[emit_event("user_created")]
+/// async fn create_user() -> Result<web::Json<User>, actix_web::Error> {
+///     Ok(web::Json(User { id: 1 }))
+/// }
+/// ```
+///
+/// When the handler returns, its value is inspected through [`EventPayload`]: an `Ok`, a
+/// `Some` or a 2xx status holding `web::Json<T>` publishes `T`, serialized once, as the event
+/// named by the attribute, to the broadcaster registered with [`Broadcaster::service`]; an
+/// error publishes nothing. The handler's signature, response and other attributes are
+/// unchanged, so it can still be called directly (see [`testing::capture`]).
+///
+/// Several `#[emit_event]` attributes on one handler publish one event each, in the order
+/// written. The attribute composes with actix's route macros in either order.
+///
+/// Delivery trouble never changes the response: a payload that fails to serialize, or a
+/// missing broadcaster, is logged with `tracing` and counted in [`Stats::emit_failures`].
+#[cfg(feature = "macros")]
+pub use sse_macros::emit_event;
+
+/// Not public API: used by the code `#[emit_event]` generates.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::emit::emit;
+}

@@ -1,0 +1,125 @@
+//! Parsing of `#[emit_event(...)]` arguments.
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::{LitStr, Token};
+
+/// The arguments of one `#[emit_event(...)]` attribute.
+pub(crate) struct Args {
+    /// The event name, already checked to be a valid SSE event name.
+    pub(crate) name: LitStr,
+}
+
+const USAGE: &str =
+    "write the event name as a string literal, like `#[emit_event(\"user_updated\")]`";
+
+impl Parse for Args {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        if input.is_empty() {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                format!("`#[emit_event]` needs the name of the event to publish: {USAGE}"),
+            ));
+        }
+        let mut errors = Errors::default();
+        let mut name: Option<LitStr> = None;
+        let mut first = true;
+        while !input.is_empty() {
+            if !first {
+                input.parse::<Token![,]>()?;
+                if input.is_empty() {
+                    break;
+                }
+            }
+            first = false;
+            if input.peek(LitStr) {
+                let lit: LitStr = input.parse()?;
+                if name.is_some() {
+                    errors.push(syn::Error::new(
+                        lit.span(),
+                        "the event name is given twice: one `#[emit_event(\"...\")]` publishes \
+                         one event; to publish several, write one attribute per event",
+                    ));
+                } else {
+                    if let Err(err) = check_name(&lit) {
+                        errors.push(err);
+                    }
+                    name = Some(lit);
+                }
+            } else if input.peek(syn::Ident) || input.peek(Token![crate]) {
+                let key: syn::Ident = input.call(syn::ext::IdentExt::parse_any)?;
+                errors.push(syn::Error::new(
+                    key.span(),
+                    format!(
+                        "unknown argument `{key}`: `#[emit_event]` takes the event name as a \
+                         string literal, like `#[emit_event(\"user_updated\")]`"
+                    ),
+                ));
+                // Skip the argument's value, so that later arguments are still checked.
+                if input.peek(Token![=]) {
+                    input.parse::<Token![=]>()?;
+                    input.parse::<syn::Expr>()?;
+                }
+            } else {
+                let lookahead = input.lookahead1();
+                lookahead.peek(LitStr);
+                let err = lookahead.error();
+                return Err(syn::Error::new(
+                    err.span(),
+                    format!("the event name must be a string literal: {USAGE}"),
+                ));
+            }
+        }
+        errors.finish()?;
+        name.map(|name| Args { name }).ok_or_else(|| {
+            syn::Error::new(
+                Span::call_site(),
+                format!("`#[emit_event]` needs the name of the event to publish: {USAGE}"),
+            )
+        })
+    }
+}
+
+/// The rules of `sse_core::validate_event_name`, at compile time.
+fn check_name(lit: &LitStr) -> syn::Result<()> {
+    let name = lit.value();
+    let problem = if name.is_empty() {
+        "the event name must not be empty"
+    } else if name.contains(['\r', '\n']) {
+        "the event name must not contain a line break: it would end the `event:` line of the \
+         SSE frame"
+    } else if name.contains('\0') {
+        "the event name must not contain a NUL character"
+    } else {
+        return Ok(());
+    };
+    Err(syn::Error::new(lit.span(), problem))
+}
+
+/// Collects independent errors to report them together.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, err: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(err),
+            None => self.0 = Some(err),
+        }
+    }
+
+    /// Fails with the collected errors and `err`.
+    pub(crate) fn fail<T>(self, err: syn::Error) -> syn::Result<T> {
+        match self.0 {
+            Some(mut all) => {
+                all.combine(err);
+                Err(all)
+            }
+            None => Err(err),
+        }
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,121 @@
+//! Validation of the annotated item and generation of the wrapper.
+
+use proc_macro2::{TokenStream, TokenTree};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{Attribute, Item, ItemFn, LitStr, ReturnType};
+
+use crate::args::{Args, Errors};
+
+pub(crate) fn emit_event(args: TokenStream, item: TokenStream) -> TokenStream {
+    match expand(args, item.clone()) {
+        Ok(tokens) => tokens,
+        // Keep the user's item so the rest of the crate still type-checks.
+        Err(err) => {
+            let err = err.to_compile_error();
+            quote!(#item #err)
+        }
+    }
+}
+
+fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let mut names = Vec::new();
+    match syn::parse2::<Args>(args) {
+        Ok(args) => names.push(args.name),
+        Err(err) => errors.push(err),
+    }
+    let mut func = match syn::parse2::<Item>(item)? {
+        Item::Fn(func) => func,
+        other => {
+            return errors.fail(syn::Error::new(
+                item_keyword_span(&other),
+                "`#[emit_event]` can only be applied to an `async fn` request handler",
+            ));
+        }
+    };
+    if func.sig.asyncness.is_none() {
+        errors.push(syn::Error::new(
+            func.sig.fn_token.span,
+            "`#[emit_event]` handlers must be `async fn`s: the event is published when the \
+             handler's future completes",
+        ));
+    }
+    // Later `#[emit_event]` attributes on the same fn are taken here, so that all events are
+    // published in the order written.
+    names.extend(take_sibling_attrs(&mut func.attrs, &mut errors));
+    errors.finish()?;
+    Ok(generate(func, &names))
+}
+
+fn generate(func: ItemFn, names: &[LitStr]) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    let (annotation, span) = match &sig.output {
+        // `impl Trait` cannot annotate a `let`: inference takes over.
+        ReturnType::Type(_, ty) if !mentions_impl(ty.to_token_stream()) => {
+            (quote!(: #ty), ty.span())
+        }
+        ReturnType::Type(_, ty) => (TokenStream::new(), ty.span()),
+        ReturnType::Default => (TokenStream::new(), sig.ident.span()),
+    };
+    // Spanned on the return type, so a type without a payload is reported there.
+    let emit = quote_spanned! {span=>
+        ::sse_core::__private::emit(&[#(#names),*], &__sse_output);
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            let __sse_output #annotation = async move #block.await;
+            #emit
+            __sse_output
+        }
+    }
+}
+
+fn take_sibling_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Vec<LitStr> {
+    let mut names = Vec::new();
+    attrs.retain(|attr| {
+        let is_ours = attr
+            .path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "emit_event");
+        if is_ours {
+            match attr.parse_args::<Args>() {
+                Ok(args) => names.push(args.name),
+                Err(err) => errors.push(err),
+            }
+        }
+        !is_ours
+    });
+    names
+}
+
+fn mentions_impl(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|t| match t {
+        TokenTree::Ident(i) => i == "impl",
+        TokenTree::Group(g) => mentions_impl(g.stream()),
+        _ => false,
+    })
+}
+
+fn item_keyword_span(item: &Item) -> proc_macro2::Span {
+    match item {
+        Item::Struct(i) => i.struct_token.span,
+        Item::Enum(i) => i.enum_token.span,
+        Item::Union(i) => i.union_token.span,
+        Item::Impl(i) => i.impl_token.span,
+        Item::Trait(i) => i.trait_token.span,
+        Item::Mod(i) => i.mod_token.span,
+        Item::Const(i) => i.const_token.span,
+        Item::Static(i) => i.static_token.span,
+        Item::Type(i) => i.type_token.span,
+        Item::Use(i) => i.use_token.span,
+        other => other.span(),
+    }
+}

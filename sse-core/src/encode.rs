@@ -231,4 +231,83 @@ mod tests {
         let p = preamble(Some(Duration::from_millis(1500)), Some(EventId::new(1, 0)));
         assert_eq!(text(&p), ": connected\nretry: 1500\nid: 1-0\n\n");
     }
+
+    mod round_trip {
+        use super::*;
+        use eventsource_stream::Eventsource;
+        use futures_util::StreamExt;
+        use proptest::prelude::*;
+
+        /// Parses `wire`, fed in chunks split at `cuts`, with an independent spec-following
+        /// parser.
+        fn parse(wire: &[u8], cuts: &[usize]) -> Vec<eventsource_stream::Event> {
+            let mut chunks = Vec::new();
+            let mut start = 0;
+            for &cut in cuts {
+                let cut = cut.min(wire.len()).max(start);
+                chunks.push(Ok::<_, std::convert::Infallible>(Bytes::copy_from_slice(
+                    &wire[start..cut],
+                )));
+                start = cut;
+            }
+            chunks.push(Ok(Bytes::copy_from_slice(&wire[start..])));
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            rt.block_on(
+                futures_util::stream::iter(chunks)
+                    .eventsource()
+                    .map(|e| e.expect("valid stream"))
+                    .collect(),
+            )
+        }
+
+        fn name() -> impl Strategy<Value = String> {
+            "[^\r\n\u{0}]{1,24}"
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_payload_comes_back(
+                name in name(),
+                data in any::<String>(),
+                seq in any::<u64>(),
+                mut cuts in proptest::collection::vec(0usize..512, 0..4),
+            ) {
+                cuts.sort_unstable();
+                let id = EventId::new(12345, seq);
+                let mut wire = preamble(Some(Duration::from_secs(1)), Some(EventId::new(1, 0))).to_vec();
+                wire.extend_from_slice(&event(id, &name, Data::Text(&data), WireFormat::Named));
+                wire.extend_from_slice(KEEP_ALIVE);
+                let events = parse(&wire, &cuts);
+                prop_assert_eq!(events.len(), 1);
+                let expected = data.replace("\r\n", "\n").replace('\r', "\n");
+                prop_assert_eq!(&events[0].event, &name);
+                prop_assert_eq!(&events[0].data, &expected);
+                prop_assert_eq!(&events[0].id, &id.to_string());
+            }
+
+            #[test]
+            fn any_json_payload_comes_back(
+                name in name(),
+                value in any::<Vec<(String, Option<i64>)>>(),
+                envelope in any::<bool>(),
+            ) {
+                let json = serde_json::to_string(&value).expect("serializable");
+                let format = if envelope { WireFormat::Envelope } else { WireFormat::Named };
+                let wire = event(EventId::new(7, 9), &name, Data::Json(&json), format);
+                let events = parse(&wire, &[]);
+                prop_assert_eq!(events.len(), 1);
+                let got: serde_json::Value = serde_json::from_str(&events[0].data).expect("json");
+                if envelope {
+                    prop_assert_eq!(&events[0].event, "message");
+                    prop_assert_eq!(&got["event"], &serde_json::json!(name));
+                    prop_assert_eq!(&got["data"], &serde_json::to_value(&value).expect("value"));
+                } else {
+                    prop_assert_eq!(&events[0].event, &name);
+                    prop_assert_eq!(got, serde_json::to_value(&value).expect("value"));
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,233 @@
+//! Shared helpers: a real actix server on an ephemeral loopback port, and SSE clients.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+use eventsource_stream::{Event, Eventsource};
+use futures_util::{Stream, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long any single wait in these tests may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// Starts a server with `workers` workers whose `App` is configured by `configure`.
+pub fn start<F>(workers: usize, configure: F) -> TestServer
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    raise_fd_limit();
+    let server = HttpServer::new(move || App::new().configure(configure.clone()))
+        .workers(workers)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .expect("bind to an ephemeral loopback port");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    let task = actix_web::rt::spawn(server);
+    TestServer { addr, handle, task }
+}
+
+/// Raises the soft limit on open files to the hard limit: some tests hold 2000+ sockets.
+pub fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    #[allow(unsafe_code)]
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+type Events = Pin<Box<dyn Stream<Item = Result<Event, String>>>>;
+
+/// An SSE client over awc, parsing with an independent spec-following parser.
+pub struct SseClient {
+    pub status: u16,
+    pub headers: actix_web::http::header::HeaderMap,
+    events: Events,
+}
+
+impl SseClient {
+    pub async fn connect(url: &str, last_event_id: Option<&str>) -> SseClient {
+        Self::connect_with(url, |req| match last_event_id {
+            Some(id) => req.insert_header(("Last-Event-ID", id)),
+            None => req,
+        })
+        .await
+    }
+
+    pub async fn connect_with(
+        url: &str,
+        build: impl FnOnce(awc::ClientRequest) -> awc::ClientRequest,
+    ) -> SseClient {
+        let client = awc::Client::builder().timeout(WAIT).finish();
+        let req = build(client.get(url));
+        let resp = req.send().await.expect("stream request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let events = resp
+            .map(|chunk| chunk.map_err(|e| e.to_string()))
+            .eventsource()
+            .map(|e| e.map_err(|e| e.to_string()));
+        SseClient {
+            status,
+            headers,
+            events: Box::pin(events),
+        }
+    }
+
+    /// The next event; fails the test after [`WAIT`].
+    pub async fn next(&mut self) -> Event {
+        match tokio::time::timeout(WAIT, self.events.next()).await {
+            Ok(Some(Ok(event))) => event,
+            Ok(Some(Err(err))) => panic!("stream error: {err}"),
+            Ok(None) => panic!("stream ended"),
+            Err(_) => panic!("no event within {WAIT:?}"),
+        }
+    }
+
+    /// The next `n` events.
+    pub async fn take(&mut self, n: usize) -> Vec<Event> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.next().await);
+        }
+        out
+    }
+
+    /// Asserts that no event arrives within `quiet`.
+    pub async fn assert_quiet(&mut self, quiet: Duration) {
+        if let Ok(Some(e)) = tokio::time::timeout(quiet, self.events.next()).await {
+            panic!("unexpected event: {e:?}");
+        }
+    }
+
+    /// Waits for the end of the stream; fails the test after [`WAIT`].
+    pub async fn assert_ends(&mut self) {
+        let ended = tokio::time::timeout(WAIT, async {
+            while let Some(item) = self.events.next().await {
+                if item.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "stream did not end within {WAIT:?}");
+    }
+}
+
+/// A bare TCP client that sends the request and reads the response head; it then reads only
+/// when told to, which makes it a stalled client.
+pub struct RawClient {
+    pub stream: TcpStream,
+    pub head: String,
+}
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr, path: &str, recv_buffer: Option<u32>) -> RawClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+        }
+        let mut stream = tokio::time::timeout(WAIT, socket.connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+        stream
+            .write_all(req.as_bytes())
+            .await
+            .expect("send request");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(WAIT, async {
+            while !head.ends_with(b"\r\n\r\n") {
+                let n = stream.read(&mut byte).await.expect("read head");
+                assert!(n > 0, "connection closed before the response head");
+                head.push(byte[0]);
+            }
+        })
+        .await
+        .expect("response head in time");
+        RawClient {
+            stream,
+            head: String::from_utf8_lossy(&head).into_owned(),
+        }
+    }
+
+    /// Reads until `needle` appears in the body (raw chunked bytes) or the stream ends.
+    pub async fn read_until(&mut self, needle: &str) -> String {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                let n = self.stream.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    return false;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                if String::from_utf8_lossy(&seen).contains(needle) {
+                    return true;
+                }
+            }
+        })
+        .await;
+        let seen = String::from_utf8_lossy(&seen).into_owned();
+        assert!(
+            matches!(found, Ok(true)),
+            "{needle:?} not seen; got {seen:?}"
+        );
+        seen
+    }
+
+    /// Reads until the server closes the connection; returns false after [`WAIT`].
+    pub async fn closed_by_server(&mut self) -> bool {
+        let mut buf = [0u8; 4096];
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match self.stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds; fails the test after [`WAIT`].
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

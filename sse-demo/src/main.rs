@@ -1,1 +1,93 @@
-fn main() {}
+//! `sse-demo`: the users service with its live page. Configuration and wiring only; the app
+//! itself is `sse_demo::app_config`.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use actix_web::{middleware, App, HttpServer};
+use clap::Parser;
+use sse_core::Broadcaster;
+use tracing_subscriber::EnvFilter;
+
+/// Users CRUD on SQLite with a page that updates live over Server-Sent Events.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Config {
+    /// TCP port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 2345)]
+    port: u16,
+
+    /// Address to listen on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1")]
+    bind: String,
+
+    /// SQLite database: a file path, a `sqlite:` URL, or `sqlite::memory:`. Created if missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "sse-demo.db")]
+    database_url: String,
+
+    /// An origin allowed to call the API from another site, like `https://app.example.com`.
+    /// Repeat the flag for several; the page's own origin is always allowed.
+    #[arg(long = "cors-origin", env = "CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+
+    /// Events kept for clients that reconnect with `Last-Event-ID`.
+    #[arg(long, env = "SSE_HISTORY", default_value_t = 1024)]
+    history: usize,
+
+    /// Seconds between keep-alive comments on an idle stream (0 disables them).
+    #[arg(long, env = "SSE_KEEP_ALIVE_SECS", default_value_t = 5)]
+    keep_alive_secs: u64,
+
+    /// Milliseconds a browser waits before reconnecting a dropped stream.
+    #[arg(long, env = "SSE_RETRY_MS", default_value_t = 1000)]
+    retry_ms: u64,
+}
+
+#[actix_web::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let pool = sse_demo::db::connect(&config.database_url)
+        .await
+        .map_err(|err| format!("cannot open database {:?}: {err}", config.database_url))?;
+    let keep_alive =
+        (config.keep_alive_secs > 0).then(|| Duration::from_secs(config.keep_alive_secs));
+    // Once, outside `HttpServer::new`: every worker must publish to and serve the same stream.
+    let events = Broadcaster::builder()
+        .history(config.history)
+        .keep_alive(keep_alive)
+        .retry(Duration::from_millis(config.retry_ms))
+        .build();
+
+    let server = HttpServer::new({
+        let (pool, events, origins) = (pool.clone(), events.clone(), config.cors_origins.clone());
+        move || {
+            App::new()
+                .wrap(sse_demo::cors(&origins))
+                .wrap(middleware::Logger::new("%r %s %Dms"))
+                .configure(sse_demo::app_config(pool.clone(), events.clone()))
+        }
+    })
+    .shutdown_timeout(5)
+    .bind((config.bind.as_str(), config.port))
+    .map_err(|err| format!("cannot listen on {}:{}: {err}", config.bind, config.port))?;
+
+    for addr in server.addrs() {
+        // The one line on stdout, so scripts and tests can read the address.
+        println!("sse-demo listening on http://{addr}/");
+    }
+    std::io::stdout().flush()?;
+    tracing::info!(database = config.database_url, origins = ?config.cors_origins, "started");
+
+    events.serve(server.run()).await?;
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! The users API. Each successful change is published as an event by `#[emit_event]`; a
+//! request that fails publishes nothing.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Json};
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+use sse_core::emit_event;
+
+use crate::db::{self, User};
+use crate::error::ApiError;
+
+/// The longest username accepted, in characters.
+pub const MAX_USERNAME: usize = 64;
+/// The longest email address accepted, in bytes (RFC 5321).
+pub const MAX_EMAIL: usize = 254;
+
+/// The body of `POST /api/v1/users`.
+#[derive(Debug, Deserialize)]
+pub struct NewUser {
+    /// 1 to 64 characters after trimming; unique regardless of case.
+    pub username: String,
+    /// An address like `name@example.com`.
+    pub email: String,
+}
+
+/// The body of `PUT /api/v1/users/{id}`: the fields to change, at least one.
+#[derive(Debug, Default, Deserialize)]
+pub struct UserChanges {
+    /// A new username, if it changes.
+    pub username: Option<String>,
+    /// A new email, if it changes.
+    pub email: Option<String>,
+}
+
+/// The payload of `DELETE /api/v1/users/{id}` and of the `user_deleted` event.
+#[derive(Debug, Serialize)]
+pub struct Deleted {
+    /// The id of the deleted user.
+    pub id: i64,
+}
+
+/// `GET /api/v1/users`
+pub async fn list(pool: web::Data<SqlitePool>) -> Result<Json<Vec<User>>, ApiError> {
+    Ok(Json(db::list(&pool).await?))
+}
+
+/// `GET /api/v1/users/{id}`
+pub async fn get(pool: web::Data<SqlitePool>, id: web::Path<i64>) -> Result<Json<User>, ApiError> {
+    let id = id.into_inner();
+    db::get(&pool, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(id.to_string()))
+}
+
+/// `POST /api/v1/users`: 201 with the new user.
+#[emit_event("user_created")]
+pub async fn create(
+    pool: web::Data<SqlitePool>,
+    body: Json<NewUser>,
+) -> Result<(Json<User>, StatusCode), ApiError> {
+    let username = username(&body.username)?;
+    let email = email(&body.email)?;
+    let user = db::insert(&pool, username, email).await?;
+    tracing::info!(id = user.id, username, "user created");
+    Ok((Json(user), StatusCode::CREATED))
+}
+
+/// `PUT /api/v1/users/{id}`: changes the fields present in the body.
+#[emit_event("user_updated")]
+pub async fn update(
+    pool: web::Data<SqlitePool>,
+    id: web::Path<i64>,
+    body: Json<UserChanges>,
+) -> Result<Json<User>, ApiError> {
+    let id = id.into_inner();
+    if body.username.is_none() && body.email.is_none() {
+        return Err(ApiError::Invalid(
+            "nothing to update: send `username`, `email` or both".into(),
+        ));
+    }
+    let username = body.username.as_deref().map(username).transpose()?;
+    let email = body.email.as_deref().map(email).transpose()?;
+    let user = db::update(&pool, id, username, email)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(id.to_string()))?;
+    tracing::info!(id, username = user.username, "user updated");
+    Ok(Json(user))
+}
+
+/// `DELETE /api/v1/users/{id}`: `{"id": N}`.
+#[emit_event("user_deleted")]
+pub async fn delete(
+    pool: web::Data<SqlitePool>,
+    id: web::Path<i64>,
+) -> Result<Json<Deleted>, ApiError> {
+    let id = id.into_inner();
+    if !db::delete(&pool, id).await? {
+        return Err(ApiError::NotFound(id.to_string()));
+    }
+    tracing::info!(id, "user deleted");
+    Ok(Json(Deleted { id }))
+}
+
+/// The username to store: trimmed, not empty, not too long, printable.
+pub fn username(raw: &str) -> Result<&str, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(ApiError::Invalid("username must not be empty".into()));
+    }
+    if name.chars().count() > MAX_USERNAME {
+        return Err(ApiError::Invalid(format!(
+            "username must be at most {MAX_USERNAME} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::Invalid(
+            "username must not contain control characters".into(),
+        ));
+    }
+    Ok(name)
+}
+
+/// The email to store: trimmed, of the form `local@domain.tld`, without spaces.
+///
+/// Deliberately loose (the only real check is sending a mail), but it refuses what is
+/// certainly not an address.
+pub fn email(raw: &str) -> Result<&str, ApiError> {
+    let email = raw.trim();
+    let invalid = || ApiError::Invalid(format!("{email:?} is not a valid email address"));
+    if email.len() > MAX_EMAIL {
+        return Err(ApiError::Invalid(format!(
+            "email must be at most {MAX_EMAIL} bytes"
+        )));
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
+    let plausible = !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if plausible {
+        Ok(email)
+    } else {
+        Err(invalid())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(username("  ada ").ok(), Some("ada"));
+        assert!(username(&"é".repeat(MAX_USERNAME)).is_ok());
+        for bad in ["", "   ", "a\u{7}b", &"x".repeat(MAX_USERNAME + 1)] {
+            assert!(username(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        for good in [
+            "a@b.co",
+            " ada@example.com ",
+            "first.last+tag@sub.example.org",
+        ] {
+            assert!(email(good).is_ok(), "{good:?}");
+        }
+        let long = format!("{}@example.com", "a".repeat(MAX_EMAIL));
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "ada@@example.com",
+            "ada@example..com",
+            "ada@exa mple.com",
+            "a da@example.com",
+            "ada@example.com.",
+            &long,
+        ] {
+            assert!(email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    async fn pool() -> web::Data<SqlitePool> {
+        match db::connect("sqlite::memory:").await {
+            Ok(pool) => web::Data::new(pool),
+            Err(err) => panic!("in-memory database: {err}"),
+        }
+    }
+
+    fn new_user(username: &str, email: &str) -> Json<NewUser> {
+        Json(NewUser {
+            username: username.into(),
+            email: email.into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn successful_changes_emit_their_event() {
+        let pool = pool().await;
+        let (created, events) =
+            sse_core::testing::capture(create(pool.clone(), new_user(" ada ", "a@b.co"))).await;
+        let (Json(user), status) = created.expect("created");
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(user.username, "ada");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].name, "user_created");
+        assert_eq!(events[0].payload["username"], "ada");
+
+        let changes = Json(UserChanges {
+            username: Some("grace".into()),
+            email: None,
+        });
+        let (updated, events) =
+            sse_core::testing::capture(update(pool.clone(), web::Path::from(user.id), changes))
+                .await;
+        assert!(updated.is_ok());
+        assert_eq!(events[0].name, "user_updated");
+        assert_eq!(events[0].payload["username"], "grace");
+        assert_eq!(events[0].payload["version"], 2);
+
+        let (deleted, events) =
+            sse_core::testing::capture(delete(pool.clone(), web::Path::from(user.id))).await;
+        assert!(deleted.is_ok());
+        assert_eq!(events[0].name, "user_deleted");
+        assert_eq!(events[0].payload, json!({ "id": user.id }));
+    }
+
+    #[tokio::test]
+    async fn failures_emit_nothing() {
+        let pool = pool().await;
+        let (ok, _) =
+            sse_core::testing::capture(create(pool.clone(), new_user("ada", "a@b.co"))).await;
+        assert!(ok.is_ok());
+        let (result, events) = sse_core::testing::capture(async {
+            let change = |username: Option<&str>| {
+                Json(UserChanges {
+                    username: username.map(Into::into),
+                    email: None,
+                })
+            };
+            [
+                create(pool.clone(), new_user("", "a@b.co")).await.is_err(),
+                create(pool.clone(), new_user("x", "nope")).await.is_err(),
+                create(pool.clone(), new_user("ADA", "c@d.co"))
+                    .await
+                    .is_err(),
+                update(pool.clone(), web::Path::from(1), change(None))
+                    .await
+                    .is_err(),
+                update(pool.clone(), web::Path::from(99), change(Some("z")))
+                    .await
+                    .is_err(),
+                delete(pool.clone(), web::Path::from(99)).await.is_err(),
+            ]
+        })
+        .await;
+        assert_eq!(result, [true; 6]);
+        assert!(events.is_empty(), "{events:?}");
+    }
+}

@@ -71,14 +71,12 @@ impl PayloadWriter<'_> {
     }
 }
 
-#[diagnostic::do_not_recommend]
 impl<T: Serialize> EventPayload for Json<T> {
     fn write_payload(&self, out: PayloadWriter<'_>) {
         out.serialize(&self.0);
     }
 }
 
-#[diagnostic::do_not_recommend]
 impl<T: EventPayload, E> EventPayload for Result<T, E> {
     fn write_payload(&self, out: PayloadWriter<'_>) {
         if let Ok(value) = self {
@@ -87,7 +85,6 @@ impl<T: EventPayload, E> EventPayload for Result<T, E> {
     }
 }
 
-#[diagnostic::do_not_recommend]
 impl<T: EventPayload> EventPayload for Option<T> {
     fn write_payload(&self, out: PayloadWriter<'_>) {
         if let Some(value) = self {
@@ -97,7 +94,6 @@ impl<T: EventPayload> EventPayload for Option<T> {
 }
 
 /// Publishes only when the status is a success (2xx).
-#[diagnostic::do_not_recommend]
 impl<T: EventPayload> EventPayload for (T, StatusCode) {
     fn write_payload(&self, out: PayloadWriter<'_>) {
         if self.1.is_success() {
@@ -106,19 +102,12 @@ impl<T: EventPayload> EventPayload for (T, StatusCode) {
     }
 }
 
-#[diagnostic::do_not_recommend]
 impl<L: EventPayload, R: EventPayload> EventPayload for Either<L, R> {
     fn write_payload(&self, out: PayloadWriter<'_>) {
         match self {
             Either::Left(l) => l.write_payload(out),
             Either::Right(r) => r.write_payload(out),
         }
-    }
-}
-
-impl<T: EventPayload + ?Sized> EventPayload for &T {
-    fn write_payload(&self, out: PayloadWriter<'_>) {
-        (**self).write_payload(out);
     }
 }
 

@@ -10,15 +10,14 @@ pub(crate) struct Args {
     pub(crate) name: LitStr,
 }
 
-const USAGE: &str =
-    "write the event name as a string literal, like `#[emit_event(\"user_updated\")]`";
+const EXAMPLE: &str = "`#[emit_event(\"user_updated\")]`";
 
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         if input.is_empty() {
             return Err(syn::Error::new(
                 Span::call_site(),
-                format!("`#[emit_event]` needs the name of the event to publish: {USAGE}"),
+                format!("`#[emit_event]` needs the name of the event to publish, like {EXAMPLE}"),
             ));
         }
         let mut errors = Errors::default();
@@ -46,27 +45,31 @@ impl Parse for Args {
                     }
                     name = Some(lit);
                 }
-            } else if input.peek(syn::Ident) || input.peek(Token![crate]) {
+            } else if (input.peek(syn::Ident) || input.peek(Token![crate]))
+                && input.peek2(Token![=])
+            {
                 let key: syn::Ident = input.call(syn::ext::IdentExt::parse_any)?;
                 errors.push(syn::Error::new(
                     key.span(),
                     format!(
-                        "unknown argument `{key}`: `#[emit_event]` takes the event name as a \
-                         string literal, like `#[emit_event(\"user_updated\")]`"
+                        "unknown argument `{key}`: `#[emit_event]` takes only the event name, \
+                         like {EXAMPLE}"
                     ),
                 ));
-                // Skip the argument's value, so that later arguments are still checked.
-                if input.peek(Token![=]) {
-                    input.parse::<Token![=]>()?;
-                    input.parse::<syn::Expr>()?;
-                }
+                // Skip the value, so that later arguments are still checked.
+                input.parse::<Token![=]>()?;
+                input.parse::<syn::Expr>()?;
             } else {
-                let lookahead = input.lookahead1();
-                lookahead.peek(LitStr);
-                let err = lookahead.error();
-                return Err(syn::Error::new(
-                    err.span(),
-                    format!("the event name must be a string literal: {USAGE}"),
+                let found: syn::Expr = input.parse()?;
+                let hint = if matches!(found, syn::Expr::Path(_)) {
+                    " (a constant cannot be used: attribute arguments are read before \
+                     constants are evaluated)"
+                } else {
+                    ""
+                };
+                errors.push(syn::Error::new_spanned(
+                    found,
+                    format!("the event name must be a string literal, like {EXAMPLE}{hint}"),
                 ));
             }
         }
@@ -74,7 +77,7 @@ impl Parse for Args {
         name.map(|name| Args { name }).ok_or_else(|| {
             syn::Error::new(
                 Span::call_site(),
-                format!("`#[emit_event]` needs the name of the event to publish: {USAGE}"),
+                format!("`#[emit_event]` needs the name of the event to publish, like {EXAMPLE}"),
             )
         })
     }

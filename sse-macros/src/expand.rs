@@ -41,6 +41,16 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
              handler's future completes",
         ));
     }
+    if let ReturnType::Type(_, ty) = &func.sig.output {
+        if mentions_impl(ty.to_token_stream()) {
+            errors.push(syn::Error::new_spanned(
+                ty,
+                "`#[emit_event]` cannot read an event payload from an `impl Trait` return \
+                 type: return a concrete type such as `web::Json<T>` or \
+                 `Result<web::Json<T>, E>` with `T: serde::Serialize`",
+            ));
+        }
+    }
     // Later `#[emit_event]` attributes on the same fn are taken here, so that all events are
     // published in the order written.
     names.extend(take_sibling_attrs(&mut func.attrs, &mut errors));
@@ -55,13 +65,10 @@ fn generate(func: ItemFn, names: &[LitStr]) -> TokenStream {
         sig,
         block,
     } = func;
+    // The annotation lets `?` in the body infer its error type, as it would in the fn.
     let (annotation, span) = match &sig.output {
-        // `impl Trait` cannot annotate a `let`: inference takes over.
-        ReturnType::Type(_, ty) if !mentions_impl(ty.to_token_stream()) => {
-            (quote!(: #ty), ty.span())
-        }
-        ReturnType::Type(_, ty) => (TokenStream::new(), ty.span()),
-        ReturnType::Default => (TokenStream::new(), sig.ident.span()),
+        ReturnType::Type(_, ty) => (quote!(: #ty), ty.span()),
+        ReturnType::Default => (quote!(: ()), sig.ident.span()),
     };
     // Spanned on the return type, so a type without a payload is reported there.
     let emit = quote_spanned! {span=>

@@ -1,0 +1,10 @@
+use actix_web::web;
+use sse_core::emit_event;
+
+#[emit_event("", colour = "red")]
+#[emit_event("a\rb")]
+fn handler() -> web::Json<u8> {
+    web::Json(1)
+}
+
+fn main() {}

@@ -106,7 +106,8 @@ async fn unusable_last_event_id_gets_a_reset_never_an_error() {
     let other_server = Broadcaster::new();
     let stale = other_server.publish("e", &0).unwrap().to_string();
     let too_old = events.last_event_id().to_string().replace("-5", "-1");
-    let cases: Vec<(&str, Box<dyn Fn(awc::ClientRequest) -> awc::ClientRequest>)> = vec![
+    type Build = Box<dyn Fn(awc::ClientRequest) -> awc::ClientRequest>;
+    let cases: Vec<(&str, Build)> = vec![
         (
             "garbage",
             Box::new(|r| r.insert_header(("Last-Event-ID", "not-an-id"))),

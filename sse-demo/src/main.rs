@@ -87,6 +87,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(database = config.database_url, origins = ?config.cors_origins, "started");
 
     events.serve(server.run()).await?;
+    tracing::debug!("server stopped; closing the database");
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -1,0 +1,163 @@
+//! Runs the real `sse-demo` binary on a loopback port, every wait bounded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// A running `sse-demo` process; killed when dropped.
+pub struct Demo {
+    child: Child,
+    /// Base URL with a trailing slash, as the binary printed it.
+    pub url: String,
+    pub addr: SocketAddr,
+}
+
+impl Demo {
+    /// Starts the binary on `port` (0: any free one) with the database file `db`, and waits
+    /// for it to print its address.
+    pub fn start(db: &Path, port: u16) -> Demo {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sse-demo"))
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--database-url")
+            .arg(db)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sse-demo");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[sse-demo] {line}");
+            }
+        });
+        let lines = forward_lines(stdout);
+        let line = match lines.recv_timeout(Duration::from_secs(15)) {
+            Ok(line) => line,
+            Err(err) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("sse-demo printed no address within 15 s ({err}); exit: {status:?}");
+            }
+        };
+        let url = line
+            .strip_prefix("sse-demo listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap_or_else(|err| panic!("address in {line:?}: {err}"));
+        Demo { child, url, addr }
+    }
+
+    /// Sends SIGTERM, as a service manager or `docker stop` would.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+
+    /// The exit status, if the process exits within `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Stops the process with SIGTERM and asserts that it exits cleanly within `within`.
+    pub fn stop(mut self, within: Duration) -> Duration {
+        let started = Instant::now();
+        self.terminate();
+        let status = self
+            .wait_exit(within)
+            .unwrap_or_else(|| panic!("sse-demo still running {within:?} after SIGTERM"));
+        assert!(status.success(), "sse-demo exited with {status}");
+        started.elapsed()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends each line read from `source` to the returned channel, from a thread.
+pub fn forward_lines(source: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(source).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// An event stream opened with plain HTTP/1.1, after its `: connected` preamble arrived.
+pub fn open_stream(addr: SocketAddr) -> TcpStream {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect to sse-demo");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET /api/sse/stream HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("send request");
+    let mut received = Vec::new();
+    let mut buf = [0; 1024];
+    // Bounded by the read timeout and a size cap.
+    while !String::from_utf8_lossy(&received).contains(": connected") {
+        let n = stream
+            .read(&mut buf)
+            .expect("read the stream's first bytes");
+        assert!(n > 0, "stream closed before its preamble");
+        received.extend_from_slice(&buf[..n]);
+        assert!(received.len() < 64 * 1024, "no preamble in {received:?}");
+    }
+    let head = String::from_utf8_lossy(&received);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    stream
+}
+
+/// Whether the server closes `stream` within `within` (anything else it sends is skipped).
+pub fn closes_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut buf = [0; 1024];
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .is_err()
+        {
+            return false;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+    false
+}

@@ -21,29 +21,25 @@ use crate::encode;
 /// Largest chunk handed to actix in one poll when several frames are ready at once.
 const MAX_BATCH: usize = 64 * 1024;
 
-pin_project_lite::pin_project! {
-    /// The body of one SSE response: a stream of encoded frames.
-    ///
-    /// Made by [`Broadcaster::subscribe`](crate::Broadcaster::subscribe); the ready-made
-    /// endpoint of [`Broadcaster::service`](crate::Broadcaster::service) serves it.
-    pub struct EventStream {
-        shared: Arc<Shared>,
-        #[pin]
-        live: BroadcastStream<Frame>,
-        pending: VecDeque<Bytes>,
-        last_seq: u64,
-        #[pin]
-        keep_alive: Option<Sleep>,
-        last_write: Instant,
-        done: bool,
-    }
+/// The body of one SSE response: a stream of encoded frames.
+///
+/// Made by [`Broadcaster::subscribe`](crate::Broadcaster::subscribe); the ready-made endpoint
+/// of [`Broadcaster::service`](crate::Broadcaster::service) serves it.
+pub struct EventStream {
+    shared: Arc<Shared>,
+    live: BroadcastStream<Frame>,
+    pending: VecDeque<Bytes>,
+    last_seq: u64,
+    keep_alive: Option<Pin<Box<Sleep>>>,
+    last_write: Instant,
+    done: bool,
+}
 
-    impl PinnedDrop for EventStream {
-        fn drop(this: Pin<&mut Self>) {
-            let c = &this.shared.counters;
-            c.subscribers.fetch_sub(1, Ordering::Relaxed);
-            c.disconnects.fetch_add(1, Ordering::Relaxed);
-        }
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        let c = &self.shared.counters;
+        c.subscribers.fetch_sub(1, Ordering::Relaxed);
+        c.disconnects.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -54,7 +50,7 @@ impl EventStream {
         let keep_alive = shared
             .config
             .keep_alive
-            .map(|d| tokio::time::sleep_until(now + d));
+            .map(|d| Box::pin(tokio::time::sleep_until(now + d)));
         Some(Self {
             live: BroadcastStream::new(start.rx),
             pending: start.pending,
@@ -71,12 +67,12 @@ impl Stream for EventStream {
     type Item = Result<Bytes, Infallible>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
-        if *this.done {
+        let this = self.get_mut();
+        if this.done {
             return Poll::Ready(None);
         }
         if this.shared.is_closed() {
-            *this.done = true;
+            this.done = true;
             return Poll::Ready(None);
         }
         // Move whatever is ready into `pending`, then send it as one chunk: under load a
@@ -84,17 +80,17 @@ impl Stream for EventStream {
         let mut closed = false;
         let mut queued: usize = this.pending.iter().map(Bytes::len).sum();
         while queued < MAX_BATCH {
-            match this.live.as_mut().poll_next(cx) {
+            match Pin::new(&mut this.live).poll_next(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     // Already sent from the history (replay or catch-up).
-                    if frame.seq > *this.last_seq {
-                        *this.last_seq = frame.seq;
+                    if frame.seq > this.last_seq {
+                        this.last_seq = frame.seq;
                         queued += frame.bytes.len();
                         this.pending.push_back(frame.bytes);
                     }
                 }
                 Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => {
-                    *this.last_seq = match this.shared.catch_up(*this.last_seq, this.pending) {
+                    this.last_seq = match this.shared.catch_up(this.last_seq, &mut this.pending) {
                         CatchUp::Complete { last_seq } | CatchUp::Reset { last_seq } => last_seq,
                     };
                     queued = this.pending.iter().map(Bytes::len).sum();
@@ -106,25 +102,22 @@ impl Stream for EventStream {
                 Poll::Pending => break,
             }
         }
-        if let Some(chunk) = take_chunk(this.pending) {
-            *this.last_write = Instant::now();
+        if let Some(chunk) = take_chunk(&mut this.pending) {
+            this.last_write = Instant::now();
             return Poll::Ready(Some(Ok(chunk)));
         }
         if closed {
-            *this.done = true;
+            this.done = true;
             return Poll::Ready(None);
         }
-        if let (Some(every), Some(mut timer)) = (
-            this.shared.config.keep_alive,
-            this.keep_alive.as_mut().as_pin_mut(),
-        ) {
+        if let (Some(every), Some(timer)) = (this.shared.config.keep_alive, &mut this.keep_alive) {
             // The timer is re-armed lazily (here, not on every write), so a busy stream costs
             // no timer updates.
             while timer.as_mut().poll(cx).is_ready() {
-                let due = *this.last_write + every;
+                let due = this.last_write + every;
                 if Instant::now() >= due {
-                    *this.last_write = Instant::now();
-                    timer.as_mut().reset(*this.last_write + every);
+                    this.last_write = Instant::now();
+                    timer.as_mut().reset(this.last_write + every);
                     return Poll::Ready(Some(Ok(Bytes::from_static(encode::KEEP_ALIVE))));
                 }
                 timer.as_mut().reset(due);
@@ -152,5 +145,140 @@ fn take_chunk(pending: &mut VecDeque<Bytes>) -> Option<Bytes> {
             }
             Some(buf.freeze())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+
+    use crate::{Broadcaster, EventId};
+
+    /// Collects the events (not comments or the preamble) in `chunks`, as (id, name) pairs.
+    fn events(chunks: &[bytes::Bytes]) -> Vec<(EventId, String)> {
+        let text: String = chunks.iter().map(|c| String::from_utf8_lossy(c)).collect();
+        text.split("\n\n")
+            .filter_map(|frame| {
+                let mut id = None;
+                let mut name = None;
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.parse().ok();
+                    }
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = Some(v.to_owned());
+                    }
+                }
+                Some((id?, name?))
+            })
+            .collect()
+    }
+
+    async fn drain(stream: &mut super::EventStream) -> Vec<bytes::Bytes> {
+        let mut out = Vec::new();
+        while let Ok(Some(Ok(chunk))) =
+            tokio::time::timeout(Duration::from_millis(50), stream.next()).await
+        {
+            out.push(chunk);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_lagging_subscriber_is_caught_up_from_history() {
+        let b = Broadcaster::builder()
+            .history(5000)
+            .keep_alive(None)
+            .build();
+        let mut stream = b.subscribe(None).unwrap();
+        // Far more than the channel holds, without the subscriber reading.
+        for i in 0..3000 {
+            b.publish("e", &i).unwrap();
+        }
+        let got = events(&drain(&mut stream).await);
+        let seqs: Vec<u64> = got.iter().map(|(id, _)| id.seq()).collect();
+        assert_eq!(seqs, (1..=3000).collect::<Vec<_>>());
+        assert_eq!(b.stats().caught_up, 1);
+        assert_eq!(b.stats().resets, 0);
+        // And live afterwards.
+        b.publish("e", &"live").unwrap();
+        let got = events(&drain(&mut stream).await);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0.seq(), 3001);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_behind_the_history_gets_a_reset_then_live_events() {
+        let b = Broadcaster::builder().history(16).keep_alive(None).build();
+        let mut stream = b.subscribe(None).unwrap();
+        for i in 0..100 {
+            b.publish("e", &i).unwrap();
+        }
+        let got = events(&drain(&mut stream).await);
+        assert_eq!(got[0].1, crate::RESET_EVENT, "{got:?}");
+        assert_eq!(
+            got[0].0.seq(),
+            100,
+            "the reset carries the id to resume from"
+        );
+        assert_eq!(got.len(), 1, "nothing stale after the reset: {got:?}");
+        assert_eq!(b.stats().resets, 1);
+        b.publish("e", &"live").unwrap();
+        let got = events(&drain(&mut stream).await);
+        assert_eq!(
+            got.iter().map(|(id, _)| id.seq()).collect::<Vec<_>>(),
+            [101]
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_the_stream_at_once() {
+        let b = Broadcaster::new();
+        let mut stream = b.subscribe(None).unwrap();
+        assert!(stream.next().await.is_some(), "preamble");
+        for i in 0..10 {
+            b.publish("e", &i).unwrap();
+        }
+        b.shutdown();
+        let end = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+        assert!(
+            matches!(end, Ok(None)),
+            "queued events are not flushed after shutdown"
+        );
+        drop(stream);
+        assert_eq!(b.stats().subscribers, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keep_alive_only_when_idle() {
+        let b = Broadcaster::builder()
+            .keep_alive(Duration::from_secs(5))
+            .build();
+        let mut stream = b.subscribe(None).unwrap();
+        stream.next().await.unwrap().unwrap();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        b.publish("e", &1).unwrap();
+        let chunk = stream.next().await.unwrap().unwrap();
+        assert!(chunk.starts_with(b"id: "));
+        // 3 s after the event, not 5 s after connecting: still quiet.
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert!(futures_util::FutureExt::now_or_never(stream.next()).is_none());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let chunk = stream.next().await.unwrap().unwrap();
+        assert_eq!(&chunk[..], crate::encode::KEEP_ALIVE);
+    }
+
+    #[tokio::test]
+    async fn ready_frames_are_sent_as_one_chunk() {
+        let b = Broadcaster::builder().keep_alive(None).build();
+        let mut stream = b.subscribe(None).unwrap();
+        stream.next().await.unwrap().unwrap();
+        for i in 0..10 {
+            b.publish("e", &i).unwrap();
+        }
+        let chunk = stream.next().await.unwrap().unwrap();
+        assert_eq!(events(&[chunk]).len(), 10);
     }
 }

@@ -392,3 +392,27 @@ async fn shut_down_broadcaster_refuses_new_streams() {
     assert_eq!(resp.status().as_u16(), 503);
     assert!(resp.headers().contains_key("retry-after"));
 }
+
+#[actix_web::test]
+async fn envelope_format_serves_onmessage_clients() {
+    let events = Broadcaster::builder()
+        .wire_format(sse_core::WireFormat::Envelope)
+        .build();
+    let server = server_for(&events);
+    let mut client = SseClient::connect(&server.url(PATH), None).await;
+    eventually("subscribed", || events.stats().subscribers == 1).await;
+    events
+        .publish("user_updated", &json!({"user_id": 7}))
+        .unwrap();
+    let e = client.next().await;
+    assert_eq!(e.event, "message", "unnamed, so onmessage sees it");
+    let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+    assert_eq!(
+        data,
+        json!({"event": "user_updated", "data": {"user_id": 7}})
+    );
+
+    let mut client = SseClient::connect(&server.url(PATH), Some("bogus")).await;
+    let reset: serde_json::Value = serde_json::from_str(&client.next().await.data).unwrap();
+    assert_eq!(reset["event"], RESET_EVENT);
+}

@@ -45,7 +45,12 @@ struct Config {
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::parse();
+    let mut config = Config::parse();
+    // `CORS_ORIGINS="https://a.example, https://b.example"` reads naturally with spaces.
+    config.cors_origins = (config.cors_origins.iter())
+        .map(|origin| origin.trim().to_owned())
+        .filter(|origin| !origin.is_empty())
+        .collect();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

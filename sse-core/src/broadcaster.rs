@@ -67,6 +67,19 @@ struct State {
     tx: Option<broadcast::Sender<Frame>>,
 }
 
+impl State {
+    /// The history's frames after sequence number `after`. Sequence numbers in the history
+    /// are consecutive, so this is an index, not a scan.
+    fn frames_after(&self, after: u64) -> impl Iterator<Item = Bytes> + '_ {
+        let skip = self.history.front().map_or(0, |f| {
+            usize::try_from((after + 1).saturating_sub(f.seq)).unwrap_or(usize::MAX)
+        });
+        self.history
+            .range(skip.min(self.history.len())..)
+            .map(|f| f.bytes.clone())
+    }
+}
+
 /// One encoded event, shared by all subscribers.
 #[derive(Clone, Debug)]
 pub(crate) struct Frame {
@@ -383,13 +396,7 @@ impl Shared {
                     self.config.retry,
                     (after == current).then_some(current_id),
                 ));
-                pending.extend(
-                    state
-                        .history
-                        .iter()
-                        .filter(|f| f.seq > after)
-                        .map(|f| f.bytes.clone()),
-                );
+                pending.extend(state.frames_after(after));
                 self.counters.resumed.fetch_add(1, Ordering::Relaxed);
             }
             Some(Err(reason)) => {
@@ -418,13 +425,7 @@ impl Shared {
         let current = state.last_seq;
         let oldest = state.history.front().map_or(current + 1, |f| f.seq);
         if after + 1 >= oldest {
-            pending.extend(
-                state
-                    .history
-                    .iter()
-                    .filter(|f| f.seq > after)
-                    .map(|f| f.bytes.clone()),
-            );
+            pending.extend(state.frames_after(after));
             drop(state);
             self.counters.caught_up.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(

@@ -8,20 +8,19 @@ use syn::{LitStr, Token};
 pub(crate) struct Args {
     /// The event name, already checked to be a valid SSE event name.
     pub(crate) name: LitStr,
+    /// `crate = "path"`: where `sse_core` is, for users who renamed or re-export it.
+    pub(crate) krate: Option<syn::Path>,
 }
 
 const EXAMPLE: &str = "`#[emit_event(\"user_updated\")]`";
+const VALID: &str = "`#[emit_event]` takes the event name and, optionally, \
+                     `crate = \"path::to::sse_core\"`";
 
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        if input.is_empty() {
-            return Err(syn::Error::new(
-                Span::call_site(),
-                format!("`#[emit_event]` needs the name of the event to publish, like {EXAMPLE}"),
-            ));
-        }
         let mut errors = Errors::default();
         let mut name: Option<LitStr> = None;
+        let mut krate: Option<syn::Path> = None;
         let mut first = true;
         while !input.is_empty() {
             if !first {
@@ -45,16 +44,27 @@ impl Parse for Args {
                     }
                     name = Some(lit);
                 }
-            } else if (input.peek(syn::Ident) || input.peek(Token![crate]))
-                && input.peek2(Token![=])
-            {
-                let key: syn::Ident = input.call(syn::ext::IdentExt::parse_any)?;
+            } else if input.peek(Token![crate]) && input.peek2(Token![=]) {
+                let key: Token![crate] = input.parse()?;
+                input.parse::<Token![=]>()?;
+                let lit: LitStr = input.parse()?;
+                match lit.parse::<syn::Path>() {
+                    Err(_) => errors.push(syn::Error::new(
+                        lit.span(),
+                        "`crate` takes the path of `sse_core` as a string, like \
+                         `crate = \"my_app::sse_core\"`",
+                    )),
+                    Ok(_) if krate.is_some() => errors.push(syn::Error::new(
+                        key.span,
+                        "the argument `crate` is given twice",
+                    )),
+                    Ok(path) => krate = Some(path),
+                }
+            } else if input.peek(syn::Ident) && input.peek2(Token![=]) {
+                let key: syn::Ident = input.parse()?;
                 errors.push(syn::Error::new(
                     key.span(),
-                    format!(
-                        "unknown argument `{key}`: `#[emit_event]` takes only the event name, \
-                         like {EXAMPLE}"
-                    ),
+                    format!("unknown argument `{key}`: {VALID}"),
                 ));
                 // Skip the value, so that later arguments are still checked.
                 input.parse::<Token![=]>()?;
@@ -73,13 +83,17 @@ impl Parse for Args {
                 ));
             }
         }
-        errors.finish()?;
-        name.map(|name| Args { name }).ok_or_else(|| {
-            syn::Error::new(
+        if name.is_none() && errors.is_empty() {
+            errors.push(syn::Error::new(
                 Span::call_site(),
                 format!("`#[emit_event]` needs the name of the event to publish, like {EXAMPLE}"),
-            )
-        })
+            ));
+        }
+        errors.finish()?;
+        match name {
+            Some(name) => Ok(Args { name, krate }),
+            None => Err(syn::Error::new(Span::call_site(), "missing event name")),
+        }
     }
 }
 
@@ -120,6 +134,10 @@ impl Errors {
             }
             None => Err(err),
         }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
     }
 
     pub(crate) fn finish(self) -> syn::Result<()> {

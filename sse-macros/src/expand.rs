@@ -21,8 +21,12 @@ pub(crate) fn emit_event(args: TokenStream, item: TokenStream) -> TokenStream {
 fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
     let mut names = Vec::new();
+    let mut krate = None;
     match syn::parse2::<Args>(args) {
-        Ok(args) => names.push(args.name),
+        Ok(args) => {
+            names.push(args.name);
+            krate = args.krate;
+        }
         Err(err) => errors.push(err),
     }
     let mut func = match syn::parse2::<Item>(item)? {
@@ -53,12 +57,16 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     }
     // Later `#[emit_event]` attributes on the same fn are taken here, so that all events are
     // published in the order written.
-    names.extend(take_sibling_attrs(&mut func.attrs, &mut errors));
+    for args in take_sibling_attrs(&mut func.attrs, &mut errors) {
+        names.push(args.name);
+        krate = krate.or(args.krate);
+    }
     errors.finish()?;
-    Ok(generate(func, &names))
+    let krate = krate.unwrap_or_else(|| syn::parse_quote!(::sse_core));
+    Ok(generate(func, &names, &krate))
 }
 
-fn generate(func: ItemFn, names: &[LitStr]) -> TokenStream {
+fn generate(func: ItemFn, names: &[LitStr], krate: &syn::Path) -> TokenStream {
     let ItemFn {
         attrs,
         vis,
@@ -72,7 +80,7 @@ fn generate(func: ItemFn, names: &[LitStr]) -> TokenStream {
     };
     // Spanned on the return type, so a type without a payload is reported there.
     let emit = quote_spanned! {span=>
-        ::sse_core::__private::emit(&[#(#names),*], &__sse_output);
+        #krate::__private::emit(&[#(#names),*], &__sse_output);
     };
     quote! {
         #(#attrs)*
@@ -84,8 +92,8 @@ fn generate(func: ItemFn, names: &[LitStr]) -> TokenStream {
     }
 }
 
-fn take_sibling_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Vec<LitStr> {
-    let mut names = Vec::new();
+fn take_sibling_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Vec<Args> {
+    let mut found = Vec::new();
     attrs.retain(|attr| {
         let is_ours = attr
             .path()
@@ -93,14 +101,18 @@ fn take_sibling_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Vec<Li
             .last()
             .is_some_and(|s| s.ident == "emit_event");
         if is_ours {
-            match attr.parse_args::<Args>() {
-                Ok(args) => names.push(args.name),
+            let parsed = match &attr.meta {
+                syn::Meta::Path(_) => syn::parse2::<Args>(TokenStream::new()),
+                _ => attr.parse_args::<Args>(),
+            };
+            match parsed {
+                Ok(args) => found.push(args),
                 Err(err) => errors.push(err),
             }
         }
         !is_ours
     });
-    names
+    found
 }
 
 fn mentions_impl(tokens: TokenStream) -> bool {

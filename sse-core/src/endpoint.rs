@@ -32,6 +32,7 @@ impl Broadcaster {
     ///     let events = events.clone();
     ///     move || App::new().configure(events.service("/api/sse/stream"))
     /// })
+    /// .disable_signals() // `serve` handles them: streams end first, then the server stops
     /// .bind(("127.0.0.1", 8080))?
     /// .run();
     /// events.serve(server).await
@@ -99,16 +100,23 @@ impl Broadcaster {
         EventStream::new(self.shared.clone(), last_event_id)
     }
 
-    /// Runs `server` until it stops, ending every open stream as soon as the process receives
-    /// SIGINT (Ctrl-C) or SIGTERM, so actix's graceful shutdown (which it starts on the same
-    /// signals) finishes at once instead of waiting `shutdown_timeout` for streams that never
-    /// end by themselves.
+    /// Runs `server` until it stops. On SIGINT (Ctrl-C) or SIGTERM it first ends every open
+    /// stream, then asks the server for a graceful stop, so the shutdown finishes at once
+    /// instead of waiting `shutdown_timeout` for streams that never end by themselves.
+    ///
+    /// Build the server with [`HttpServer::disable_signals`] so that the streams are always
+    /// ended before actix starts draining; with actix's own signal handling left on, both
+    /// react to the signal and the shutdown may take up to about a second longer (actix
+    /// re-checks open connections once a second).
+    ///
+    /// [`HttpServer::disable_signals`]: actix_web::HttpServer::disable_signals
     pub async fn serve(&self, server: Server) -> std::io::Result<()> {
         let events = self.clone();
+        let handle = server.handle();
         let watcher = tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutdown signal received; closing event streams");
-            events.shutdown();
+            events.stop_server(&handle, true).await;
         });
         let result = server.await;
         watcher.abort();

@@ -25,9 +25,10 @@
 //!                 .route("/users/{id}", web::put().to(rename))
 //!         }
 //!     })
+//!     .disable_signals() // `serve` handles Ctrl-C / SIGTERM: streams end, then the server stops
 //!     .bind(("127.0.0.1", 8080))?
 //!     .run();
-//!     events.serve(server).await // ends open streams on Ctrl-C / SIGTERM
+//!     events.serve(server).await
 //! }
 //! ```
 //!

@@ -80,6 +80,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .configure(sse_demo::app_config(pool.clone(), events.clone()))
         }
     })
+    // `events.serve` handles Ctrl-C and SIGTERM: it ends the open streams, then stops the
+    // server, so the graceful drain has nothing left to wait for.
+    .disable_signals()
     .shutdown_timeout(5)
     .bind((config.bind.as_str(), config.port))
     .map_err(|err| format!("cannot listen on {}:{}: {err}", config.bind, config.port))?;

@@ -1,0 +1,20 @@
+//! Load tool and benchmarks for `sse-core`: real SSE connections over loopback against our
+//! server and a naive `tokio::sync::broadcast` one, with loss, latency, CPU and memory.
+//!
+//! ```text
+//! cargo run -p sse-bench --release -- fanout --compare
+//! ```
+//!
+//! See `BENCHMARKS.md` at the repository root for the presets and the figures.
+
+pub mod cli;
+pub mod client;
+pub mod http;
+pub mod presets;
+pub mod procfs;
+pub mod publisher;
+pub mod report;
+pub mod run;
+pub mod server;
+pub mod sse;
+pub mod stats;

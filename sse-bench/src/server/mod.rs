@@ -1,0 +1,254 @@
+//! The servers under test, each run as its own process (`sse-bench serve --impl ...`), so
+//! `/proc/<pid>/stat` counts the server's work and nothing of the load tool's.
+
+mod bare;
+mod naive;
+mod ours;
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use actix_web::web;
+use serde::{Deserialize, Serialize};
+
+/// Which server to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Impl {
+    /// sse-core, with an `#[emit_event]` handler.
+    Ours,
+    /// `tokio::sync::broadcast<String>` and an `actix_web_lab::sse::Event` per subscriber.
+    Naive,
+    /// A bare actix streaming response that only sends keep-alives (the memory floor).
+    Bare,
+}
+
+impl fmt::Display for Impl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Impl::Ours => "ours",
+            Impl::Naive => "naive",
+            Impl::Bare => "bare",
+        })
+    }
+}
+
+/// The payload every benchmark event carries: the probe (`bench:<seq>:<sent_us>`) and padding
+/// up to the requested size.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Tick {
+    /// `bench:<seq>:<sent_us>`.
+    pub probe: String,
+    /// Filler.
+    pub pad: String,
+}
+
+impl Tick {
+    /// The event `seq`, sent at `sent_us`, padded so that its JSON is about `bytes` long.
+    pub fn new(seq: u64, sent_us: u64, bytes: usize) -> Self {
+        let probe = crate::stats::probe(seq, sent_us);
+        // `{"probe":"","pad":""}` is 21 bytes.
+        let pad = bytes.saturating_sub(21 + probe.len());
+        Tick {
+            probe,
+            pad: "x".repeat(pad),
+        }
+    }
+}
+
+/// Settings of the `serve` subcommand.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Which server.
+    #[arg(long = "impl", value_enum, default_value_t = Impl::Ours)]
+    pub imp: Impl,
+    /// Port on 127.0.0.1; 0 picks a free one (printed on stdout).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// actix worker threads.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// sse-core history, in events.
+    #[arg(long, default_value_t = 1024)]
+    pub history: usize,
+    /// sse-core history, in bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub history_bytes: usize,
+    /// Keep-alive period, seconds (ours; the others use 5 s as written).
+    #[arg(long, default_value_t = 5)]
+    pub keep_alive_secs: u64,
+    /// Exits after this long whatever happens.
+    #[arg(long, default_value_t = 3600)]
+    pub max_seconds: u64,
+    /// Exits when stdin closes: set by the load tool, which holds the pipe.
+    #[arg(long)]
+    pub exit_on_stdin_eof: bool,
+}
+
+impl ServeArgs {
+    /// Default settings for `imp`.
+    pub fn new(imp: Impl) -> Self {
+        ServeArgs {
+            imp,
+            port: 0,
+            workers: 1,
+            history: 1024,
+            history_bytes: 16 << 20,
+            keep_alive_secs: 5,
+            max_seconds: 3600,
+            exit_on_stdin_eof: false,
+        }
+    }
+
+    fn keep_alive(&self) -> Duration {
+        Duration::from_secs(self.keep_alive_secs)
+    }
+
+    fn to_cli(&self) -> Vec<String> {
+        vec![
+            "--impl".into(),
+            self.imp.to_string(),
+            "--port".into(),
+            self.port.to_string(),
+            "--workers".into(),
+            self.workers.to_string(),
+            "--history".into(),
+            self.history.to_string(),
+            "--history-bytes".into(),
+            self.history_bytes.to_string(),
+            "--keep-alive-secs".into(),
+            self.keep_alive_secs.to_string(),
+            "--max-seconds".into(),
+            self.max_seconds.to_string(),
+        ]
+    }
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default().limit(4 << 20)
+}
+
+/// Applies the settings every server shares (one place, so the comparison is fair), binds and
+/// starts it.
+macro_rules! bind {
+    ($server:expr, $args:expr) => {{
+        let server = $server
+            .workers($args.workers)
+            .backlog(4096)
+            // actix's default (25k per worker) would cap the idle preset.
+            .max_connections(1 << 20)
+            .shutdown_timeout(1)
+            .bind(("127.0.0.1", $args.port))?;
+        let addr = server.addrs()[0];
+        Ok((server.run(), addr))
+    }};
+}
+pub(crate) use bind;
+
+/// Runs a server until it is killed (or its stdin closes, or `max_seconds` pass).
+pub fn serve(args: ServeArgs) -> io::Result<()> {
+    crate::procfs::raise_nofile_limit();
+    if args.exit_on_stdin_eof {
+        std::thread::spawn(|| {
+            let _ = io::copy(&mut io::stdin(), &mut io::sink());
+            std::process::exit(0);
+        });
+    }
+    let max = Duration::from_secs(args.max_seconds);
+    std::thread::spawn(move || {
+        std::thread::sleep(max);
+        std::process::exit(0);
+    });
+    actix_web::rt::System::new().block_on(async move {
+        let (server, addr) = match args.imp {
+            Impl::Ours => ours::server(&args)?,
+            Impl::Naive => naive::server(&args)?,
+            Impl::Bare => bare::server(&args)?,
+        };
+        println!("listening on {addr}");
+        server.await
+    })
+}
+
+/// A server process started by the load tool; killed when dropped.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    /// Its address.
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `exe serve ...`, pinned to `cpus` with `taskset` if given, and waits until it
+    /// listens.
+    pub fn spawn(exe: &Path, args: &ServeArgs, cpus: Option<&str>) -> io::Result<Self> {
+        let mut cmd = match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        cmd.arg("serve")
+            .args(args.to_cli())
+            .arg("--exit-on-stdin-eof")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            // Keep draining, so the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let mut process = ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let line = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
+            io::Error::other(format!("{} server did not start listening", args.imp))
+        })?;
+        process.addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("unexpected server output {line:?}")))?;
+        Ok(process)
+    }
+
+    /// The server's process id (taskset execs the server, so it is the same process).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_json_has_the_requested_size() {
+        for bytes in [200, 4096, 65536] {
+            let json = serde_json::to_string(&Tick::new(123, 456_789, bytes)).unwrap();
+            assert_eq!(json.len(), bytes);
+        }
+        // Too small to pad: just the probe.
+        assert!(serde_json::to_string(&Tick::new(1, 1, 0)).unwrap().len() < 40);
+    }
+}

@@ -1,7 +1,8 @@
 //! The fan-out: publish once, deliver the same bytes to every subscriber.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -11,7 +12,8 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::encode::{self, Data, WireFormat};
-use crate::{EventId, PublishError};
+use crate::filter::{Filter, Route};
+use crate::{Authorize, Delivery, EventId, PublishError, TopicSelector};
 
 /// A cheap-to-clone handle to one event stream: publish events here, serve them to browsers with
 /// [`Broadcaster::service`].
@@ -47,6 +49,14 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     closed: AtomicBool,
     pub(crate) counters: Counters,
+    /// Open endpoint streams, in total and per peer address, for the limits.
+    admitted: Mutex<Admitted>,
+}
+
+#[derive(Default)]
+struct Admitted {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -56,6 +66,22 @@ pub(crate) struct Config {
     pub(crate) keep_alive: Option<Duration>,
     pub(crate) retry: Option<Duration>,
     pub(crate) format: WireFormat,
+    pub(crate) authorizer: Authorizer,
+    pub(crate) private_topics: Vec<TopicSelector>,
+    pub(crate) max_subscribers: usize,
+    pub(crate) max_subscribers_per_ip: usize,
+    pub(crate) max_selectors: usize,
+    pub(crate) max_query_len: usize,
+}
+
+/// The optional [`Authorize`] implementation; `Debug` without requiring it of users.
+#[derive(Clone, Default)]
+pub(crate) struct Authorizer(pub(crate) Option<Arc<dyn Authorize>>);
+
+impl fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
 }
 
 struct State {
@@ -70,13 +96,11 @@ struct State {
 impl State {
     /// The history's frames after sequence number `after`. Sequence numbers in the history
     /// are consecutive, so this is an index, not a scan.
-    fn frames_after(&self, after: u64) -> impl Iterator<Item = Bytes> + '_ {
+    fn frames_after(&self, after: u64) -> impl Iterator<Item = &Frame> + '_ {
         let skip = self.history.front().map_or(0, |f| {
             usize::try_from((after + 1).saturating_sub(f.seq)).unwrap_or(usize::MAX)
         });
-        self.history
-            .range(skip.min(self.history.len())..)
-            .map(|f| f.bytes.clone())
+        self.history.range(skip.min(self.history.len())..)
     }
 }
 
@@ -85,6 +109,7 @@ impl State {
 pub(crate) struct Frame {
     pub(crate) seq: u64,
     pub(crate) bytes: Bytes,
+    pub(crate) route: Arc<Route>,
 }
 
 #[derive(Default)]
@@ -96,6 +121,12 @@ pub(crate) struct Counters {
     pub(crate) resets: AtomicU64,
     pub(crate) disconnects: AtomicU64,
     pub(crate) emit_failures: AtomicU64,
+    pub(crate) topic_failures: AtomicU64,
+    pub(crate) bad_requests: AtomicU64,
+    pub(crate) unauthorized: AtomicU64,
+    pub(crate) forbidden: AtomicU64,
+    pub(crate) over_limit: AtomicU64,
+    pub(crate) expired: AtomicU64,
 }
 
 /// A snapshot of a broadcaster's counters, from [`Broadcaster::stats`].
@@ -116,8 +147,24 @@ pub struct Stats {
     /// Streams that ended because the client went away or the server shut down.
     pub disconnects: u64,
     /// Events that `#[emit_event]` could not publish (payload not serializable, no broadcaster
-    /// registered, broadcaster shut down). The handler's response was sent regardless.
+    /// registered, broadcaster shut down, topic template not fillable). The handler's
+    /// response was sent regardless.
     pub emit_failures: u64,
+    /// Of `emit_failures`: events whose topic template names a field the payload lacks, or
+    /// whose value cannot be part of a topic.
+    pub topic_failures: u64,
+    /// Stream requests refused with 400 or 414: malformed or too many topic selectors, a bad
+    /// client id, an over-long or unreadable query string.
+    pub bad_requests: u64,
+    /// Stream requests refused with 401: invalid or expired credentials, or none where a
+    /// private topic was asked for.
+    pub unauthorized: u64,
+    /// Stream requests refused with 403: a private topic the credentials do not cover.
+    pub forbidden: u64,
+    /// Stream requests refused with 503 because of the subscriber limits.
+    pub over_limit: u64,
+    /// Streams ended because their credentials expired.
+    pub expired: u64,
 }
 
 /// Configures a [`Broadcaster`]; from [`Broadcaster::builder`].
@@ -136,6 +183,12 @@ impl Default for BroadcasterBuilder {
                 keep_alive: Some(Duration::from_secs(5)),
                 retry: None,
                 format: WireFormat::Named,
+                authorizer: Authorizer::default(),
+                private_topics: Vec::new(),
+                max_subscribers: usize::MAX,
+                max_subscribers_per_ip: usize::MAX,
+                max_selectors: 32,
+                max_query_len: 4096,
             },
         }
     }
@@ -177,6 +230,60 @@ impl BroadcasterBuilder {
         self
     }
 
+    /// Sets who may see private events: see [`Authorize`] and, with the `jwt` feature,
+    /// [`JwtAuth`](crate::JwtAuth). Without one, every request is anonymous and sees public
+    /// events only.
+    pub fn authorizer(mut self, authorizer: impl Authorize) -> Self {
+        self.config.authorizer = Authorizer(Some(Arc::new(authorizer)));
+        self
+    }
+
+    /// Declares topics as private: a stream request whose selector lies within one of these
+    /// (see [`TopicSelector::is_within`]) needs credentials (401 without) covering it (403
+    /// otherwise). Delivery never depends on this list (a private event reaches only
+    /// subscribers authorized for one of its topics); it makes a request for topics the client
+    /// could never receive fail loudly instead of staying silent.
+    ///
+    /// ```
+    /// use sse_core::{Broadcaster, TopicSelector};
+    /// # fn main() -> Result<(), sse_core::InvalidTopic> {
+    /// let events = Broadcaster::builder()
+    ///     .private_topics([TopicSelector::parse("users/{id}/private")?])
+    ///     .build();
+    /// # Ok(()) }
+    /// ```
+    pub fn private_topics(mut self, selectors: impl IntoIterator<Item = TopicSelector>) -> Self {
+        self.config.private_topics.extend(selectors);
+        self
+    }
+
+    /// Most streams open at once through the endpoint; past it, requests get 503 with
+    /// `Retry-After`. Default: no limit.
+    pub fn max_subscribers(mut self, max: usize) -> Self {
+        self.config.max_subscribers = max;
+        self
+    }
+
+    /// Most streams open at once from one peer IP address (the socket's, not a forwarded
+    /// header, which a client could forge); past it, 503 with `Retry-After`. Default: no limit.
+    pub fn max_subscribers_per_ip(mut self, max: usize) -> Self {
+        self.config.max_subscribers_per_ip = max;
+        self
+    }
+
+    /// Most `topic` selectors in one stream request; more is a 400. Default 32.
+    pub fn max_selectors(mut self, max: usize) -> Self {
+        self.config.max_selectors = max;
+        self
+    }
+
+    /// Longest query string accepted on the stream endpoint, in bytes; longer is a 414.
+    /// Default 4096.
+    pub fn max_query_len(mut self, bytes: usize) -> Self {
+        self.config.max_query_len = bytes;
+        self
+    }
+
     /// Builds the broadcaster, with a new epoch for its event ids.
     pub fn build(self) -> Broadcaster {
         if std::thread::current()
@@ -206,6 +313,7 @@ impl BroadcasterBuilder {
                 }),
                 closed: AtomicBool::new(false),
                 counters: Counters::default(),
+                admitted: Mutex::default(),
             }),
         }
     }
@@ -243,32 +351,81 @@ impl Broadcaster {
     ///
     /// Never waits for subscribers. Fails only if the name cannot go on the wire, the payload
     /// cannot be serialized, or the broadcaster was shut down.
+    ///
+    /// Its topic is the event name; see [`Broadcaster::publish_to`] to choose.
     pub fn publish<T: Serialize + ?Sized>(
         &self,
         event: &str,
         payload: &T,
     ) -> Result<EventId, PublishError> {
+        self.publish_with(&Delivery::to([event]), event, payload)
+    }
+
+    /// Publishes `payload` as the public event `event` on `topics` (one or more): it reaches
+    /// subscribers whose selectors match one of them, and those that chose no topic.
+    ///
+    /// ```
+    /// let events = sse_core::Broadcaster::new();
+    /// events.publish_to(["users/42"], "user_updated", &serde_json::json!({"id": 42})).unwrap();
+    /// ```
+    pub fn publish_to<S: AsRef<str>, T: Serialize + ?Sized>(
+        &self,
+        topics: impl IntoIterator<Item = S>,
+        event: &str,
+        payload: &T,
+    ) -> Result<EventId, PublishError> {
+        self.publish_with(&Delivery::to(topics), event, payload)
+    }
+
+    /// Publishes `payload` as the event `event` to the audience described by `delivery`:
+    /// topics, privacy, and a client not to echo the event to.
+    ///
+    /// ```
+    /// use sse_core::{Broadcaster, Delivery};
+    ///
+    /// let events = Broadcaster::new();
+    /// let private = Delivery::to(["orders/7"]).private();
+    /// events.publish_with(&private, "order_shipped", &serde_json::json!({"id": 7})).unwrap();
+    /// ```
+    pub fn publish_with<T: Serialize + ?Sized>(
+        &self,
+        delivery: &Delivery,
+        event: &str,
+        payload: &T,
+    ) -> Result<EventId, PublishError> {
         encode::validate_event_name(event)?;
+        let route = delivery.route()?;
         let json = serde_json::to_string(payload).map_err(|source| PublishError::Serialize {
             event: event.to_owned(),
             source,
         })?;
-        self.publish_data(event, Data::Json(&json))
+        self.publish_data(event, Data::Json(&json), route)
     }
 
     /// Publishes plain text as the data of the named event `event`. Line breaks in `text` are
     /// sent as several `data:` lines, which the browser joins back with `\n`.
     pub fn publish_text(&self, event: &str, text: &str) -> Result<EventId, PublishError> {
         encode::validate_event_name(event)?;
-        self.publish_data(event, Data::Text(text))
+        self.publish_data(event, Data::Text(text), Delivery::to([event]).route()?)
     }
 
-    /// Publishes an already serialized JSON document (the name is validated by the caller).
-    pub(crate) fn publish_json(&self, event: &str, json: &str) -> Result<EventId, PublishError> {
-        self.publish_data(event, Data::Json(json))
+    /// Publishes an already serialized JSON document (name and route are checked by the
+    /// caller).
+    pub(crate) fn publish_json(
+        &self,
+        event: &str,
+        json: &str,
+        route: Arc<Route>,
+    ) -> Result<EventId, PublishError> {
+        self.publish_data(event, Data::Json(json), route)
     }
 
-    fn publish_data(&self, event: &str, data: Data<'_>) -> Result<EventId, PublishError> {
+    fn publish_data(
+        &self,
+        event: &str,
+        data: Data<'_>,
+        route: Arc<Route>,
+    ) -> Result<EventId, PublishError> {
         let config = &self.shared.config;
         let mut state = self.shared.lock();
         let Some(tx) = state.tx.clone() else {
@@ -280,6 +437,7 @@ impl Broadcaster {
         let frame = Frame {
             seq,
             bytes: encode::event(id, event, data, config.format),
+            route,
         };
         state.last_seq = seq;
         if config.history > 0 {
@@ -314,6 +472,12 @@ impl Broadcaster {
             resets: c.resets.load(Ordering::Relaxed),
             disconnects: c.disconnects.load(Ordering::Relaxed),
             emit_failures: c.emit_failures.load(Ordering::Relaxed),
+            topic_failures: c.topic_failures.load(Ordering::Relaxed),
+            bad_requests: c.bad_requests.load(Ordering::Relaxed),
+            unauthorized: c.unauthorized.load(Ordering::Relaxed),
+            forbidden: c.forbidden.load(Ordering::Relaxed),
+            over_limit: c.over_limit.load(Ordering::Relaxed),
+            expired: c.expired.load(Ordering::Relaxed),
         }
     }
 
@@ -358,7 +522,63 @@ pub(crate) enum CatchUp {
     Reset { last_seq: u64 },
 }
 
+/// A stream admitted under the subscriber limits; releases its place when dropped.
+pub(crate) struct Admission {
+    shared: Arc<Shared>,
+    ip: Option<IpAddr>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut admitted = self.shared.admitted();
+        admitted.total = admitted.total.saturating_sub(1);
+        if let Some(ip) = self.ip {
+            if let Some(n) = admitted.per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    admitted.per_ip.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// Which subscriber limit a request ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OverLimit {
+    Total,
+    PerIp,
+}
+
 impl Shared {
+    fn admitted(&self) -> MutexGuard<'_, Admitted> {
+        self.admitted.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a place for one more endpoint stream from `ip`, if the limits allow it.
+    pub(crate) fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Admission, OverLimit> {
+        let mut admitted = self.admitted();
+        if admitted.total >= self.config.max_subscribers {
+            return Err(OverLimit::Total);
+        }
+        if let Some(ip) = ip {
+            let n = admitted.per_ip.entry(ip).or_insert(0);
+            if *n >= self.config.max_subscribers_per_ip {
+                if *n == 0 {
+                    admitted.per_ip.remove(&ip);
+                }
+                return Err(OverLimit::PerIp);
+            }
+            *n += 1;
+        }
+        admitted.total += 1;
+        drop(admitted);
+        Ok(Admission {
+            shared: self.clone(),
+            ip,
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state is consistent after any panic in this module's short critical sections.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -369,7 +589,7 @@ impl Shared {
     }
 
     /// Registers a subscriber resuming after `last_event_id` (the raw header or query value).
-    pub(crate) fn subscribe(&self, last_event_id: Option<&str>) -> Option<Start> {
+    pub(crate) fn subscribe(&self, last_event_id: Option<&str>, filter: &Filter) -> Option<Start> {
         let state = self.lock();
         let rx = state.tx.as_ref()?.subscribe();
         let current = state.last_seq;
@@ -396,7 +616,16 @@ impl Shared {
                     self.config.retry,
                     (after == current).then_some(current_id),
                 ));
-                pending.extend(state.frames_after(after));
+                let mut last_sent = after;
+                for frame in state.frames_after(after).filter(|f| filter.wants(&f.route)) {
+                    pending.push_back(frame.bytes.clone());
+                    last_sent = frame.seq;
+                }
+                // When the last missed events were not for this subscriber, move the client's
+                // id past them, so that its next reconnect does not look at them again.
+                if last_sent < current {
+                    pending.push_back(encode::id_only(current_id));
+                }
                 self.counters.resumed.fetch_add(1, Ordering::Relaxed);
             }
             Some(Err(reason)) => {
@@ -420,12 +649,22 @@ impl Shared {
     }
 
     /// Queues what a subscriber that last saw `after` missed, or a reset if it is gone.
-    pub(crate) fn catch_up(&self, after: u64, pending: &mut VecDeque<Bytes>) -> CatchUp {
+    pub(crate) fn catch_up(
+        &self,
+        after: u64,
+        pending: &mut VecDeque<Bytes>,
+        filter: &Filter,
+    ) -> CatchUp {
         let state = self.lock();
         let current = state.last_seq;
         let oldest = state.history.front().map_or(current + 1, |f| f.seq);
         if after + 1 >= oldest {
-            pending.extend(state.frames_after(after));
+            pending.extend(
+                state
+                    .frames_after(after)
+                    .filter(|f| filter.wants(&f.route))
+                    .map(|f| f.bytes.clone()),
+            );
             drop(state);
             self.counters.caught_up.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
@@ -507,7 +746,10 @@ mod tests {
     fn resume_replays_exactly_the_missed_events() {
         let b = Broadcaster::new();
         let ids: Vec<_> = (0..5).map(|i| b.publish("e", &i).unwrap()).collect();
-        let start = b.shared.subscribe(Some(&ids[1].to_string())).unwrap();
+        let start = b
+            .shared
+            .subscribe(Some(&ids[1].to_string()), &Filter::default())
+            .unwrap();
         let f = frames(&start);
         assert_eq!(f.len(), 4, "{f:?}");
         assert!(f[1].starts_with(&format!("id: {}\n", ids[2])));
@@ -520,7 +762,10 @@ mod tests {
     fn resume_at_the_head_replays_nothing() {
         let b = Broadcaster::new();
         let id = b.publish("e", &0).unwrap();
-        let start = b.shared.subscribe(Some(&id.to_string())).unwrap();
+        let start = b
+            .shared
+            .subscribe(Some(&id.to_string()), &Filter::default())
+            .unwrap();
         assert_eq!(frames(&start), [format!(": connected\nid: {id}\n\n")]);
     }
 
@@ -534,7 +779,7 @@ mod tests {
         let too_old = EventId::new(b.shared.epoch, 1).to_string();
         let future = EventId::new(b.shared.epoch, 99).to_string();
         for bad in ["garbage", "", &other_epoch, &too_old, &future] {
-            let f = frames(&b.shared.subscribe(Some(bad)).unwrap());
+            let f = frames(&b.shared.subscribe(Some(bad), &Filter::default()).unwrap());
             assert_eq!(f.len(), 2, "{bad:?}: {f:?}");
             assert!(f[1].contains("event: sse-reset\n"), "{bad:?}: {f:?}");
             assert!(f[1].starts_with(&format!("id: {}\n", b.last_event_id())));
@@ -547,7 +792,7 @@ mod tests {
         let b = Broadcaster::new();
         b.shutdown();
         assert!(matches!(b.publish("e", &1), Err(PublishError::Closed)));
-        assert!(b.shared.subscribe(None).is_none());
+        assert!(b.shared.subscribe(None, &Filter::default()).is_none());
     }
 
     #[test]

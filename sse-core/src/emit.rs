@@ -3,16 +3,19 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use actix_web::http::StatusCode;
 use actix_web::web::Json;
 use actix_web::Either;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::broadcaster::Shared;
+use crate::filter::Route;
 use crate::testing::CapturedEvent;
+use crate::topic::{self, InvalidTopic};
 use crate::Broadcaster;
 
 /// A handler return type from which [`#[emit_event]`](crate::emit_event) can read the event
@@ -58,16 +61,36 @@ pub trait EventPayload {
 
 /// Receives the payload of an event from an [`EventPayload`] implementation.
 pub struct PayloadWriter<'a> {
-    events: &'a [&'a str],
+    events: &'a [EventSpec<'a>],
 }
 
 impl PayloadWriter<'_> {
     /// Serializes `payload` once and publishes it as each of the handler's events.
     ///
-    /// A payload that fails to serialize is logged and counted; the handler's response is not
-    /// affected.
+    /// A payload that fails to serialize, or whose fields cannot fill a topic template, is
+    /// logged and counted; the handler's response is not affected.
     pub fn serialize<T: Serialize + ?Sized>(self, payload: &T) {
         dispatch(self.events, payload);
+    }
+}
+
+/// One `#[emit_event(...)]` attribute, as the macro passes it on.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct EventSpec<'a> {
+    pub name: &'a str,
+    /// A topic template; `None`: the event name.
+    pub topic: Option<&'a str>,
+    pub private: bool,
+    pub to_others: bool,
+}
+
+impl EventSpec<'_> {
+    fn topic(&self, payload: Option<&Value>) -> Result<String, InvalidTopic> {
+        match self.topic {
+            None => Ok(self.name.to_owned()),
+            Some(template) => topic::render(template, payload.unwrap_or(&Value::Null)),
+        }
     }
 }
 
@@ -157,7 +180,8 @@ fn current_target() -> Option<Target> {
     })
 }
 
-fn dispatch<T: Serialize + ?Sized>(events: &[&str], payload: &T) {
+fn dispatch<T: Serialize + ?Sized>(events: &[EventSpec<'_>], payload: &T) {
+    let names = || events.iter().map(|e| e.name).collect::<Vec<_>>();
     match current_target() {
         Some(Target::Broadcaster(broadcaster)) => {
             let counters = &broadcaster.shared.counters;
@@ -168,14 +192,44 @@ fn dispatch<T: Serialize + ?Sized>(events: &[&str], payload: &T) {
                     counters
                         .emit_failures
                         .fetch_add(events.len() as u64, Ordering::Relaxed);
-                    tracing::error!(events = ?events, %err, "event payload could not be serialized; no event published");
+                    tracing::error!(events = ?names(), %err, "event payload could not be serialized; no event published");
                     return;
                 }
             };
+            // Read back as a value only when a topic template needs the payload's fields.
+            let value = events
+                .iter()
+                .any(|e| e.topic.is_some_and(topic::has_fields))
+                .then(|| serde_json::from_str::<Value>(&json).ok())
+                .flatten();
+            let origin = if events.iter().any(|e| e.to_others) {
+                sender()
+            } else {
+                None
+            };
             for event in events {
-                if let Err(err) = broadcaster.publish_json(event, &json) {
+                let topic = match event.topic(value.as_ref()) {
+                    Ok(topic) => topic,
+                    Err(err) => {
+                        counters.emit_failures.fetch_add(1, Ordering::Relaxed);
+                        counters.topic_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(
+                            event = event.name,
+                            template = event.topic,
+                            %err,
+                            "event not published: its topic template cannot be filled from the payload"
+                        );
+                        continue;
+                    }
+                };
+                let route = Arc::new(Route {
+                    topics: Box::new([topic.into()]),
+                    private: event.private,
+                    origin: origin.clone().filter(|_| event.to_others),
+                });
+                if let Err(err) = broadcaster.publish_json(event.name, &json, route) {
                     counters.emit_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(event, %err, "event not published");
+                    tracing::error!(event = event.name, %err, "event not published");
                 }
             }
         }
@@ -183,22 +237,30 @@ fn dispatch<T: Serialize + ?Sized>(events: &[&str], payload: &T) {
             let value = match serde_json::to_value(payload) {
                 Ok(value) => value,
                 Err(err) => {
-                    tracing::error!(events = ?events, %err, "event payload could not be serialized; no event captured");
+                    tracing::error!(events = ?names(), %err, "event payload could not be serialized; no event captured");
                     return;
                 }
             };
             let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
             for event in events {
-                sink.push(CapturedEvent {
-                    name: (*event).to_owned(),
-                    payload: value.clone(),
-                    topics: vec![(*event).to_owned()],
-                });
+                match event.topic(Some(&value)) {
+                    Ok(topic) => sink.push(CapturedEvent {
+                        name: event.name.to_owned(),
+                        payload: value.clone(),
+                        topics: vec![topic],
+                    }),
+                    Err(err) => tracing::error!(
+                        event = event.name,
+                        template = event.topic,
+                        %err,
+                        "event not captured: its topic template cannot be filled from the payload"
+                    ),
+                }
             }
         }
         None => {
             tracing::error!(
-                events = ?events,
+                events = ?names(),
                 "event not published: no sse_core::Broadcaster is registered for this handler; {}",
                 crate::endpoint::REGISTER_HINT
             );
@@ -206,9 +268,23 @@ fn dispatch<T: Serialize + ?Sized>(events: &[&str], payload: &T) {
     }
 }
 
+/// The client whose request is being handled, for `to_others`; warns once when the
+/// middleware that knows it is missing.
+fn sender() -> Option<Arc<str>> {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !crate::client_id::middleware_active() && !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "an `#[emit_event(.., to_others)]` handler ran without the client id middleware, so \
+             its event is echoed to the sender too; add \
+             `.wrap(events.client_id_middleware())` to the `App`"
+        );
+    }
+    crate::client_id::current()
+}
+
 /// Called by the code that `#[emit_event]` generates.
 #[doc(hidden)]
-pub fn emit<T: EventPayload + ?Sized>(events: &[&str], output: &T) {
+pub fn emit<T: EventPayload + ?Sized>(events: &[EventSpec<'_>], output: &T) {
     output.write_payload(PayloadWriter { events });
 }
 

@@ -155,6 +155,17 @@ pub(crate) fn preamble(retry: Option<Duration>, id: Option<EventId>) -> Bytes {
     buf.freeze()
 }
 
+/// A frame with only an `id:` line: moves the client's last event id (for its next
+/// reconnect) past events it was not sent, without dispatching anything.
+pub(crate) fn id_only(id: EventId) -> Bytes {
+    Bytes::from(format!("id: {id}\n\n"))
+}
+
+/// A keep-alive comment that also moves the client's last event id past skipped events.
+pub(crate) fn keep_alive_with_id(id: EventId) -> Bytes {
+    Bytes::from(format!(": keep-alive\nid: {id}\n\n"))
+}
+
 /// A comment frame: ignored by clients, keeps proxies from closing an idle stream.
 pub(crate) const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 

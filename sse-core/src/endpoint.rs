@@ -1,13 +1,19 @@
 //! The actix-web side: the stream endpoint, App registration, extraction and shutdown.
 
 use std::future::{ready, Ready};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use actix_web::dev::{Payload, Server, ServerHandle};
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::{error, web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::{Broadcaster, EventStream};
+use crate::broadcaster::OverLimit;
+use crate::client_id::{parse_client_id, CLIENT_ID_HEADER};
+use crate::filter::Filter;
+use crate::{AuthError, Broadcaster, EventStream, Grant, TopicSelector};
 
 /// What to add to an `App` when no broadcaster was registered; shown in logs and error bodies.
 pub(crate) const REGISTER_HINT: &str =
@@ -60,6 +66,15 @@ impl Broadcaster {
     /// (or its `lastEventId` query parameter, for clients that cannot set headers), then
     /// streams live events.
     ///
+    /// Query parameters: `topic` (repeatable; a [`TopicSelector`]; none means every public
+    /// event), `client_id` (or the `X-SSE-Client-Id` header: events this client caused with
+    /// `to_others` are not echoed to it), `lastEventId`. Refusals, each logged and counted in
+    /// [`Stats`](crate::Stats): 400 for a malformed or too many selectors or a bad client id,
+    /// 414 for an over-long query string, 401 for invalid or expired credentials or none
+    /// where a [private topic](crate::BroadcasterBuilder::private_topics) is selected, 403
+    /// for a private selector the credentials do not cover, 503 with `Retry-After` past the
+    /// subscriber limits or during shutdown.
+    ///
     /// Use it to mount the stream behind your own guards or extractors:
     ///
     /// ```
@@ -75,9 +90,8 @@ impl Broadcaster {
     ///     .route("/events", web::get().to(stream));
     /// ```
     pub fn respond(&self, req: &HttpRequest) -> HttpResponse {
-        let last_event_id = last_event_id(req);
-        match self.subscribe(last_event_id.as_deref()) {
-            Some(stream) => HttpResponse::Ok()
+        match self.open(req) {
+            Ok(stream) => HttpResponse::Ok()
                 .insert_header((header::CONTENT_TYPE, "text/event-stream"))
                 .insert_header((header::CACHE_CONTROL, "no-cache"))
                 .insert_header(("x-accel-buffering", "no"))
@@ -88,10 +102,160 @@ impl Broadcaster {
                     HeaderValue::from_static("identity"),
                 ))
                 .streaming(stream),
-            None => HttpResponse::ServiceUnavailable()
-                .insert_header((header::RETRY_AFTER, "5"))
-                .body("the event stream is shutting down"),
+            Err(refusal) => refusal.into_response(),
         }
+    }
+
+    /// Checks the request against the limits and the authorizer and opens its stream.
+    fn open(&self, req: &HttpRequest) -> Result<EventStream, Refusal> {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let counters = &shared.counters;
+        let refuse = |counter: &AtomicU64, status: StatusCode, message: String| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                status = status.as_u16(),
+                peer = ?req.peer_addr(),
+                %message,
+                "sse stream request refused"
+            );
+            Refusal { status, message }
+        };
+        let bad =
+            |message: String| refuse(&counters.bad_requests, StatusCode::BAD_REQUEST, message);
+
+        let query = req.query_string();
+        if query.len() > config.max_query_len {
+            return Err(refuse(
+                &counters.bad_requests,
+                StatusCode::URI_TOO_LONG,
+                format!(
+                    "the query string is {} bytes; at most {} are accepted",
+                    query.len(),
+                    config.max_query_len
+                ),
+            ));
+        }
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|err| bad(format!("unreadable query string: {err}")))?
+            .into_inner();
+        let mut selectors = Vec::new();
+        let mut client_id = None;
+        for (key, value) in &pairs {
+            match key.as_str() {
+                "topic" => {
+                    if selectors.len() == config.max_selectors {
+                        return Err(bad(format!(
+                            "too many `topic` parameters: at most {} are accepted",
+                            config.max_selectors
+                        )));
+                    }
+                    let selector = TopicSelector::parse(value)
+                        .map_err(|err| bad(format!("malformed topic selector: {err}")))?;
+                    selectors.push(selector);
+                }
+                "client_id" => client_id = Some(value.as_bytes()),
+                _ => {}
+            }
+        }
+        let client_id = match req.headers().get(CLIENT_ID_HEADER) {
+            Some(header) => Some(header.as_bytes()),
+            None => client_id,
+        };
+        let client_id = match client_id {
+            None => None,
+            Some(raw) => Some(parse_client_id(raw).map_err(|reason| bad(reason.to_owned()))?),
+        };
+
+        let grant: Option<Grant> = match &config.authorizer.0 {
+            None => None,
+            Some(authorizer) => match authorizer.authorize(req) {
+                Ok(grant) => grant,
+                Err(AuthError::Forbidden(message)) => {
+                    return Err(refuse(&counters.forbidden, StatusCode::FORBIDDEN, message))
+                }
+                Err(err) => {
+                    return Err(refuse(
+                        &counters.unauthorized,
+                        StatusCode::UNAUTHORIZED,
+                        err.to_string(),
+                    ))
+                }
+            },
+        };
+        for selector in &selectors {
+            if !config.private_topics.iter().any(|p| selector.is_within(p)) {
+                continue;
+            }
+            match &grant {
+                None => {
+                    return Err(refuse(
+                        &counters.unauthorized,
+                        StatusCode::UNAUTHORIZED,
+                        format!("topic `{selector}` is private: send credentials"),
+                    ))
+                }
+                Some(grant) if !grant.topics.iter().any(|g| selector.is_within(g)) => {
+                    return Err(refuse(
+                        &counters.forbidden,
+                        StatusCode::FORBIDDEN,
+                        format!("your credentials do not allow topic `{selector}`"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let expires_at = match grant.as_ref().and_then(|g| g.expires_at) {
+            None => None,
+            Some(at) => match at.duration_since(SystemTime::now()) {
+                Ok(left) => Some(tokio::time::Instant::now() + left),
+                Err(_) => {
+                    return Err(refuse(
+                        &counters.unauthorized,
+                        StatusCode::UNAUTHORIZED,
+                        "the credentials have expired".to_owned(),
+                    ))
+                }
+            },
+        };
+
+        let admission = shared
+            .admit(req.peer_addr().map(|a| a.ip()))
+            .map_err(|which| {
+                let message = match which {
+                    OverLimit::Total => "too many open event streams; try again later",
+                    OverLimit::PerIp => "too many open event streams from your address",
+                };
+                refuse(
+                    &counters.over_limit,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    message.to_owned(),
+                )
+            })?;
+        let filter = Filter {
+            selectors: (!selectors.is_empty()).then(|| selectors.into()),
+            grants: grant.map(|g| g.topics.into()).unwrap_or_default(),
+            client_id,
+        };
+        let last_event_id = last_event_id(req);
+        EventStream::filtered(
+            shared.clone(),
+            last_event_id.as_deref(),
+            filter,
+            Some(admission),
+            expires_at,
+        )
+        .ok_or_else(|| Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the event stream is shutting down".to_owned(),
+        })
+    }
+
+    /// A middleware that makes the `X-SSE-Client-Id` header of each request known to the
+    /// `#[emit_event(.., to_others)]` handlers it runs, so the client's own stream does not get
+    /// the echo of its change. One line: `App::new().wrap(events.client_id_middleware())`.
+    pub fn client_id_middleware(&self) -> crate::ClientIdMiddleware {
+        crate::ClientIdMiddleware
     }
 
     /// Opens a stream of encoded frames resuming after `last_event_id`, or `None` once the
@@ -127,6 +291,30 @@ impl Broadcaster {
     pub async fn stop_server(&self, server: &ServerHandle, graceful: bool) {
         self.shutdown();
         server.stop(graceful).await;
+    }
+}
+
+/// Why a stream request was refused: a status and a message for the client.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl Refusal {
+    fn into_response(self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            StatusCode::UNAUTHORIZED => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        response
+            .content_type("text/plain; charset=utf-8")
+            .body(self.message)
     }
 }
 

@@ -24,6 +24,15 @@ pub enum PublishError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A topic is empty, too long or contains control characters, or a topic template could
+    /// not be filled from the payload.
+    #[error("invalid topic {topic:?}: {reason}")]
+    InvalidTopic {
+        /// The rejected topic, or the template.
+        topic: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The broadcaster was shut down; no more events are accepted.
     #[error("the broadcaster is shut down")]
     Closed,

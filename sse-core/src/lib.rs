@@ -49,21 +49,33 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod auth;
 mod broadcaster;
+mod client_id;
 mod emit;
 mod encode;
 mod endpoint;
 mod error;
+mod filter;
 mod id;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod stream;
 pub mod testing;
+mod topic;
 
+pub use crate::auth::{AuthError, Authorize, Grant};
 pub use crate::broadcaster::{Broadcaster, BroadcasterBuilder, Stats};
+pub use crate::client_id::{ClientIdMiddleware, ClientIdService, CLIENT_ID_HEADER};
 pub use crate::emit::{EventPayload, PayloadWriter};
 pub use crate::encode::{validate_event_name, WireFormat, RESET_EVENT};
 pub use crate::error::PublishError;
+pub use crate::filter::Delivery;
 pub use crate::id::{EventId, MalformedEventId};
+#[cfg(feature = "jwt")]
+pub use crate::jwt::JwtAuth;
 pub use crate::stream::EventStream;
+pub use crate::topic::{InvalidTopic, TopicSelector, MAX_TOPIC_LEN};
 
 /// Publishes the handler's successful result as a named SSE event.
 ///
@@ -97,5 +109,5 @@ pub use sse_macros::emit_event;
 /// Not public API: used by the code `#[emit_event]` generates.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::emit::emit;
+    pub use crate::emit::{emit, EventSpec};
 }

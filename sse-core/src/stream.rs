@@ -15,8 +15,10 @@ use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::broadcaster::{CatchUp, Frame, Shared};
+use crate::broadcaster::{Admission, CatchUp, Frame, Shared};
 use crate::encode;
+use crate::filter::Filter;
+use crate::EventId;
 
 /// Largest chunk handed to actix in one poll when several frames are ready at once.
 const MAX_BATCH: usize = 64 * 1024;
@@ -30,9 +32,16 @@ pub struct EventStream {
     live: BroadcastStream<Frame>,
     pending: VecDeque<Bytes>,
     last_seq: u64,
+    /// Whether events after the last one sent were skipped by the filter: the next keep-alive
+    /// then carries the current id.
+    skipped: bool,
+    filter: Filter,
     keep_alive: Option<Pin<Box<Sleep>>>,
     last_write: Instant,
+    /// When the subscriber's credentials expire.
+    expiry: Option<Pin<Box<Sleep>>>,
     done: bool,
+    _admission: Option<Admission>,
 }
 
 impl Drop for EventStream {
@@ -45,7 +54,17 @@ impl Drop for EventStream {
 
 impl EventStream {
     pub(crate) fn new(shared: Arc<Shared>, last_event_id: Option<&str>) -> Option<Self> {
-        let start = shared.subscribe(last_event_id)?;
+        Self::filtered(shared, last_event_id, Filter::default(), None, None)
+    }
+
+    pub(crate) fn filtered(
+        shared: Arc<Shared>,
+        last_event_id: Option<&str>,
+        filter: Filter,
+        admission: Option<Admission>,
+        expires_at: Option<Instant>,
+    ) -> Option<Self> {
+        let start = shared.subscribe(last_event_id, &filter)?;
         let now = Instant::now();
         let keep_alive = shared
             .config
@@ -55,9 +74,13 @@ impl EventStream {
             live: BroadcastStream::new(start.rx),
             pending: start.pending,
             last_seq: start.last_seq,
+            skipped: false,
+            filter,
             keep_alive,
             last_write: now,
+            expiry: expires_at.map(|at| Box::pin(tokio::time::sleep_until(at))),
             done: false,
+            _admission: admission,
             shared,
         })
     }
@@ -75,6 +98,14 @@ impl Stream for EventStream {
             this.done = true;
             return Poll::Ready(None);
         }
+        if let Some(expiry) = &mut this.expiry {
+            if expiry.as_mut().poll(cx).is_ready() {
+                this.shared.counters.expired.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("sse subscriber's credentials expired; stream ended");
+                this.done = true;
+                return Poll::Ready(None);
+            }
+        }
         // Move whatever is ready into `pending`, then send it as one chunk: under load a
         // subscriber's poll then costs one write, not one per event.
         let mut closed = false;
@@ -85,14 +116,27 @@ impl Stream for EventStream {
                     // Already sent from the history (replay or catch-up).
                     if frame.seq > this.last_seq {
                         this.last_seq = frame.seq;
-                        queued += frame.bytes.len();
-                        this.pending.push_back(frame.bytes);
+                        // Per subscriber, only a look at the shared route: no encoding.
+                        if this.filter.wants(&frame.route) {
+                            this.skipped = false;
+                            queued += frame.bytes.len();
+                            this.pending.push_back(frame.bytes);
+                        } else {
+                            this.skipped = true;
+                        }
                     }
                 }
                 Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => {
-                    this.last_seq = match this.shared.catch_up(this.last_seq, &mut this.pending) {
-                        CatchUp::Complete { last_seq } | CatchUp::Reset { last_seq } => last_seq,
-                    };
+                    this.last_seq =
+                        match this
+                            .shared
+                            .catch_up(this.last_seq, &mut this.pending, &this.filter)
+                        {
+                            CatchUp::Complete { last_seq } | CatchUp::Reset { last_seq } => {
+                                last_seq
+                            }
+                        };
+                    this.skipped = true;
                     queued = this.pending.iter().map(Bytes::len).sum();
                 }
                 Poll::Ready(None) => {
@@ -118,6 +162,10 @@ impl Stream for EventStream {
                 if Instant::now() >= due {
                     this.last_write = Instant::now();
                     timer.as_mut().reset(this.last_write + every);
+                    if std::mem::take(&mut this.skipped) {
+                        let id = EventId::new(this.shared.epoch, this.last_seq);
+                        return Poll::Ready(Some(Ok(encode::keep_alive_with_id(id))));
+                    }
                     return Poll::Ready(Some(Ok(Bytes::from_static(encode::KEEP_ALIVE))));
                 }
                 timer.as_mut().reset(due);
@@ -207,6 +255,35 @@ mod tests {
         let got = events(&drain(&mut stream).await);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0.seq(), 3001);
+    }
+
+    #[tokio::test]
+    async fn catch_up_after_lag_keeps_private_events_private() {
+        let b = Broadcaster::builder()
+            .history(5000)
+            .keep_alive(None)
+            .build();
+        let filter = crate::filter::Filter {
+            selectors: Some(Box::new(["t/*".parse().unwrap()])),
+            grants: Box::new(["t/mine".parse().unwrap()]),
+            client_id: None,
+        };
+        let mut stream =
+            super::EventStream::filtered(b.shared.clone(), None, filter, None, None).unwrap();
+        let secret = crate::Delivery::to(["t/other"]).private();
+        let mine = crate::Delivery::to(["t/mine"]).private();
+        for i in 0..3000 {
+            match i % 3 {
+                0 => b.publish_with(&secret, "secret", &i),
+                1 => b.publish_with(&mine, "mine", &i),
+                _ => b.publish_to(["t/public"], "public", &i),
+            }
+            .unwrap();
+        }
+        let got = events(&drain(&mut stream).await);
+        assert_eq!(b.stats().caught_up, 1, "the subscriber lagged");
+        assert_eq!(got.len(), 2000);
+        assert!(got.iter().all(|(_, name)| name != "secret"), "{got:?}");
     }
 
     #[tokio::test]

@@ -10,10 +10,23 @@ pub(crate) struct Args {
     pub(crate) name: LitStr,
     /// `crate = "path"`: where `sse_core` is, for users who renamed or re-export it.
     pub(crate) krate: Option<syn::Path>,
+    /// `topic = "users/{id}"`: a template filled from the payload; default the event name.
+    pub(crate) topic: Option<LitStr>,
+    /// `private`: only for subscribers authorized for the topic.
+    pub(crate) private: bool,
+    /// `to_others`: not echoed to the stream of the client that sent the request.
+    pub(crate) to_others: bool,
+}
+
+mod kw {
+    syn::custom_keyword!(topic);
+    syn::custom_keyword!(private);
+    syn::custom_keyword!(to_others);
 }
 
 const EXAMPLE: &str = "`#[emit_event(\"user_updated\")]`";
 const VALID: &str = "`#[emit_event]` takes the event name and, optionally, \
+                     `topic = \"users/{id}\"`, `private`, `to_others` and \
                      `crate = \"path::to::sse_core\"`";
 
 impl Parse for Args {
@@ -21,6 +34,9 @@ impl Parse for Args {
         let mut errors = Errors::default();
         let mut name: Option<LitStr> = None;
         let mut krate: Option<syn::Path> = None;
+        let mut topic: Option<LitStr> = None;
+        let mut private = false;
+        let mut to_others = false;
         let mut first = true;
         while !input.is_empty() {
             if !first {
@@ -60,6 +76,54 @@ impl Parse for Args {
                     )),
                     Ok(path) => krate = Some(path),
                 }
+            } else if input.peek(kw::topic) && input.peek2(Token![=]) {
+                let key: kw::topic = input.parse()?;
+                input.parse::<Token![=]>()?;
+                let value: syn::Expr = input.parse()?;
+                match value {
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(lit),
+                        ..
+                    }) => {
+                        if topic.is_some() {
+                            errors.push(syn::Error::new(
+                                key.span,
+                                "the argument `topic` is given twice: an event has one topic \
+                                 template (publish from code with `publish_to` for several)",
+                            ));
+                        } else {
+                            if let Err(err) = check_template(&lit) {
+                                errors.push(err);
+                            }
+                            topic = Some(lit);
+                        }
+                    }
+                    other => errors.push(syn::Error::new_spanned(
+                        other,
+                        "`topic` takes a string template, like `topic = \"users/{id}\"`",
+                    )),
+                }
+            } else if input.peek(kw::private) || input.peek(kw::to_others) {
+                let key: syn::Ident = input.parse()?;
+                let flag = if key == "private" {
+                    &mut private
+                } else {
+                    &mut to_others
+                };
+                if input.peek(Token![=]) {
+                    input.parse::<Token![=]>()?;
+                    let value: syn::Expr = input.parse()?;
+                    errors.push(syn::Error::new_spanned(
+                        value,
+                        format!("`{key}` takes no value: write `{key}` alone"),
+                    ));
+                } else if *flag {
+                    errors.push(syn::Error::new(
+                        key.span(),
+                        format!("the argument `{key}` is given twice"),
+                    ));
+                }
+                *flag = true;
             } else if input.peek(syn::Ident) && input.peek2(Token![=]) {
                 let key: syn::Ident = input.parse()?;
                 errors.push(syn::Error::new(
@@ -91,7 +155,13 @@ impl Parse for Args {
         }
         errors.finish()?;
         match name {
-            Some(name) => Ok(Args { name, krate }),
+            Some(name) => Ok(Args {
+                name,
+                krate,
+                topic,
+                private,
+                to_others,
+            }),
             None => Err(syn::Error::new(Span::call_site(), "missing event name")),
         }
     }
@@ -111,6 +181,52 @@ fn check_name(lit: &LitStr) -> syn::Result<()> {
         return Ok(());
     };
     Err(syn::Error::new(lit.span(), problem))
+}
+
+/// Checks a topic template: non-empty, no control characters, and `{field}` parts naming a
+/// (possibly nested, `a.b`) field with a Rust identifier or index at each step.
+fn check_template(lit: &LitStr) -> syn::Result<()> {
+    let template = lit.value();
+    let problem = if template.is_empty() {
+        Some("the topic template must not be empty".to_owned())
+    } else if template.chars().any(char::is_control) {
+        Some("the topic template must not contain control characters".to_owned())
+    } else {
+        template_problem(&template)
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(syn::Error::new(lit.span(), problem)),
+    }
+}
+
+fn template_problem(template: &str) -> Option<String> {
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        if rest.as_bytes()[i] == b'}' {
+            return Some("unmatched `}` in the topic template".to_owned());
+        }
+        let after = &rest[i + 1..];
+        let Some(close) = after.find('}') else {
+            return Some(
+                "unclosed `{` in the topic template: write `{field}` to insert a payload field"
+                    .to_owned(),
+            );
+        };
+        let field = &after[..close];
+        let valid = !field.is_empty()
+            && field.split('.').all(|part| {
+                !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+            });
+        if !valid {
+            return Some(format!(
+                "`{{{field}}}` does not name a payload field: write `{{id}}`, or `{{user.id}}` \
+                 for a nested one"
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    None
 }
 
 /// Collects independent errors to report them together.

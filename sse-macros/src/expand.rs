@@ -3,7 +3,7 @@
 use proc_macro2::{TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{Attribute, Item, ItemFn, LitStr, ReturnType};
+use syn::{Attribute, Item, ItemFn, ReturnType};
 
 use crate::args::{Args, Errors};
 
@@ -20,12 +20,12 @@ pub(crate) fn emit_event(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
-    let mut names = Vec::new();
+    let mut events = Vec::new();
     let mut krate = None;
     match syn::parse2::<Args>(args) {
-        Ok(args) => {
-            names.push(args.name);
-            krate = args.krate;
+        Ok(mut args) => {
+            krate = args.krate.take();
+            events.push(args);
         }
         Err(err) => errors.push(err),
     }
@@ -57,16 +57,16 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     }
     // Later `#[emit_event]` attributes on the same fn are taken here, so that all events are
     // published in the order written.
-    for args in take_sibling_attrs(&mut func.attrs, &mut errors) {
-        names.push(args.name);
-        krate = krate.or(args.krate);
+    for mut args in take_sibling_attrs(&mut func.attrs, &mut errors) {
+        krate = krate.or(args.krate.take());
+        events.push(args);
     }
     errors.finish()?;
     let krate = krate.unwrap_or_else(|| syn::parse_quote!(::sse_core));
-    Ok(generate(func, &names, &krate))
+    Ok(generate(func, &events, &krate))
 }
 
-fn generate(func: ItemFn, names: &[LitStr], krate: &syn::Path) -> TokenStream {
+fn generate(func: ItemFn, events: &[Args], krate: &syn::Path) -> TokenStream {
     let ItemFn {
         attrs,
         vis,
@@ -79,8 +79,29 @@ fn generate(func: ItemFn, names: &[LitStr], krate: &syn::Path) -> TokenStream {
         ReturnType::Default => (quote!(: ()), sig.ident.span()),
     };
     // Spanned on the return type, so a type without a payload is reported there.
+    let specs = events.iter().map(|event| {
+        let Args {
+            name,
+            topic,
+            private,
+            to_others,
+            ..
+        } = event;
+        let topic = match topic {
+            Some(topic) => quote!(::core::option::Option::Some(#topic)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote! {
+            #krate::__private::EventSpec {
+                name: #name,
+                topic: #topic,
+                private: #private,
+                to_others: #to_others,
+            }
+        }
+    });
     let emit = quote_spanned! {span=>
-        #krate::__private::emit(&[#(#names),*], &__sse_output);
+        #krate::__private::emit(&[#(#specs),*], &__sse_output);
     };
     quote! {
         #(#attrs)*

@@ -1,0 +1,186 @@
+//! [`JwtAuth`]: private topics authorized by a JSON Web Token.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use crate::{AuthError, Authorize, Grant, TopicSelector};
+
+/// Authorizes subscribers with a JWT whose `sse.subscribe` claim lists the selectors of the
+/// private topics they may see (like Mercure's `mercure.subscribe`):
+///
+/// ```json
+/// { "sse": { "subscribe": ["users/42/private", "orders/{id}"] }, "exp": 1767225600 }
+/// ```
+///
+/// The token is read from `Authorization: Bearer <token>`, else from the cookie named by
+/// [`JwtAuth::cookie`] (default `sse_token`), else, if enabled with
+/// [`JwtAuth::query_parameter`], from `?access_token=` (which ends up in access logs: prefer
+/// the cookie for `EventSource`, which cannot set headers). `exp` is required unless
+/// [`JwtAuth::require_exp`] says otherwise; an open stream ends when its token expires.
+///
+/// ```
+/// use sse_core::{Broadcaster, JwtAuth};
+///
+/// let events = Broadcaster::builder()
+///     .authorizer(JwtAuth::hs256(b"a secret of at least 32 bytes, please"))
+///     .build();
+/// ```
+pub struct JwtAuth {
+    key: DecodingKey,
+    validation: Validation,
+    cookie: Option<String>,
+    query: bool,
+}
+
+impl fmt::Debug for JwtAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuth")
+            .field("algorithms", &self.validation.algorithms)
+            .field("cookie", &self.cookie)
+            .field("query", &self.query)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtAuth {
+    /// Tokens signed with HMAC-SHA256 and `secret`.
+    pub fn hs256(secret: &[u8]) -> Self {
+        Self::new(DecodingKey::from_secret(secret), Algorithm::HS256)
+    }
+
+    /// Tokens signed with RSA (RS256); `public_key_pem` is the PEM of the public key.
+    pub fn rs256_pem(public_key_pem: &[u8]) -> Result<Self, jsonwebtoken::errors::Error> {
+        Ok(Self::new(
+            DecodingKey::from_rsa_pem(public_key_pem)?,
+            Algorithm::RS256,
+        ))
+    }
+
+    fn new(key: DecodingKey, algorithm: Algorithm) -> Self {
+        let mut validation = Validation::new(algorithm);
+        // The stream ends at `exp` exactly; a skew allowance is opt-in with `leeway`.
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        Self {
+            key,
+            validation,
+            cookie: Some("sse_token".to_owned()),
+            query: false,
+        }
+    }
+
+    /// The cookie to read the token from; `None` to ignore cookies. Default `sse_token`.
+    #[must_use]
+    pub fn cookie(mut self, name: impl Into<Option<String>>) -> Self {
+        self.cookie = name.into();
+        self
+    }
+
+    /// Also reads the token from the `access_token` query parameter. Default off.
+    #[must_use]
+    pub fn query_parameter(mut self, enabled: bool) -> Self {
+        self.query = enabled;
+        self
+    }
+
+    /// Whether tokens must carry `exp`. Default true.
+    #[must_use]
+    pub fn require_exp(mut self, required: bool) -> Self {
+        self.validation.required_spec_claims = if required {
+            HashSet::from(["exp".to_owned()])
+        } else {
+            HashSet::new()
+        };
+        self
+    }
+
+    /// Clock skew tolerated on `exp` and `nbf`. Default 0.
+    #[must_use]
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.validation.leeway = leeway.as_secs();
+        self
+    }
+
+    /// The token, if the request carries one; an `Authorization` header that is not a bearer
+    /// token is an error.
+    fn token(&self, req: &HttpRequest) -> Result<Option<String>, AuthError> {
+        if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+            let value = value
+                .to_str()
+                .map_err(|_| AuthError::invalid("the Authorization header is not ASCII"))?;
+            return match value.split_once(' ') {
+                Some((scheme, token))
+                    if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+                {
+                    Ok(Some(token.trim().to_owned()))
+                }
+                _ => Err(AuthError::invalid(
+                    "the Authorization header must be `Bearer <token>`",
+                )),
+            };
+        }
+        if let Some(cookie) = self.cookie.as_deref().and_then(|name| req.cookie(name)) {
+            return Ok(Some(cookie.value().to_owned()));
+        }
+        if self.query && req.query_string().contains("access_token") {
+            let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+                .map_err(|_| AuthError::invalid("unreadable query string"))?;
+            if let Some((_, token)) = pairs
+                .into_inner()
+                .into_iter()
+                .find(|(k, _)| k == "access_token")
+            {
+                return Ok(Some(token));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    exp: Option<u64>,
+    #[serde(default)]
+    sse: SseClaim,
+}
+
+#[derive(Default, Deserialize)]
+struct SseClaim {
+    #[serde(default)]
+    subscribe: Vec<String>,
+}
+
+impl Authorize for JwtAuth {
+    fn authorize(&self, req: &HttpRequest) -> Result<Option<Grant>, AuthError> {
+        let Some(token) = self.token(req)? else {
+            return Ok(None);
+        };
+        let claims = jsonwebtoken::decode::<Claims>(&token, &self.key, &self.validation)
+            .map_err(|err| AuthError::invalid(err.to_string()))?
+            .claims;
+        let topics = claims
+            .sse
+            .subscribe
+            .iter()
+            .map(|s| TopicSelector::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| AuthError::invalid(format!("sse.subscribe claim: {err}")))?;
+        let expires_at = claims.exp.and_then(|exp| {
+            UNIX_EPOCH.checked_add(Duration::from_secs(
+                exp.saturating_add(self.validation.leeway),
+            ))
+        });
+        let mut grant = Grant::new(topics);
+        grant.expires_at = expires_at;
+        if expires_at.is_some_and(|at| at <= SystemTime::now()) {
+            return Err(AuthError::invalid("the token has expired"));
+        }
+        Ok(Some(grant))
+    }
+}

@@ -1,0 +1,379 @@
+//! Topics, topic selectors and topic templates.
+//!
+//! A topic is a string such as `users/42`, read as `/`-separated segments. A subscriber picks
+//! topics with selectors; an event's topics come from `#[emit_event(.., topic = "...")]`
+//! templates or are given to [`Broadcaster::publish_to`](crate::Broadcaster::publish_to).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::Value;
+
+/// Longest topic or selector accepted, in bytes.
+pub const MAX_TOPIC_LEN: usize = 1024;
+
+/// A pattern that picks topics: what a subscriber asks for with `?topic=...`, and what a token
+/// allows.
+///
+/// Syntax, segment by segment (segments are separated by `/`):
+///
+/// | selector | matches |
+/// |---|---|
+/// | `users/42` | exactly the topic `users/42` |
+/// | `users/{id}` | `users/` and any one non-empty segment: `users/42`, not `users/42/orders` |
+/// | `users/*` | `users/` and one or more segments: `users/42`, `users/42/orders`, not `users` |
+/// | `*` | every topic |
+///
+/// `{name}` and `*` must each be a whole segment, and `*` only the last one; `{`, `}` and `*`
+/// appear nowhere else. A selector is at most [`MAX_TOPIC_LEN`] bytes, without control
+/// characters.
+///
+/// ```
+/// use sse_core::TopicSelector;
+///
+/// let s: TopicSelector = "orders/{id}/*".parse().unwrap();
+/// assert!(s.matches("orders/7/items/3"));
+/// assert!(!s.matches("orders/7"));
+/// assert!("orders/{".parse::<TopicSelector>().is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct TopicSelector {
+    raw: Box<str>,
+    kind: Kind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `*`: every topic.
+    Any,
+    /// No placeholder: string equality, the common case.
+    Exact,
+    Pattern(Box<[Part]>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Lit(Box<str>),
+    /// `{name}`: one non-empty segment.
+    Var,
+    /// A final `*`: one or more segments (a non-empty remainder).
+    Rest,
+}
+
+/// Why a selector, topic or template was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct InvalidTopic {
+    reason: String,
+}
+
+impl InvalidTopic {
+    fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl TopicSelector {
+    /// Parses a selector; see the type's docs for the syntax.
+    pub fn parse(raw: &str) -> Result<Self, InvalidTopic> {
+        check_text(raw, "a topic selector")?;
+        if raw == "*" {
+            return Ok(Self {
+                raw: raw.into(),
+                kind: Kind::Any,
+            });
+        }
+        if !raw.contains(['{', '}', '*']) {
+            return Ok(Self {
+                raw: raw.into(),
+                kind: Kind::Exact,
+            });
+        }
+        let segments: Vec<&str> = raw.split('/').collect();
+        let mut parts = Vec::with_capacity(segments.len());
+        for (i, seg) in segments.iter().enumerate() {
+            let part = if *seg == "*" {
+                if i + 1 != segments.len() {
+                    return Err(InvalidTopic::new(format!(
+                        "`*` may only be the last segment of a topic selector: {raw:?}"
+                    )));
+                }
+                Part::Rest
+            } else if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                if name.is_empty() || name.contains(['{', '}', '*']) {
+                    return Err(InvalidTopic::new(format!(
+                        "a `{{name}}` part needs a name without `{{`, `}}` or `*`: {raw:?}"
+                    )));
+                }
+                Part::Var
+            } else if seg.contains(['{', '}', '*']) {
+                return Err(InvalidTopic::new(format!(
+                    "`{{name}}` and `*` must each be a whole segment (between `/`): {raw:?}"
+                )));
+            } else {
+                Part::Lit((*seg).into())
+            };
+            parts.push(part);
+        }
+        Ok(Self {
+            raw: raw.into(),
+            kind: Kind::Pattern(parts.into()),
+        })
+    }
+
+    /// The selector as written.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// Whether `topic` is one this selector picks.
+    pub fn matches(&self, topic: &str) -> bool {
+        match &self.kind {
+            Kind::Any => true,
+            Kind::Exact => *self.raw == *topic,
+            Kind::Pattern(parts) => matches_parts(parts, topic),
+        }
+    }
+
+    /// Whether every topic this selector matches is also matched by `outer`: `users/42` and
+    /// `users/{id}` are within `users/*`; `users/*` is not within `users/{id}`.
+    ///
+    /// ```
+    /// use sse_core::TopicSelector;
+    /// let sel = |s: &str| s.parse::<TopicSelector>().unwrap();
+    /// assert!(sel("users/42/private").is_within(&sel("users/{id}/private")));
+    /// assert!(!sel("users/*").is_within(&sel("users/{id}/private")));
+    /// ```
+    pub fn is_within(&self, outer: &TopicSelector) -> bool {
+        match (&self.kind, &outer.kind) {
+            (_, Kind::Any) => true,
+            (Kind::Any, _) => false,
+            (_, Kind::Exact) => matches!(self.kind, Kind::Exact) && self.raw == outer.raw,
+            (Kind::Exact, Kind::Pattern(parts)) => matches_parts(parts, &self.raw),
+            (Kind::Pattern(inner), Kind::Pattern(outer)) => parts_within(inner, outer),
+        }
+    }
+}
+
+fn matches_parts(parts: &[Part], topic: &str) -> bool {
+    let mut rest = topic;
+    for (i, part) in parts.iter().enumerate() {
+        if *part == Part::Rest {
+            return !rest.is_empty();
+        }
+        let (segment, tail) = match rest.split_once('/') {
+            Some((segment, tail)) => (segment, Some(tail)),
+            None => (rest, None),
+        };
+        let ok = match part {
+            Part::Lit(lit) => **lit == *segment,
+            Part::Var => !segment.is_empty(),
+            Part::Rest => false,
+        };
+        match (ok, tail) {
+            (false, _) => return false,
+            (true, Some(tail)) => rest = tail,
+            (true, None) => return i + 1 == parts.len(),
+        }
+    }
+    // The selector ended before the topic did.
+    false
+}
+
+fn parts_within(inner: &[Part], outer: &[Part]) -> bool {
+    match (inner.split_first(), outer.split_first()) {
+        (None, None) => true,
+        // A remainder of one empty literal segment is the empty string, which `*` rejects.
+        (Some(_), Some((Part::Rest, _))) => !matches!(inner, [Part::Lit(l)] if l.is_empty()),
+        (Some((Part::Rest, _)), Some(_)) => false,
+        (Some((a, inner)), Some((b, outer))) => {
+            let segment_within = match (a, b) {
+                (Part::Lit(x), Part::Lit(y)) => x == y,
+                (Part::Lit(x), Part::Var) => !x.is_empty(),
+                (Part::Var, Part::Var) => true,
+                _ => false,
+            };
+            segment_within && parts_within(inner, outer)
+        }
+        _ => false,
+    }
+}
+
+impl FromStr for TopicSelector {
+    type Err = InvalidTopic;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Debug for TopicSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TopicSelector({:?})", self.raw)
+    }
+}
+
+impl fmt::Display for TopicSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+/// Checks that `topic` can be an event's topic: non-empty, at most [`MAX_TOPIC_LEN`] bytes,
+/// no control characters.
+pub(crate) fn validate_topic(topic: &str) -> Result<(), InvalidTopic> {
+    check_text(topic, "a topic")
+}
+
+fn check_text(s: &str, what: &str) -> Result<(), InvalidTopic> {
+    if s.is_empty() {
+        Err(InvalidTopic::new(format!("{what} must not be empty")))
+    } else if s.len() > MAX_TOPIC_LEN {
+        Err(InvalidTopic::new(format!(
+            "{what} must be at most {MAX_TOPIC_LEN} bytes"
+        )))
+    } else if s.chars().any(char::is_control) {
+        Err(InvalidTopic::new(format!(
+            "{what} must not contain control characters"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Fills a topic template such as `users/{id}` or `orders/{order.id}/items` from a payload.
+/// `{field}` parts name a field of the payload, `{a.b}` a nested one; the value must be a
+/// string, number or boolean, and a string must be non-empty and without `/`.
+pub(crate) fn render(template: &str, payload: &Value) -> Result<String, InvalidTopic> {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest.as_bytes()[open] == b'}' {
+            return Err(InvalidTopic::new("unmatched `}` in the topic template"));
+        }
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after
+            .find(['{', '}'])
+            .filter(|&i| after.as_bytes()[i] == b'}')
+            .ok_or_else(|| InvalidTopic::new("unclosed `{` in the topic template"))?;
+        let path = &after[..close];
+        let value = lookup(payload, path)
+            .ok_or_else(|| InvalidTopic::new(format!("the payload has no field `{path}`")))?;
+        match value {
+            Value::String(s) if s.is_empty() || s.contains('/') => {
+                return Err(InvalidTopic::new(format!(
+                    "field `{path}` is {s:?}: a topic part must be non-empty and without `/`"
+                )))
+            }
+            Value::String(s) => out.push_str(s),
+            Value::Number(n) => out.push_str(&n.to_string()),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            other => {
+                let kind = match other {
+                    Value::Null => "null",
+                    Value::Array(_) => "an array",
+                    _ => "an object",
+                };
+                return Err(InvalidTopic::new(format!(
+                    "field `{path}` is {kind}: a topic part must be a string, number or boolean"
+                )));
+            }
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    validate_topic(&out)?;
+    Ok(out)
+}
+
+fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    if path.is_empty() {
+        return None;
+    }
+    path.split('.').try_fold(value, |v, key| match v {
+        Value::Object(map) => map.get(key),
+        Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
+/// Whether a template has `{field}` parts (and so needs the payload as a JSON value).
+pub(crate) fn has_fields(template: &str) -> bool {
+    template.contains('{')
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn sel(s: &str) -> TopicSelector {
+        TopicSelector::parse(s).unwrap()
+    }
+
+    #[test]
+    fn matching() {
+        let cases = [
+            ("users/42", "users/42", true),
+            ("users/42", "users/420", false),
+            ("users/{id}", "users/42", true),
+            ("users/{id}", "users/", false),
+            ("users/{id}", "users/42/x", false),
+            ("users/*", "users/42/x", true),
+            ("users/*", "users/", false),
+            ("users/*", "users", false),
+            ("users/*", "usersx/1", false),
+            ("*", "anything/at/all", true),
+            ("{a}/{b}", "x/y", true),
+            ("{a}/{b}", "x", false),
+        ];
+        for (s, topic, expected) in cases {
+            assert_eq!(sel(s).matches(topic), expected, "{s} ~ {topic}");
+        }
+    }
+
+    #[test]
+    fn malformed_selectors() {
+        for bad in [
+            "", "a/*/b", "a/{", "a/}", "a/{}", "a/x{id}", "a/*x", "**", "a\nb", "{a{b}}",
+        ] {
+            assert!(TopicSelector::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(TopicSelector::parse(&"a".repeat(MAX_TOPIC_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn containment() {
+        let within = [
+            ("users/42/private", "users/{id}/private", true),
+            ("users/{x}/private", "users/{id}/private", true),
+            ("users/*", "users/{id}/private", false),
+            ("users/42", "users/*", true),
+            ("users/{id}/*", "users/*", true),
+            ("users/*", "users/*", true),
+            ("*", "users/*", false),
+            ("users/42", "*", true),
+            ("users/{id}", "users/42", false),
+            ("users/", "users/*", false),
+        ];
+        for (a, b, expected) in within {
+            assert_eq!(sel(a).is_within(&sel(b)), expected, "{a} within {b}");
+        }
+    }
+
+    #[test]
+    fn templates() {
+        let p = json!({"id": 42, "name": "ada", "order": {"id": "o-1"}, "ok": true, "n": null});
+        assert_eq!(render("users/{id}", &p).unwrap(), "users/42");
+        assert_eq!(render("o/{order.id}/{ok}", &p).unwrap(), "o/o-1/true");
+        assert_eq!(render("static", &p).unwrap(), "static");
+        for bad in ["users/{missing}", "{n}", "{order}", "a/{id", "a}", "{}"] {
+            assert!(render(bad, &p).is_err(), "{bad}");
+        }
+        assert!(render("u/{name}", &json!({"name": "a/b"})).is_err());
+    }
+}

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// The database failed.
     #[error("internal error")]
     Internal(#[source] sqlx::Error),
+    /// A token could not be signed.
+    #[error("internal error")]
+    Token(#[source] jsonwebtoken::errors::Error),
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -61,13 +64,15 @@ impl ResponseError for ApiError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::Token(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Internal(err) = self {
-            tracing::error!(%err, "database error");
+        match self {
+            Self::Internal(err) => tracing::error!(%err, "database error"),
+            Self::Token(err) => tracing::error!(%err, "cannot sign a token"),
+            _ => {}
         }
         HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() }))
     }

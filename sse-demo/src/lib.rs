@@ -22,6 +22,7 @@
 
 pub mod db;
 pub mod error;
+pub mod login;
 pub mod users;
 
 use actix_cors::Cors;
@@ -50,7 +51,8 @@ pub fn app_config(pool: SqlitePool, events: Broadcaster) -> impl FnOnce(&mut web
                     .route("", web::post().to(users::create))
                     .route("/{id}", web::get().to(users::get))
                     .route("/{id}", web::put().to(users::update))
-                    .route("/{id}", web::delete().to(users::delete)),
+                    .route("/{id}", web::delete().to(users::delete))
+                    .route("/{id}/email", web::put().to(users::update_email)),
             );
     }
 }
@@ -67,6 +69,7 @@ pub fn cors(origins: &[String]) -> Cors {
         .allowed_methods(["GET", "POST", "PUT", "DELETE"])
         .allowed_headers([
             header::CONTENT_TYPE,
+            header::AUTHORIZATION,
             header::HeaderName::from_static("last-event-id"),
         ])
         .max_age(3600)

@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::{middleware, App, HttpServer};
 use clap::Parser;
 use sse_core::Broadcaster;
+use sse_demo::login::LoginKey;
 use tracing_subscriber::EnvFilter;
 
 /// Users CRUD on SQLite with a page that updates live over Server-Sent Events.
@@ -38,6 +39,11 @@ struct Config {
     #[arg(long, env = "SSE_KEEP_ALIVE_SECS", default_value_t = 5)]
     keep_alive_secs: u64,
 
+    /// Secret for the HS256 tokens of the demo-only `POST /api/v1/login`, which authorize the
+    /// private `users/{id}/private` events. Default: random for each run.
+    #[arg(long, env = "SSE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+
     /// Milliseconds a browser waits before reconnecting a dropped stream.
     #[arg(long, env = "SSE_RETRY_MS", default_value_t = 1000)]
     retry_ms: u64,
@@ -64,20 +70,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|err| format!("cannot open database {:?}: {err}", config.database_url))?;
     let keep_alive =
         (config.keep_alive_secs > 0).then(|| Duration::from_secs(config.keep_alive_secs));
+    let login_key = match &config.jwt_secret {
+        Some(secret) => LoginKey::new(secret.as_bytes()),
+        None => LoginKey::random(),
+    };
     // Once, outside `HttpServer::new`: every worker must publish to and serve the same stream.
     let events = Broadcaster::builder()
         .history(config.history)
         .keep_alive(keep_alive)
         .retry(Duration::from_millis(config.retry_ms))
+        .authorizer(login_key.authorizer())
+        .private_topics([LoginKey::private_topics()?])
         .build();
 
     let server = HttpServer::new({
         let (pool, events, origins) = (pool.clone(), events.clone(), config.cors_origins.clone());
+        let login_key = login_key.clone();
         move || {
             App::new()
                 .wrap(sse_demo::cors(&origins))
                 .wrap(middleware::Logger::new("%r %s %Dms"))
                 .configure(sse_demo::app_config(pool.clone(), events.clone()))
+                .configure(sse_demo::login::config(login_key.clone()))
         }
     })
     // `events.serve` handles Ctrl-C and SIGTERM: it ends the open streams, then stops the

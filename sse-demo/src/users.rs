@@ -33,6 +33,22 @@ pub struct UserChanges {
     pub email: Option<String>,
 }
 
+/// The body of `PUT /api/v1/users/{id}/email`.
+#[derive(Debug, Deserialize)]
+pub struct NewEmail {
+    /// An address like `name@example.com`.
+    pub email: String,
+}
+
+/// The payload of the private `user_email_changed` event.
+#[derive(Debug, Serialize)]
+pub struct EmailChanged {
+    /// The user whose address changed.
+    pub id: i64,
+    /// The new address.
+    pub email: String,
+}
+
 /// The payload of `DELETE /api/v1/users/{id}` and of the `user_deleted` event.
 #[derive(Debug, Serialize)]
 pub struct Deleted {
@@ -55,7 +71,7 @@ pub async fn get(pool: web::Data<SqlitePool>, id: web::Path<i64>) -> Result<Json
 }
 
 /// `POST /api/v1/users`: 201 with the new user.
-#[emit_event("user_created")]
+#[emit_event("user_created", topic = "users/{id}")]
 pub async fn create(
     pool: web::Data<SqlitePool>,
     body: Json<NewUser>,
@@ -68,7 +84,7 @@ pub async fn create(
 }
 
 /// `PUT /api/v1/users/{id}`: changes the fields present in the body.
-#[emit_event("user_updated")]
+#[emit_event("user_updated", topic = "users/{id}")]
 pub async fn update(
     pool: web::Data<SqlitePool>,
     id: web::Path<i64>,
@@ -90,7 +106,7 @@ pub async fn update(
 }
 
 /// `DELETE /api/v1/users/{id}`: `{"id": N}`.
-#[emit_event("user_deleted")]
+#[emit_event("user_deleted", topic = "users/{id}")]
 pub async fn delete(
     pool: web::Data<SqlitePool>,
     id: web::Path<i64>,
@@ -101,6 +117,26 @@ pub async fn delete(
     }
     tracing::info!(id, "user deleted");
     Ok(Json(Deleted { id }))
+}
+
+/// `PUT /api/v1/users/{id}/email`: changes the address. The new address is published only
+/// to its owner's streams (topic `users/{id}/private`, private), not to every page.
+#[emit_event("user_email_changed", topic = "users/{id}/private", private)]
+pub async fn update_email(
+    pool: web::Data<SqlitePool>,
+    id: web::Path<i64>,
+    body: Json<NewEmail>,
+) -> Result<Json<EmailChanged>, ApiError> {
+    let id = id.into_inner();
+    let email = email(&body.email)?;
+    let user = db::update(&pool, id, None, Some(email))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(id.to_string()))?;
+    tracing::info!(id, "email changed");
+    Ok(Json(EmailChanged {
+        id,
+        email: user.email,
+    }))
 }
 
 /// The username to store: trimmed, not empty, not too long, printable.

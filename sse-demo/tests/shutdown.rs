@@ -47,6 +47,8 @@ fn help_lists_every_setting() {
         "--history",
         "--keep-alive-secs",
         "--retry-ms",
+        "--jwt-secret",
+        "SSE_JWT_SECRET",
     ] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }

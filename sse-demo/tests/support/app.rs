@@ -6,6 +6,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer};
 use serde_json::Value;
 use sse_core::Broadcaster;
+use sse_demo::login::LoginKey;
 use tempfile::TempDir;
 
 /// An origin the test server allows besides its own.
@@ -26,9 +27,12 @@ impl TestApp {
         let pool = sse_demo::db::connect(db.to_str().expect("UTF-8 temp path"))
             .await
             .expect("database");
+        let login_key = LoginKey::new(&b"test secret for the demo's login tokens"[..]);
         let events = Broadcaster::builder()
             .history(64)
             .keep_alive(Duration::from_millis(500))
+            .authorizer(login_key.authorizer())
+            .private_topics([LoginKey::private_topics().expect("selector")])
             .build();
         let server = HttpServer::new({
             let events = events.clone();
@@ -36,6 +40,7 @@ impl TestApp {
                 App::new()
                     .wrap(sse_demo::cors(&[ALLOWED_ORIGIN.to_owned()]))
                     .configure(sse_demo::app_config(pool.clone(), events.clone()))
+                    .configure(sse_demo::login::config(login_key.clone()))
             }
         })
         .workers(1)

@@ -66,6 +66,15 @@ impl SseStream {
     /// Opens `url`, optionally resuming after `last_event_id` (sent as the header), and reads
     /// the `: connected` preamble, which it returns with the stream.
     pub async fn open(url: &str, last_event_id: Option<&str>) -> (Self, Frame) {
+        Self::open_as(url, last_event_id, None).await
+    }
+
+    /// Like [`SseStream::open`], with `token` sent as `Authorization: Bearer`.
+    pub async fn open_as(
+        url: &str,
+        last_event_id: Option<&str>,
+        token: Option<&str>,
+    ) -> (Self, Frame) {
         let client = awc::Client::new();
         let mut req = client
             .get(url)
@@ -73,6 +82,9 @@ impl SseStream {
             .timeout(Duration::from_secs(5));
         if let Some(id) = last_event_id {
             req = req.insert_header(("last-event-id", id));
+        }
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
         }
         let res = req
             .send()

@@ -1,0 +1,112 @@
+//! **Demo only**: `POST /api/v1/login` hands out a token for any user id, without a password,
+//! so the private `user_email_changed` event can be tried from a terminal. A real app issues
+//! such tokens from its own authentication.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::web::{self, Json};
+use jsonwebtoken::{EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::SqlitePool;
+use sse_core::{InvalidTopic, JwtAuth, TopicSelector};
+
+use crate::db;
+use crate::error::ApiError;
+
+/// How long a demo token is valid.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The private topics: each user's own `users/{id}/private`.
+pub const PRIVATE_TOPICS: &str = "users/{id}/private";
+
+/// The HS256 secret shared by the login endpoint (signing) and the broadcaster (checking).
+#[derive(Clone)]
+pub struct LoginKey(Vec<u8>);
+
+impl LoginKey {
+    /// A key from a configured secret.
+    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+        Self(secret.into())
+    }
+
+    /// A key made up for this run: tokens do not survive a restart.
+    pub fn random() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // Each `RandomState` is seeded from the OS's randomness; a demo needs nothing more.
+        let secret: String = (0..4)
+            .map(|_| {
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_u128(
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_nanos(),
+                );
+                format!("{:016x}", h.finish())
+            })
+            .collect();
+        Self(secret.into_bytes())
+    }
+
+    /// The authorizer that checks the tokens this key signs.
+    pub fn authorizer(&self) -> JwtAuth {
+        JwtAuth::hs256(&self.0)
+    }
+
+    /// The selector of the private topics, for `BroadcasterBuilder::private_topics`.
+    pub fn private_topics() -> Result<TopicSelector, InvalidTopic> {
+        TopicSelector::parse(PRIVATE_TOPICS)
+    }
+}
+
+/// Registers `POST /api/v1/login` with `key`, for `App::configure`.
+pub fn config(key: LoginKey) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(key))
+            .route("/api/v1/login", web::post().to(login));
+    }
+}
+
+/// The body of `POST /api/v1/login`.
+#[derive(Debug, Deserialize)]
+pub struct Login {
+    /// The user to log in as.
+    pub user_id: i64,
+}
+
+/// The answer of `POST /api/v1/login`.
+#[derive(Debug, Serialize)]
+pub struct Token {
+    /// A JWT allowing `users/{user_id}/private`, valid for [`TOKEN_LIFETIME`].
+    pub token: String,
+}
+
+/// `POST /api/v1/login` (**demo only: no password**): `{"user_id": N}` → `{"token": "..."}`.
+pub async fn login(
+    pool: web::Data<SqlitePool>,
+    key: web::Data<LoginKey>,
+    body: Json<Login>,
+) -> Result<Json<Token>, ApiError> {
+    let id = body.user_id;
+    if db::get(&pool, id).await?.is_none() {
+        return Err(ApiError::NotFound(id.to_string()));
+    }
+    let exp = (SystemTime::now() + TOKEN_LIFETIME)
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let claims = json!({
+        "sub": id.to_string(),
+        "exp": exp,
+        "sse": { "subscribe": [format!("users/{id}/private")] },
+    });
+    let token = jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(&key.0),
+    )
+    .map_err(ApiError::Token)?;
+    tracing::info!(id, "demo login");
+    Ok(Json(Token { token }))
+}

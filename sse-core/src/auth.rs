@@ -8,7 +8,7 @@ use crate::TopicSelector;
 
 /// Decides, from the stream request, which private topics a subscriber may see. Set it with
 /// [`BroadcasterBuilder::authorizer`](crate::BroadcasterBuilder::authorizer);
-/// [`JwtAuth`](crate::JwtAuth) (feature `jwt`) is a ready one.
+/// `JwtAuth` (feature `jwt`) is a ready one.
 ///
 /// ```
 /// use actix_web::HttpRequest;

@@ -231,7 +231,7 @@ impl BroadcasterBuilder {
     }
 
     /// Sets who may see private events: see [`Authorize`] and, with the `jwt` feature,
-    /// [`JwtAuth`](crate::JwtAuth). Without one, every request is anonymous and sees public
+    /// `JwtAuth`. Without one, every request is anonymous and sees public
     /// events only.
     pub fn authorizer(mut self, authorizer: impl Authorize) -> Self {
         self.config.authorizer = Authorizer(Some(Arc::new(authorizer)));

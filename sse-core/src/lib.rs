@@ -46,6 +46,28 @@
 //! serves clients that reconnect with `Last-Event-ID` and subscribers that fell behind; when
 //! what a client missed is no longer there, it gets a [`RESET_EVENT`] telling it to refetch
 //! its state. Nothing is dropped silently: see [`Broadcaster::stats`].
+//!
+//! # Topics and private events
+//!
+//! Every event has topics (by default its name); a client picks them with
+//! `?topic=<selector>` (see [`TopicSelector`]), and gets every public event without one.
+//! `private` events reach only subscribers whose credentials, checked by the
+//! [`Authorize`] set on the builder (such as `JwtAuth`, feature `jwt`), allow one of their
+//! topics, on replay and catch-up too. Each subscriber only looks at an event's topics to skip
+//! it: frames are still encoded once for all.
+//!
+//! ```
+//! use actix_web::web::Json;
+//! use sse_core::emit_event;
+//!
+//! #[derive(serde::Serialize)]
+//! struct Order { id: u64, customer: u64 }
+//!
+//! #[emit_event("order_shipped", topic = "customers/{customer}/orders/{id}", private)]
+//! async fn ship() -> Json<Order> {
+//!     Json(Order { id: 7, customer: 42 })
+//! }
+//! ```
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -101,8 +123,28 @@ pub use crate::topic::{InvalidTopic, TopicSelector, MAX_TOPIC_LEN};
 /// Several `#[emit_event]` attributes on one handler publish one event each, in the order
 /// written. The attribute composes with actix's route macros in either order.
 ///
-/// Delivery trouble never changes the response: a payload that fails to serialize, or a
-/// missing broadcaster, is logged with `tracing` and counted in [`Stats::emit_failures`].
+/// Optional arguments, after the name:
+///
+/// - `topic = "users/{id}"`: the event's topic, filled from the serialized payload (`{a.b}`
+///   for a nested field; the value must be a string without `/`, a number or a boolean).
+///   Default: the event name. Subscribers choose topics with `?topic=` ([`TopicSelector`]).
+/// - `private`: only for subscribers authorized for the topic (see [`Authorize`]).
+/// - `to_others`: not echoed to the stream of the client that made the request (its
+///   `X-SSE-Client-Id` header, read by [`Broadcaster::client_id_middleware`]).
+///
+/// ```
+/// # use actix_web::web;
+/// # use sse_core::emit_event;
+/// # #[derive(serde::Serialize)] struct User { id: u64 }
+/// #[emit_event("user_updated", topic = "users/{id}", to_others)]
+/// async fn update() -> web::Json<User> {
+///     web::Json(User { id: 42 })
+/// }
+/// ```
+///
+/// Delivery trouble never changes the response: a payload that fails to serialize, a topic
+/// template naming a field the payload lacks, or a missing broadcaster, is logged with
+/// `tracing` and counted in [`Stats::emit_failures`]; that event is not published.
 #[cfg(feature = "macros")]
 pub use sse_macros::emit_event;
 

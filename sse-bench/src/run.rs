@@ -225,6 +225,9 @@ pub fn run(server: &ServerSpec, scenario: &Scenario, env: &Env) -> io::Result<Ru
             eprintln!("[{}] {msg}", server.label());
         }
     };
+    if let Some(pid) = pid {
+        log(format!("server pid {pid} at {addr}"));
+    }
     let pool = Pool::start(PoolPlan {
         target: Target {
             addr,

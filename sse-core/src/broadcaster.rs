@@ -178,7 +178,7 @@ impl Default for BroadcasterBuilder {
     fn default() -> Self {
         Self {
             config: Config {
-                history: 1024,
+                history: 65536,
                 history_bytes: 16 * 1024 * 1024,
                 keep_alive: Some(Duration::from_secs(5)),
                 retry: None,
@@ -196,7 +196,9 @@ impl Default for BroadcasterBuilder {
 
 impl BroadcasterBuilder {
     /// How many recent events are kept for `Last-Event-ID` replay and for catching up slow
-    /// subscribers. Default 1024; 0 disables replay.
+    /// subscribers. Default 65 536; 0 disables replay. Frames are shared with the
+    /// subscribers, so [`history_bytes`](Self::history_bytes) is the bound that matters for
+    /// memory; a large count lets a burst of small events be caught up instead of reset.
     pub fn history(mut self, events: usize) -> Self {
         self.config.history = events;
         self
@@ -518,6 +520,9 @@ pub(crate) struct Start {
 pub(crate) enum CatchUp {
     /// Everything it missed was queued.
     Complete { last_seq: u64 },
+    /// The byte budget was used up: what it missed up to `last_seq` was queued, the rest is
+    /// still in the history for the next call.
+    Partial { last_seq: u64 },
     /// What it missed is gone: a reset event was queued.
     Reset { last_seq: u64 },
 }
@@ -654,17 +659,26 @@ impl Shared {
         after: u64,
         pending: &mut VecDeque<Bytes>,
         filter: &Filter,
+        budget: usize,
     ) -> CatchUp {
         let state = self.lock();
         let current = state.last_seq;
         let oldest = state.history.front().map_or(current + 1, |f| f.seq);
         if after + 1 >= oldest {
-            pending.extend(
-                state
-                    .frames_after(after)
-                    .filter(|f| filter.wants(&f.route))
-                    .map(|f| f.bytes.clone()),
-            );
+            // Bounded per call, so a subscriber far behind holds at most `budget` bytes of
+            // queued frames (and of actix's write buffer) at a time.
+            let mut queued = 0;
+            for frame in state.frames_after(after) {
+                if queued >= budget {
+                    return CatchUp::Partial {
+                        last_seq: frame.seq - 1,
+                    };
+                }
+                if filter.wants(&frame.route) {
+                    queued += frame.bytes.len();
+                    pending.push_back(frame.bytes.clone());
+                }
+            }
             drop(state);
             self.counters.caught_up.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(

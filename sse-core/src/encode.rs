@@ -114,20 +114,14 @@ fn data_lines(buf: &mut BytesMut, data: &str) {
 fn data_lines_continued(buf: &mut BytesMut, data: &str) {
     let bytes = data.as_bytes();
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\r' | b'\n' => {
-                buf.put_slice(&bytes[start..i]);
-                buf.put_slice(b"\ndata: ");
-                if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
-                start = i + 1;
-            }
-            _ => {}
+    while let Some(at) = memchr::memchr2(b'\r', b'\n', &bytes[start..]) {
+        let end = start + at;
+        buf.put_slice(&bytes[start..end]);
+        buf.put_slice(b"\ndata: ");
+        start = end + 1;
+        if bytes[end] == b'\r' && bytes.get(start) == Some(&b'\n') {
+            start += 1;
         }
-        i += 1;
     }
     buf.put_slice(&bytes[start..]);
 }

@@ -20,8 +20,13 @@ use crate::encode;
 use crate::filter::Filter;
 use crate::EventId;
 
-/// Largest chunk handed to actix in one poll when several frames are ready at once.
-const MAX_BATCH: usize = 64 * 1024;
+/// Most bytes queued for actix in one poll. actix's write buffer grows to the largest chunk it
+/// was given and keeps that size, so this bounds memory per busy connection.
+const MAX_BATCH: usize = 16 * 1024;
+
+/// Frames smaller than this are joined into one chunk (one write instead of many); larger ones
+/// are passed on as they are, since copying them costs more than the write saves.
+const JOIN_BELOW: usize = 1024;
 
 /// The body of one SSE response: a stream of encoded frames.
 ///
@@ -35,6 +40,9 @@ pub struct EventStream {
     /// Whether events after the last one sent were skipped by the filter: the next keep-alive
     /// then carries the current id.
     skipped: bool,
+    /// Fell behind the live channel: frames are being read from the history, a budget per
+    /// poll, until it is caught up.
+    behind: bool,
     filter: Filter,
     keep_alive: Option<Pin<Box<Sleep>>>,
     last_write: Instant,
@@ -75,6 +83,7 @@ impl EventStream {
             pending: start.pending,
             last_seq: start.last_seq,
             skipped: false,
+            behind: false,
             filter,
             keep_alive,
             last_write: now,
@@ -111,6 +120,24 @@ impl Stream for EventStream {
         let mut closed = false;
         let mut queued: usize = this.pending.iter().map(Bytes::len).sum();
         while queued < MAX_BATCH {
+            if this.behind {
+                let budget = MAX_BATCH - queued;
+                this.last_seq = match this.shared.catch_up(
+                    this.last_seq,
+                    &mut this.pending,
+                    &this.filter,
+                    budget,
+                ) {
+                    CatchUp::Partial { last_seq } => last_seq,
+                    CatchUp::Complete { last_seq } | CatchUp::Reset { last_seq } => {
+                        this.behind = false;
+                        last_seq
+                    }
+                };
+                this.skipped = true;
+                queued = this.pending.iter().map(Bytes::len).sum();
+                continue;
+            }
             match Pin::new(&mut this.live).poll_next(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     // Already sent from the history (replay or catch-up).
@@ -127,17 +154,7 @@ impl Stream for EventStream {
                     }
                 }
                 Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => {
-                    this.last_seq =
-                        match this
-                            .shared
-                            .catch_up(this.last_seq, &mut this.pending, &this.filter)
-                        {
-                            CatchUp::Complete { last_seq } | CatchUp::Reset { last_seq } => {
-                                last_seq
-                            }
-                        };
-                    this.skipped = true;
-                    queued = this.pending.iter().map(Bytes::len).sum();
+                    this.behind = true;
                 }
                 Poll::Ready(None) => {
                     closed = true;
@@ -175,25 +192,24 @@ impl Stream for EventStream {
     }
 }
 
-/// Joins the queued frames into one chunk (the common single frame is passed on as it is).
+/// The next chunk for actix: a run of small frames joined into one, or one large frame as it
+/// is (a reference count, no copy).
 fn take_chunk(pending: &mut VecDeque<Bytes>) -> Option<Bytes> {
-    match pending.len() {
-        0 => None,
-        1 => pending.pop_front(),
-        _ => {
-            let mut buf = BytesMut::with_capacity(pending.iter().map(Bytes::len).sum());
-            let mut taken = 0;
-            while let Some(b) = pending.front() {
-                if taken > 0 && buf.len() + b.len() > MAX_BATCH {
-                    break;
-                }
-                buf.extend_from_slice(b);
-                taken += 1;
-                pending.pop_front();
-            }
-            Some(buf.freeze())
-        }
+    let first = pending.pop_front()?;
+    let joinable = |b: &Bytes| b.len() < JOIN_BELOW;
+    if !joinable(&first) || !pending.front().is_some_and(joinable) {
+        return Some(first);
     }
+    let mut buf = BytesMut::with_capacity(MAX_BATCH.min(first.len() * (pending.len() + 1)));
+    buf.extend_from_slice(&first);
+    while let Some(next) = pending.front() {
+        if !joinable(next) || buf.len() + next.len() > MAX_BATCH {
+            break;
+        }
+        buf.extend_from_slice(next);
+        pending.pop_front();
+    }
+    Some(buf.freeze())
 }
 
 #[cfg(test)]

@@ -44,13 +44,15 @@ pub struct Broadcaster {
 }
 
 pub(crate) struct Shared {
-    pub(crate) epoch: u64,
     pub(crate) config: Config,
     state: Mutex<State>,
     closed: AtomicBool,
     pub(crate) counters: Counters,
     /// Open endpoint streams, in total and per peer address, for the limits.
     admitted: Mutex<Admitted>,
+    /// The Redis Streams backend, when the builder chose it.
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<Arc<crate::redis::RedisBackend>>,
 }
 
 #[derive(Default)]
@@ -72,6 +74,8 @@ pub(crate) struct Config {
     pub(crate) max_subscribers_per_ip: usize,
     pub(crate) max_selectors: usize,
     pub(crate) max_query_len: usize,
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<crate::redis::RedisConfig>,
 }
 
 /// The optional [`Authorize`] implementation; `Debug` without requiring it of users.
@@ -85,8 +89,13 @@ impl fmt::Debug for Authorizer {
 }
 
 struct State {
-    /// Sequence number of the last published event (0 before the first).
+    /// The epoch of the ids: the broadcaster's, or the Redis stream's once connected.
+    epoch: u64,
+    /// Local sequence number of the last published event (0 before the first); with the
+    /// Redis backend, of the last entry read from the stream.
     last_seq: u64,
+    /// The id of that event (on the wire), or the starting point.
+    last_id: EventId,
     history: VecDeque<Frame>,
     history_bytes: usize,
     /// `None` once shut down: dropping the sender wakes every subscriber.
@@ -107,9 +116,48 @@ impl State {
 /// One encoded event, shared by all subscribers.
 #[derive(Clone, Debug)]
 pub(crate) struct Frame {
+    /// Local position, consecutive in the history (whatever the id looks like).
     pub(crate) seq: u64,
+    pub(crate) id: EventId,
     pub(crate) bytes: Bytes,
     pub(crate) route: Arc<Route>,
+}
+
+impl Frame {
+    /// A frame not yet placed in the history (its `seq` is set then).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn new(id: EventId, bytes: Bytes, route: Arc<Route>) -> Self {
+        Self {
+            seq: 0,
+            id,
+            bytes,
+            route,
+        }
+    }
+}
+
+impl State {
+    /// Appends `frame` as the next event: history (trimmed), then every live subscriber.
+    fn push(&mut self, mut frame: Frame, config: &Config) {
+        frame.seq = self.last_seq + 1;
+        self.last_seq = frame.seq;
+        self.last_id = frame.id;
+        if config.history > 0 {
+            self.history_bytes += frame.bytes.len();
+            self.history.push_back(frame.clone());
+            while self.history.len() > config.history
+                || (self.history_bytes > config.history_bytes && self.history.len() > 1)
+            {
+                if let Some(old) = self.history.pop_front() {
+                    self.history_bytes -= old.bytes.len();
+                }
+            }
+        }
+        if let Some(tx) = &self.tx {
+            // An error only means nobody is subscribed right now.
+            let _ = tx.send(frame);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -127,6 +175,28 @@ pub(crate) struct Counters {
     pub(crate) forbidden: AtomicU64,
     pub(crate) over_limit: AtomicU64,
     pub(crate) expired: AtomicU64,
+}
+
+/// With the Redis backend ([`BroadcasterBuilder::redis`]), how the link to Redis fares; all
+/// zero with the in-memory backend. Part of [`Stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Events published here and not yet acknowledged by Redis.
+    pub outbox: usize,
+    /// Events dropped from a full outbox during an outage (subscribers then get a reset).
+    pub outbox_dropped: u64,
+    /// Times the publisher connected again after losing Redis.
+    pub reconnects: u64,
+    /// Failed Redis commands and connection attempts, timeouts, malformed stream entries.
+    pub errors: u64,
+    /// Times the stream's epoch changed: Redis restarted empty or was flushed.
+    pub epoch_changes: u64,
+    /// Microseconds from `publish` to Redis acknowledging the event, for the last batch and
+    /// the slowest so far (outages included).
+    pub publish_latency_last_us: u64,
+    /// See `publish_latency_last_us`.
+    pub publish_latency_max_us: u64,
 }
 
 /// A snapshot of a broadcaster's counters, from [`Broadcaster::stats`].
@@ -165,6 +235,8 @@ pub struct Stats {
     pub over_limit: u64,
     /// Streams ended because their credentials expired.
     pub expired: u64,
+    /// The Redis backend's outbox and connection.
+    pub store: StoreStats,
 }
 
 /// Configures a [`Broadcaster`]; from [`Broadcaster::builder`].
@@ -189,6 +261,8 @@ impl Default for BroadcasterBuilder {
                 max_subscribers_per_ip: usize::MAX,
                 max_selectors: 32,
                 max_query_len: 4096,
+                #[cfg(feature = "redis")]
+                redis: None,
             },
         }
     }
@@ -223,6 +297,47 @@ impl BroadcasterBuilder {
     /// Default: not sent (browsers then wait about 3 s).
     pub fn retry(mut self, after: impl Into<Option<Duration>>) -> Self {
         self.config.retry = after.into();
+        self
+    }
+
+    /// Shares one event stream among several server instances through the Redis stream
+    /// `stream` at `url` (feature `redis`). Events published on any instance reach the
+    /// subscribers of all, with the same ids (`<epoch>-<ms>-<n>`: the stream's epoch and the
+    /// Redis entry id); a client resumes with its `Last-Event-ID` on any instance.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), sse_core::InvalidRedisUrl> {
+    /// let events = sse_core::Broadcaster::builder()
+    ///     .redis("redis://127.0.0.1:6379", "myapp:events")?
+    ///     .build();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// `publish` never waits for Redis: events go to a bounded [outbox](Self::outbox) that
+    /// a background task publishes in order (`XADD`, trimmed to about `history` entries),
+    /// reconnecting with backoff while Redis is down. Each instance reads the stream with
+    /// `XREAD` into its local history; a `Last-Event-ID` older than that is answered from
+    /// `XRANGE`. Ids from before Redis was restarted empty get a reset. See
+    /// [`Stats::store`].
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, url: &str, stream: &str) -> Result<Self, crate::InvalidRedisUrl> {
+        let outbox = self.config.redis.as_ref().map(|r| r.outbox);
+        let mut redis = crate::redis::RedisConfig::new(url, stream)?;
+        redis.outbox = outbox.unwrap_or(redis.outbox);
+        self.config.redis = Some(redis);
+        Ok(self)
+    }
+
+    /// With [`redis`](Self::redis): how many events wait for Redis during an outage before
+    /// the oldest are dropped (counted, logged, and answered with a reset event to every
+    /// subscriber once Redis is back). Default 10 000.
+    #[cfg(feature = "redis")]
+    pub fn outbox(mut self, events: usize) -> Self {
+        if let Some(redis) = &mut self.config.redis {
+            redis.outbox = events;
+        } else {
+            tracing::warn!("BroadcasterBuilder::outbox has no effect before `.redis(..)`");
+        }
         self
     }
 
@@ -303,12 +418,22 @@ impl BroadcasterBuilder {
         // short bursts between a subscriber's polls.
         let capacity = self.config.history.clamp(16, 1024);
         let (tx, _) = broadcast::channel(capacity);
-        Broadcaster {
+        let epoch = crate::id::new_epoch();
+        #[cfg(feature = "redis")]
+        let redis = self.config.redis.clone().map(|redis| {
+            Arc::new(crate::redis::RedisBackend::new(
+                redis,
+                self.config.history,
+                self.config.format,
+            ))
+        });
+        let broadcaster = Broadcaster {
             shared: Arc::new(Shared {
-                epoch: crate::id::new_epoch(),
                 config: self.config,
                 state: Mutex::new(State {
+                    epoch,
                     last_seq: 0,
+                    last_id: EventId::new(epoch, 0),
                     history: VecDeque::new(),
                     history_bytes: 0,
                     tx: Some(tx),
@@ -316,8 +441,15 @@ impl BroadcasterBuilder {
                 closed: AtomicBool::new(false),
                 counters: Counters::default(),
                 admitted: Mutex::default(),
+                #[cfg(feature = "redis")]
+                redis,
             }),
+        };
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &broadcaster.shared.redis {
+            redis.start(Arc::downgrade(&broadcaster.shared));
         }
+        broadcaster
     }
 }
 
@@ -330,7 +462,7 @@ impl Default for Broadcaster {
 impl fmt::Debug for Broadcaster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broadcaster")
-            .field("epoch", &crate::EventId::new(self.shared.epoch, 0))
+            .field("last_event_id", &self.last_event_id())
             .field("config", &self.shared.config)
             .field("stats", &self.stats())
             .finish()
@@ -353,6 +485,10 @@ impl Broadcaster {
     ///
     /// Never waits for subscribers. Fails only if the name cannot go on the wire, the payload
     /// cannot be serialized, or the broadcaster was shut down.
+    ///
+    /// With the [Redis backend](BroadcasterBuilder::redis) it never waits for Redis either:
+    /// the event is queued for it, and Redis assigns its id later; the id returned is then
+    /// the last one this instance had read, which the event will follow.
     ///
     /// Its topic is the event name; see [`Broadcaster::publish_to`] to choose.
     pub fn publish<T: Serialize + ?Sized>(
@@ -429,32 +565,27 @@ impl Broadcaster {
         route: Arc<Route>,
     ) -> Result<EventId, PublishError> {
         let config = &self.shared.config;
-        let mut state = self.shared.lock();
-        let Some(tx) = state.tx.clone() else {
-            return Err(PublishError::Closed);
-        };
-        let seq = state.last_seq + 1;
-        let id = EventId::new(self.shared.epoch, seq);
-        // Encoded once, under the lock so that ids, history order and delivery order agree.
-        let frame = Frame {
-            seq,
-            bytes: encode::event(id, event, data, config.format),
-            route,
-        };
-        state.last_seq = seq;
-        if config.history > 0 {
-            state.history_bytes += frame.bytes.len();
-            state.history.push_back(frame.clone());
-            while state.history.len() > config.history
-                || (state.history_bytes > config.history_bytes && state.history.len() > 1)
-            {
-                if let Some(old) = state.history.pop_front() {
-                    state.history_bytes -= old.bytes.len();
-                }
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.shared.redis {
+            if self.shared.is_closed() {
+                return Err(PublishError::Closed);
             }
+            // Never waits for Redis: the id is assigned when the entry is appended.
+            redis.enqueue(crate::redis::Outgoing::event(event, data, &route));
+            self.shared
+                .counters
+                .published
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(self.last_event_id());
         }
-        // An error only means nobody is subscribed right now.
-        let _ = tx.send(frame);
+        let mut state = self.shared.lock();
+        if state.tx.is_none() {
+            return Err(PublishError::Closed);
+        }
+        let id = EventId::new(state.epoch, state.last_seq + 1);
+        // Encoded once, under the lock so that ids, history order and delivery order agree.
+        let frame = Frame::new(id, encode::event(id, event, data, config.format), route);
+        state.push(frame, config);
         drop(state);
         self.shared
             .counters
@@ -480,12 +611,37 @@ impl Broadcaster {
             forbidden: c.forbidden.load(Ordering::Relaxed),
             over_limit: c.over_limit.load(Ordering::Relaxed),
             expired: c.expired.load(Ordering::Relaxed),
+            store: self.store_stats(),
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn store_stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+
+    #[cfg(feature = "redis")]
+    fn store_stats(&self) -> StoreStats {
+        let Some(redis) = &self.shared.redis else {
+            return StoreStats::default();
+        };
+        let c = &redis.counters;
+        StoreStats {
+            outbox: redis.outbox_len(),
+            outbox_dropped: c.outbox_dropped.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            epoch_changes: c.epoch_changes.load(Ordering::Relaxed),
+            publish_latency_last_us: c.latency_last_us.load(Ordering::Relaxed),
+            publish_latency_max_us: c.latency_max_us.load(Ordering::Relaxed),
         }
     }
 
     /// The id of the last published event, or the starting point if none was published yet.
+    ///
+    /// With the Redis backend: the last entry this instance has read from the stream.
     pub fn last_event_id(&self) -> EventId {
-        EventId::new(self.shared.epoch, self.shared.lock().last_seq)
+        self.shared.lock().last_id
     }
 
     /// Ends every open stream now and refuses further events and subscribers.
@@ -498,6 +654,10 @@ impl Broadcaster {
         // Dropping the sender wakes every subscriber, which then sees `closed`.
         let tx = self.shared.lock().tx.take();
         drop(tx);
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.shared.redis {
+            redis.stop();
+        }
         tracing::debug!("sse broadcaster shut down");
     }
 
@@ -514,17 +674,40 @@ pub(crate) struct Start {
     pub(crate) pending: VecDeque<Bytes>,
     /// Live frames up to this sequence number were already queued or are not wanted.
     pub(crate) last_seq: u64,
+    /// The id of that frame.
+    pub(crate) last_id: EventId,
+    /// The client's id is older than the local history: fetch what it missed up to
+    /// `last_id` from the shared store before sending live frames.
+    pub(crate) replay_after: Option<EventId>,
+    /// The client's id is newer than what this instance has read from the shared store:
+    /// skip live frames up to it.
+    pub(crate) floor: Option<EventId>,
+}
+
+/// Where a `Last-Event-ID` resumes.
+enum Resume {
+    /// After this local sequence number, from the history.
+    After(u64),
+    /// From the shared store (Redis), older than the local history.
+    Store(EventId),
+    /// Not read here yet (another instance published it): live frames up to it are skipped.
+    Ahead(EventId),
+    Reset(&'static str),
 }
 
 /// What a subscriber gets after falling behind.
 pub(crate) enum CatchUp {
     /// Everything it missed was queued.
-    Complete { last_seq: u64 },
-    /// The byte budget was used up: what it missed up to `last_seq` was queued, the rest is
-    /// still in the history for the next call.
-    Partial { last_seq: u64 },
+    Complete { last_seq: u64, last_id: EventId },
+    /// The byte budget was used up: what it missed up to `last_seq` (whose id is `last_id`,
+    /// `None` when nothing was read) was queued, the rest is still in the history for the
+    /// next call.
+    Partial {
+        last_seq: u64,
+        last_id: Option<EventId>,
+    },
     /// What it missed is gone: a reset event was queued.
-    Reset { last_seq: u64 },
+    Reset { last_seq: u64, last_id: EventId },
 }
 
 /// A stream admitted under the subscriber limits; releases its place when dropped.
@@ -593,30 +776,71 @@ impl Shared {
         self.closed.load(Ordering::SeqCst)
     }
 
+    fn is_redis(&self) -> bool {
+        #[cfg(feature = "redis")]
+        return self.redis.is_some();
+        #[cfg(not(feature = "redis"))]
+        false
+    }
+
+    /// Where the client that last saw `id` resumes.
+    fn resolve(&self, state: &State, id: EventId) -> Resume {
+        let stale = "Last-Event-ID is from another server instance or an earlier run";
+        let too_old = "Last-Event-ID is older than the server's history";
+        let current = state.last_seq;
+        if id.epoch() != state.epoch || id.redis_entry().is_some() != self.is_redis() {
+            return Resume::Reset(stale);
+        }
+        if !self.is_redis() {
+            let oldest = state.history.front().map_or(current + 1, |f| f.seq);
+            return match id.seq() {
+                seq if seq > current => Resume::Reset(stale),
+                seq if seq + 1 >= oldest => Resume::After(seq),
+                _ => Resume::Reset(too_old),
+            };
+        }
+        let pos = id.position();
+        if pos == state.last_id.position() {
+            return Resume::After(current);
+        }
+        if pos > state.last_id.position() {
+            // Another instance's event, a few milliseconds ahead of this one's reader. An
+            // id far in the future is not one Redis gave out.
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let horizon = now_ms.max(state.last_id.position().0) + 10_000;
+            return if pos.0 <= horizon {
+                Resume::Ahead(id)
+            } else {
+                Resume::Reset(stale)
+            };
+        }
+        match state
+            .history
+            .binary_search_by(|f| f.id.position().cmp(&pos))
+        {
+            Ok(i) => Resume::After(state.history[i].seq),
+            Err(_) => Resume::Store(id),
+        }
+    }
+
     /// Registers a subscriber resuming after `last_event_id` (the raw header or query value).
     pub(crate) fn subscribe(&self, last_event_id: Option<&str>, filter: &Filter) -> Option<Start> {
         let state = self.lock();
         let rx = state.tx.as_ref()?.subscribe();
         let current = state.last_seq;
-        let current_id = EventId::new(self.epoch, current);
+        let current_id = state.last_id;
         let mut pending = VecDeque::new();
+        let mut replay_after = None;
+        let mut floor = None;
         let resume = last_event_id.map(|raw| match raw.trim().parse::<EventId>() {
-            Err(_) => Err("malformed Last-Event-ID"),
-            Ok(id) if id.epoch() != self.epoch || id.seq() > current => {
-                Err("Last-Event-ID is from another server instance or an earlier run")
-            }
-            Ok(id) => {
-                let oldest = state.history.front().map_or(current + 1, |f| f.seq);
-                if id.seq() + 1 >= oldest {
-                    Ok(id.seq())
-                } else {
-                    Err("Last-Event-ID is older than the server's history")
-                }
-            }
+            Err(_) => Resume::Reset("malformed Last-Event-ID"),
+            Ok(id) => self.resolve(&state, id),
         });
         match resume {
             None => pending.push_back(encode::preamble(self.config.retry, Some(current_id))),
-            Some(Ok(after)) => {
+            Some(Resume::After(after)) => {
                 pending.push_back(encode::preamble(
                     self.config.retry,
                     (after == current).then_some(current_id),
@@ -633,7 +857,16 @@ impl Shared {
                 }
                 self.counters.resumed.fetch_add(1, Ordering::Relaxed);
             }
-            Some(Err(reason)) => {
+            Some(Resume::Store(id)) => {
+                pending.push_back(encode::preamble(self.config.retry, None));
+                replay_after = Some(id);
+            }
+            Some(Resume::Ahead(id)) => {
+                pending.push_back(encode::preamble(self.config.retry, None));
+                floor = Some(id);
+                self.counters.resumed.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Resume::Reset(reason)) => {
                 pending.push_back(encode::preamble(self.config.retry, None));
                 pending.push_back(encode::reset(current_id, reason, self.config.format));
                 self.counters.resets.fetch_add(1, Ordering::Relaxed);
@@ -650,7 +883,32 @@ impl Shared {
             rx,
             pending,
             last_seq: current,
+            last_id: current_id,
+            replay_after,
+            floor,
         })
+    }
+
+    /// Places an entry read from the shared store: history, then live subscribers.
+    #[cfg(feature = "redis")]
+    pub(crate) fn push_entry(&self, id: EventId, frame: Frame) {
+        let mut state = self.lock();
+        if id.epoch() == state.epoch && id.position() > state.last_id.position() {
+            state.push(frame, &self.config);
+        }
+    }
+
+    /// Starts reading the shared store's stream of epoch `id.epoch()` after `id`. A new epoch
+    /// empties the local history: its ids are meaningless in the new stream.
+    #[cfg(feature = "redis")]
+    pub(crate) fn start_epoch(&self, id: EventId) {
+        let mut state = self.lock();
+        if state.epoch != id.epoch() {
+            state.epoch = id.epoch();
+            state.history.clear();
+            state.history_bytes = 0;
+        }
+        state.last_id = id;
     }
 
     /// Queues what a subscriber that last saw `after` missed, or a reset if it is gone.
@@ -663,17 +921,21 @@ impl Shared {
     ) -> CatchUp {
         let state = self.lock();
         let current = state.last_seq;
+        let last_id = state.last_id;
         let oldest = state.history.front().map_or(current + 1, |f| f.seq);
         if after + 1 >= oldest {
             // Bounded per call, so a subscriber far behind holds at most `budget` bytes of
             // queued frames (and of actix's write buffer) at a time.
             let mut queued = 0;
+            let mut read = None;
             for frame in state.frames_after(after) {
                 if queued >= budget {
                     return CatchUp::Partial {
                         last_seq: frame.seq - 1,
+                        last_id: read,
                     };
                 }
+                read = Some(frame.id);
                 if filter.wants(&frame.route) {
                     queued += frame.bytes.len();
                     pending.push_back(frame.bytes.clone());
@@ -685,22 +947,24 @@ impl Shared {
                 missed = current - after,
                 "sse subscriber fell behind; caught up from history"
             );
-            CatchUp::Complete { last_seq: current }
+            CatchUp::Complete {
+                last_seq: current,
+                last_id,
+            }
         } else {
             drop(state);
             let reason = "the subscriber fell behind further than the server's history reaches";
-            pending.push_back(encode::reset(
-                EventId::new(self.epoch, current),
-                reason,
-                self.config.format,
-            ));
+            pending.push_back(encode::reset(last_id, reason, self.config.format));
             self.counters.resets.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 missed = current - after,
                 history = self.config.history,
                 "sse subscriber fell behind beyond the history; sent reset"
             );
-            CatchUp::Reset { last_seq: current }
+            CatchUp::Reset {
+                last_seq: current,
+                last_id,
+            }
         }
     }
 }
@@ -723,7 +987,7 @@ mod tests {
         let a = b.publish("a", &1).unwrap();
         let c = b.publish("a", &2).unwrap();
         assert_eq!((a.seq(), c.seq()), (1, 2));
-        assert_eq!(a.epoch(), b.shared.epoch);
+        assert_eq!(a.epoch(), b.last_event_id().epoch());
         assert_ne!(Broadcaster::new().last_event_id().epoch(), a.epoch());
     }
 
@@ -790,8 +1054,9 @@ mod tests {
             b.publish("e", &i).unwrap();
         }
         let other_epoch = Broadcaster::new().last_event_id().to_string();
-        let too_old = EventId::new(b.shared.epoch, 1).to_string();
-        let future = EventId::new(b.shared.epoch, 99).to_string();
+        let epoch = b.last_event_id().epoch();
+        let too_old = EventId::new(epoch, 1).to_string();
+        let future = EventId::new(epoch, 99).to_string();
         for bad in ["garbage", "", &other_epoch, &too_old, &future] {
             let f = frames(&b.shared.subscribe(Some(bad), &Filter::default()).unwrap());
             assert_eq!(f.len(), 2, "{bad:?}: {f:?}");

@@ -226,6 +226,7 @@ fn dispatch<T: Serialize + ?Sized>(events: &[EventSpec<'_>], payload: &T) {
                     topics: Box::new([topic.into()]),
                     private: event.private,
                     origin: origin.clone().filter(|_| event.to_others),
+                    everyone: false,
                 });
                 if let Err(err) = broadcaster.publish_json(event.name, &json, route) {
                     counters.emit_failures.fetch_add(1, Ordering::Relaxed);

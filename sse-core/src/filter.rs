@@ -64,6 +64,7 @@ impl Delivery {
             topics: self.topics.iter().map(|t| t.as_str().into()).collect(),
             private: self.private,
             origin: self.except.clone(),
+            everyone: false,
         }))
     }
 }
@@ -75,6 +76,21 @@ pub(crate) struct Route {
     pub(crate) private: bool,
     /// The client whose request caused the event, when it asked not to get the echo.
     pub(crate) origin: Option<Arc<str>>,
+    /// For every subscriber, whatever it selected: a reset.
+    pub(crate) everyone: bool,
+}
+
+impl Route {
+    /// The route of a reset event published through the shared store.
+    #[cfg(feature = "redis")]
+    pub(crate) fn everyone() -> Self {
+        Self {
+            topics: Box::new([]),
+            private: false,
+            origin: None,
+            everyone: true,
+        }
+    }
 }
 
 /// One subscriber's choice of events and what it may see.
@@ -91,6 +107,9 @@ impl Filter {
     /// Mercure's rule: a private event is delivered when one of its topics is both selected
     /// and authorized.
     pub(crate) fn wants(&self, route: &Route) -> bool {
+        if route.everyone {
+            return true;
+        }
         if let (Some(me), Some(origin)) = (&self.client_id, &route.origin) {
             if me == origin {
                 return false;
@@ -115,6 +134,7 @@ mod tests {
             topics: topics.iter().map(|t| (*t).into()).collect(),
             private,
             origin: origin.map(Arc::from),
+            everyone: false,
         }
     }
 

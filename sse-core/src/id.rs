@@ -1,4 +1,4 @@
-//! Event ids: a per-process epoch and a sequence number.
+//! Event ids: an epoch and a position (a sequence number, or a Redis stream entry id).
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,36 +16,83 @@ use std::str::FromStr;
 /// assert_eq!(id.seq(), 42);
 /// assert_eq!(id.to_string(), "k2f9a1-42");
 /// assert!("42".parse::<EventId>().is_err());
+///
+/// // With the Redis backend: `<epoch>-<ms>-<n>`, the epoch of the Redis stream and its entry id.
+/// let id: EventId = "k2f9a1-1700000000000-3".parse().unwrap();
+/// assert_eq!(id.redis_entry(), Some((1_700_000_000_000, 3)));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EventId {
     epoch: u64,
+    /// `Some(ms)` for a Redis stream entry id `<ms>-<seq>`.
+    ms: Option<u64>,
     seq: u64,
 }
 
 impl EventId {
     pub(crate) fn new(epoch: u64, seq: u64) -> Self {
-        Self { epoch, seq }
+        Self {
+            epoch,
+            ms: None,
+            seq,
+        }
     }
 
-    /// The epoch of the broadcaster that published the event.
+    /// The id of the Redis stream entry `<ms>-<seq>` in the stream of epoch `epoch`.
+    pub(crate) fn entry(epoch: u64, ms: u64, seq: u64) -> Self {
+        Self {
+            epoch,
+            ms: Some(ms),
+            seq,
+        }
+    }
+
+    /// The epoch of the broadcaster (or, with the Redis backend, of the Redis stream) that
+    /// published the event.
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
 
-    /// The position of the event in its broadcaster's sequence (the first event is 1).
+    /// The position of the event in its broadcaster's sequence (the first event is 1); with
+    /// the Redis backend, the sequence part of the stream entry id.
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// The Redis stream entry id `(ms, seq)` of an event published through the Redis backend.
+    pub fn redis_entry(&self) -> Option<(u64, u64)> {
+        self.ms.map(|ms| (ms, self.seq))
+    }
+
+    /// Order within one epoch: sequence numbers, or Redis entry ids.
+    pub(crate) fn position(&self) -> (u64, u64) {
+        (self.ms.unwrap_or(0), self.seq)
     }
 }
 
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", Base36(self.epoch), self.seq)
+        match self.ms {
+            None => write!(f, "{}-{}", Base36(self.epoch), self.seq),
+            Some(ms) => write!(f, "{}-{ms}-{}", Base36(self.epoch), self.seq),
+        }
     }
 }
 
-/// A `Last-Event-ID` that is not of the form `<epoch>-<seq>`.
+/// Parses the decimal `<ms>-<seq>` of a Redis stream entry id.
+pub(crate) fn parse_entry(s: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = s.split_once('-')?;
+    Some((decimal(ms)?, decimal(seq)?))
+}
+
+fn decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A `Last-Event-ID` that is not of the form `<epoch>-<seq>` (or `<epoch>-<ms>-<seq>`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("malformed event id")]
 pub struct MalformedEventId;
@@ -54,13 +101,15 @@ impl FromStr for EventId {
     type Err = MalformedEventId;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (epoch, seq) = s.split_once('-').ok_or(MalformedEventId)?;
+        let (epoch, rest) = s.split_once('-').ok_or(MalformedEventId)?;
         let epoch = parse_base36(epoch).ok_or(MalformedEventId)?;
-        if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(MalformedEventId);
+        match rest.split_once('-') {
+            None => Ok(Self::new(epoch, decimal(rest).ok_or(MalformedEventId)?)),
+            Some(_) => {
+                let (ms, seq) = parse_entry(rest).ok_or(MalformedEventId)?;
+                Ok(Self::entry(epoch, ms, seq))
+            }
         }
-        let seq = seq.parse().map_err(|_| MalformedEventId)?;
-        Ok(Self { epoch, seq })
     }
 }
 
@@ -134,6 +183,8 @@ mod tests {
         ] {
             let id = EventId::new(epoch, seq);
             assert_eq!(id.to_string().parse::<EventId>(), Ok(id));
+            let id = EventId::entry(epoch, seq, epoch);
+            assert_eq!(id.to_string().parse::<EventId>(), Ok(id));
         }
     }
 
@@ -146,7 +197,9 @@ mod tests {
             "-1",
             "abc",
             "A-1",
-            "a-1-2",
+            "a-1-2-3",
+            "a-1-",
+            "a--1",
             "a- 1",
             "a-+1",
             "a-99999999999999999999",

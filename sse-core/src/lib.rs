@@ -82,12 +82,14 @@ mod filter;
 mod id;
 #[cfg(feature = "jwt")]
 mod jwt;
+#[cfg(feature = "redis")]
+mod redis;
 mod stream;
 pub mod testing;
 mod topic;
 
 pub use crate::auth::{AuthError, Authorize, Grant};
-pub use crate::broadcaster::{Broadcaster, BroadcasterBuilder, Stats};
+pub use crate::broadcaster::{Broadcaster, BroadcasterBuilder, Stats, StoreStats};
 pub use crate::client_id::{ClientIdMiddleware, ClientIdService, CLIENT_ID_HEADER};
 pub use crate::emit::{EventPayload, PayloadWriter};
 pub use crate::encode::{validate_event_name, WireFormat, RESET_EVENT};
@@ -96,6 +98,8 @@ pub use crate::filter::Delivery;
 pub use crate::id::{EventId, MalformedEventId};
 #[cfg(feature = "jwt")]
 pub use crate::jwt::JwtAuth;
+#[cfg(feature = "redis")]
+pub use crate::redis::InvalidRedisUrl;
 pub use crate::stream::EventStream;
 pub use crate::topic::{InvalidTopic, TopicSelector, MAX_TOPIC_LEN};
 

@@ -37,6 +37,12 @@ pub struct EventStream {
     live: BroadcastStream<Frame>,
     pending: VecDeque<Bytes>,
     last_seq: u64,
+    /// The id of the frame at `last_seq`.
+    last_id: EventId,
+    /// Live frames up to this id were already seen by the client (on another instance).
+    floor: Option<EventId>,
+    /// Missed events being fetched from the shared store; live frames wait meanwhile.
+    replay: Option<Replay>,
     /// Whether events after the last one sent were skipped by the filter: the next keep-alive
     /// then carries the current id.
     skipped: bool,
@@ -73,6 +79,9 @@ impl EventStream {
         expires_at: Option<Instant>,
     ) -> Option<Self> {
         let start = shared.subscribe(last_event_id, &filter)?;
+        let replay = start
+            .replay_after
+            .map(|after| replay(&shared, after, start.last_id));
         let now = Instant::now();
         let keep_alive = shared
             .config
@@ -82,6 +91,9 @@ impl EventStream {
             live: BroadcastStream::new(start.rx),
             pending: start.pending,
             last_seq: start.last_seq,
+            last_id: start.last_id,
+            floor: start.floor,
+            replay,
             skipped: false,
             behind: false,
             filter,
@@ -115,6 +127,19 @@ impl Stream for EventStream {
                 return Poll::Ready(None);
             }
         }
+        if this.replay.is_some() {
+            // The preamble first, so the client sees the stream open at once.
+            if let Some(chunk) = take_chunk(&mut this.pending) {
+                return Poll::Ready(Some(Ok(chunk)));
+            }
+            if let Some(replay) = &mut this.replay {
+                let Poll::Ready(result) = replay.as_mut().poll(cx) else {
+                    return Poll::Pending;
+                };
+                this.replay = None;
+                this.replayed(result);
+            }
+        }
         // Move whatever is ready into `pending`, then send it as one chunk: under load a
         // subscriber's poll then costs one write, not one per event.
         let mut closed = false;
@@ -128,9 +153,14 @@ impl Stream for EventStream {
                     &this.filter,
                     budget,
                 ) {
-                    CatchUp::Partial { last_seq } => last_seq,
-                    CatchUp::Complete { last_seq } | CatchUp::Reset { last_seq } => {
+                    CatchUp::Partial { last_seq, last_id } => {
+                        this.last_id = last_id.unwrap_or(this.last_id);
+                        last_seq
+                    }
+                    CatchUp::Complete { last_seq, last_id }
+                    | CatchUp::Reset { last_seq, last_id } => {
                         this.behind = false;
+                        this.last_id = last_id;
                         last_seq
                     }
                 };
@@ -143,6 +173,15 @@ impl Stream for EventStream {
                     // Already sent from the history (replay or catch-up).
                     if frame.seq > this.last_seq {
                         this.last_seq = frame.seq;
+                        this.last_id = frame.id;
+                        if let Some(floor) = this.floor {
+                            if frame.id.epoch() == floor.epoch()
+                                && frame.id.position() <= floor.position()
+                            {
+                                continue;
+                            }
+                            this.floor = None;
+                        }
                         // Per subscriber, only a look at the shared route: no encoding.
                         if this.filter.wants(&frame.route) {
                             this.skipped = false;
@@ -155,6 +194,7 @@ impl Stream for EventStream {
                 }
                 Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => {
                     this.behind = true;
+                    this.floor = None;
                 }
                 Poll::Ready(None) => {
                     closed = true;
@@ -180,8 +220,7 @@ impl Stream for EventStream {
                     this.last_write = Instant::now();
                     timer.as_mut().reset(this.last_write + every);
                     if std::mem::take(&mut this.skipped) {
-                        let id = EventId::new(this.shared.epoch, this.last_seq);
-                        return Poll::Ready(Some(Ok(encode::keep_alive_with_id(id))));
+                        return Poll::Ready(Some(Ok(encode::keep_alive_with_id(this.last_id))));
                     }
                     return Poll::Ready(Some(Ok(Bytes::from_static(encode::KEEP_ALIVE))));
                 }
@@ -189,6 +228,58 @@ impl Stream for EventStream {
             }
         }
         Poll::Pending
+    }
+}
+
+/// Missed events fetched from the shared store, or why they cannot be.
+type Replay = Pin<Box<dyn Future<Output = Result<Vec<Frame>, &'static str>> + Send + 'static>>;
+
+#[cfg(feature = "redis")]
+fn replay(shared: &Arc<Shared>, after: EventId, upto: EventId) -> Replay {
+    let redis = shared.redis.clone();
+    // Replayed frames are queued at once: bounded in count, whatever the history holds.
+    let max = shared.config.history.min(crate::redis::MAX_REPLAY);
+    Box::pin(async move {
+        match redis {
+            Some(redis) => redis.replay(after, upto, max).await,
+            None => Err("Last-Event-ID is from another server instance or an earlier run"),
+        }
+    })
+}
+
+#[cfg(not(feature = "redis"))]
+fn replay(_: &Arc<Shared>, _: EventId, _: EventId) -> Replay {
+    Box::pin(std::future::ready(Err(
+        "Last-Event-ID is from another server instance or an earlier run",
+    )))
+}
+
+impl EventStream {
+    /// Queues the replayed events (those for this subscriber), or a reset.
+    fn replayed(&mut self, result: Result<Vec<Frame>, &'static str>) {
+        let counters = &self.shared.counters;
+        match result {
+            Ok(frames) => {
+                // Each replaying subscriber decodes and encodes its own copy: a reconnect, not
+                // the per-event hot path.
+                let mut last_sent = None;
+                for frame in frames.into_iter().filter(|f| self.filter.wants(&f.route)) {
+                    last_sent = Some(frame.id);
+                    self.pending.push_back(frame.bytes);
+                }
+                if last_sent != Some(self.last_id) {
+                    self.pending.push_back(encode::id_only(self.last_id));
+                }
+                counters.resumed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(reason) => {
+                let format = self.shared.config.format;
+                self.pending
+                    .push_back(encode::reset(self.last_id, reason, format));
+                counters.resets.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(reason, "sse subscriber cannot resume; sent reset");
+            }
+        }
     }
 }
 

@@ -1,0 +1,343 @@
+//! The Redis Streams backend end to end: several instances sharing one stream, replay on
+//! another instance, outages and a Redis restarted empty.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{eventually, start, SseClient, WAIT};
+use eventsource_stream::Event;
+use serde_json::json;
+use sse_core::{Broadcaster, RESET_EVENT};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PATH: &str = "/events";
+const SHARED: &str = "redis://127.0.0.1:6379";
+
+/// A stream key no other test (or earlier run) uses.
+fn unique_stream(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("sse-test:{test}:{}:{nanos}", std::process::id())
+}
+
+fn instance(url: &str, stream: &str) -> (Broadcaster, common::TestServer) {
+    let events = Broadcaster::builder()
+        .redis(url, stream)
+        .expect("valid Redis URL")
+        .keep_alive(None)
+        .build();
+    let server = {
+        let events = events.clone();
+        start(1, move |cfg| events.service(PATH)(cfg))
+    };
+    (events, server)
+}
+
+/// Waits until the instance has read the stream's epoch from Redis.
+async fn connected(events: &Broadcaster) {
+    eventually("connected to Redis", || {
+        events.last_event_id().redis_entry().is_some()
+    })
+    .await;
+}
+
+/// Events with data (not the id-only preamble), skipping nothing else.
+async fn take_data(client: &mut SseClient, n: usize) -> Vec<Event> {
+    client.take(n).await
+}
+
+/// A private `redis-server` on a free loopback port, killed when dropped (even on failure).
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    async fn start() -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = RedisServer { port, child: None };
+        server.restart().await;
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again, empty) on the same port and waits until it answers.
+    async fn restart(&mut self) {
+        self.kill();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while !ping(self.port).await {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn ping(port: u16) -> bool {
+    let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let mut buf = [0u8; 7];
+    conn.write_all(b"PING\r\n").await.is_ok()
+        && tokio::time::timeout(Duration::from_secs(1), conn.read_exact(&mut buf))
+            .await
+            .is_ok_and(|r| r.is_ok())
+        && &buf == b"+PONG\r\n"
+}
+
+#[actix_web::test]
+#[ignore = "needs a Redis server on 127.0.0.1:6379 (started by .ci/run)"]
+async fn an_event_published_on_one_instance_reaches_all_with_the_same_id() {
+    let stream = unique_stream("fanout");
+    let (a, server_a) = instance(SHARED, &stream);
+    let (b, server_b) = instance(SHARED, &stream);
+    connected(&a).await;
+    connected(&b).await;
+    let mut on_a = SseClient::connect(&server_a.url(PATH), None).await;
+    let mut on_b = SseClient::connect(&server_b.url(PATH), None).await;
+    eventually("subscribed", || {
+        a.stats().subscribers == 1 && b.stats().subscribers == 1
+    })
+    .await;
+    for i in 0..20 {
+        let publisher = if i % 2 == 0 { &a } else { &b };
+        publisher.publish("e", &json!({ "n": i })).unwrap();
+    }
+    let got_a = take_data(&mut on_a, 20).await;
+    let got_b = take_data(&mut on_b, 20).await;
+    let key = |e: &Event| (e.id.clone(), e.event.clone(), e.data.clone());
+    assert_eq!(
+        got_a.iter().map(key).collect::<Vec<_>>(),
+        got_b.iter().map(key).collect::<Vec<_>>()
+    );
+    let mut ns: Vec<u64> = got_a
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.data).unwrap()["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    // Each instance's events keep their order; together, each exactly once.
+    let evens: Vec<_> = ns.iter().copied().filter(|n| n % 2 == 0).collect();
+    assert!(evens.windows(2).all(|w| w[0] < w[1]), "{ns:?}");
+    ns.sort_unstable();
+    assert_eq!(ns, (0..20).collect::<Vec<_>>());
+    assert!(
+        got_a.iter().all(|e| e.id.matches('-').count() == 2),
+        "{got_a:?}"
+    );
+    on_a.assert_quiet(Duration::from_millis(200)).await;
+    on_b.assert_quiet(Duration::from_millis(50)).await;
+    assert_eq!(a.stats().store.errors + b.stats().store.errors, 0);
+}
+
+#[actix_web::test]
+#[ignore = "needs a Redis server on 127.0.0.1:6379 (started by .ci/run)"]
+async fn a_client_resumes_on_another_instance_with_exactly_the_missed_events() {
+    let stream = unique_stream("resume");
+    let (a, server_a) = instance(SHARED, &stream);
+    let (b, server_b) = instance(SHARED, &stream);
+    connected(&a).await;
+    connected(&b).await;
+    let mut client = SseClient::connect(&server_a.url(PATH), None).await;
+    eventually("subscribed", || a.stats().subscribers == 1).await;
+    for i in 0..5 {
+        a.publish("e", &i).unwrap();
+    }
+    let seen = take_data(&mut client, 5).await;
+    drop(client);
+    for i in 5..10 {
+        if i % 2 == 0 { &a } else { &b }.publish("e", &i).unwrap();
+    }
+    let last = &seen[4].id;
+    let mut on_b = SseClient::connect(&server_b.url(PATH), Some(last)).await;
+    let missed = take_data(&mut on_b, 5).await;
+    let mut data: Vec<_> = missed.iter().map(|e| e.data.clone()).collect();
+    data.sort();
+    assert_eq!(data, ["5", "6", "7", "8", "9"]);
+    on_b.assert_quiet(Duration::from_millis(200)).await;
+
+    // An instance started after those events has none of them locally: `XRANGE` answers.
+    let (c, server_c) = instance(SHARED, &stream);
+    connected(&c).await;
+    let mut on_c = SseClient::connect(&server_c.url(PATH), Some(last)).await;
+    let from_store = take_data(&mut on_c, 5).await;
+    let key = |e: &Event| (e.id.clone(), e.data.clone());
+    assert_eq!(
+        from_store.iter().map(key).collect::<Vec<_>>(),
+        missed.iter().map(key).collect::<Vec<_>>()
+    );
+    on_c.assert_quiet(Duration::from_millis(200)).await;
+    c.publish("e", &10).unwrap();
+    assert_eq!(on_c.next().await.data, "10");
+    assert_eq!(c.stats().resumed, 1);
+}
+
+#[actix_web::test]
+#[ignore = "needs the redis-server binary"]
+async fn nothing_is_lost_or_repeated_through_a_redis_outage() {
+    let mut redis = RedisServer::start().await;
+    let (events, server) = instance(&redis.url(), &unique_stream("outage"));
+    connected(&events).await;
+    let mut client = SseClient::connect(&server.url(PATH), None).await;
+    eventually("subscribed", || events.stats().subscribers == 1).await;
+
+    let total = 200;
+    let started = Instant::now();
+    let mut restarted = false;
+    for i in 0..total {
+        if i == 50 {
+            redis.kill();
+        }
+        if !restarted && i > 50 && started.elapsed() > Duration::from_secs(3) {
+            redis.restart().await;
+            restarted = true;
+        }
+        events.publish("tick", &i).expect("publish never fails");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(restarted);
+    let got = take_data(&mut client, total).await;
+    let ticks: Vec<u64> = got.iter().map(|e| e.data.parse().unwrap()).collect();
+    assert_eq!(ticks, (0..total as u64).collect::<Vec<_>>());
+    client.assert_quiet(Duration::from_millis(300)).await;
+    let stats = events.stats();
+    assert_eq!(stats.store.outbox, 0);
+    assert_eq!(stats.store.outbox_dropped, 0);
+    assert!(stats.store.reconnects >= 1, "{stats:?}");
+    assert!(stats.store.errors >= 1, "{stats:?}");
+}
+
+#[actix_web::test]
+#[ignore = "needs the redis-server binary"]
+async fn an_id_from_before_redis_restarted_empty_gets_a_reset() {
+    let mut redis = RedisServer::start().await;
+    let (events, server) = instance(&redis.url(), &unique_stream("restart"));
+    connected(&events).await;
+    let mut client = SseClient::connect(&server.url(PATH), None).await;
+    eventually("subscribed", || events.stats().subscribers == 1).await;
+    events.publish("e", &1).unwrap();
+    let stale = client.next().await.id;
+    drop(client);
+
+    redis.restart().await;
+    eventually("the new epoch seen", || {
+        events.stats().store.epoch_changes == 1
+    })
+    .await;
+    let mut client = SseClient::connect(&server.url(PATH), Some(&stale)).await;
+    let reset = client.next().await;
+    assert_eq!(reset.event, RESET_EVENT);
+    assert_ne!(reset.id, stale);
+    events.publish("e", &2).unwrap();
+    assert_eq!(client.next().await.data, "2");
+}
+
+#[actix_web::test]
+#[ignore = "needs the redis-server binary"]
+async fn a_full_outbox_drops_the_oldest_and_subscribers_get_a_reset() {
+    let mut redis = RedisServer::start().await;
+    let url = redis.url();
+    let events = Broadcaster::builder()
+        .redis(&url, &unique_stream("overflow"))
+        .expect("valid Redis URL")
+        .outbox(10)
+        .keep_alive(None)
+        .build();
+    let server = {
+        let events = events.clone();
+        start(1, move |cfg| events.service(PATH)(cfg))
+    };
+    connected(&events).await;
+    let mut client = SseClient::connect(&server.url(PATH), None).await;
+    eventually("subscribed", || events.stats().subscribers == 1).await;
+    redis.kill();
+    for i in 0..25 {
+        events.publish("e", &i).expect("publish never fails");
+    }
+    assert_eq!(events.stats().store.outbox, 10);
+    assert_eq!(events.stats().store.outbox_dropped, 15);
+    redis.restart().await;
+    let reset = client.next().await;
+    assert_eq!(reset.event, RESET_EVENT, "{reset:?}");
+    let rest = take_data(&mut client, 10).await;
+    let data: Vec<_> = rest.iter().map(|e| e.data.clone()).collect();
+    assert_eq!(data, (15..25).map(|i| i.to_string()).collect::<Vec<_>>());
+}
+
+/// Prints delivery latency (publish on one instance to an event at a subscriber of another)
+/// and throughput, against the in-memory backend. Figures, not assertions.
+#[actix_web::test]
+#[ignore = "needs a Redis server on 127.0.0.1:6379 (started by .ci/run)"]
+async fn measure_cross_instance_latency_and_throughput() {
+    let stream = unique_stream("measure");
+    let (a, _server_a) = instance(SHARED, &stream);
+    let (b, server_b) = instance(SHARED, &stream);
+    connected(&a).await;
+    connected(&b).await;
+    let memory = Broadcaster::builder().keep_alive(None).build();
+    let server_m = {
+        let m = memory.clone();
+        start(1, move |cfg| m.service(PATH)(cfg))
+    };
+    for (label, publisher, url) in [
+        ("in-memory", &memory, server_m.url(PATH)),
+        ("redis A->B", &a, server_b.url(PATH)),
+    ] {
+        let mut client = SseClient::connect(&url, None).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Latency: one event at a time.
+        let mut lat = Vec::new();
+        for i in 0..300 {
+            let t = Instant::now();
+            publisher.publish("e", &i).unwrap();
+            client.next().await;
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        // Throughput: a burst of events, until the last arrives.
+        let n = 1000;
+        let t = Instant::now();
+        for i in 0..n {
+            publisher.publish("e", &i).unwrap();
+        }
+        client.take(n).await;
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        println!(
+            "{label}: latency p50 {:?} p99 {:?}; throughput {rate:.0} events/s ({n} events, 1 subscriber)",
+            lat[lat.len() / 2],
+            lat[lat.len() * 99 / 100],
+        );
+    }
+}

@@ -101,8 +101,8 @@ struct LoadArgs {
     /// actix workers of the started servers (default: the cores the server is pinned to).
     #[arg(long)]
     server_workers: Option<usize>,
-    /// History of our server, in events.
-    #[arg(long, default_value_t = 1024)]
+    /// History of our server, in events (sse-core's default).
+    #[arg(long, default_value_t = 65_536)]
     history: usize,
     /// History of our server, in bytes.
     #[arg(long, default_value_t = 16 << 20)]

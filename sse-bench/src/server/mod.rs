@@ -73,7 +73,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
     /// sse-core history, in events.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 65_536)]
     pub history: usize,
     /// sse-core history, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
@@ -96,7 +96,7 @@ impl ServeArgs {
             imp,
             port: 0,
             workers: 1,
-            history: 1024,
+            history: 65_536,
             history_bytes: 16 << 20,
             keep_alive_secs: 5,
             max_seconds: 3600,

@@ -47,6 +47,15 @@ struct Config {
     /// Milliseconds a browser waits before reconnecting a dropped stream.
     #[arg(long, env = "SSE_RETRY_MS", default_value_t = 1000)]
     retry_ms: u64,
+
+    /// Share the event stream with other instances through Redis, like
+    /// `redis://127.0.0.1:6379`. Default: in memory, this instance only.
+    #[arg(long, env = "REDIS_URL")]
+    redis: Option<String>,
+
+    /// The Redis stream key the instances share (with `--redis`).
+    #[arg(long, env = "SSE_REDIS_STREAM", default_value = "sse-demo:events")]
+    redis_stream: String,
 }
 
 #[actix_web::main]
@@ -75,7 +84,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => LoginKey::random(),
     };
     // Once, outside `HttpServer::new`: every worker must publish to and serve the same stream.
-    let events = Broadcaster::builder()
+    let mut builder = Broadcaster::builder();
+    if let Some(url) = &config.redis {
+        builder = builder.redis(url, &config.redis_stream)?;
+    }
+    let events = builder
         .history(config.history)
         .keep_alive(keep_alive)
         .retry(Duration::from_millis(config.retry_ms))
@@ -106,7 +119,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("sse-demo listening on http://{addr}/");
     }
     std::io::stdout().flush()?;
-    tracing::info!(database = config.database_url, origins = ?config.cors_origins, "started");
+    tracing::info!(
+        database = config.database_url,
+        origins = ?config.cors_origins,
+        redis = config.redis.as_deref().unwrap_or("(not used: events stay in this instance)"),
+        "started"
+    );
 
     events.serve(server.run()).await?;
     tracing::debug!("server stopped; closing the database");

@@ -49,6 +49,9 @@ fn help_lists_every_setting() {
         "--retry-ms",
         "--jwt-secret",
         "SSE_JWT_SECRET",
+        "--redis",
+        "REDIS_URL",
+        "--redis-stream",
     ] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }

@@ -19,8 +19,14 @@ impl Demo {
     /// Starts the binary on `port` (0: any free one) with the database file `db`, and waits
     /// for it to print its address.
     pub fn start(db: &Path, port: u16) -> Demo {
+        Self::start_with(db, port, &[])
+    }
+
+    /// [`Demo::start`] with more command-line arguments.
+    pub fn start_with(db: &Path, port: u16, args: &[&str]) -> Demo {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sse-demo"))
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(args)
             .arg("--database-url")
             .arg(db)
             .env("RUST_LOG", "info")

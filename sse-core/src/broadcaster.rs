@@ -76,6 +76,8 @@ pub(crate) struct Config {
     pub(crate) max_query_len: usize,
     #[cfg(feature = "redis")]
     pub(crate) redis: Option<crate::redis::RedisConfig>,
+    #[cfg(feature = "redis")]
+    pub(crate) outbox: usize,
 }
 
 /// The optional [`Authorize`] implementation; `Debug` without requiring it of users.
@@ -177,14 +179,15 @@ pub(crate) struct Counters {
     pub(crate) expired: AtomicU64,
 }
 
-/// With the Redis backend ([`BroadcasterBuilder::redis`]), how the link to Redis fares; all
-/// zero with the in-memory backend. Part of [`Stats`].
+/// With the Redis backend (`BroadcasterBuilder::redis`, feature `redis`), how the link to
+/// Redis fares; all zero with the in-memory backend. Part of [`Stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoreStats {
     /// Events published here and not yet acknowledged by Redis.
     pub outbox: usize,
-    /// Events dropped from a full outbox during an outage (subscribers then get a reset).
+    /// Events dropped from a full outbox during an outage (subscribers then get a reset), or
+    /// still queued when the broadcaster stopped with Redis unreachable.
     pub outbox_dropped: u64,
     /// Times the publisher connected again after losing Redis.
     pub reconnects: u64,
@@ -263,6 +266,8 @@ impl Default for BroadcasterBuilder {
                 max_query_len: 4096,
                 #[cfg(feature = "redis")]
                 redis: None,
+                #[cfg(feature = "redis")]
+                outbox: 10_000,
             },
         }
     }
@@ -321,10 +326,7 @@ impl BroadcasterBuilder {
     /// [`Stats::store`].
     #[cfg(feature = "redis")]
     pub fn redis(mut self, url: &str, stream: &str) -> Result<Self, crate::InvalidRedisUrl> {
-        let outbox = self.config.redis.as_ref().map(|r| r.outbox);
-        let mut redis = crate::redis::RedisConfig::new(url, stream)?;
-        redis.outbox = outbox.unwrap_or(redis.outbox);
-        self.config.redis = Some(redis);
+        self.config.redis = Some(crate::redis::RedisConfig::new(url, stream)?);
         Ok(self)
     }
 
@@ -333,11 +335,7 @@ impl BroadcasterBuilder {
     /// subscriber once Redis is back). Default 10 000.
     #[cfg(feature = "redis")]
     pub fn outbox(mut self, events: usize) -> Self {
-        if let Some(redis) = &mut self.config.redis {
-            redis.outbox = events;
-        } else {
-            tracing::warn!("BroadcasterBuilder::outbox has no effect before `.redis(..)`");
-        }
+        self.config.outbox = events;
         self
     }
 
@@ -420,13 +418,11 @@ impl BroadcasterBuilder {
         let (tx, _) = broadcast::channel(capacity);
         let epoch = crate::id::new_epoch();
         #[cfg(feature = "redis")]
-        let redis = self.config.redis.clone().map(|redis| {
-            Arc::new(crate::redis::RedisBackend::new(
-                redis,
-                self.config.history,
-                self.config.format,
-            ))
-        });
+        let redis = self
+            .config
+            .redis
+            .clone()
+            .map(|redis| Arc::new(crate::redis::RedisBackend::new(redis, &self.config)));
         let broadcaster = Broadcaster {
             shared: Arc::new(Shared {
                 config: self.config,
@@ -486,7 +482,7 @@ impl Broadcaster {
     /// Never waits for subscribers. Fails only if the name cannot go on the wire, the payload
     /// cannot be serialized, or the broadcaster was shut down.
     ///
-    /// With the [Redis backend](BroadcasterBuilder::redis) it never waits for Redis either:
+    /// With the Redis backend (`BroadcasterBuilder::redis`) it never waits for Redis either:
     /// the event is queued for it, and Redis assigns its id later; the id returned is then
     /// the last one this instance had read, which the event will follow.
     ///

@@ -68,6 +68,14 @@
 //!     Json(Order { id: 7, customer: 42 })
 //! }
 //! ```
+//!
+//! # Several instances
+//!
+//! With the `redis` feature, `Broadcaster::builder().redis(url, stream)?` shares one event
+//! stream among server instances through a Redis stream: an event published on any instance
+//! reaches the subscribers of all, with the same ids, and a client resumes with its
+//! `Last-Event-ID` on any instance. Publishing never waits for Redis; an outbox bridges
+//! outages. Handlers and `#[emit_event]` do not change.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -36,6 +36,8 @@ pub(crate) const MAX_REPLAY: usize = 10_000;
 const BATCH: usize = 256;
 /// How long one `XREAD` blocks: also how late the reader notices a dropped broadcaster.
 const BLOCK: Duration = Duration::from_secs(1);
+/// How often the reader checks the epoch key, to notice a flush without a restart.
+const EPOCH_CHECK: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_START: Duration = Duration::from_millis(50);
@@ -55,7 +57,6 @@ pub struct InvalidRedisUrl {
 pub(crate) struct RedisConfig {
     pub(crate) client: redis::Client,
     pub(crate) stream: String,
-    pub(crate) outbox: usize,
 }
 
 impl RedisConfig {
@@ -67,7 +68,6 @@ impl RedisConfig {
         Ok(Self {
             client,
             stream: stream.to_owned(),
-            outbox: 10_000,
         })
     }
 }
@@ -139,14 +139,14 @@ pub(crate) struct RedisBackend {
 }
 
 impl RedisBackend {
-    pub(crate) fn new(config: RedisConfig, history: usize, format: WireFormat) -> Self {
+    pub(crate) fn new(redis: RedisConfig, config: &crate::broadcaster::Config) -> Self {
         Self {
-            client: config.client,
-            epoch_key: format!("{}:epoch", config.stream),
-            key: config.stream,
+            client: redis.client,
+            epoch_key: format!("{}:epoch", redis.stream),
+            key: redis.stream,
             outbox_cap: config.outbox.max(1),
-            maxlen: history.max(1),
-            format,
+            maxlen: config.history.max(1),
+            format: config.format,
             instance: crate::id::new_epoch(),
             outbox: Mutex::new(Outbox {
                 // Ticket 0 is the reset marker's.
@@ -283,6 +283,7 @@ impl RedisBackend {
                 Err(err) => {
                     self.failed("publisher", &err);
                     if self.stopping(&shared) {
+                        self.abandon();
                         return;
                     }
                     let _ = tokio::time::timeout(backoff, stop.changed()).await;
@@ -337,12 +338,28 @@ impl RedisBackend {
                         self.failed("publisher", &err);
                         *self.conn() = None;
                         if self.stopping(&shared) {
+                            self.abandon();
                             return;
                         }
                         break;
                     }
                 }
             }
+        }
+    }
+
+    /// Logs what is left in the outbox when the broadcaster stops with Redis unreachable.
+    fn abandon(&self) {
+        let left = self.outbox_len();
+        if left > 0 {
+            self.counters
+                .outbox_dropped
+                .fetch_add(left as u64, Ordering::Relaxed);
+            tracing::error!(
+                events = left,
+                stream = self.key,
+                "sse redis backend stopped with Redis unreachable; queued events not published"
+            );
         }
     }
 
@@ -438,7 +455,20 @@ impl RedisBackend {
                     last
                 }
             };
+            let mut checked = Instant::now();
             loop {
+                if checked.elapsed() >= EPOCH_CHECK {
+                    checked = Instant::now();
+                    match self.epoch_now(&mut conn).await {
+                        Ok(Some(now)) if now == epoch => {}
+                        // Flushed (or the key deleted): reconnecting sets and reads it anew.
+                        Ok(_) => break,
+                        Err(err) => {
+                            self.failed("reader", &err);
+                            break;
+                        }
+                    }
+                }
                 let mut xread = redis::cmd("XREAD");
                 xread
                     .arg("COUNT")
@@ -489,6 +519,15 @@ impl RedisBackend {
             let _ = tokio::time::timeout(backoff, stop.changed()).await;
             backoff = (backoff * 2).min(BACKOFF_CAP);
         }
+    }
+
+    /// The epoch key's value now, `None` if it is missing or not a number.
+    async fn epoch_now(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<Option<u64>> {
+        let value: Option<String> = redis::cmd("GET")
+            .arg(&self.epoch_key)
+            .query_async(conn)
+            .await?;
+        Ok(value.and_then(|v| v.parse().ok()))
     }
 
     /// The id of the stream's newest entry, or `0-0`.

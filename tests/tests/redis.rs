@@ -104,15 +104,22 @@ impl Drop for RedisServer {
 }
 
 async fn ping(port: u16) -> bool {
+    inline_command(port, "PING", "+PONG\r\n").await
+}
+
+/// Sends one inline command and checks the reply.
+async fn inline_command(port: u16, command: &str, reply: &str) -> bool {
     let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return false;
     };
-    let mut buf = [0u8; 7];
-    conn.write_all(b"PING\r\n").await.is_ok()
+    let mut buf = vec![0u8; reply.len()];
+    conn.write_all(format!("{command}\r\n").as_bytes())
+        .await
+        .is_ok()
         && tokio::time::timeout(Duration::from_secs(1), conn.read_exact(&mut buf))
             .await
             .is_ok_and(|r| r.is_ok())
-        && &buf == b"+PONG\r\n"
+        && buf == reply.as_bytes()
 }
 
 #[actix_web::test]
@@ -262,6 +269,31 @@ async fn an_id_from_before_redis_restarted_empty_gets_a_reset() {
     assert_ne!(reset.id, stale);
     events.publish("e", &2).unwrap();
     assert_eq!(client.next().await.data, "2");
+}
+
+#[actix_web::test]
+#[ignore = "needs the redis-server binary"]
+async fn a_flush_without_restart_is_noticed_and_stale_ids_get_a_reset() {
+    let redis = RedisServer::start().await;
+    let (events, server) = instance(&redis.url(), &unique_stream("flush"));
+    connected(&events).await;
+    let mut client = SseClient::connect(&server.url(PATH), None).await;
+    eventually("subscribed", || events.stats().subscribers == 1).await;
+    events.publish("e", &1).unwrap();
+    let stale = client.next().await.id;
+
+    assert!(inline_command(redis.port, "FLUSHALL", "+OK\r\n").await);
+    eventually("the new epoch seen", || {
+        events.stats().store.epoch_changes == 1
+    })
+    .await;
+    // The subscriber that stayed connected goes on with the new stream's ids.
+    events.publish("e", &2).unwrap();
+    let next = client.next().await;
+    assert_eq!(next.data, "2");
+    assert_ne!(next.id.split('-').next(), stale.split('-').next());
+    let mut late = SseClient::connect(&server.url(PATH), Some(&stale)).await;
+    assert_eq!(late.next().await.event, RESET_EVENT);
 }
 
 #[actix_web::test]

@@ -93,4 +93,7 @@ fn a_change_on_one_instance_reaches_the_pages_of_another() {
     let mut on_a = open_stream(a.addr);
     request(b.addr, "DELETE", "/api/v1/users/1", "");
     read_until(&mut on_a, "user_deleted");
+    if let Ok(mut redis) = TcpStream::connect("127.0.0.1:6379") {
+        let _ = write!(redis, "DEL {stream_key} {stream_key}:epoch\r\n");
+    }
 }

@@ -24,6 +24,24 @@ fn unique_stream(test: &str) -> String {
     format!("sse-test:{test}:{}:{nanos}", std::process::id())
 }
 
+/// A unique stream key on the shared Redis, deleted (with its epoch key) when dropped.
+struct SharedStream(String);
+
+impl SharedStream {
+    fn new(test: &str) -> Self {
+        Self(unique_stream(test))
+    }
+}
+
+impl Drop for SharedStream {
+    fn drop(&mut self) {
+        use std::io::Write;
+        if let Ok(mut conn) = std::net::TcpStream::connect("127.0.0.1:6379") {
+            let _ = write!(conn, "DEL {0} {0}:epoch\r\n", self.0);
+        }
+    }
+}
+
 fn instance(url: &str, stream: &str) -> (Broadcaster, common::TestServer) {
     let events = Broadcaster::builder()
         .redis(url, stream)
@@ -125,9 +143,10 @@ async fn inline_command(port: u16, command: &str, reply: &str) -> bool {
 #[actix_web::test]
 #[ignore = "needs a Redis server on 127.0.0.1:6379 (started by .ci/run)"]
 async fn an_event_published_on_one_instance_reaches_all_with_the_same_id() {
-    let stream = unique_stream("fanout");
-    let (a, server_a) = instance(SHARED, &stream);
-    let (b, server_b) = instance(SHARED, &stream);
+    let stream = SharedStream::new("fanout");
+    let stream = &stream.0;
+    let (a, server_a) = instance(SHARED, stream);
+    let (b, server_b) = instance(SHARED, stream);
     connected(&a).await;
     connected(&b).await;
     let mut on_a = SseClient::connect(&server_a.url(PATH), None).await;
@@ -172,9 +191,10 @@ async fn an_event_published_on_one_instance_reaches_all_with_the_same_id() {
 #[actix_web::test]
 #[ignore = "needs a Redis server on 127.0.0.1:6379 (started by .ci/run)"]
 async fn a_client_resumes_on_another_instance_with_exactly_the_missed_events() {
-    let stream = unique_stream("resume");
-    let (a, server_a) = instance(SHARED, &stream);
-    let (b, server_b) = instance(SHARED, &stream);
+    let stream = SharedStream::new("resume");
+    let stream = &stream.0;
+    let (a, server_a) = instance(SHARED, stream);
+    let (b, server_b) = instance(SHARED, stream);
     connected(&a).await;
     connected(&b).await;
     let mut client = SseClient::connect(&server_a.url(PATH), None).await;
@@ -196,7 +216,7 @@ async fn a_client_resumes_on_another_instance_with_exactly_the_missed_events() {
     on_b.assert_quiet(Duration::from_millis(200)).await;
 
     // An instance started after those events has none of them locally: `XRANGE` answers.
-    let (c, server_c) = instance(SHARED, &stream);
+    let (c, server_c) = instance(SHARED, stream);
     connected(&c).await;
     let mut on_c = SseClient::connect(&server_c.url(PATH), Some(last)).await;
     let from_store = take_data(&mut on_c, 5).await;
@@ -333,9 +353,10 @@ async fn a_full_outbox_drops_the_oldest_and_subscribers_get_a_reset() {
 #[actix_web::test]
 #[ignore = "needs a Redis server on 127.0.0.1:6379 (started by .ci/run)"]
 async fn measure_cross_instance_latency_and_throughput() {
-    let stream = unique_stream("measure");
-    let (a, _server_a) = instance(SHARED, &stream);
-    let (b, server_b) = instance(SHARED, &stream);
+    let stream = SharedStream::new("measure");
+    let stream = &stream.0;
+    let (a, _server_a) = instance(SHARED, stream);
+    let (b, server_b) = instance(SHARED, stream);
     connected(&a).await;
     connected(&b).await;
     let memory = Broadcaster::builder().keep_alive(None).build();

@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{error, web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::broadcaster::OverLimit;
+use crate::admission::OverLimit;
 use crate::client_id::{parse_client_id, CLIENT_ID_HEADER};
 use crate::filter::Filter;
 use crate::{AuthError, Broadcaster, EventStream, Grant, TopicSelector};

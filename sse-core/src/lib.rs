@@ -79,25 +79,30 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod admission;
 mod auth;
 mod broadcaster;
+mod builder;
 mod client_id;
 mod emit;
 mod encode;
 mod endpoint;
 mod error;
 mod filter;
+mod history;
 mod id;
 #[cfg(feature = "jwt")]
 mod jwt;
 #[cfg(feature = "redis")]
 mod redis;
+mod stats;
 mod stream;
 pub mod testing;
 mod topic;
 
 pub use crate::auth::{AuthError, Authorize, Grant};
-pub use crate::broadcaster::{Broadcaster, BroadcasterBuilder, Stats, StoreStats};
+pub use crate::broadcaster::Broadcaster;
+pub use crate::builder::BroadcasterBuilder;
 pub use crate::client_id::{ClientIdMiddleware, ClientIdService, CLIENT_ID_HEADER};
 pub use crate::emit::{EventPayload, PayloadWriter};
 pub use crate::encode::{validate_event_name, WireFormat, RESET_EVENT};
@@ -108,6 +113,7 @@ pub use crate::id::{EventId, MalformedEventId};
 pub use crate::jwt::JwtAuth;
 #[cfg(feature = "redis")]
 pub use crate::redis::InvalidRedisUrl;
+pub use crate::stats::{Stats, StoreStats};
 pub use crate::stream::EventStream;
 pub use crate::topic::{InvalidTopic, TopicSelector, MAX_TOPIC_LEN};
 

@@ -23,9 +23,10 @@ use redis::{AsyncConnectionConfig, Value};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::broadcaster::{Frame, Shared};
+use crate::broadcaster::Shared;
 use crate::encode::{self, Data, WireFormat};
 use crate::filter::Route;
+use crate::history::Frame;
 use crate::id::parse_entry;
 use crate::EventId;
 
@@ -139,7 +140,7 @@ pub(crate) struct RedisBackend {
 }
 
 impl RedisBackend {
-    pub(crate) fn new(redis: RedisConfig, config: &crate::broadcaster::Config) -> Self {
+    pub(crate) fn new(redis: RedisConfig, config: &crate::builder::Config) -> Self {
         Self {
             client: redis.client,
             epoch_key: format!("{}:epoch", redis.stream),

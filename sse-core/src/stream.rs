@@ -15,9 +15,11 @@ use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::broadcaster::{Admission, CatchUp, Frame, Shared};
+use crate::admission::Admission;
+use crate::broadcaster::Shared;
 use crate::encode;
 use crate::filter::Filter;
+use crate::history::{CatchUp, Frame};
 use crate::EventId;
 
 /// Most bytes queued for actix in one poll. actix's write buffer grows to the largest chunk it

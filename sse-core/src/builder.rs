@@ -1,0 +1,211 @@
+//! Configuration of a [`Broadcaster`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::encode::WireFormat;
+use crate::{Authorize, Broadcaster, TopicSelector};
+
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) history: usize,
+    pub(crate) history_bytes: usize,
+    pub(crate) keep_alive: Option<Duration>,
+    pub(crate) retry: Option<Duration>,
+    pub(crate) format: WireFormat,
+    pub(crate) authorizer: Authorizer,
+    pub(crate) private_topics: Vec<TopicSelector>,
+    pub(crate) max_subscribers: usize,
+    pub(crate) max_subscribers_per_ip: usize,
+    pub(crate) max_selectors: usize,
+    pub(crate) max_query_len: usize,
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<crate::redis::RedisConfig>,
+    #[cfg(feature = "redis")]
+    pub(crate) outbox: usize,
+}
+
+/// The optional [`Authorize`] implementation; `Debug` without requiring it of users.
+#[derive(Clone, Default)]
+pub(crate) struct Authorizer(pub(crate) Option<Arc<dyn Authorize>>);
+
+impl fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
+/// Configures a [`Broadcaster`]; from [`Broadcaster::builder`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct BroadcasterBuilder {
+    config: Config,
+}
+
+impl Default for BroadcasterBuilder {
+    fn default() -> Self {
+        Self {
+            config: Config {
+                history: 65536,
+                history_bytes: 16 * 1024 * 1024,
+                keep_alive: Some(Duration::from_secs(5)),
+                retry: None,
+                format: WireFormat::Named,
+                authorizer: Authorizer::default(),
+                private_topics: Vec::new(),
+                max_subscribers: usize::MAX,
+                max_subscribers_per_ip: usize::MAX,
+                max_selectors: 32,
+                max_query_len: 4096,
+                #[cfg(feature = "redis")]
+                redis: None,
+                #[cfg(feature = "redis")]
+                outbox: 10_000,
+            },
+        }
+    }
+}
+
+impl BroadcasterBuilder {
+    /// How many recent events are kept for `Last-Event-ID` replay and for catching up slow
+    /// subscribers. Default 65 536; 0 disables replay. Frames are shared with the
+    /// subscribers, so [`history_bytes`](Self::history_bytes) is the bound that matters for
+    /// memory; a large count lets a burst of small events be caught up instead of reset.
+    pub fn history(mut self, events: usize) -> Self {
+        self.config.history = events;
+        self
+    }
+
+    /// An upper bound on the bytes of encoded frames kept in the history, whatever the event
+    /// count. Default 16 MiB. Frames are shared with the subscribers, so this bounds the
+    /// server's memory for events however many clients are stalled.
+    pub fn history_bytes(mut self, bytes: usize) -> Self {
+        self.config.history_bytes = bytes;
+        self
+    }
+
+    /// Sends a comment after this long without any other write, so proxies keep an idle stream
+    /// open and a vanished client is noticed. Default 5 s; `None` disables it.
+    pub fn keep_alive(mut self, every: impl Into<Option<Duration>>) -> Self {
+        self.config.keep_alive = every.into();
+        self
+    }
+
+    /// Sends `retry: <ms>` when a stream opens: how long the browser waits before reconnecting.
+    /// Default: not sent (browsers then wait about 3 s).
+    pub fn retry(mut self, after: impl Into<Option<Duration>>) -> Self {
+        self.config.retry = after.into();
+        self
+    }
+
+    /// Shares one event stream among several server instances through the Redis stream
+    /// `stream` at `url` (feature `redis`). Events published on any instance reach the
+    /// subscribers of all, with the same ids (`<epoch>-<ms>-<n>`: the stream's epoch and the
+    /// Redis entry id); a client resumes with its `Last-Event-ID` on any instance.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), sse_core::InvalidRedisUrl> {
+    /// let events = sse_core::Broadcaster::builder()
+    ///     .redis("redis://127.0.0.1:6379", "myapp:events")?
+    ///     .build();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// `publish` never waits for Redis: events go to a bounded [outbox](Self::outbox) that
+    /// a background task publishes in order (`XADD`, trimmed to about `history` entries),
+    /// reconnecting with backoff while Redis is down. Each instance reads the stream with
+    /// `XREAD` into its local history; a `Last-Event-ID` older than that is answered from
+    /// `XRANGE`. Ids from before Redis was restarted empty get a reset. See
+    /// [`Stats::store`].
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, url: &str, stream: &str) -> Result<Self, crate::InvalidRedisUrl> {
+        self.config.redis = Some(crate::redis::RedisConfig::new(url, stream)?);
+        Ok(self)
+    }
+
+    /// With [`redis`](Self::redis): how many events wait for Redis during an outage before
+    /// the oldest are dropped (counted, logged, and answered with a reset event to every
+    /// subscriber once Redis is back). Default 10 000.
+    #[cfg(feature = "redis")]
+    pub fn outbox(mut self, events: usize) -> Self {
+        self.config.outbox = events;
+        self
+    }
+
+    /// How events are laid out on the wire. Default [`WireFormat::Named`].
+    pub fn wire_format(mut self, format: WireFormat) -> Self {
+        self.config.format = format;
+        self
+    }
+
+    /// Sets who may see private events: see [`Authorize`] and, with the `jwt` feature,
+    /// `JwtAuth`. Without one, every request is anonymous and sees public
+    /// events only.
+    pub fn authorizer(mut self, authorizer: impl Authorize) -> Self {
+        self.config.authorizer = Authorizer(Some(Arc::new(authorizer)));
+        self
+    }
+
+    /// Declares topics as private: a stream request whose selector lies within one of these
+    /// (see [`TopicSelector::is_within`]) needs credentials (401 without) covering it (403
+    /// otherwise). Delivery never depends on this list (a private event reaches only
+    /// subscribers authorized for one of its topics); it makes a request for topics the client
+    /// could never receive fail loudly instead of staying silent.
+    ///
+    /// ```
+    /// use sse_core::{Broadcaster, TopicSelector};
+    /// # fn main() -> Result<(), sse_core::InvalidTopic> {
+    /// let events = Broadcaster::builder()
+    ///     .private_topics([TopicSelector::parse("users/{id}/private")?])
+    ///     .build();
+    /// # Ok(()) }
+    /// ```
+    pub fn private_topics(mut self, selectors: impl IntoIterator<Item = TopicSelector>) -> Self {
+        self.config.private_topics.extend(selectors);
+        self
+    }
+
+    /// Most streams open at once through the endpoint; past it, requests get 503 with
+    /// `Retry-After`. Default: no limit.
+    pub fn max_subscribers(mut self, max: usize) -> Self {
+        self.config.max_subscribers = max;
+        self
+    }
+
+    /// Most streams open at once from one peer IP address (the socket's, not a forwarded
+    /// header, which a client could forge); past it, 503 with `Retry-After`. Default: no limit.
+    pub fn max_subscribers_per_ip(mut self, max: usize) -> Self {
+        self.config.max_subscribers_per_ip = max;
+        self
+    }
+
+    /// Most `topic` selectors in one stream request; more is a 400. Default 32.
+    pub fn max_selectors(mut self, max: usize) -> Self {
+        self.config.max_selectors = max;
+        self
+    }
+
+    /// Longest query string accepted on the stream endpoint, in bytes; longer is a 414.
+    /// Default 4096.
+    pub fn max_query_len(mut self, bytes: usize) -> Self {
+        self.config.max_query_len = bytes;
+        self
+    }
+
+    /// Builds the broadcaster, with a new epoch for its event ids.
+    pub fn build(self) -> Broadcaster {
+        if std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("actix-server worker"))
+        {
+            tracing::warn!(
+                "a sse_core::Broadcaster was built on an actix worker thread: if this is inside \
+                 the `HttpServer::new` closure, each worker gets its own broadcaster and \
+                 subscribers miss events published on other workers; build it once before \
+                 `HttpServer::new` and move a clone into the closure"
+            );
+        }
+        Broadcaster::from_config(self.config)
+    }
+}

@@ -178,7 +178,7 @@ pub fn scenarios(preset: Preset, o: &Overrides) -> Vec<Scenario> {
 
 /// `200 B`, `4 KiB`, `64 KiB`.
 pub fn size(bytes: usize) -> String {
-    if bytes >= 1024 && bytes % 1024 == 0 {
+    if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{} KiB", bytes / 1024)
     } else {
         format!("{bytes} B")

@@ -77,45 +77,33 @@
 //! `Last-Event-ID` on any instance. Publishing never waits for Redis; an outbox bridges
 //! outages. Handlers and `#[emit_event]` do not change.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod admission;
+// Layers, each depending only on those above it: wire -> topic -> log -> fanout -> {http, emit};
+// auth -> http.
 mod auth;
-mod broadcaster;
-mod builder;
-mod client_id;
 mod emit;
-mod encode;
-mod endpoint;
 mod error;
-mod filter;
-mod history;
-mod id;
-#[cfg(feature = "jwt")]
-mod jwt;
-#[cfg(feature = "redis")]
-mod redis;
-mod stats;
-mod stream;
+mod fanout;
+mod http;
+mod log;
 pub mod testing;
 mod topic;
+mod wire;
 
-pub use crate::auth::{AuthError, Authorize, Grant};
-pub use crate::broadcaster::Broadcaster;
-pub use crate::builder::BroadcasterBuilder;
-pub use crate::client_id::{ClientIdMiddleware, ClientIdService, CLIENT_ID_HEADER};
-pub use crate::emit::{EventPayload, PayloadWriter};
-pub use crate::encode::{validate_event_name, WireFormat, RESET_EVENT};
-pub use crate::error::PublishError;
-pub use crate::filter::Delivery;
-pub use crate::id::{EventId, MalformedEventId};
 #[cfg(feature = "jwt")]
-pub use crate::jwt::JwtAuth;
+pub use crate::auth::JwtAuth;
+pub use crate::auth::{AuthError, Authorize, Grant};
+pub use crate::emit::{
+    ClientIdMiddleware, ClientIdService, EventPayload, PayloadWriter, CLIENT_ID_HEADER,
+};
+pub use crate::error::PublishError;
+pub use crate::fanout::{Broadcaster, BroadcasterBuilder, EventStream, Stats};
 #[cfg(feature = "redis")]
-pub use crate::redis::InvalidRedisUrl;
-pub use crate::stats::{Stats, StoreStats};
-pub use crate::stream::EventStream;
-pub use crate::topic::{InvalidTopic, TopicSelector, MAX_TOPIC_LEN};
+pub use crate::log::InvalidRedisUrl;
+pub use crate::log::StoreStats;
+pub use crate::topic::{Delivery, InvalidTopic, TopicSelector, MAX_TOPIC_LEN};
+pub use crate::wire::{validate_event_name, EventId, MalformedEventId, WireFormat, RESET_EVENT};
 
 /// Publishes the handler's successful result as a named SSE event.
 ///

@@ -3,19 +3,8 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use crate::emit::CapturedEvent;
 use crate::emit::{scoped, Target};
-
-/// An event recorded by [`capture`] instead of being published.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct CapturedEvent {
-    /// The event name.
-    pub name: String,
-    /// The payload, as it would have been serialized.
-    pub payload: serde_json::Value,
-    /// The topics the event would have been published to.
-    pub topics: Vec<String>,
-}
 
 /// Runs `fut` (a handler called directly, or `actix_web::test::call_service`) and returns its
 /// output with the events its `#[emit_event]` handlers emitted, in order. Nothing is

@@ -55,10 +55,11 @@ fn instance(url: &str, stream: &str) -> (Broadcaster, common::TestServer) {
     (events, server)
 }
 
-/// Waits until the instance has read the stream's epoch from Redis.
+/// Waits until the instance has read the stream's epoch from Redis: its ids then name a
+/// stream entry (`<epoch>-<ms>-<n>`).
 async fn connected(events: &Broadcaster) {
     eventually("connected to Redis", || {
-        events.last_event_id().redis_entry().is_some()
+        events.last_event_id().to_string().matches('-').count() == 2
     })
     .await;
 }

@@ -1,26 +1,33 @@
-//! The subscriber limits: a place per open endpoint stream, in total and per peer address.
+//! The subscriber limits: a place per open endpoint stream, in total and per client address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::broadcaster::Shared;
+use super::builder::Config;
+
+/// Open endpoint streams, in total and per client address, against the configured limits.
+pub(crate) struct Limits {
+    max_total: usize,
+    max_per_ip: usize,
+    admitted: Mutex<Admitted>,
+}
 
 #[derive(Default)]
-pub(crate) struct Admitted {
-    pub(crate) total: usize,
-    pub(crate) per_ip: HashMap<IpAddr, usize>,
+struct Admitted {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 /// A stream admitted under the subscriber limits; releases its place when dropped.
 pub(crate) struct Admission {
-    shared: Arc<Shared>,
+    limits: Arc<Limits>,
     ip: Option<IpAddr>,
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        let mut admitted = self.shared.admitted();
+        let mut admitted = self.limits.lock();
         admitted.total = admitted.total.saturating_sub(1);
         if let Some(ip) = self.ip {
             if let Some(n) = admitted.per_ip.get_mut(&ip) {
@@ -40,20 +47,29 @@ pub(crate) enum OverLimit {
     PerIp,
 }
 
-impl Shared {
-    fn admitted(&self) -> MutexGuard<'_, Admitted> {
+impl Limits {
+    pub(crate) fn new(config: &Config) -> Self {
+        Self {
+            max_total: config.max_subscribers,
+            max_per_ip: config.max_subscribers_per_ip,
+            admitted: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Admitted> {
+        // Every critical section leaves the counts consistent.
         self.admitted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes a place for one more endpoint stream from `ip`, if the limits allow it.
     pub(crate) fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Admission, OverLimit> {
-        let mut admitted = self.admitted();
-        if admitted.total >= self.config.max_subscribers {
+        let mut admitted = self.lock();
+        if admitted.total >= self.max_total {
             return Err(OverLimit::Total);
         }
         if let Some(ip) = ip {
             let n = admitted.per_ip.entry(ip).or_insert(0);
-            if *n >= self.config.max_subscribers_per_ip {
+            if *n >= self.max_per_ip {
                 if *n == 0 {
                     admitted.per_ip.remove(&ip);
                 }
@@ -64,7 +80,7 @@ impl Shared {
         admitted.total += 1;
         drop(admitted);
         Ok(Admission {
-            shared: self.clone(),
+            limits: self.clone(),
             ip,
         })
     }

@@ -4,8 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::encode::WireFormat;
-use crate::{Authorize, Broadcaster, TopicSelector};
+use super::Broadcaster;
+use crate::auth::Authorize;
+use crate::log::{EventLog, LogOptions};
+use crate::topic::TopicSelector;
+use crate::wire::WireFormat;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
@@ -20,10 +23,31 @@ pub(crate) struct Config {
     pub(crate) max_subscribers_per_ip: usize,
     pub(crate) max_selectors: usize,
     pub(crate) max_query_len: usize,
-    #[cfg(feature = "redis")]
-    pub(crate) redis: Option<crate::redis::RedisConfig>,
-    #[cfg(feature = "redis")]
+    pub(crate) log: Engine,
     pub(crate) outbox: usize,
+}
+
+impl Config {
+    /// The event log this configuration chose, opened for one broadcaster.
+    pub(crate) fn open_log(&self) -> Option<Arc<dyn EventLog>> {
+        let open = self.log.0.as_ref()?;
+        Some(open(LogOptions {
+            history: self.history,
+            outbox: self.outbox,
+            format: self.format,
+        }))
+    }
+}
+
+/// Opens the event log engine chosen on the builder (none: the in-memory history alone).
+#[derive(Clone, Default)]
+pub(crate) struct Engine(Option<Arc<dyn Fn(LogOptions) -> Arc<dyn EventLog> + Send + Sync>>);
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The engine's settings can hold credentials: never shown.
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
 }
 
 /// The optional [`Authorize`] implementation; `Debug` without requiring it of users.
@@ -58,9 +82,7 @@ impl Default for BroadcasterBuilder {
                 max_subscribers_per_ip: usize::MAX,
                 max_selectors: 32,
                 max_query_len: 4096,
-                #[cfg(feature = "redis")]
-                redis: None,
-                #[cfg(feature = "redis")]
+                log: Engine::default(),
                 outbox: 10_000,
             },
         }
@@ -119,15 +141,23 @@ impl BroadcasterBuilder {
     /// `XRANGE`. Ids from before Redis was restarted empty get a reset. See
     /// [`Stats::store`].
     #[cfg(feature = "redis")]
-    pub fn redis(mut self, url: &str, stream: &str) -> Result<Self, crate::InvalidRedisUrl> {
-        self.config.redis = Some(crate::redis::RedisConfig::new(url, stream)?);
-        Ok(self)
+    pub fn redis(self, url: &str, stream: &str) -> Result<Self, crate::InvalidRedisUrl> {
+        let redis = crate::log::redis::RedisConfig::new(url, stream)?;
+        Ok(self.engine(move |options| redis.open(options)))
     }
 
-    /// With [`redis`](Self::redis): how many events wait for Redis during an outage before
-    /// the oldest are dropped (counted, logged, and answered with a reset event to every
-    /// subscriber once Redis is back). Default 10 000.
-    #[cfg(feature = "redis")]
+    /// Shares the event stream through `open`'s event log (one per broadcaster).
+    pub(crate) fn engine(
+        mut self,
+        open: impl Fn(LogOptions) -> Arc<dyn EventLog> + Send + Sync + 'static,
+    ) -> Self {
+        self.config.log = Engine(Some(Arc::new(open)));
+        self
+    }
+
+    /// With an event log engine (such as [`redis`](Self::redis)): how many events wait for it
+    /// during an outage before the oldest are dropped (counted, logged, and answered with a
+    /// reset event to every subscriber once it is back). Default 10 000.
     pub fn outbox(mut self, events: usize) -> Self {
         self.config.outbox = events;
         self

@@ -9,7 +9,8 @@ use actix_web::{web, HttpRequest};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::{AuthError, Authorize, Grant, TopicSelector};
+use super::{AuthError, Authorize, Grant};
+use crate::topic::TopicSelector;
 
 /// Authorizes subscribers with a JWT whose `sse.subscribe` claim lists the selectors of the
 /// private topics they may see (like Mercure's `mercure.subscribe`):

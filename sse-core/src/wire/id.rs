@@ -1,4 +1,4 @@
-//! Event ids: an epoch and a position (a sequence number, or a Redis stream entry id).
+//! Event ids: an epoch and a position (a sequence number, or an event log's entry id).
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,9 +17,9 @@ use std::str::FromStr;
 /// assert_eq!(id.to_string(), "k2f9a1-42");
 /// assert!("42".parse::<EventId>().is_err());
 ///
-/// // With the Redis backend: `<epoch>-<ms>-<n>`, the epoch of the Redis stream and its entry id.
+/// // With the Redis engine: `<epoch>-<ms>-<n>`, the epoch of the Redis stream and its entry id.
 /// let id: EventId = "k2f9a1-1700000000000-3".parse().unwrap();
-/// assert_eq!(id.redis_entry(), Some((1_700_000_000_000, 3)));
+/// assert_eq!(id.position(), (1_700_000_000_000, 3));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EventId {
@@ -60,13 +60,24 @@ impl EventId {
     }
 
     /// The Redis stream entry id `(ms, seq)` of an event published through the Redis backend.
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `EventId::position`, which every event log engine fills"
+    )]
     pub fn redis_entry(&self) -> Option<(u64, u64)> {
-        self.ms.map(|ms| (ms, self.seq))
+        self.entry_parts()
     }
 
-    /// Order within one epoch: sequence numbers, or Redis entry ids.
-    pub(crate) fn position(&self) -> (u64, u64) {
+    /// The event's place within its epoch, ordered: `(0, seq)` for an id of the in-memory
+    /// history, the entry id `(ms, n)` for an id of a two-part event log position (Redis
+    /// Streams).
+    pub fn position(&self) -> (u64, u64) {
         (self.ms.unwrap_or(0), self.seq)
+    }
+
+    /// The two parts of a two-part position (`<epoch>-<ms>-<n>` on the wire).
+    pub(crate) fn entry_parts(&self) -> Option<(u64, u64)> {
+        self.ms.map(|ms| (ms, self.seq))
     }
 }
 

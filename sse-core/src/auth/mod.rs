@@ -4,7 +4,12 @@ use std::time::SystemTime;
 
 use actix_web::HttpRequest;
 
-use crate::TopicSelector;
+use crate::topic::TopicSelector;
+
+#[cfg(feature = "jwt")]
+mod jwt;
+#[cfg(feature = "jwt")]
+pub use jwt::JwtAuth;
 
 /// Decides, from the stream request, which private topics a subscriber may see. Set it with
 /// [`BroadcasterBuilder::authorizer`](crate::BroadcasterBuilder::authorizer);

@@ -3,19 +3,22 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use bytes::Bytes;
 
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::admission::Admitted;
-use crate::builder::Config;
-use crate::encode::{self, Data};
-use crate::filter::Route;
-use crate::history::{Frame, State};
-use crate::stats::Counters;
-use crate::BroadcasterBuilder;
-use crate::{Delivery, EventId, PublishError};
+use super::admission::Limits;
+use super::builder::{BroadcasterBuilder, Config};
+use super::history::{CatchUp, Resume, Start, State};
+use super::stats::{Counters, Stats};
+use super::stream::EventStream;
+use crate::error::PublishError;
+use crate::log::{Append, EventLog, Frame, Sink, StoreStats};
+use crate::topic::{Delivery, Filter, Route};
+use crate::wire::{encode, new_epoch, Data, EventId};
 
 /// A cheap-to-clone handle to one event stream: publish events here, serve them to browsers with
 /// [`Broadcaster::service`].
@@ -50,11 +53,10 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     pub(crate) closed: AtomicBool,
     pub(crate) counters: Counters,
-    /// Open endpoint streams, in total and per peer address, for the limits.
-    pub(crate) admitted: Mutex<Admitted>,
-    /// The Redis Streams backend, when the builder chose it.
-    #[cfg(feature = "redis")]
-    pub(crate) redis: Option<Arc<crate::redis::RedisBackend>>,
+    /// Open endpoint streams, in total and per peer address.
+    pub(crate) limits: Arc<Limits>,
+    /// The event log shared with other instances, when the builder chose one.
+    log: Option<Arc<dyn EventLog>>,
 }
 
 impl Default for Broadcaster {
@@ -90,35 +92,20 @@ impl Broadcaster {
         // short bursts between a subscriber's polls.
         let capacity = config.history.clamp(16, 1024);
         let (tx, _) = broadcast::channel(capacity);
-        let epoch = crate::id::new_epoch();
-        #[cfg(feature = "redis")]
-        let redis = config
-            .redis
-            .clone()
-            .map(|redis| Arc::new(crate::redis::RedisBackend::new(redis, &config)));
-        let broadcaster = Broadcaster {
-            shared: Arc::new(Shared {
-                config,
-                state: Mutex::new(State {
-                    epoch,
-                    last_seq: 0,
-                    last_id: EventId::new(epoch, 0),
-                    history: VecDeque::new(),
-                    history_bytes: 0,
-                    tx: Some(tx),
-                }),
-                closed: AtomicBool::new(false),
-                counters: Counters::default(),
-                admitted: Mutex::default(),
-                #[cfg(feature = "redis")]
-                redis,
-            }),
-        };
-        #[cfg(feature = "redis")]
-        if let Some(redis) = &broadcaster.shared.redis {
-            redis.start(Arc::downgrade(&broadcaster.shared));
+        let log = config.open_log();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(new_epoch(), tx)),
+            closed: AtomicBool::new(false),
+            counters: Counters::default(),
+            limits: Arc::new(Limits::new(&config)),
+            log,
+            config,
+        });
+        if let Some(log) = &shared.log {
+            let weak: Weak<Shared> = Arc::downgrade(&shared);
+            log.clone().follow(weak);
         }
-        broadcaster
+        Broadcaster { shared }
     }
 
     /// Publishes `payload`, serialized to JSON once, as the named event `event` to every
@@ -205,33 +192,40 @@ impl Broadcaster {
         data: Data<'_>,
         route: Arc<Route>,
     ) -> Result<EventId, PublishError> {
-        let config = &self.shared.config;
-        #[cfg(feature = "redis")]
-        if let Some(redis) = &self.shared.redis {
-            if self.shared.is_closed() {
+        let shared = &self.shared;
+        if let Some(log) = &shared.log {
+            if shared.is_closed() {
                 return Err(PublishError::Closed);
             }
-            // Never waits for Redis: the id is assigned when the entry is appended.
-            redis.enqueue(crate::redis::Outgoing::event(event, data, &route));
-            self.shared
-                .counters
-                .published
-                .fetch_add(1, Ordering::Relaxed);
+            // Never waits for the log: the id is assigned when the entry is appended, and the
+            // frame is encoded when this instance reads it back.
+            let (data, json) = match data {
+                Data::Json(s) => (s, true),
+                Data::Text(s) => (s, false),
+            };
+            log.append(Append {
+                name: event.to_owned(),
+                data: data.to_owned(),
+                json,
+                route,
+            });
+            shared.counters.published.fetch_add(1, Ordering::Relaxed);
             return Ok(self.last_event_id());
         }
-        let mut state = self.shared.lock();
+        let mut state = shared.lock();
         if state.tx.is_none() {
             return Err(PublishError::Closed);
         }
         let id = EventId::new(state.epoch, state.last_seq + 1);
         // Encoded once, under the lock so that ids, history order and delivery order agree.
-        let frame = Frame::new(id, encode::event(id, event, data, config.format), route);
-        state.push(frame, config);
+        let frame = Frame::new(
+            id,
+            encode::event(id, event, data, shared.config.format),
+            route,
+        );
+        state.push(frame, &shared.config);
         drop(state);
-        self.shared
-            .counters
-            .published
-            .fetch_add(1, Ordering::Relaxed);
+        shared.counters.published.fetch_add(1, Ordering::Relaxed);
         Ok(id)
     }
 
@@ -252,11 +246,22 @@ impl Broadcaster {
         // Dropping the sender wakes every subscriber, which then sees `closed`.
         let tx = self.shared.lock().tx.take();
         drop(tx);
-        #[cfg(feature = "redis")]
-        if let Some(redis) = &self.shared.redis {
-            redis.stop();
+        if let Some(log) = &self.shared.log {
+            log.stop();
         }
         tracing::debug!("sse broadcaster shut down");
+    }
+
+    /// Opens a stream of encoded frames resuming after `last_event_id`, or `None` once the
+    /// broadcaster is shut down. [`Broadcaster::respond`] wraps it in a response.
+    pub fn subscribe(&self, last_event_id: Option<&str>) -> Option<EventStream> {
+        EventStream::open(
+            self.shared.clone(),
+            last_event_id,
+            Filter::default(),
+            None,
+            None,
+        )
     }
 
     /// Whether [`Broadcaster::shutdown`] was called.
@@ -265,9 +270,21 @@ impl Broadcaster {
     }
 }
 
+impl Broadcaster {
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let store = self
+            .shared
+            .log
+            .as_ref()
+            .map_or_else(StoreStats::default, |log| log.stats());
+        self.shared.counters.snapshot(store)
+    }
+}
+
 impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is consistent after any panic in this module's short critical sections.
+        // The state is consistent after any panic in its short critical sections.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -275,19 +292,87 @@ impl Shared {
         self.closed.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn is_redis(&self) -> bool {
-        #[cfg(feature = "redis")]
-        return self.redis.is_some();
-        #[cfg(not(feature = "redis"))]
-        false
+    pub(crate) fn log(&self) -> Option<&Arc<dyn EventLog>> {
+        self.log.as_ref()
+    }
+
+    /// Registers a subscriber resuming after `last_event_id` (the raw header or query value).
+    pub(crate) fn subscribe(&self, last_event_id: Option<&str>, filter: &Filter) -> Option<Start> {
+        let start = self
+            .lock()
+            .start(last_event_id, filter, &self.config, self.log.as_deref())?;
+        let c = &self.counters;
+        match start.resume {
+            Resume::After(_) | Resume::Ahead(_) => {
+                c.resumed.fetch_add(1, Ordering::Relaxed);
+            }
+            Resume::Reset(reason) => {
+                c.resets.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    last_event_id = last_event_id.unwrap_or_default(),
+                    reason,
+                    "sse subscriber cannot resume; sent reset"
+                );
+            }
+            // Counted when the log answers.
+            Resume::Fresh | Resume::Log(_) => {}
+        }
+        c.subscribers.fetch_add(1, Ordering::Relaxed);
+        Some(start)
+    }
+
+    /// Queues what a subscriber that last saw `after` missed, or a reset if it is gone.
+    pub(crate) fn catch_up(
+        &self,
+        after: u64,
+        pending: &mut VecDeque<Bytes>,
+        filter: &Filter,
+        budget: usize,
+    ) -> CatchUp {
+        let outcome = self
+            .lock()
+            .catch_up(after, pending, filter, budget, &self.config);
+        let c = &self.counters;
+        match &outcome {
+            CatchUp::Partial { .. } => {}
+            CatchUp::Complete { last_seq, .. } => {
+                c.caught_up.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    missed = last_seq - after,
+                    "sse subscriber fell behind; caught up from history"
+                );
+            }
+            CatchUp::Reset { last_seq, .. } => {
+                c.resets.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    missed = last_seq - after,
+                    history = self.config.history,
+                    "sse subscriber fell behind beyond the history; sent reset"
+                );
+            }
+        }
+        outcome
+    }
+}
+
+/// Where the event log delivers: this broadcaster's history and live subscribers.
+impl Sink for Shared {
+    fn start_epoch(&self, at: EventId) {
+        self.lock().start_epoch(at);
+    }
+
+    fn deliver(&self, frame: Frame) {
+        self.lock().push_entry(frame, &self.config);
+    }
+
+    fn is_closed(&self) -> bool {
+        Shared::is_closed(self)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::Filter;
-    use crate::history::Start;
 
     fn frames(start: &Start) -> Vec<String> {
         start
@@ -315,7 +400,7 @@ mod tests {
         }
         let s = b.shared.lock();
         assert_eq!(
-            s.history.iter().map(|f| f.seq).collect::<Vec<_>>(),
+            s.frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
             [8, 9, 10]
         );
         drop(s);
@@ -328,12 +413,8 @@ mod tests {
             b.publish("e", &i).unwrap();
         }
         let s = b.shared.lock();
-        assert!(
-            s.history_bytes <= 100 && s.history.len() < 10,
-            "{}",
-            s.history.len()
-        );
-        assert_eq!(s.history.back().map(|f| f.seq), Some(10));
+        assert!(s.bytes <= 100 && s.frames.len() < 10, "{}", s.frames.len());
+        assert_eq!(s.frames.back().map(|f| f.seq), Some(10));
     }
 
     #[test]

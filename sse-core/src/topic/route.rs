@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::topic::validate_topic;
-use crate::{PublishError, TopicSelector};
+use super::selector::{validate_topic, TopicSelector};
+use crate::error::PublishError;
 
 /// Who an event published from code goes to: its topics, whether it is private, and a client
 /// that should not get the echo of its own change. For [`Broadcaster::publish_with`].
@@ -82,7 +82,6 @@ pub(crate) struct Route {
 
 impl Route {
     /// The route of a reset event published through the shared store.
-    #[cfg(feature = "redis")]
     pub(crate) fn everyone() -> Self {
         Self {
             topics: Box::new([]),

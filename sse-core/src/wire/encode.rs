@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::{EventId, PublishError};
+use super::EventId;
+use crate::error::PublishError;
 
 /// The event a client receives when it cannot be resumed from where it was: its
 /// `Last-Event-ID` is unknown, malformed or too old, or it fell behind further than the history

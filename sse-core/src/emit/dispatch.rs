@@ -1,0 +1,188 @@
+//! What happens to a handler's payload: serialized once, each event's topic filled from it,
+//! then published to the current target, or recorded by a test capture through the very same
+//! steps.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::capture::CapturedEvent;
+use super::client_id;
+use super::payload::{EventPayload, PayloadWriter};
+use super::scope::{current_target, Target, REGISTER_HINT};
+use crate::fanout::Broadcaster;
+use crate::topic::{self, InvalidTopic, Route};
+
+/// One `#[emit_event(...)]` attribute, as the macro passes it on.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct EventSpec<'a> {
+    pub name: &'a str,
+    /// A topic template; `None`: the event name.
+    pub topic: Option<&'a str>,
+    pub private: bool,
+    pub to_others: bool,
+}
+
+impl EventSpec<'_> {
+    fn topic(&self, payload: Option<&Value>) -> Result<String, InvalidTopic> {
+        match self.topic {
+            None => Ok(self.name.to_owned()),
+            Some(template) => topic::render(template, payload.unwrap_or(&Value::Null)),
+        }
+    }
+}
+
+/// Called by the code that `#[emit_event]` generates.
+#[doc(hidden)]
+pub fn emit<T: EventPayload + ?Sized>(events: &[EventSpec<'_>], output: &T) {
+    output.write_payload(PayloadWriter { events });
+}
+
+/// Why an event was not published.
+enum Failure<'e> {
+    Serialize(&'e serde_json::Error),
+    Topic(&'e InvalidTopic),
+}
+
+/// The payload, serialized once for all of a handler's events, and each event's route.
+struct Prepared<'a> {
+    json: String,
+    /// The payload as a value, read back only when a template or a capture needs it.
+    value: Option<Value>,
+    routes: Vec<(&'a EventSpec<'a>, Result<Arc<Route>, InvalidTopic>)>,
+}
+
+fn prepare<'a, T: Serialize + ?Sized>(
+    events: &'a [EventSpec<'a>],
+    payload: &T,
+    want_value: bool,
+) -> Result<Prepared<'a>, serde_json::Error> {
+    let json = serde_json::to_string(payload)?;
+    let value = (want_value
+        || events
+            .iter()
+            .any(|e| e.topic.is_some_and(topic::has_fields)))
+    .then(|| serde_json::from_str::<Value>(&json))
+    .transpose()?;
+    let origin = if events.iter().any(|e| e.to_others) {
+        sender()
+    } else {
+        None
+    };
+    let routes = events
+        .iter()
+        .map(|event| {
+            let route = event.topic(value.as_ref()).map(|topic| {
+                Arc::new(Route {
+                    topics: Box::new([topic.into()]),
+                    private: event.private,
+                    origin: origin.clone().filter(|_| event.to_others),
+                    everyone: false,
+                })
+            });
+            (event, route)
+        })
+        .collect();
+    Ok(Prepared {
+        json,
+        value,
+        routes,
+    })
+}
+
+pub(super) fn dispatch<T: Serialize + ?Sized>(events: &[EventSpec<'_>], payload: &T) {
+    let Some(target) = current_target() else {
+        let names: Vec<_> = events.iter().map(|e| e.name).collect();
+        tracing::error!(
+            events = ?names,
+            "event not published: no sse_core::Broadcaster is registered for this handler; {}",
+            REGISTER_HINT
+        );
+        return;
+    };
+    let capture = matches!(target, Target::Capture(_));
+    let prepared = match prepare(events, payload, capture) {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            for event in events {
+                failed(&target, event, &Failure::Serialize(&err));
+            }
+            return;
+        }
+    };
+    for (event, route) in &prepared.routes {
+        let route = match route {
+            Ok(route) => route.clone(),
+            Err(err) => {
+                failed(&target, event, &Failure::Topic(err));
+                continue;
+            }
+        };
+        match &target {
+            Target::Broadcaster(broadcaster) => publish(broadcaster, event, &prepared.json, route),
+            Target::Capture(sink) => {
+                sink.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(CapturedEvent {
+                        name: event.name.to_owned(),
+                        payload: prepared.value.clone().unwrap_or(Value::Null),
+                        topics: route.topics.iter().map(|t| t.to_string()).collect(),
+                        private: route.private,
+                        to_others: event.to_others,
+                    })
+            }
+        }
+    }
+}
+
+fn publish(broadcaster: &Broadcaster, event: &EventSpec<'_>, json: &str, route: Arc<Route>) {
+    if let Err(err) = broadcaster.publish_json(event.name, json, route) {
+        broadcaster
+            .shared
+            .counters
+            .emit_failures
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::error!(event = event.name, %err, "event not published");
+    }
+}
+
+/// Logs a failure, and counts it when the target is a broadcaster.
+fn failed(target: &Target, event: &EventSpec<'_>, failure: &Failure<'_>) {
+    if let Target::Broadcaster(broadcaster) = target {
+        let counters = &broadcaster.shared.counters;
+        counters.emit_failures.fetch_add(1, Ordering::Relaxed);
+        if matches!(failure, Failure::Topic(_)) {
+            counters.topic_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    match failure {
+        Failure::Serialize(err) => tracing::error!(
+            event = event.name,
+            %err,
+            "event not published: its payload could not be serialized"
+        ),
+        Failure::Topic(err) => tracing::error!(
+            event = event.name,
+            template = event.topic,
+            %err,
+            "event not published: its topic template cannot be filled from the payload"
+        ),
+    }
+}
+
+/// The client whose request is being handled, for `to_others`; warns once when the
+/// middleware that knows it is missing.
+fn sender() -> Option<Arc<str>> {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !client_id::middleware_active() && !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "an `#[emit_event(.., to_others)]` handler ran without the client id middleware, so \
+             its event is echoed to the sender too; add \
+             `.wrap(events.client_id_middleware())` to the `App`"
+        );
+    }
+    client_id::current()
+}

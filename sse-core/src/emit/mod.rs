@@ -1,0 +1,16 @@
+//! What `#[emit_event]` calls: the payload found in a handler's return value
+//! ([`EventPayload`]), the broadcaster it goes to (scope), and the dispatch that serializes it
+//! once and publishes each event.
+
+mod capture;
+mod client_id;
+mod dispatch;
+mod payload;
+mod scope;
+
+pub use capture::CapturedEvent;
+pub(crate) use client_id::parse_client_id;
+pub use client_id::{ClientIdMiddleware, ClientIdService, CLIENT_ID_HEADER};
+pub use dispatch::{emit, EventSpec};
+pub use payload::{EventPayload, PayloadWriter};
+pub(crate) use scope::{register_worker_default, scoped, Target, REGISTER_HINT};

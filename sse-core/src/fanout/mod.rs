@@ -1,0 +1,15 @@
+//! The fan-out: publish once, deliver the same bytes to every subscriber. Knows nothing of
+//! actix or of any particular event log engine.
+
+pub(crate) mod admission;
+pub(crate) mod broadcaster;
+mod builder;
+mod history;
+mod stats;
+pub(crate) mod stream;
+
+pub use broadcaster::Broadcaster;
+pub(crate) use broadcaster::Shared;
+pub use builder::BroadcasterBuilder;
+pub use stats::Stats;
+pub use stream::EventStream;

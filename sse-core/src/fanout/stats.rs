@@ -1,0 +1,84 @@
+//! The counters behind [`Broadcaster::stats`](crate::Broadcaster::stats).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::log::StoreStats;
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) subscribers: AtomicUsize,
+    pub(crate) published: AtomicU64,
+    pub(crate) resumed: AtomicU64,
+    pub(crate) caught_up: AtomicU64,
+    pub(crate) resets: AtomicU64,
+    pub(crate) disconnects: AtomicU64,
+    pub(crate) emit_failures: AtomicU64,
+    pub(crate) topic_failures: AtomicU64,
+    pub(crate) bad_requests: AtomicU64,
+    pub(crate) unauthorized: AtomicU64,
+    pub(crate) forbidden: AtomicU64,
+    pub(crate) over_limit: AtomicU64,
+    pub(crate) expired: AtomicU64,
+}
+
+/// A snapshot of a broadcaster's counters, from [`Broadcaster::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Streams open now.
+    pub subscribers: usize,
+    /// Events published since the broadcaster was built.
+    pub published: u64,
+    /// Streams that resumed from a `Last-Event-ID` found in the history.
+    pub resumed: u64,
+    /// Times a subscriber fell behind and was caught up from the history.
+    pub caught_up: u64,
+    /// Reset events sent: unknown, malformed or too old `Last-Event-ID`, or a subscriber that
+    /// fell behind further than the history reaches.
+    pub resets: u64,
+    /// Streams that ended because the client went away or the server shut down.
+    pub disconnects: u64,
+    /// Events that `#[emit_event]` could not publish (payload not serializable, no broadcaster
+    /// registered, broadcaster shut down, topic template not fillable). The handler's
+    /// response was sent regardless.
+    pub emit_failures: u64,
+    /// Of `emit_failures`: events whose topic template names a field the payload lacks, or
+    /// whose value cannot be part of a topic.
+    pub topic_failures: u64,
+    /// Stream requests refused with 400 or 414: malformed or too many topic selectors, a bad
+    /// client id, an over-long or unreadable query string.
+    pub bad_requests: u64,
+    /// Stream requests refused with 401: invalid or expired credentials, or none where a
+    /// private topic was asked for.
+    pub unauthorized: u64,
+    /// Stream requests refused with 403: a private topic the credentials do not cover.
+    pub forbidden: u64,
+    /// Stream requests refused with 503 because of the subscriber limits.
+    pub over_limit: u64,
+    /// Streams ended because their credentials expired.
+    pub expired: u64,
+    /// The event log's outbox and connection (such as Redis's).
+    pub store: StoreStats,
+}
+
+impl Counters {
+    /// The counters now, with the event log's.
+    pub(crate) fn snapshot(&self, store: StoreStats) -> Stats {
+        Stats {
+            subscribers: self.subscribers.load(Ordering::Relaxed),
+            published: self.published.load(Ordering::Relaxed),
+            resumed: self.resumed.load(Ordering::Relaxed),
+            caught_up: self.caught_up.load(Ordering::Relaxed),
+            resets: self.resets.load(Ordering::Relaxed),
+            disconnects: self.disconnects.load(Ordering::Relaxed),
+            emit_failures: self.emit_failures.load(Ordering::Relaxed),
+            topic_failures: self.topic_failures.load(Ordering::Relaxed),
+            bad_requests: self.bad_requests.load(Ordering::Relaxed),
+            unauthorized: self.unauthorized.load(Ordering::Relaxed),
+            forbidden: self.forbidden.load(Ordering::Relaxed),
+            over_limit: self.over_limit.load(Ordering::Relaxed),
+            expired: self.expired.load(Ordering::Relaxed),
+            store,
+        }
+    }
+}

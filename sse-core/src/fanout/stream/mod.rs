@@ -1,0 +1,252 @@
+//! One subscriber's stream, built from small parts: a [source](source) of frames (preamble,
+//! replay or catch-up, then live frames its filter wants, joined by the [batcher](batch)),
+//! wrapped in [keep-alive](keep_alive) comments, and ended at once by shutdown or when the
+//! subscriber's credentials expire.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use tokio::time::{Instant, Sleep};
+
+use super::admission::Admission;
+use super::broadcaster::Shared;
+use crate::topic::Filter;
+
+mod batch;
+mod keep_alive;
+mod source;
+
+use keep_alive::KeepAlive;
+use source::Source;
+
+/// The body of one SSE response: a stream of encoded frames.
+///
+/// Made by [`Broadcaster::subscribe`](crate::Broadcaster::subscribe); the ready-made endpoint
+/// of [`Broadcaster::service`](crate::Broadcaster::service) serves it.
+pub struct EventStream {
+    shared: Arc<Shared>,
+    inner: KeepAlive<Source>,
+    /// When the subscriber's credentials expire.
+    expiry: Option<Pin<Box<Sleep>>>,
+    done: bool,
+    _admission: Option<Admission>,
+}
+
+impl EventStream {
+    /// A stream resuming after `last_event_id`; `None` once shut down.
+    pub(crate) fn open(
+        shared: Arc<Shared>,
+        last_event_id: Option<&str>,
+        filter: Filter,
+        admission: Option<Admission>,
+        expires_at: Option<Instant>,
+    ) -> Option<Self> {
+        let start = shared.subscribe(last_event_id, &filter)?;
+        let every = shared.config.keep_alive;
+        Some(Self {
+            inner: KeepAlive::new(Source::new(shared.clone(), start, filter), every),
+            expiry: expires_at.map(|at| Box::pin(tokio::time::sleep_until(at))),
+            done: false,
+            _admission: admission,
+            shared,
+        })
+    }
+
+    fn end(&mut self) -> Poll<Option<Result<Bytes, Infallible>>> {
+        self.done = true;
+        Poll::Ready(None)
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done || this.shared.is_closed() {
+            return this.end();
+        }
+        if let Some(expiry) = &mut this.expiry {
+            if expiry.as_mut().poll(cx).is_ready() {
+                this.shared.counters.expired.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("sse subscriber's credentials expired; stream ended");
+                return this.end();
+            }
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(chunk))),
+            Poll::Ready(None) => this.end(),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+
+    use crate::{Broadcaster, EventId};
+
+    /// Collects the events (not comments or the preamble) in `chunks`, as (id, name) pairs.
+    fn events(chunks: &[bytes::Bytes]) -> Vec<(EventId, String)> {
+        let text: String = chunks.iter().map(|c| String::from_utf8_lossy(c)).collect();
+        text.split("\n\n")
+            .filter_map(|frame| {
+                let mut id = None;
+                let mut name = None;
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.parse().ok();
+                    }
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = Some(v.to_owned());
+                    }
+                }
+                Some((id?, name?))
+            })
+            .collect()
+    }
+
+    async fn drain(stream: &mut super::EventStream) -> Vec<bytes::Bytes> {
+        let mut out = Vec::new();
+        while let Ok(Some(Ok(chunk))) =
+            tokio::time::timeout(Duration::from_millis(50), stream.next()).await
+        {
+            out.push(chunk);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_lagging_subscriber_is_caught_up_from_history() {
+        let b = Broadcaster::builder()
+            .history(5000)
+            .keep_alive(None)
+            .build();
+        let mut stream = b.subscribe(None).unwrap();
+        // Far more than the channel holds, without the subscriber reading.
+        for i in 0..3000 {
+            b.publish("e", &i).unwrap();
+        }
+        let got = events(&drain(&mut stream).await);
+        let seqs: Vec<u64> = got.iter().map(|(id, _)| id.seq()).collect();
+        assert_eq!(seqs, (1..=3000).collect::<Vec<_>>());
+        assert_eq!(b.stats().caught_up, 1);
+        assert_eq!(b.stats().resets, 0);
+        // And live afterwards.
+        b.publish("e", &"live").unwrap();
+        let got = events(&drain(&mut stream).await);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0.seq(), 3001);
+    }
+
+    #[tokio::test]
+    async fn catch_up_after_lag_keeps_private_events_private() {
+        let b = Broadcaster::builder()
+            .history(5000)
+            .keep_alive(None)
+            .build();
+        let filter = crate::topic::Filter {
+            selectors: Some(Box::new(["t/*".parse().unwrap()])),
+            grants: Box::new(["t/mine".parse().unwrap()]),
+            client_id: None,
+        };
+        let mut stream =
+            super::EventStream::open(b.shared.clone(), None, filter, None, None).unwrap();
+        let secret = crate::Delivery::to(["t/other"]).private();
+        let mine = crate::Delivery::to(["t/mine"]).private();
+        for i in 0..3000 {
+            match i % 3 {
+                0 => b.publish_with(&secret, "secret", &i),
+                1 => b.publish_with(&mine, "mine", &i),
+                _ => b.publish_to(["t/public"], "public", &i),
+            }
+            .unwrap();
+        }
+        let got = events(&drain(&mut stream).await);
+        assert_eq!(b.stats().caught_up, 1, "the subscriber lagged");
+        assert_eq!(got.len(), 2000);
+        assert!(got.iter().all(|(_, name)| name != "secret"), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_behind_the_history_gets_a_reset_then_live_events() {
+        let b = Broadcaster::builder().history(16).keep_alive(None).build();
+        let mut stream = b.subscribe(None).unwrap();
+        for i in 0..100 {
+            b.publish("e", &i).unwrap();
+        }
+        let got = events(&drain(&mut stream).await);
+        assert_eq!(got[0].1, crate::RESET_EVENT, "{got:?}");
+        assert_eq!(
+            got[0].0.seq(),
+            100,
+            "the reset carries the id to resume from"
+        );
+        assert_eq!(got.len(), 1, "nothing stale after the reset: {got:?}");
+        assert_eq!(b.stats().resets, 1);
+        b.publish("e", &"live").unwrap();
+        let got = events(&drain(&mut stream).await);
+        assert_eq!(
+            got.iter().map(|(id, _)| id.seq()).collect::<Vec<_>>(),
+            [101]
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_the_stream_at_once() {
+        let b = Broadcaster::new();
+        let mut stream = b.subscribe(None).unwrap();
+        assert!(stream.next().await.is_some(), "preamble");
+        for i in 0..10 {
+            b.publish("e", &i).unwrap();
+        }
+        b.shutdown();
+        let end = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+        assert!(
+            matches!(end, Ok(None)),
+            "queued events are not flushed after shutdown"
+        );
+        drop(stream);
+        assert_eq!(b.stats().subscribers, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keep_alive_only_when_idle() {
+        let b = Broadcaster::builder()
+            .keep_alive(Duration::from_secs(5))
+            .build();
+        let mut stream = b.subscribe(None).unwrap();
+        stream.next().await.unwrap().unwrap();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        b.publish("e", &1).unwrap();
+        let chunk = stream.next().await.unwrap().unwrap();
+        assert!(chunk.starts_with(b"id: "));
+        // 3 s after the event, not 5 s after connecting: still quiet.
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert!(futures_util::FutureExt::now_or_never(stream.next()).is_none());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let chunk = stream.next().await.unwrap().unwrap();
+        assert_eq!(&chunk[..], crate::wire::encode::KEEP_ALIVE);
+    }
+
+    #[tokio::test]
+    async fn ready_frames_are_sent_as_one_chunk() {
+        let b = Broadcaster::builder().keep_alive(None).build();
+        let mut stream = b.subscribe(None).unwrap();
+        stream.next().await.unwrap().unwrap();
+        for i in 0..10 {
+            b.publish("e", &i).unwrap();
+        }
+        let chunk = stream.next().await.unwrap().unwrap();
+        assert_eq!(events(&[chunk]).len(), 10);
+    }
+}

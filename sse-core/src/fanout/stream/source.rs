@@ -1,0 +1,234 @@
+//! One subscriber's frames: the preamble and what it missed (from the history or the event
+//! log), then live frames that its filter wants, joined into chunks.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::batch::{take_chunk, MAX_BATCH};
+use super::keep_alive::Skipped;
+use crate::fanout::broadcaster::Shared;
+use crate::fanout::history::{CatchUp, Start};
+use crate::log::{reason, Frame, ReplayError, ReplayFuture};
+use crate::topic::Filter;
+use crate::wire::{encode, EventId};
+
+pub(super) struct Source {
+    shared: Arc<Shared>,
+    live: BroadcastStream<Frame>,
+    pending: VecDeque<Bytes>,
+    /// Bytes in `pending`, kept as it changes rather than summed on every poll.
+    queued: usize,
+    last_seq: u64,
+    /// The id of the frame at `last_seq`.
+    last_id: EventId,
+    /// Live frames up to this id were already seen by the client (on another instance).
+    floor: Option<EventId>,
+    /// Missed events being fetched from the event log; live frames wait meanwhile.
+    replay: Option<ReplayFuture>,
+    /// Whether events after the last one sent were skipped by the filter: the next keep-alive
+    /// then carries the current id.
+    skipped: bool,
+    /// Fell behind the live channel: frames are being read from the history, a budget per
+    /// poll, until it is caught up.
+    behind: bool,
+    filter: Filter,
+}
+
+impl Source {
+    pub(super) fn new(shared: Arc<Shared>, start: Start, filter: Filter) -> Self {
+        let replay = start.replay_after.map(|after| {
+            let max = shared.config.history;
+            match shared.log() {
+                Some(log) => log.replay(after, start.last_id, max),
+                None => Box::pin(std::future::ready(Err(reason::STALE))) as ReplayFuture,
+            }
+        });
+        let queued = start.pending.iter().map(Bytes::len).sum();
+        Self {
+            live: BroadcastStream::new(start.rx),
+            pending: start.pending,
+            queued,
+            last_seq: start.last_seq,
+            last_id: start.last_id,
+            floor: start.floor,
+            replay,
+            skipped: false,
+            behind: false,
+            filter,
+            shared,
+        }
+    }
+
+    fn queue(&mut self, bytes: Bytes) {
+        self.queued += bytes.len();
+        self.pending.push_back(bytes);
+    }
+
+    fn take_chunk(&mut self) -> Option<Bytes> {
+        let chunk = take_chunk(&mut self.pending)?;
+        self.queued -= chunk.len();
+        Some(chunk)
+    }
+
+    /// Waits for the replay from the event log, if one is under way; `Pending` until it is
+    /// done, the preamble being sent first so the client sees the stream open at once.
+    fn poll_replay(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if self.replay.is_none() {
+            return Poll::Ready(None);
+        }
+        if let Some(chunk) = self.take_chunk() {
+            return Poll::Ready(Some(chunk));
+        }
+        let Some(replay) = &mut self.replay else {
+            return Poll::Ready(None);
+        };
+        let Poll::Ready(result) = replay.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        self.replay = None;
+        self.replayed(result);
+        Poll::Ready(None)
+    }
+
+    /// Queues the replayed events (those for this subscriber), or a reset.
+    fn replayed(&mut self, result: Result<Vec<Frame>, ReplayError>) {
+        let shared = self.shared.clone();
+        let counters = &shared.counters;
+        match result {
+            Ok(frames) => {
+                let mut last_sent = None;
+                for frame in frames {
+                    if self.filter.wants(&frame.route) {
+                        last_sent = Some(frame.id);
+                        self.queue(frame.bytes);
+                    }
+                }
+                if last_sent != Some(self.last_id) {
+                    self.queue(encode::id_only(self.last_id));
+                }
+                counters.resumed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(reason) => {
+                let format = self.shared.config.format;
+                self.queue(encode::reset(self.last_id, reason, format));
+                counters.resets.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(reason, "sse subscriber cannot resume; sent reset");
+            }
+        }
+    }
+
+    /// Reads what it missed from the history, up to the batch budget.
+    fn catch_up(&mut self) {
+        let budget = MAX_BATCH.saturating_sub(self.queued);
+        let before = self.pending.len();
+        let outcome = self
+            .shared
+            .catch_up(self.last_seq, &mut self.pending, &self.filter, budget);
+        self.queued += self
+            .pending
+            .iter()
+            .skip(before)
+            .map(Bytes::len)
+            .sum::<usize>();
+        self.last_seq = match outcome {
+            CatchUp::Partial { last_seq, last_id } => {
+                self.last_id = last_id.unwrap_or(self.last_id);
+                last_seq
+            }
+            CatchUp::Complete { last_seq, last_id } | CatchUp::Reset { last_seq, last_id } => {
+                self.behind = false;
+                self.last_id = last_id;
+                last_seq
+            }
+        };
+        self.skipped = true;
+    }
+
+    /// Takes one live frame: queued if the filter wants it and the client has not seen it.
+    fn take_live(&mut self, frame: Frame) {
+        // Already sent from the history (replay or catch-up).
+        if frame.seq <= self.last_seq {
+            return;
+        }
+        self.last_seq = frame.seq;
+        self.last_id = frame.id;
+        if let Some(floor) = self.floor {
+            if frame.id.epoch() == floor.epoch() && frame.id.position() <= floor.position() {
+                return;
+            }
+            self.floor = None;
+        }
+        // Per subscriber, only a look at the shared route: no encoding.
+        if self.filter.wants(&frame.route) {
+            self.skipped = false;
+            self.queue(frame.bytes);
+        } else {
+            self.skipped = true;
+        }
+    }
+
+    /// Moves whatever is ready into `pending`, up to the batch budget; `true` when the live
+    /// channel closed (shutdown).
+    fn fill(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.queued < MAX_BATCH {
+            if self.behind {
+                self.catch_up();
+                continue;
+            }
+            match Pin::new(&mut self.live).poll_next(cx) {
+                Poll::Ready(Some(Ok(frame))) => self.take_live(frame),
+                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => {
+                    self.behind = true;
+                    self.floor = None;
+                }
+                Poll::Ready(None) => return true,
+                Poll::Pending => break,
+            }
+        }
+        false
+    }
+}
+
+impl Stream for Source {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let this = self.get_mut();
+        if let Poll::Ready(Some(chunk)) = this.poll_replay(cx) {
+            return Poll::Ready(Some(chunk));
+        }
+        if this.replay.is_some() {
+            return Poll::Pending;
+        }
+        let closed = this.fill(cx);
+        if let Some(chunk) = this.take_chunk() {
+            return Poll::Ready(Some(chunk));
+        }
+        if closed {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}
+
+impl Skipped for Source {
+    fn take_skipped(&mut self) -> Option<EventId> {
+        std::mem::take(&mut self.skipped).then_some(self.last_id)
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        let c = &self.shared.counters;
+        c.subscribers.fetch_sub(1, Ordering::Relaxed);
+        c.disconnects.fetch_add(1, Ordering::Relaxed);
+    }
+}

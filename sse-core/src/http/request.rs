@@ -1,0 +1,186 @@
+//! A stream request, read once: its query and headers parsed, then its credentials checked,
+//! then a place taken under the subscriber limits.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest};
+use tokio::time::Instant;
+
+use super::refusal::Refusal;
+use crate::auth::{AuthError, Grant};
+use crate::emit::{parse_client_id, CLIENT_ID_HEADER};
+use crate::fanout::admission::{Admission, OverLimit};
+use crate::fanout::Shared;
+use crate::topic::{Filter, TopicSelector};
+
+/// What a stream request asks for.
+pub(super) struct StreamRequest {
+    selectors: Vec<TopicSelector>,
+    client_id: Option<Arc<str>>,
+    /// The raw id to resume after, as sent.
+    pub(super) last_event_id: Option<String>,
+}
+
+/// What the credentials allow.
+pub(super) struct Authorized {
+    grant: Option<Grant>,
+    pub(super) expires_at: Option<Instant>,
+}
+
+impl StreamRequest {
+    /// Reads the query string (once) and the headers: `topic` selectors, the client id
+    /// (`X-SSE-Client-Id` wins over `?client_id=`), and `Last-Event-ID` (the header wins over
+    /// `?lastEventId=`: a browser updates it on every reconnect, while the query stays as it
+    /// was when the page opened the stream).
+    pub(super) fn parse(shared: &Shared, req: &HttpRequest) -> Result<Self, Refusal> {
+        let config = &shared.config;
+        let bad = |message: String| Refusal::bad(shared, req, message);
+        let query = req.query_string();
+        if query.len() > config.max_query_len {
+            return Err(Refusal::counted(
+                &shared.counters.bad_requests,
+                req,
+                StatusCode::URI_TOO_LONG,
+                format!(
+                    "the query string is {} bytes; at most {} are accepted",
+                    query.len(),
+                    config.max_query_len
+                ),
+            ));
+        }
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|err| bad(format!("unreadable query string: {err}")))?
+            .into_inner();
+        let mut selectors = Vec::new();
+        let mut client_id = None;
+        let mut last_event_id = None;
+        for (key, value) in pairs {
+            match key.as_str() {
+                "topic" => {
+                    if selectors.len() == config.max_selectors {
+                        return Err(bad(format!(
+                            "too many `topic` parameters: at most {} are accepted",
+                            config.max_selectors
+                        )));
+                    }
+                    let selector = TopicSelector::parse(&value)
+                        .map_err(|err| bad(format!("malformed topic selector: {err}")))?;
+                    selectors.push(selector);
+                }
+                "client_id" => client_id = Some(value),
+                "lastEventId" => last_event_id = Some(value),
+                _ => {}
+            }
+        }
+        let client_id = match req.headers().get(CLIENT_ID_HEADER) {
+            Some(header) => Some(header.as_bytes()),
+            None => client_id.as_deref().map(str::as_bytes),
+        };
+        let client_id = match client_id {
+            None => None,
+            Some(raw) => Some(parse_client_id(raw).map_err(|reason| bad(reason.to_owned()))?),
+        };
+        let header = req
+            .headers()
+            .get("last-event-id")
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).trim().to_owned());
+        let last_event_id = header
+            .filter(|v| !v.is_empty())
+            .or_else(|| last_event_id.filter(|v| !v.trim().is_empty()));
+        Ok(Self {
+            selectors,
+            client_id,
+            last_event_id,
+        })
+    }
+
+    /// Checks the credentials against the selected topics: 401 without valid credentials
+    /// where a private topic is selected, 403 for a private topic they do not cover.
+    pub(super) fn authorize(
+        &self,
+        shared: &Shared,
+        req: &HttpRequest,
+    ) -> Result<Authorized, Refusal> {
+        let config = &shared.config;
+        let counters = &shared.counters;
+        let unauthorized = |message: String| {
+            Refusal::counted(
+                &counters.unauthorized,
+                req,
+                StatusCode::UNAUTHORIZED,
+                message,
+            )
+        };
+        let forbidden = |message: String| {
+            Refusal::counted(&counters.forbidden, req, StatusCode::FORBIDDEN, message)
+        };
+        let grant = match &config.authorizer.0 {
+            None => None,
+            Some(authorizer) => match authorizer.authorize(req) {
+                Ok(grant) => grant,
+                Err(AuthError::Forbidden(message)) => return Err(forbidden(message)),
+                Err(err) => return Err(unauthorized(err.to_string())),
+            },
+        };
+        let private = self
+            .selectors
+            .iter()
+            .filter(|s| config.private_topics.iter().any(|p| s.is_within(p)));
+        for selector in private {
+            match &grant {
+                None => {
+                    return Err(unauthorized(format!(
+                        "topic `{selector}` is private: send credentials"
+                    )))
+                }
+                Some(grant) if !grant.topics.iter().any(|g| selector.is_within(g)) => {
+                    return Err(forbidden(format!(
+                        "your credentials do not allow topic `{selector}`"
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        let expires_at = match grant.as_ref().and_then(|g| g.expires_at) {
+            None => None,
+            Some(at) => match at.duration_since(SystemTime::now()) {
+                Ok(left) => Some(Instant::now() + left),
+                Err(_) => return Err(unauthorized("the credentials have expired".to_owned())),
+            },
+        };
+        Ok(Authorized { grant, expires_at })
+    }
+
+    /// Takes a place under the subscriber limits (503 past them).
+    pub(super) fn admit(shared: &Shared, req: &HttpRequest) -> Result<Admission, Refusal> {
+        shared
+            .limits
+            .admit(req.peer_addr().map(|a| a.ip()))
+            .map_err(|which| {
+                let message = match which {
+                    OverLimit::Total => "too many open event streams; try again later",
+                    OverLimit::PerIp => "too many open event streams from your address",
+                };
+                Refusal::counted(
+                    &shared.counters.over_limit,
+                    req,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    message.to_owned(),
+                )
+            })
+    }
+
+    /// The subscriber's filter: what it selected, what it may see, who it is.
+    pub(super) fn filter(self, authorized: Authorized) -> Filter {
+        Filter {
+            selectors: (!self.selectors.is_empty()).then(|| self.selectors.into()),
+            grants: authorized
+                .grant
+                .map(|g| g.topics.into())
+                .unwrap_or_default(),
+            client_id: self.client_id,
+        }
+    }
+}

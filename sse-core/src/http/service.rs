@@ -1,0 +1,149 @@
+//! The stream endpoint: App registration, the SSE response, and `Broadcaster` as an
+//! extractor.
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{error, web, FromRequest, HttpRequest, HttpResponse};
+
+use super::refusal::Refusal;
+use super::request::StreamRequest;
+use crate::emit::{register_worker_default, ClientIdMiddleware, REGISTER_HINT};
+use crate::fanout::{Broadcaster, EventStream};
+
+impl Broadcaster {
+    /// Registers this broadcaster on an `App`, for use with [`App::configure`]:
+    ///
+    /// - a `GET` endpoint at `path` that streams the events ([`Broadcaster::respond`]);
+    /// - app data, so handlers can take a `Broadcaster` (or `web::Data<Broadcaster>`)
+    ///   argument;
+    /// - the broadcaster that `#[emit_event]` handlers of this `App` publish to.
+    ///
+    /// ```no_run
+    /// use actix_web::{App, HttpServer};
+    /// use sse_core::Broadcaster;
+    ///
+    /// # async fn run() -> std::io::Result<()> {
+    /// let events = Broadcaster::new(); // once, shared by every worker
+    /// let server = HttpServer::new({
+    ///     let events = events.clone();
+    ///     move || App::new().configure(events.service("/api/sse/stream"))
+    /// })
+    /// .disable_signals() // `serve` handles them: streams end first, then the server stops
+    /// .bind(("127.0.0.1", 8080))?
+    /// .run();
+    /// events.serve(server).await
+    /// # }
+    /// ```
+    ///
+    /// [`App::configure`]: actix_web::App::configure
+    pub fn service(&self, path: &str) -> impl FnOnce(&mut web::ServiceConfig) {
+        let events = self.clone();
+        let path = path.to_owned();
+        move |cfg| {
+            register_worker_default(&events);
+            cfg.app_data(web::Data::new(events.clone()));
+            cfg.route(
+                &path,
+                web::get().to(move |req: HttpRequest| {
+                    let events = events.clone();
+                    async move { events.respond(&req) }
+                }),
+            );
+        }
+    }
+
+    /// The SSE response for one request: resumes after the request's `Last-Event-ID` header
+    /// (or its `lastEventId` query parameter, for clients that cannot set headers), then
+    /// streams live events.
+    ///
+    /// Query parameters: `topic` (repeatable; a [`TopicSelector`]; none means every public
+    /// event), `client_id` (or the `X-SSE-Client-Id` header: events this client caused with
+    /// `to_others` are not echoed to it), `lastEventId`. Refusals, each logged and counted in
+    /// [`Stats`](crate::Stats): 400 for a malformed or too many selectors or a bad client id,
+    /// 414 for an over-long query string, 401 for invalid or expired credentials or none
+    /// where a [private topic](crate::BroadcasterBuilder::private_topics) is selected, 403
+    /// for a private selector the credentials do not cover, 503 with `Retry-After` past the
+    /// subscriber limits or during shutdown.
+    ///
+    /// Use it to mount the stream behind your own guards or extractors:
+    ///
+    /// ```
+    /// use actix_web::{web, App, HttpRequest, HttpResponse};
+    /// use sse_core::Broadcaster;
+    ///
+    /// async fn stream(req: HttpRequest, events: Broadcaster) -> HttpResponse {
+    ///     events.respond(&req)
+    /// }
+    /// let events = Broadcaster::new();
+    /// let app = App::new()
+    ///     .app_data(web::Data::new(events.clone()))
+    ///     .route("/events", web::get().to(stream));
+    /// ```
+    pub fn respond(&self, req: &HttpRequest) -> HttpResponse {
+        match self.open(req) {
+            Ok(stream) => HttpResponse::Ok()
+                .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+                .insert_header((header::CACHE_CONTROL, "no-cache"))
+                .insert_header(("x-accel-buffering", "no"))
+                // An explicit identity encoding makes actix's `Compress` middleware leave the
+                // stream alone; it would otherwise buffer events inside the compressor.
+                .insert_header((
+                    header::CONTENT_ENCODING,
+                    HeaderValue::from_static("identity"),
+                ))
+                .streaming(stream),
+            Err(refusal) => refusal.into_response(),
+        }
+    }
+
+    /// Reads the request, checks it against the authorizer and the limits, and opens its
+    /// stream.
+    fn open(&self, req: &HttpRequest) -> Result<EventStream, Refusal> {
+        let shared = &self.shared;
+        let mut request = StreamRequest::parse(shared, req)?;
+        let authorized = request.authorize(shared, req)?;
+        let admission = StreamRequest::admit(shared, req)?;
+        let expires_at = authorized.expires_at;
+        let last_event_id = request.last_event_id.take();
+        let filter = request.filter(authorized);
+        EventStream::open(
+            shared.clone(),
+            last_event_id.as_deref(),
+            filter,
+            Some(admission),
+            expires_at,
+        )
+        .ok_or_else(Refusal::shutting_down)
+    }
+
+    /// A middleware that makes the `X-SSE-Client-Id` header of each request known to the
+    /// `#[emit_event(.., to_others)]` handlers it runs, so the client's own stream does not get
+    /// the echo of its change. One line: `App::new().wrap(events.client_id_middleware())`.
+    pub fn client_id_middleware(&self) -> ClientIdMiddleware {
+        ClientIdMiddleware
+    }
+}
+
+/// `Broadcaster` as a handler argument; fails with a message saying how to register it.
+impl FromRequest for Broadcaster {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match req.app_data::<web::Data<Broadcaster>>() {
+            Some(events) => Ok(events.get_ref().clone()),
+            None => {
+                tracing::error!(
+                    path = req.path(),
+                    "a handler asked for a sse_core::Broadcaster but none is registered: {}",
+                    REGISTER_HINT
+                );
+                Err(error::ErrorInternalServerError(format!(
+                    "no sse_core::Broadcaster is registered: {REGISTER_HINT}"
+                )))
+            }
+        })
+    }
+}

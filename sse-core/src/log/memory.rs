@@ -1,0 +1,460 @@
+//! An in-memory event log shared by several broadcasters in one process: the fake that makes
+//! the cases a live Redis is otherwise needed for (resume from the store, an id not read yet,
+//! a trimmed range, an epoch change, a re-sent batch) fast and deterministic.
+//!
+//! Entries are delivered synchronously: `append` stores the entry and every online follower
+//! reads it before `publish` returns. Positions are `(0, n)`, ids `<epoch>-0-<n>`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use super::StoreStats;
+use super::{reason, Append, EventLog, Frame, LogOptions, ReplayFuture, Senders, Sink};
+use crate::topic::Route;
+use crate::wire::{encode, new_epoch, Data, EventId, WireFormat};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Test code: every critical section leaves its data consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The shared store, with the faults a test can inject.
+pub(crate) struct MemoryStore {
+    inner: Mutex<Store>,
+    /// Every instance opened on it, in order.
+    logs: Mutex<Vec<Weak<MemoryLog>>>,
+}
+
+struct Store {
+    epoch: u64,
+    /// The last position given out.
+    last: u64,
+    entries: VecDeque<Entry>,
+    maxlen: usize,
+}
+
+#[derive(Clone)]
+struct Entry {
+    pos: u64,
+    /// Sending instance and its ticket, for duplicate detection.
+    sender: (u64, u64),
+    /// `Err(reason)`: a reset marker.
+    event: Result<Append, String>,
+}
+
+impl MemoryStore {
+    /// A store keeping at most `maxlen` entries.
+    pub(crate) fn new(maxlen: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(Store {
+                epoch: new_epoch(),
+                last: 0,
+                entries: VecDeque::new(),
+                maxlen,
+            }),
+            logs: Mutex::default(),
+        })
+    }
+
+    /// What `BroadcasterBuilder::engine` takes: one instance per broadcaster.
+    pub(crate) fn engine(
+        self: &Arc<Self>,
+    ) -> impl Fn(LogOptions) -> Arc<dyn EventLog> + Send + Sync + 'static {
+        let store = self.clone();
+        move |options| {
+            let log = Arc::new(MemoryLog {
+                store: store.clone(),
+                instance: new_epoch(),
+                format: options.format,
+                outbox_cap: options.outbox.max(1),
+                tickets: AtomicU64::new(0),
+                sink: Mutex::new(None),
+                reader: Mutex::new(Reader::default()),
+                online: AtomicBool::new(true),
+                outbox: Mutex::default(),
+                dropped: AtomicU64::new(0),
+            });
+            lock(&store.logs).push(Arc::downgrade(&log));
+            log
+        }
+    }
+
+    fn logs(&self) -> Vec<Arc<MemoryLog>> {
+        lock(&self.logs).iter().filter_map(Weak::upgrade).collect()
+    }
+
+    fn push(&self, sender: (u64, u64), event: Result<Append, String>) {
+        let mut store = lock(&self.inner);
+        store.last += 1;
+        let pos = store.last;
+        store.entries.push_back(Entry { pos, sender, event });
+        while store.entries.len() > store.maxlen {
+            store.entries.pop_front();
+        }
+    }
+
+    fn pump_all(&self) {
+        for log in self.logs() {
+            log.pump();
+        }
+    }
+
+    /// Cuts instance `index` off the store (its appends wait in its outbox, it reads nothing),
+    /// or brings it back (it sends its outbox, then reads what it missed).
+    pub(crate) fn set_online(&self, index: usize, online: bool) {
+        let Some(log) = lock(&self.logs).get(index).and_then(Weak::upgrade) else {
+            return;
+        };
+        log.online.store(online, Ordering::SeqCst);
+        if online {
+            log.flush();
+            self.pump_all();
+        }
+    }
+
+    /// Keeps only the newest `keep` entries.
+    pub(crate) fn trim(&self, keep: usize) {
+        let mut store = lock(&self.inner);
+        while store.entries.len() > keep {
+            store.entries.pop_front();
+        }
+    }
+
+    /// The store restarted empty: a new epoch, no entries.
+    pub(crate) fn restart_empty(&self) {
+        {
+            let mut store = lock(&self.inner);
+            store.epoch = new_epoch();
+            store.last = 0;
+            store.entries.clear();
+        }
+        self.pump_all();
+    }
+
+    /// Appends the newest `n` entries again, as a sender does when the reply to a batch was
+    /// lost.
+    pub(crate) fn resend(&self, n: usize) {
+        let again: Vec<Entry> = {
+            let store = lock(&self.inner);
+            let skip = store.entries.len().saturating_sub(n);
+            store.entries.iter().skip(skip).cloned().collect()
+        };
+        for entry in again {
+            self.push(entry.sender, entry.event);
+        }
+        self.pump_all();
+    }
+
+    /// The id of the entry at `pos` in the current epoch.
+    pub(crate) fn id(&self, pos: u64) -> EventId {
+        EventId::entry(lock(&self.inner).epoch, 0, pos)
+    }
+}
+
+#[derive(Default)]
+struct Reader {
+    /// `None` before the first read.
+    epoch: Option<u64>,
+    last: u64,
+    senders: Senders,
+}
+
+/// One instance's link to the store.
+pub(crate) struct MemoryLog {
+    store: Arc<MemoryStore>,
+    instance: u64,
+    format: WireFormat,
+    outbox_cap: usize,
+    tickets: AtomicU64,
+    sink: Mutex<Option<Weak<dyn Sink>>>,
+    reader: Mutex<Reader>,
+    online: AtomicBool,
+    outbox: Mutex<VecDeque<(u64, Append)>>,
+    dropped: AtomicU64,
+}
+
+impl MemoryLog {
+    fn frame(&self, epoch: u64, entry: &Entry) -> Frame {
+        let id = EventId::entry(epoch, 0, entry.pos);
+        match &entry.event {
+            Ok(event) => {
+                let data = if event.json {
+                    Data::Json(&event.data)
+                } else {
+                    Data::Text(&event.data)
+                };
+                let bytes = encode::event(id, &event.name, data, self.format);
+                Frame::new(id, bytes, event.route.clone())
+            }
+            Err(reason) => Frame::new(
+                id,
+                encode::reset(id, reason, self.format),
+                Arc::new(Route::everyone()),
+            ),
+        }
+    }
+
+    /// Reads what the store has after this instance's position into its sink.
+    fn pump(&self) {
+        if !self.online.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(sink) = lock(&self.sink).as_ref().and_then(Weak::upgrade) else {
+            return;
+        };
+        let mut reader = lock(&self.reader);
+        let (epoch, entries) = {
+            let store = lock(&self.store.inner);
+            let last = if reader.epoch == Some(store.epoch) {
+                reader.last
+            } else {
+                // First read: from the newest entry; a new epoch: from the beginning.
+                let from = if reader.epoch.is_none() {
+                    store.last
+                } else {
+                    0
+                };
+                reader.epoch = Some(store.epoch);
+                reader.senders = Senders::default();
+                sink.start_epoch(EventId::entry(store.epoch, 0, from));
+                from
+            };
+            let entries: Vec<Entry> = store
+                .entries
+                .iter()
+                .filter(|e| e.pos > last)
+                .cloned()
+                .collect();
+            (store.epoch, entries)
+        };
+        for entry in entries {
+            reader.last = entry.pos;
+            if !reader.senders.is_repeat(entry.sender.0, entry.sender.1) {
+                sink.deliver(self.frame(epoch, &entry));
+            }
+        }
+    }
+
+    /// Sends the outbox to the store, with a reset marker first if events were dropped.
+    fn flush(&self) {
+        let queued: Vec<_> = lock(&self.outbox).drain(..).collect();
+        let dropped = self.dropped.swap(0, Ordering::SeqCst);
+        if dropped > 0 {
+            let reason =
+                format!("{dropped} events were lost while the event store was unreachable");
+            self.store.push((self.instance, 0), Err(reason));
+        }
+        for (ticket, event) in queued {
+            self.store.push((self.instance, ticket), Ok(event));
+        }
+    }
+}
+
+impl EventLog for MemoryLog {
+    fn follow(self: Arc<Self>, sink: Weak<dyn Sink>) {
+        *lock(&self.sink) = Some(sink);
+        self.pump();
+    }
+
+    fn append(&self, event: Append) {
+        let ticket = self.tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        if !self.online.load(Ordering::SeqCst) {
+            let mut outbox = lock(&self.outbox);
+            if outbox.len() >= self.outbox_cap {
+                outbox.pop_front();
+                self.dropped.fetch_add(1, Ordering::SeqCst);
+            }
+            outbox.push_back((ticket, event));
+            return;
+        }
+        self.store.push((self.instance, ticket), Ok(event));
+        self.store.pump_all();
+    }
+
+    fn replay(&self, after: EventId, upto: EventId, max: usize) -> ReplayFuture {
+        let result = (|| {
+            let store = lock(&self.store.inner);
+            if after.epoch() != store.epoch {
+                return Err(reason::STALE);
+            }
+            let (after, upto) = (after.position().1, upto.position().1);
+            let found = after == 0 || store.entries.iter().any(|e| e.pos == after);
+            let missed: Vec<&Entry> = store
+                .entries
+                .iter()
+                .filter(|e| e.pos > after && e.pos <= upto)
+                .collect();
+            if !found || missed.len() > max {
+                return Err(reason::TOO_OLD);
+            }
+            let mut senders = Senders::default();
+            Ok(missed
+                .into_iter()
+                .filter(|e| !senders.is_repeat(e.sender.0, e.sender.1))
+                .map(|e| self.frame(store.epoch, e))
+                .collect())
+        })();
+        Box::pin(std::future::ready(result))
+    }
+
+    fn may_be_ahead(&self, id: EventId, _last_read: EventId) -> bool {
+        id.position().1 <= lock(&self.store.inner).last
+    }
+
+    fn stop(&self) {}
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            outbox: lock(&self.outbox).len(),
+            outbox_dropped: self.dropped.load(Ordering::SeqCst),
+            ..StoreStats::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::{Broadcaster, EventStream, RESET_EVENT};
+
+    fn instance(store: &Arc<MemoryStore>, history: usize) -> Broadcaster {
+        Broadcaster::builder()
+            .history(history)
+            .keep_alive(None)
+            .engine(store.engine())
+            .build()
+    }
+
+    /// The events (id, name) a stream has ready now.
+    async fn events(stream: &mut EventStream) -> Vec<(String, String)> {
+        let mut text = String::new();
+        while let Ok(Some(Ok(chunk))) =
+            tokio::time::timeout(Duration::from_millis(20), stream.next()).await
+        {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text.split("\n\n")
+            .filter_map(|frame| {
+                let id = frame.lines().find_map(|l| l.strip_prefix("id: "))?;
+                let name = frame.lines().find_map(|l| l.strip_prefix("event: "))?;
+                Some((id.to_owned(), name.to_owned()))
+            })
+            .collect()
+    }
+
+    fn names(events: &[(String, String)]) -> Vec<&str> {
+        events.iter().map(|(_, n)| n.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_id_older_than_the_local_history_resumes_from_the_store() {
+        let store = MemoryStore::new(100);
+        let a = instance(&store, 10);
+        for name in ["e1", "e2", "e3", "e4", "e5"] {
+            a.publish(name, &0).unwrap();
+        }
+        // Started after those events: its local history is empty.
+        let b = instance(&store, 10);
+        let mut stream = b.subscribe(Some(&store.id(1).to_string())).unwrap();
+        assert_eq!(names(&events(&mut stream).await), ["e2", "e3", "e4", "e5"]);
+        assert_eq!(b.stats().resumed, 1);
+    }
+
+    #[tokio::test]
+    async fn a_client_resumes_on_another_instance_with_the_same_ids() {
+        let store = MemoryStore::new(100);
+        let (a, b) = (instance(&store, 100), instance(&store, 100));
+        let mut on_b = b.subscribe(None).unwrap();
+        let first = a.publish("e1", &1).map(|_| store.id(1)).unwrap();
+        a.publish("e2", &2).unwrap();
+        let seen = events(&mut on_b).await;
+        assert_eq!(seen[0].0, first.to_string());
+        assert_eq!(names(&seen), ["e1", "e2"]);
+        let mut resumed = b.subscribe(Some(&first.to_string())).unwrap();
+        assert_eq!(names(&events(&mut resumed).await), ["e2"]);
+    }
+
+    #[tokio::test]
+    async fn an_id_not_read_here_yet_skips_live_events_up_to_it() {
+        let store = MemoryStore::new(100);
+        let (a, b) = (instance(&store, 100), instance(&store, 100));
+        store.set_online(1, false);
+        for name in ["e1", "e2", "e3"] {
+            a.publish(name, &0).unwrap();
+        }
+        // The client saw e2 on instance a; instance b has not read it yet.
+        let mut stream = b.subscribe(Some(&store.id(2).to_string())).unwrap();
+        store.set_online(1, true);
+        a.publish("e4", &0).unwrap();
+        assert_eq!(names(&events(&mut stream).await), ["e3", "e4"]);
+        assert_eq!(b.stats().resets, 0);
+    }
+
+    #[tokio::test]
+    async fn an_id_in_a_trimmed_range_gets_a_reset() {
+        let store = MemoryStore::new(100);
+        let a = instance(&store, 2);
+        for i in 0..10 {
+            a.publish("e", &i).unwrap();
+        }
+        store.trim(3);
+        let mut stream = a.subscribe(Some(&store.id(2).to_string())).unwrap();
+        assert_eq!(names(&events(&mut stream).await), [RESET_EVENT]);
+        assert_eq!(a.stats().resets, 1);
+    }
+
+    #[tokio::test]
+    async fn an_id_from_before_the_store_restarted_empty_gets_a_reset() {
+        let store = MemoryStore::new(100);
+        let a = instance(&store, 100);
+        a.publish("old", &0).unwrap();
+        let old = store.id(1);
+        store.restart_empty();
+        a.publish("new", &0).unwrap();
+        assert_ne!(a.last_event_id().epoch(), old.epoch());
+        let mut stream = a.subscribe(Some(&old.to_string())).unwrap();
+        assert_eq!(names(&events(&mut stream).await), [RESET_EVENT]);
+        let mut fresh = a.subscribe(None).unwrap();
+        a.publish("newer", &0).unwrap();
+        assert_eq!(names(&events(&mut fresh).await), ["newer"]);
+    }
+
+    #[tokio::test]
+    async fn a_resent_batch_is_delivered_once_live_and_on_replay() {
+        let store = MemoryStore::new(100);
+        let a = instance(&store, 10);
+        let mut live = a.subscribe(None).unwrap();
+        for name in ["e1", "e2", "e3"] {
+            a.publish(name, &0).unwrap();
+        }
+        store.resend(2);
+        a.publish("e4", &0).unwrap();
+        assert_eq!(names(&events(&mut live).await), ["e1", "e2", "e3", "e4"]);
+        let b = instance(&store, 10);
+        let mut replayed = b.subscribe(Some(&store.id(1).to_string())).unwrap();
+        assert_eq!(names(&events(&mut replayed).await), ["e2", "e3", "e4"]);
+    }
+
+    #[tokio::test]
+    async fn an_outage_longer_than_the_outbox_drops_the_oldest_and_resets() {
+        let store = MemoryStore::new(100);
+        let a = Broadcaster::builder()
+            .keep_alive(None)
+            .outbox(2)
+            .engine(store.engine())
+            .build();
+        let mut live = a.subscribe(None).unwrap();
+        store.set_online(0, false);
+        for name in ["e1", "e2", "e3"] {
+            a.publish(name, &0).unwrap();
+        }
+        assert_eq!(a.stats().store.outbox_dropped, 1);
+        store.set_online(0, true);
+        assert_eq!(names(&events(&mut live).await), [RESET_EVENT, "e2", "e3"]);
+    }
+}

@@ -1,0 +1,158 @@
+//! Event logs: a store outside the process that several server instances share (Redis
+//! Streams, or the in-memory fake the tests use), behind one trait.
+//!
+//! The fan-out ([`crate::fanout`]) works the same with or without one. Without a log, it
+//! numbers events itself and keeps them in its local history. With one, `publish` hands the
+//! event to [`EventLog::append`] and returns; the log's follower delivers every entry, from
+//! whichever instance, to the fan-out's [`Sink`] in the log's order, where it is encoded once
+//! and placed in the local history. A `Last-Event-ID` older than that history is answered
+//! from [`EventLog::replay`].
+//!
+//! This is the only module where an engine's `cfg(feature)` appears.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+
+use crate::topic::Route;
+use crate::wire::{EventId, WireFormat};
+
+mod backoff;
+mod dedupe;
+#[cfg(test)]
+pub(crate) mod memory;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+
+pub(crate) use backoff::Backoff;
+pub(crate) use dedupe::Senders;
+#[cfg(feature = "redis")]
+pub use redis::InvalidRedisUrl;
+
+/// One encoded event, shared by the history and every subscriber.
+#[derive(Clone, Debug)]
+pub(crate) struct Frame {
+    /// Local position, consecutive in the history (whatever the id looks like); set when the
+    /// frame is placed there.
+    pub(crate) seq: u64,
+    pub(crate) id: EventId,
+    pub(crate) bytes: Bytes,
+    pub(crate) route: Arc<Route>,
+}
+
+impl Frame {
+    /// A frame not yet placed in the history.
+    pub(crate) fn new(id: EventId, bytes: Bytes, route: Arc<Route>) -> Self {
+        Self {
+            seq: 0,
+            id,
+            bytes,
+            route,
+        }
+    }
+}
+
+/// An event on its way into a log: already serialized, not yet numbered or encoded.
+#[derive(Clone, Debug)]
+pub(crate) struct Append {
+    pub(crate) name: String,
+    pub(crate) data: String,
+    /// `data` is a JSON document (else plain text).
+    pub(crate) json: bool,
+    pub(crate) route: Arc<Route>,
+}
+
+/// What a log needs to know of the broadcaster that owns it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LogOptions {
+    /// About how many entries the log keeps (it trims older ones).
+    pub(crate) history: usize,
+    /// Most events waiting for the log during an outage before the oldest are dropped.
+    pub(crate) outbox: usize,
+    pub(crate) format: WireFormat,
+}
+
+/// Why a replay could not be served; sent to the client in its reset event.
+pub(crate) type ReplayError = &'static str;
+
+/// Missed events fetched from a log, or why they cannot be.
+pub(crate) type ReplayFuture =
+    Pin<Box<dyn Future<Output = Result<Vec<Frame>, ReplayError>> + Send + 'static>>;
+
+/// Reasons shared by every log's replay.
+pub(crate) mod reason {
+    /// The id belongs to another stream, or to this one before it was recreated.
+    pub(crate) const STALE: &str =
+        "Last-Event-ID is from another server instance or an earlier run";
+    /// The entry after which the client resumes was trimmed, or it missed too many.
+    pub(crate) const TOO_OLD: &str = "Last-Event-ID is older than the server's history";
+    /// The log cannot be asked right now.
+    pub(crate) const UNREACHABLE: &str = "the event store is unreachable; cannot replay";
+}
+
+/// Where a log delivers what it reads: the fan-out of one broadcaster.
+pub(crate) trait Sink: Send + Sync {
+    /// The log (re)starts at `at`, the last entry of the stream of epoch `at.epoch()`. A new
+    /// epoch empties the local history: its ids mean nothing in the new stream.
+    fn start_epoch(&self, at: EventId);
+    /// The next entry of the log, in the log's order; entries at or before the last one
+    /// delivered are ignored.
+    fn deliver(&self, frame: Frame);
+    /// The broadcaster was shut down: the follower may stop.
+    fn is_closed(&self) -> bool;
+}
+
+/// A store of events shared by several broadcasters (one per server instance).
+///
+/// Implementations never make `append` wait for the store: they queue (boundedly) and send
+/// in the background, dropping the oldest queued event when an outage outlasts the queue, and
+/// publishing a reset marker afterwards so every subscriber learns of the loss.
+pub(crate) trait EventLog: Send + Sync + 'static {
+    /// Starts following the store: every entry, from any instance, is encoded once and
+    /// given to `sink` in the store's order, until [`EventLog::stop`] or the sink is dropped.
+    fn follow(self: Arc<Self>, sink: Weak<dyn Sink>);
+
+    /// Queues `event` for the store; never waits.
+    fn append(&self, event: Append);
+
+    /// The encoded entries after `after` up to and including `upto` (ids of this log), at most
+    /// `max`; an error when `after` is no longer in the store, more than `max` were missed, or
+    /// the store cannot be asked.
+    fn replay(&self, after: EventId, upto: EventId, max: usize) -> ReplayFuture;
+
+    /// Whether `id`, newer than `last_read` (the last entry this instance has read), can be
+    /// an entry another instance appended that this one has not read yet, rather than an id
+    /// this store never gave out.
+    fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool;
+
+    /// Stops following and sending, after a last attempt to send what is queued.
+    fn stop(&self);
+
+    /// The link to the store.
+    fn stats(&self) -> StoreStats;
+}
+
+/// With an event log engine (such as `BroadcasterBuilder::redis`, feature `redis`), how the
+/// link to it fares; all zero without one. Part of [`Stats`](crate::Stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Events published here and not yet acknowledged by the store.
+    pub outbox: usize,
+    /// Events dropped from a full outbox during an outage (subscribers then get a reset), or
+    /// still queued when the broadcaster stopped with the store unreachable.
+    pub outbox_dropped: u64,
+    /// Times the publisher connected again after losing the store.
+    pub reconnects: u64,
+    /// Failed commands and connection attempts, timeouts, malformed entries.
+    pub errors: u64,
+    /// Times the stream's epoch changed: the store restarted empty or was flushed.
+    pub epoch_changes: u64,
+    /// Microseconds from `publish` to the store acknowledging the event, for the last batch
+    /// and the slowest so far (outages included).
+    pub publish_latency_last_us: u64,
+    /// See `publish_latency_last_us`.
+    pub publish_latency_max_us: u64,
+}

@@ -1,0 +1,281 @@
+//! The Redis Streams engine: one event stream shared by several server instances.
+//!
+//! Publishing appends to a bounded local [outbox](outbox) and returns at once; the
+//! [publisher] drains it in order with `XADD .. MAXLEN ~ <history>`. The [reader] follows the
+//! stream with `XREAD BLOCK` on its own connection and hands every entry, whichever instance
+//! wrote it, to the fan-out. A `Last-Event-ID` older than the local history is answered by
+//! [replay] with `XRANGE`. The tasks run on one dedicated thread, so they work whatever
+//! runtime (or none) builds the broadcaster.
+//!
+//! The stream's epoch lives next to it in `<stream>:epoch`, created with `SET NX` on every
+//! (re)connect: a Redis restarted empty (or flushed) gets a new one, so ids from before are
+//! recognised as stale instead of being misread as positions in the new stream.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::streams::StreamId;
+use redis::{AsyncConnectionConfig, Value};
+use tokio::sync::{watch, Notify};
+
+use super::{Append, EventLog, Frame, LogOptions, ReplayFuture, Sink, StoreStats};
+use crate::topic::Route;
+use crate::wire::{encode, new_epoch, parse_entry, Data, EventId, WireFormat};
+
+mod outbox;
+mod publisher;
+mod reader;
+mod replay;
+
+use outbox::Outbox;
+
+/// Most events one `Last-Event-ID` replay fetches with `XRANGE`; a client that missed more
+/// gets a reset.
+const MAX_REPLAY: usize = 10_000;
+/// Entries published in one pipeline, and read in one `XREAD`.
+const BATCH: usize = 256;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+const BACKOFF_START: Duration = Duration::from_millis(50);
+const BACKOFF_CAP: Duration = Duration::from_secs(2);
+
+/// A Redis URL that redis-rs cannot use, from
+/// [`BroadcasterBuilder::redis`](crate::BroadcasterBuilder::redis).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Redis URL {url:?}: {reason}")]
+pub struct InvalidRedisUrl {
+    url: String,
+    reason: String,
+}
+
+/// The builder's Redis settings.
+#[derive(Clone, Debug)]
+pub(crate) struct RedisConfig {
+    client: redis::Client,
+    stream: String,
+}
+
+impl RedisConfig {
+    pub(crate) fn new(url: &str, stream: &str) -> Result<Self, InvalidRedisUrl> {
+        let client = redis::Client::open(url).map_err(|err| InvalidRedisUrl {
+            url: url.to_owned(),
+            reason: err.to_string(),
+        })?;
+        Ok(Self {
+            client,
+            stream: stream.to_owned(),
+        })
+    }
+
+    /// The engine for one broadcaster.
+    pub(crate) fn open(&self, options: LogOptions) -> Arc<dyn EventLog> {
+        Arc::new(RedisLog::new(self.clone(), options))
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    reconnects: AtomicU64,
+    errors: AtomicU64,
+    epoch_changes: AtomicU64,
+    latency_last_us: AtomicU64,
+    latency_max_us: AtomicU64,
+}
+
+impl Counters {
+    fn failed(&self, task: &str, stream: &str, err: &dyn std::fmt::Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(task, stream, %err, "sse redis engine: Redis unreachable or failing; retrying");
+    }
+}
+
+/// One instance's side of the shared stream.
+pub(crate) struct RedisLog {
+    client: redis::Client,
+    key: String,
+    epoch_key: String,
+    maxlen: usize,
+    format: WireFormat,
+    /// Names this instance's entries (with a ticket each) for duplicate detection.
+    instance: u64,
+    outbox: Outbox,
+    wake: Notify,
+    stop: watch::Sender<bool>,
+    /// The publisher's connection, shared with `XRANGE` replays; `None` while disconnected.
+    conn: Mutex<Option<MultiplexedConnection>>,
+    counters: Arc<Counters>,
+}
+
+impl EventLog for RedisLog {
+    fn follow(self: Arc<Self>, sink: Weak<dyn Sink>) {
+        let log = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sse-redis".to_owned())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(err) => {
+                        tracing::error!(%err, "sse redis engine: cannot build its runtime; events stay in the outbox");
+                        return;
+                    }
+                };
+                rt.block_on(async {
+                    tokio::join!(
+                        publisher::run(log.clone(), sink.clone()),
+                        reader::run(log, sink)
+                    );
+                });
+            });
+        if let Err(err) = spawned {
+            tracing::error!(%err, "sse redis engine: cannot start its thread; events stay in the outbox");
+        }
+    }
+
+    fn append(&self, event: Append) {
+        self.outbox.push(outbox::fields(event));
+        self.wake.notify_one();
+    }
+
+    fn replay(&self, after: EventId, upto: EventId, max: usize) -> ReplayFuture {
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let key = self.key.clone();
+        let format = self.format;
+        let max = max.min(MAX_REPLAY);
+        let counters = self.counters.clone();
+        Box::pin(replay::run(conn, key, format, (after, upto), max, counters))
+    }
+
+    fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {
+        // Entry ids start with Redis's clock in milliseconds: one far in the future is not one
+        // Redis gave out.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let horizon = now_ms.max(last_read.position().0) + 10_000;
+        id.position().0 <= horizon
+    }
+
+    fn stop(&self) {
+        self.stop.send_replace(true);
+        self.wake.notify_one();
+    }
+
+    fn stats(&self) -> StoreStats {
+        let c = &self.counters;
+        StoreStats {
+            outbox: self.outbox.len(),
+            outbox_dropped: self.outbox.dropped.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            epoch_changes: c.epoch_changes.load(Ordering::Relaxed),
+            publish_latency_last_us: c.latency_last_us.load(Ordering::Relaxed),
+            publish_latency_max_us: c.latency_max_us.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl RedisLog {
+    fn new(redis: RedisConfig, options: LogOptions) -> Self {
+        Self {
+            client: redis.client,
+            epoch_key: format!("{}:epoch", redis.stream),
+            key: redis.stream,
+            maxlen: options.history.max(1),
+            format: options.format,
+            instance: new_epoch(),
+            outbox: Outbox::new(options.outbox),
+            wake: Notify::new(),
+            stop: watch::channel(false).0,
+            conn: Mutex::new(None),
+            counters: Arc::default(),
+        }
+    }
+
+    fn stopping(&self, sink: &Weak<dyn Sink>) -> bool {
+        *self.stop.borrow() || sink.strong_count() == 0
+    }
+
+    fn set_conn(&self, conn: Option<MultiplexedConnection>) {
+        *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = conn;
+    }
+
+    /// Connects and makes sure the stream has an epoch; returns the connection and the epoch.
+    async fn connect(&self) -> redis::RedisResult<(MultiplexedConnection, u64)> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT);
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let (epoch,): (String,) = redis::pipe()
+            .cmd("SET")
+            .arg(&self.epoch_key)
+            .arg(new_epoch())
+            .arg("NX")
+            .ignore()
+            .cmd("GET")
+            .arg(&self.epoch_key)
+            .query_async(&mut conn)
+            .await?;
+        let epoch = epoch.parse().map_err(|_| {
+            redis::RedisError::from((
+                redis::ErrorKind::TypeError,
+                "the stream's epoch key does not hold a number",
+                epoch,
+            ))
+        })?;
+        Ok((conn, epoch))
+    }
+
+    fn failed(&self, task: &str, err: &redis::RedisError) {
+        self.counters.failed(task, &self.key, err);
+    }
+}
+
+/// Decodes and encodes one stream entry of the stream of epoch `epoch`; `None` if it is not
+/// one of ours.
+fn frame(epoch: u64, entry: &StreamId, format: WireFormat) -> Option<Frame> {
+    let (ms, n) = parse_entry(&entry.id)?;
+    let id = EventId::entry(epoch, ms, n);
+    let map = &entry.map;
+    if let Some(reason) = text(map, "r") {
+        let bytes = encode::reset(id, &reason, format);
+        return Some(Frame::new(id, bytes, Arc::new(Route::everyone())));
+    }
+    let name = text(map, "n")?;
+    let data = text(map, "d")?;
+    crate::wire::validate_event_name(&name).ok()?;
+    let topics = text(map, "t")?;
+    let route = Route {
+        topics: topics.split('\n').map(Into::into).collect(),
+        private: text(map, "p").is_some_and(|p| p == "1"),
+        origin: text(map, "o").map(Into::into),
+        everyone: false,
+    };
+    let data = match text(map, "j").as_deref() {
+        Some("1") => Data::Json(&data),
+        _ => Data::Text(&data),
+    };
+    let bytes = encode::event(id, &name, data, format);
+    Some(Frame::new(id, bytes, Arc::new(route)))
+}
+
+/// The sender and ticket of an entry (field `i`: `<instance>-<ticket>`).
+fn sender(entry: &StreamId) -> Option<(u64, u64)> {
+    text(&entry.map, "i").and_then(|i| parse_entry(&i))
+}
+
+fn text(map: &HashMap<String, Value>, field: &str) -> Option<String> {
+    redis::from_redis_value(map.get(field)?).ok()
+}

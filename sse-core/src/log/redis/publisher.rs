@@ -1,0 +1,127 @@
+//! The publisher task: drains the outbox into the stream in order, reconnecting with backoff
+//! and sending again what Redis did not acknowledge.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use tokio::time::Instant;
+
+use super::outbox::Outgoing;
+use super::{RedisLog, BACKOFF_CAP, BACKOFF_START, BATCH};
+use crate::log::{Backoff, Sink};
+
+pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
+    let mut stop = log.stop.subscribe();
+    let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_CAP);
+    let mut connected_before = false;
+    loop {
+        let mut conn = match log.connect().await {
+            Ok((conn, _)) => conn,
+            Err(err) => {
+                log.failed("publisher", &err);
+                if log.stopping(&sink) {
+                    abandon(&log);
+                    return;
+                }
+                backoff.wait(&mut stop).await;
+                continue;
+            }
+        };
+        if std::mem::replace(&mut connected_before, true) {
+            log.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(stream = log.key, "sse redis engine: publisher reconnected");
+        }
+        backoff.reset();
+        log.set_conn(Some(conn.clone()));
+        match drain(&log, &sink, &mut conn).await {
+            Drained::Stopped => return,
+            Drained::Failed(err) => {
+                log.failed("publisher", &err);
+                log.set_conn(None);
+                if log.stopping(&sink) {
+                    abandon(&log);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+enum Drained {
+    Stopped,
+    Failed(redis::RedisError),
+}
+
+/// Sends batches from the outbox until stopped or Redis fails.
+async fn drain(log: &RedisLog, sink: &Weak<dyn Sink>, conn: &mut MultiplexedConnection) -> Drained {
+    loop {
+        let (batch, lost) = log.outbox.peek(BATCH);
+        if batch.is_empty() && lost == 0 {
+            if log.stopping(sink) {
+                return Drained::Stopped;
+            }
+            // The timeout only bounds how late a dropped broadcaster is noticed.
+            let _ = tokio::time::timeout(Duration::from_secs(1), log.wake.notified()).await;
+            continue;
+        }
+        let mut pipe = redis::pipe();
+        if lost > 0 {
+            let reason = format!("{lost} events were lost while the event store was unreachable");
+            xadd(log, &mut pipe, &[("r", reason)], 0);
+        }
+        for out in &batch {
+            xadd(log, &mut pipe, &out.fields, out.ticket);
+        }
+        if let Err(err) = pipe.query_async::<()>(conn).await {
+            return Drained::Failed(err);
+        }
+        record_latency(log, &batch);
+        log.outbox.ack(batch.last().map(|o| o.ticket), lost);
+    }
+}
+
+/// Queue time included: what a handler's event waits for Redis.
+fn record_latency(log: &RedisLog, batch: &[Outgoing]) {
+    if let Some(oldest) = batch.first() {
+        let us = u64::try_from(Instant::now().duration_since(oldest.queued_at).as_micros())
+            .unwrap_or(u64::MAX);
+        log.counters.latency_last_us.store(us, Ordering::Relaxed);
+        log.counters.latency_max_us.fetch_max(us, Ordering::Relaxed);
+    }
+}
+
+fn xadd(
+    log: &RedisLog,
+    pipe: &mut redis::Pipeline,
+    fields: &[(&'static str, String)],
+    ticket: u64,
+) {
+    let cmd = pipe
+        .cmd("XADD")
+        .arg(&log.key)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(log.maxlen)
+        .arg("*");
+    for (k, v) in fields {
+        cmd.arg(*k).arg(v.as_str());
+    }
+    // Who sent it, and its place in that sender's order: a batch sent again after a lost
+    // reply is recognised by the readers instead of being delivered twice.
+    cmd.arg("i").arg(format!("{}-{ticket}", log.instance));
+    cmd.ignore();
+}
+
+/// Logs what is left in the outbox when the broadcaster stops with Redis unreachable.
+fn abandon(log: &RedisLog) {
+    let left = log.outbox.abandon();
+    if left > 0 {
+        tracing::error!(
+            events = left,
+            stream = log.key,
+            "sse redis engine stopped with Redis unreachable; queued events not published"
+        );
+    }
+}

@@ -267,3 +267,35 @@ async fn scope_overrides_the_registered_broadcaster() {
         (1, 1)
     );
 }
+
+#[emit_event("note_saved", topic = "notes/{id}", to_others)]
+#[emit_event("note_saved_private", topic = "owners/{owner}/notes", private)]
+async fn save_note() -> web::Json<serde_json::Value> {
+    web::Json(serde_json::json!({"id": 7, "owner": 42}))
+}
+
+#[emit_event("bad_topic", topic = "notes/{missing}")]
+async fn note_without_the_topic_field() -> web::Json<serde_json::Value> {
+    web::Json(serde_json::json!({"id": 7}))
+}
+
+#[actix_rt::test]
+async fn capture_records_privacy_and_to_others_as_publishing_would() {
+    let (_, events) = capture(save_note()).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].topics, ["notes/7"]);
+    assert!(events[0].to_others && !events[0].private);
+    assert_eq!(events[1].topics, ["owners/42/notes"]);
+    assert!(events[1].private && !events[1].to_others);
+}
+
+#[actix_rt::test]
+async fn capture_fails_where_publishing_fails() {
+    // Publishing drops an event whose topic cannot be filled; so does the capture.
+    let (_, events) = capture(note_without_the_topic_field()).await;
+    assert!(events.is_empty(), "{events:?}");
+    let events_published = Broadcaster::new();
+    events_published.scope(note_without_the_topic_field()).await;
+    assert_eq!(events_published.stats().published, 0);
+    assert_eq!(events_published.stats().topic_failures, 1);
+}

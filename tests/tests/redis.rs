@@ -2,6 +2,8 @@
 //! another instance, outages and a Redis restarted empty.
 
 mod common;
+#[path = "../../sse-demo/tests/support/proxy.rs"]
+mod proxy;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -256,8 +258,16 @@ async fn nothing_is_lost_or_repeated_through_a_redis_outage() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(restarted);
-    let got = take_data(&mut client, total).await;
-    let ticks: Vec<u64> = got.iter().map(|e| e.data.parse().unwrap()).collect();
+    // Redis restarted empty: a new epoch, so connected subscribers are told with one reset
+    // (another instance's unread events would be gone); this instance's own events all come.
+    let got = take_data(&mut client, total + 1).await;
+    let resets = got.iter().filter(|e| e.event == RESET_EVENT).count();
+    assert_eq!(resets, 1, "{got:?}");
+    let ticks: Vec<u64> = got
+        .iter()
+        .filter(|e| e.event == "tick")
+        .map(|e| e.data.parse().unwrap())
+        .collect();
     assert_eq!(ticks, (0..total as u64).collect::<Vec<_>>());
     client.assert_quiet(Duration::from_millis(300)).await;
     let stats = events.stats();
@@ -308,7 +318,9 @@ async fn a_flush_without_restart_is_noticed_and_stale_ids_get_a_reset() {
         events.stats().store.epoch_changes == 1
     })
     .await;
-    // The subscriber that stayed connected goes on with the new stream's ids.
+    // The subscriber that stayed connected is told (what it had is gone from the store),
+    // then goes on with the new stream's ids.
+    assert_eq!(client.next().await.event, RESET_EVENT);
     events.publish("e", &2).unwrap();
     let next = client.next().await;
     assert_eq!(next.data, "2");
@@ -342,8 +354,15 @@ async fn a_full_outbox_drops_the_oldest_and_subscribers_get_a_reset() {
     assert_eq!(events.stats().store.outbox, 10);
     assert_eq!(events.stats().store.outbox_dropped, 15);
     redis.restart().await;
-    let reset = client.next().await;
-    assert_eq!(reset.event, RESET_EVENT, "{reset:?}");
+    // Redis came back empty (a new epoch: one reset), and the outbox lost 15 (another).
+    let resets = take_data(&mut client, 2).await;
+    assert!(resets.iter().all(|e| e.event == RESET_EVENT), "{resets:?}");
+    assert!(
+        resets
+            .iter()
+            .any(|e| e.data.contains("15 events were lost")),
+        "{resets:?}"
+    );
     let rest = take_data(&mut client, 10).await;
     let data: Vec<_> = rest.iter().map(|e| e.data.clone()).collect();
     assert_eq!(data, (15..25).map(|i| i.to_string()).collect::<Vec<_>>());
@@ -394,4 +413,63 @@ async fn measure_cross_instance_latency_and_throughput() {
             lat[lat.len() * 99 / 100],
         );
     }
+}
+
+#[actix_web::test]
+#[ignore = "needs a Redis server on 127.0.0.1:6379 (started by .ci/run)"]
+async fn an_instance_cut_off_while_others_publish_past_the_trimming_gets_a_reset_not_a_gap() {
+    let stream = SharedStream::new("gap");
+    let stream = &stream.0;
+    // Instance a reaches Redis through a proxy that can cut its link; b directly.
+    let proxy = proxy::Proxy::start("127.0.0.1:6379".parse().unwrap());
+    let small = |url: &str| {
+        Broadcaster::builder()
+            .redis(url, stream)
+            .expect("valid Redis URL")
+            .history(20)
+            .keep_alive(None)
+            .build()
+    };
+    let a = small(&format!("redis://{}", proxy.addr));
+    let b = small(SHARED);
+    let server_a = {
+        let a = a.clone();
+        start(1, move |cfg| a.service(PATH)(cfg))
+    };
+    connected(&a).await;
+    connected(&b).await;
+    let mut on_a = SseClient::connect(&server_a.url(PATH), None).await;
+    eventually("subscribed", || a.stats().subscribers == 1).await;
+    b.publish("before", &0).unwrap();
+    assert_eq!(on_a.next().await.event, "before");
+
+    proxy.cut(true);
+    // Far past the trimming (`MAXLEN ~ 20` trims whole nodes of 100 entries).
+    for i in 0..600 {
+        b.publish("during", &i).unwrap();
+    }
+    eventually("b's outbox sent", || b.stats().store.outbox == 0).await;
+    proxy.resume();
+
+    // Every event, or a reset before the first one missing: never a silent gap.
+    let mut during = 0;
+    let mut reset = false;
+    for _ in 0..700 {
+        let Ok(event) = tokio::time::timeout(Duration::from_secs(3), on_a.next()).await else {
+            break;
+        };
+        match event.event.as_str() {
+            "during" if !reset => during += 1,
+            RESET_EVENT => {
+                reset = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        reset || during == 600,
+        "{during} of 600 events and no reset: a silent gap"
+    );
+    assert!(a.stats().resets >= 1 || during == 600);
 }

@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 
 use super::admission::Limits;
 use super::builder::{BroadcasterBuilder, Config};
-use super::history::{CatchUp, Resume, Start, State};
+use super::history::{CatchUp, Resume, Start, State, Wanted};
 use super::stats::{Counters, Stats};
 use super::stream::EventStream;
 use crate::error::PublishError;
@@ -297,13 +297,13 @@ impl Shared {
     }
 
     /// Registers a subscriber resuming after `last_event_id` (the raw header or query value).
-    pub(crate) fn subscribe(&self, last_event_id: Option<&str>, filter: &Filter) -> Option<Start> {
+    pub(crate) fn subscribe(&self, last_event_id: Option<&str>) -> Option<Start> {
         let start = self
             .lock()
-            .start(last_event_id, filter, &self.config, self.log.as_deref())?;
+            .start(last_event_id, &self.config, self.log.as_deref())?;
         let c = &self.counters;
         match start.resume {
-            Resume::After(_) | Resume::Ahead(_) => {
+            Resume::After(..) | Resume::Ahead(_) => {
                 c.resumed.fetch_add(1, Ordering::Relaxed);
             }
             Resume::Reset(reason) => {
@@ -321,52 +321,40 @@ impl Shared {
         Some(start)
     }
 
-    /// Queues what a subscriber that last saw `after` missed, or a reset if it is gone.
+    /// Queues what a subscriber that last saw `after` missed, a budget at a time, or a reset
+    /// if it is gone.
     pub(crate) fn catch_up(
         &self,
         after: u64,
         pending: &mut VecDeque<Bytes>,
-        filter: &Filter,
+        wanted: Wanted<'_>,
         budget: usize,
     ) -> CatchUp {
-        let outcome = self
-            .lock()
-            .catch_up(after, pending, filter, budget, &self.config);
-        let c = &self.counters;
-        match &outcome {
-            CatchUp::Partial { .. } => {}
-            CatchUp::Complete { last_seq, .. } => {
-                c.caught_up.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(
-                    missed = last_seq - after,
-                    "sse subscriber fell behind; caught up from history"
-                );
-            }
-            CatchUp::Reset { last_seq, .. } => {
-                c.resets.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    missed = last_seq - after,
-                    history = self.config.history,
-                    "sse subscriber fell behind beyond the history; sent reset"
-                );
-            }
-        }
-        outcome
+        self.lock()
+            .catch_up(after, pending, wanted, budget, &self.config)
     }
 }
 
 /// Where the event log delivers: this broadcaster's history and live subscribers.
 impl Sink for Shared {
     fn start_epoch(&self, at: EventId) {
-        self.lock().start_epoch(at);
+        if self.lock().start_epoch(at, &self.config) {
+            self.counters.resets.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("sse event store restarted empty or was flushed; subscribers reset");
+        }
+    }
+
+    fn gap(&self, reason: &'static str) {
+        self.lock().reset_live(reason, &self.config);
+        self.counters.resets.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            reason,
+            "sse events lost before this instance read them; subscribers reset"
+        );
     }
 
     fn deliver(&self, frame: Frame) {
         self.lock().push_entry(frame, &self.config);
-    }
-
-    fn is_closed(&self) -> bool {
-        Shared::is_closed(self)
     }
 }
 
@@ -374,12 +362,15 @@ impl Sink for Shared {
 mod tests {
     use super::*;
 
-    fn frames(start: &Start) -> Vec<String> {
-        start
-            .pending
-            .iter()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .collect()
+    /// The frames a new subscriber gets now, as text.
+    fn frames(b: &Broadcaster, last_event_id: Option<&str>) -> Vec<String> {
+        use futures_util::StreamExt;
+        let mut stream = b.subscribe(last_event_id).unwrap();
+        let mut text = String::new();
+        while let Some(Some(Ok(chunk))) = futures_util::FutureExt::now_or_never(stream.next()) {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text.split_inclusive("\n\n").map(str::to_owned).collect()
     }
 
     #[test]
@@ -417,35 +408,29 @@ mod tests {
         assert_eq!(s.frames.back().map(|f| f.seq), Some(10));
     }
 
-    #[test]
-    fn resume_replays_exactly_the_missed_events() {
+    #[tokio::test]
+    async fn resume_replays_exactly_the_missed_events() {
         let b = Broadcaster::new();
         let ids: Vec<_> = (0..5).map(|i| b.publish("e", &i).unwrap()).collect();
-        let start = b
-            .shared
-            .subscribe(Some(&ids[1].to_string()), &Filter::default())
-            .unwrap();
-        let f = frames(&start);
+        let f = frames(&b, Some(&ids[1].to_string()));
         assert_eq!(f.len(), 4, "{f:?}");
         assert!(f[1].starts_with(&format!("id: {}\n", ids[2])));
         assert!(f[3].starts_with(&format!("id: {}\n", ids[4])));
-        assert_eq!(start.last_seq, 5);
         assert_eq!(b.stats().resumed, 1);
     }
 
-    #[test]
-    fn resume_at_the_head_replays_nothing() {
+    #[tokio::test]
+    async fn resume_at_the_head_replays_nothing() {
         let b = Broadcaster::new();
         let id = b.publish("e", &0).unwrap();
-        let start = b
-            .shared
-            .subscribe(Some(&id.to_string()), &Filter::default())
-            .unwrap();
-        assert_eq!(frames(&start), [format!(": connected\nid: {id}\n\n")]);
+        assert_eq!(
+            frames(&b, Some(&id.to_string())),
+            [format!(": connected\nid: {id}\n\n")]
+        );
     }
 
-    #[test]
-    fn bad_ids_get_a_reset() {
+    #[tokio::test]
+    async fn bad_ids_get_a_reset() {
         let b = Broadcaster::builder().history(2).build();
         for i in 0..5 {
             b.publish("e", &i).unwrap();
@@ -455,7 +440,7 @@ mod tests {
         let too_old = EventId::new(epoch, 1).to_string();
         let future = EventId::new(epoch, 99).to_string();
         for bad in ["garbage", "", &other_epoch, &too_old, &future] {
-            let f = frames(&b.shared.subscribe(Some(bad), &Filter::default()).unwrap());
+            let f = frames(&b, Some(bad));
             assert_eq!(f.len(), 2, "{bad:?}: {f:?}");
             assert!(f[1].contains("event: sse-reset\n"), "{bad:?}: {f:?}");
             assert!(f[1].starts_with(&format!("id: {}\n", b.last_event_id())));
@@ -463,12 +448,12 @@ mod tests {
         assert_eq!(b.stats().resets, 5);
     }
 
-    #[test]
-    fn shutdown_refuses_publish_and_subscribe() {
+    #[tokio::test]
+    async fn shutdown_refuses_publish_and_subscribe() {
         let b = Broadcaster::new();
         b.shutdown();
         assert!(matches!(b.publish("e", &1), Err(PublishError::Closed)));
-        assert!(b.shared.subscribe(None, &Filter::default()).is_none());
+        assert!(b.subscribe(None).is_none());
     }
 
     #[test]

@@ -147,6 +147,7 @@ impl BroadcasterBuilder {
     }
 
     /// Shares the event stream through `open`'s event log (one per broadcaster).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn engine(
         mut self,
         open: impl Fn(LogOptions) -> Arc<dyn EventLog> + Send + Sync + 'static,

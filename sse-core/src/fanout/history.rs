@@ -2,13 +2,14 @@
 //! subscribers that fell behind, with the ids that say where everything stands.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::builder::Config;
 use crate::log::{reason, EventLog, Frame};
-use crate::topic::Filter;
+use crate::topic::{Filter, Route};
 use crate::wire::{encode, EventId};
 
 /// Everything the publish lock guards.
@@ -24,6 +25,8 @@ pub(crate) struct State {
     pub(crate) bytes: usize,
     /// `None` once shut down: dropping the sender wakes every subscriber.
     pub(crate) tx: Option<broadcast::Sender<Frame>>,
+    /// The event log has given its first position.
+    log_started: bool,
 }
 
 /// Where a new subscriber starts.
@@ -35,6 +38,9 @@ pub(crate) struct Start {
     pub(crate) last_seq: u64,
     /// The id of that frame.
     pub(crate) last_id: EventId,
+    /// What the client missed is still in the history, after `last_seq`: the stream reads it
+    /// from there a batch at a time (it holds a position, not a copy).
+    pub(crate) catch_up: bool,
     /// The client's id is older than the local history: fetch what it missed up to
     /// `last_id` from the event log before sending live frames.
     pub(crate) replay_after: Option<EventId>,
@@ -50,8 +56,8 @@ pub(crate) struct Start {
 pub(crate) enum Resume {
     /// No `Last-Event-ID`: live events only.
     Fresh,
-    /// After this local sequence number, from the history.
-    After(u64),
+    /// After this local sequence number (the event with the client's id), from the history.
+    After(u64, EventId),
     /// From the event log, older than the local history.
     Log(EventId),
     /// Not read here yet (another instance published it): live frames up to it are skipped.
@@ -61,15 +67,16 @@ pub(crate) enum Resume {
 
 /// What a subscriber gets after falling behind.
 pub(crate) enum CatchUp {
-    /// Everything it missed was queued.
-    Complete { last_seq: u64, last_id: EventId },
-    /// The byte budget was used up: what it missed up to `last_seq` (whose id is `last_id`,
-    /// `None` when nothing was read) was queued, the rest is still in the history for the
-    /// next call.
-    Partial {
+    /// Everything it missed was queued; `trailing_skipped` when the last frames were not for
+    /// it.
+    Complete {
         last_seq: u64,
-        last_id: Option<EventId>,
+        last_id: EventId,
+        trailing_skipped: bool,
     },
+    /// The budget was used up: what it missed up to `last_seq` (whose id is `last_id`) was
+    /// queued, the rest is still in the history for the next call.
+    Partial { last_seq: u64, last_id: EventId },
     /// What it missed is gone: a reset event was queued.
     Reset { last_seq: u64, last_id: EventId },
 }
@@ -83,6 +90,7 @@ impl State {
             frames: VecDeque::new(),
             bytes: 0,
             tx: Some(tx),
+            log_started: false,
         }
     }
 
@@ -125,14 +133,38 @@ impl State {
     }
 
     /// Starts reading the event log's stream of epoch `at.epoch()` after `at`. A new epoch
-    /// empties the local history: its ids are meaningless in the new stream.
-    pub(crate) fn start_epoch(&mut self, at: EventId) {
-        if self.epoch != at.epoch() {
-            self.epoch = at.epoch();
+    /// empties the local history (its ids are meaningless in the new stream); after the first
+    /// one, connected subscribers are reset too, since what they have is gone from the store.
+    pub(crate) fn start_epoch(&mut self, at: EventId, config: &Config) -> bool {
+        let changed = self.epoch != at.epoch();
+        let reset = changed && self.log_started;
+        self.epoch = at.epoch();
+        self.last_id = at;
+        self.log_started = true;
+        if changed {
             self.frames.clear();
             self.bytes = 0;
         }
-        self.last_id = at;
+        if reset {
+            self.reset_live(reason::NEW_EPOCH, config);
+        }
+        reset
+    }
+
+    /// Sends every live subscriber a reset, and empties the history so that no client
+    /// resumes across what was lost.
+    pub(crate) fn reset_live(&mut self, reason: &str, config: &Config) {
+        self.frames.clear();
+        self.bytes = 0;
+        let id = self.last_id;
+        let bytes = encode::reset(id, reason, config.format);
+        let mut frame = Frame::new(id, bytes, Arc::new(Route::everyone()));
+        self.last_seq += 1;
+        frame.seq = self.last_seq;
+        if let Some(tx) = &self.tx {
+            // An error only means nobody is subscribed right now.
+            let _ = tx.send(frame);
+        }
     }
 
     /// Where the client that last saw `id` resumes.
@@ -145,13 +177,13 @@ impl State {
             let oldest = self.frames.front().map_or(current + 1, |f| f.seq);
             return match id.seq() {
                 seq if seq > current || id.entry_parts().is_some() => Resume::Reset(reason::STALE),
-                seq if seq + 1 >= oldest => Resume::After(seq),
+                seq if seq + 1 >= oldest => Resume::After(seq, id),
                 _ => Resume::Reset(reason::TOO_OLD),
             };
         };
         let pos = id.position();
         if pos == self.last_id.position() {
-            return Resume::After(current);
+            return Resume::After(current, id);
         }
         if pos > self.last_id.position() {
             return if log.may_be_ahead(id, self.last_id) {
@@ -161,7 +193,7 @@ impl State {
             };
         }
         match self.frames.binary_search_by(|f| f.id.position().cmp(&pos)) {
-            Ok(i) => Resume::After(self.frames[i].seq),
+            Ok(i) => Resume::After(self.frames[i].seq, id),
             Err(_) => Resume::Log(id),
         }
     }
@@ -171,7 +203,6 @@ impl State {
     pub(crate) fn start(
         &self,
         last_event_id: Option<&str>,
-        filter: &Filter,
         config: &Config,
         log: Option<&dyn EventLog>,
     ) -> Option<Start> {
@@ -185,33 +216,25 @@ impl State {
         let mut pending = VecDeque::new();
         let preamble_id = match resume {
             Resume::Fresh => Some(current_id),
-            Resume::After(after) => (after == current).then_some(current_id),
+            Resume::After(after, _) => (after == current).then_some(current_id),
             _ => None,
         };
         pending.push_back(encode::preamble(config.retry, preamble_id));
-        match resume {
-            Resume::After(after) => {
-                let mut last_sent = after;
-                for frame in self.frames_after(after).filter(|f| filter.wants(&f.route)) {
-                    pending.push_back(frame.bytes.clone());
-                    last_sent = frame.seq;
-                }
-                // When the last missed events were not for this subscriber, move the client's
-                // id past them, so that its next reconnect does not look at them again.
-                if last_sent < current {
-                    pending.push_back(encode::id_only(current_id));
-                }
-            }
-            Resume::Reset(reason) => {
-                pending.push_back(encode::reset(current_id, reason, config.format));
-            }
-            Resume::Fresh | Resume::Log(_) | Resume::Ahead(_) => {}
+        if let Resume::Reset(reason) = resume {
+            pending.push_back(encode::reset(current_id, reason, config.format));
         }
+        // A resume from the history is not copied here, under the publish lock: the stream
+        // reads it a batch per poll, so a client that never reads costs one batch at most.
+        let (last_seq, last_id) = match resume {
+            Resume::After(after, id) => (after, id),
+            _ => (current, current_id),
+        };
         Some(Start {
             rx,
             pending,
-            last_seq: current,
-            last_id: current_id,
+            last_seq,
+            last_id,
+            catch_up: last_seq < current,
             replay_after: match resume {
                 Resume::Log(id) => Some(id),
                 _ => None,
@@ -224,13 +247,14 @@ impl State {
         })
     }
 
-    /// Queues what a subscriber that last saw `after` missed, up to `budget` bytes, or a
-    /// reset if it is gone.
+    /// Queues what a subscriber that last saw `after` missed, up to `budget` bytes and
+    /// [`MAX_SCAN`] frames (the publish lock is held for that long only), or a reset if it is
+    /// gone. Frames up to `floor` were seen by the client on another instance: skipped.
     pub(crate) fn catch_up(
         &self,
         after: u64,
         pending: &mut VecDeque<Bytes>,
-        filter: &Filter,
+        wanted: Wanted<'_>,
         budget: usize,
         config: &Config,
     ) -> CatchUp {
@@ -245,26 +269,46 @@ impl State {
                 last_id,
             };
         }
-        // Bounded per call, so a subscriber far behind holds at most `budget` bytes of queued
-        // frames (and of actix's write buffer) at a time.
         let mut queued = 0;
-        let mut read = None;
-        for frame in self.frames_after(after) {
-            if queued >= budget {
-                return CatchUp::Partial {
-                    last_seq: frame.seq - 1,
-                    last_id: read,
-                };
+        let mut read: Option<&Frame> = None;
+        let mut trailing_skipped = false;
+        for (scanned, frame) in self.frames_after(after).enumerate() {
+            if queued >= budget || scanned >= MAX_SCAN {
+                break;
             }
-            read = Some(frame.id);
-            if filter.wants(&frame.route) {
+            read = Some(frame);
+            let seen = wanted.floor.is_some_and(|floor| {
+                frame.id.epoch() == floor.epoch() && frame.id.position() <= floor.position()
+            });
+            if !seen && wanted.filter.wants(&frame.route) {
                 queued += frame.bytes.len();
                 pending.push_back(frame.bytes.clone());
+                trailing_skipped = false;
+            } else {
+                trailing_skipped = true;
             }
         }
-        CatchUp::Complete {
-            last_seq: current,
-            last_id,
+        match read {
+            Some(frame) if frame.seq < current => CatchUp::Partial {
+                last_seq: frame.seq,
+                last_id: frame.id,
+            },
+            _ => CatchUp::Complete {
+                last_seq: current,
+                last_id,
+                trailing_skipped,
+            },
         }
     }
 }
+
+/// Which frames a subscriber wants from the history.
+#[derive(Clone, Copy)]
+pub(crate) struct Wanted<'a> {
+    pub(crate) filter: &'a Filter,
+    /// Seen by the client already (on another instance), up to this id.
+    pub(crate) floor: Option<EventId>,
+}
+
+/// Most frames one catch-up call looks at, whether the subscriber wants them or not.
+const MAX_SCAN: usize = 4096;

@@ -217,9 +217,14 @@ impl MemoryLog {
                 };
                 reader.epoch = Some(store.epoch);
                 reader.senders = Senders::default();
+                reader.last = from;
                 sink.start_epoch(EventId::entry(store.epoch, 0, from));
                 from
             };
+            // Entries after `last` that are gone were trimmed before this instance read them.
+            if store.entries.front().is_some_and(|e| e.pos > last + 1) {
+                sink.gap(reason::TRIMMED);
+            }
             let entries: Vec<Entry> = store
                 .entries
                 .iter()
@@ -456,5 +461,82 @@ mod tests {
         assert_eq!(a.stats().store.outbox_dropped, 1);
         store.set_online(0, true);
         assert_eq!(names(&events(&mut live).await), [RESET_EVENT, "e2", "e3"]);
+    }
+}
+
+/// Hardening (faults from outside): each test fails on the design before it was fixed.
+#[cfg(test)]
+mod faults {
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::{Broadcaster, EventStream, RESET_EVENT};
+
+    fn instance(store: &Arc<MemoryStore>, history: usize) -> Broadcaster {
+        Broadcaster::builder()
+            .history(history)
+            .keep_alive(None)
+            .engine(store.engine())
+            .build()
+    }
+
+    async fn names(stream: &mut EventStream) -> Vec<String> {
+        let mut text = String::new();
+        while let Ok(Some(Ok(chunk))) =
+            tokio::time::timeout(Duration::from_millis(50), stream.next()).await
+        {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text.split("\n\n")
+            .filter_map(|f| f.lines().find_map(|l| l.strip_prefix("event: ")))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_reader_cut_off_while_the_store_trimmed_past_it_gets_a_reset_not_a_gap() {
+        let store = MemoryStore::new(10);
+        let (a, b) = (instance(&store, 100), instance(&store, 100));
+        let mut on_a = a.subscribe(None).unwrap();
+        a.publish("before", &0).unwrap();
+        store.set_online(0, false);
+        for i in 0..50 {
+            b.publish("during", &i).unwrap();
+        }
+        store.set_online(0, true);
+        let got = names(&mut on_a).await;
+        assert_eq!(got.first().map(String::as_str), Some("before"));
+        assert!(got.iter().any(|n| n == RESET_EVENT), "silent gap: {got:?}");
+        assert_eq!(a.stats().resets, 1);
+    }
+
+    #[tokio::test]
+    async fn connected_subscribers_get_a_reset_when_the_store_restarts_empty() {
+        let store = MemoryStore::new(100);
+        let a = instance(&store, 100);
+        a.publish("old", &0).unwrap();
+        let mut live = a.subscribe(None).unwrap();
+        store.restart_empty();
+        a.publish("new", &0).unwrap();
+        assert_eq!(names(&mut live).await, [RESET_EVENT, "new"]);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_resumed_ahead_and_then_lags_gets_nothing_twice() {
+        // A history larger than the live channel (1024), so a burst makes the stream lag and
+        // catch up from the history.
+        let store = MemoryStore::new(5000);
+        let (a, b) = (instance(&store, 4000), instance(&store, 4000));
+        store.set_online(1, false);
+        for i in 0..2000 {
+            a.publish("e", &i).unwrap();
+        }
+        // The client saw the first 1500 on instance a; b has read none of them yet.
+        let mut stream = b.subscribe(Some(&store.id(1500).to_string())).unwrap();
+        store.set_online(1, true);
+        let got = names(&mut stream).await;
+        assert_eq!(got.len(), 500, "events the client already had came again");
     }
 }

@@ -10,6 +10,9 @@
 //!
 //! This is the only module where an engine's `cfg(feature)` appears.
 
+// Without an engine compiled in, only the tests' fake implements the seam.
+#![cfg_attr(not(feature = "redis"), allow(dead_code))]
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
@@ -26,6 +29,7 @@ pub(crate) mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
+#[cfg_attr(not(feature = "redis"), allow(unused_imports))]
 pub(crate) use backoff::Backoff;
 pub(crate) use dedupe::Senders;
 #[cfg(feature = "redis")]
@@ -88,6 +92,13 @@ pub(crate) mod reason {
         "Last-Event-ID is from another server instance or an earlier run";
     /// The entry after which the client resumes was trimmed, or it missed too many.
     pub(crate) const TOO_OLD: &str = "Last-Event-ID is older than the server's history";
+    /// Entries this instance had not read yet were trimmed from the log (it was cut off, or
+    /// fell behind the trimming).
+    pub(crate) const TRIMMED: &str =
+        "events were trimmed from the event store before this server instance read them";
+    /// The log restarted empty or was flushed.
+    pub(crate) const NEW_EPOCH: &str =
+        "the event store restarted empty or was flushed; earlier events are gone";
     /// The log cannot be asked right now.
     pub(crate) const UNREACHABLE: &str = "the event store is unreachable; cannot replay";
 }
@@ -95,13 +106,16 @@ pub(crate) mod reason {
 /// Where a log delivers what it reads: the fan-out of one broadcaster.
 pub(crate) trait Sink: Send + Sync {
     /// The log (re)starts at `at`, the last entry of the stream of epoch `at.epoch()`. A new
-    /// epoch empties the local history: its ids mean nothing in the new stream.
+    /// epoch empties the local history (its ids mean nothing in the new stream) and, after the
+    /// first, resets every subscriber.
     fn start_epoch(&self, at: EventId);
     /// The next entry of the log, in the log's order; entries at or before the last one
     /// delivered are ignored.
     fn deliver(&self, frame: Frame);
-    /// The broadcaster was shut down: the follower may stop.
-    fn is_closed(&self) -> bool;
+    /// Entries were lost between the last one delivered and the next (trimmed before they
+    /// were read): every subscriber gets a reset, and the local history is emptied so that no
+    /// client resumes across the gap.
+    fn gap(&self, reason: &'static str);
 }
 
 /// A store of events shared by several broadcasters (one per server instance).
@@ -150,6 +164,9 @@ pub struct StoreStats {
     pub errors: u64,
     /// Times the stream's epoch changed: the store restarted empty or was flushed.
     pub epoch_changes: u64,
+    /// Times entries were trimmed from the store before this instance read them (it was cut
+    /// off, or fell behind the trimming); subscribers then get a reset.
+    pub gaps: u64,
     /// Microseconds from `publish` to the store acknowledging the event, for the last batch
     /// and the slowest so far (outages included).
     pub publish_latency_last_us: u64,

@@ -2,9 +2,9 @@
 //! `sse-macros`. Pure functions and values; nothing here knows subscribers or engines.
 
 pub(crate) mod encode;
-mod id;
+pub(crate) mod id;
 
 pub(crate) use encode::Data;
 pub use encode::{validate_event_name, WireFormat, RESET_EVENT};
-pub(crate) use id::{new_epoch, parse_entry};
+pub(crate) use id::new_epoch;
 pub use id::{EventId, MalformedEventId};

@@ -39,6 +39,13 @@ impl<S> KeepAlive<S> {
     }
 }
 
+impl<S> KeepAlive<S> {
+    #[cfg(test)]
+    pub(super) fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
 impl<S: Stream<Item = Bytes> + Skipped + Unpin> Stream for KeepAlive<S> {
     type Item = Bytes;
 

@@ -47,7 +47,7 @@ impl EventStream {
         admission: Option<Admission>,
         expires_at: Option<Instant>,
     ) -> Option<Self> {
-        let start = shared.subscribe(last_event_id, &filter)?;
+        let start = shared.subscribe(last_event_id)?;
         let every = shared.config.keep_alive;
         Some(Self {
             inner: KeepAlive::new(Source::new(shared.clone(), start, filter), every),
@@ -56,6 +56,12 @@ impl EventStream {
             _admission: admission,
             shared,
         })
+    }
+
+    /// Bytes waiting to be written, for the tests of what a stalled client costs.
+    #[cfg(test)]
+    fn queued_bytes(&self) -> usize {
+        self.inner.inner().queued()
     }
 
     fn end(&mut self) -> Poll<Option<Result<Bytes, Infallible>>> {
@@ -248,5 +254,27 @@ mod tests {
         }
         let chunk = stream.next().await.unwrap().unwrap();
         assert_eq!(events(&[chunk]).len(), 10);
+    }
+}
+
+/// Hostile clients: what a subscriber that never reads may cost.
+#[cfg(test)]
+mod hostile {
+    use crate::Broadcaster;
+
+    #[test]
+    fn a_resume_far_back_holds_a_position_not_a_copy_of_the_history() {
+        let b = Broadcaster::builder().keep_alive(None).build();
+        let first = b.publish("e", &"x".repeat(200)).unwrap();
+        for _ in 0..20_000 {
+            b.publish("e", &"x".repeat(200)).unwrap();
+        }
+        let stream = b.subscribe(Some(&first.to_string())).unwrap();
+        // At most one batch is ever queued per subscriber, whatever it missed.
+        assert!(
+            stream.queued_bytes() <= super::batch::MAX_BATCH,
+            "{} bytes queued",
+            stream.queued_bytes()
+        );
     }
 }

@@ -15,7 +15,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use super::batch::{take_chunk, MAX_BATCH};
 use super::keep_alive::Skipped;
 use crate::fanout::broadcaster::Shared;
-use crate::fanout::history::{CatchUp, Start};
+use crate::fanout::history::{CatchUp, Start, Wanted};
 use crate::log::{reason, Frame, ReplayError, ReplayFuture};
 use crate::topic::Filter;
 use crate::wire::{encode, EventId};
@@ -36,9 +36,11 @@ pub(super) struct Source {
     /// Whether events after the last one sent were skipped by the filter: the next keep-alive
     /// then carries the current id.
     skipped: bool,
-    /// Fell behind the live channel: frames are being read from the history, a budget per
-    /// poll, until it is caught up.
+    /// Reading from the history, a budget per poll, until caught up: after a resume, or after
+    /// falling behind the live channel.
     behind: bool,
+    /// Behind because of a resume (counted as a resume, not a catch-up).
+    resuming: bool,
     filter: Filter,
 }
 
@@ -61,10 +63,16 @@ impl Source {
             floor: start.floor,
             replay,
             skipped: false,
-            behind: false,
+            behind: start.catch_up,
+            resuming: start.catch_up,
             filter,
             shared,
         }
+    }
+
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> usize {
+        self.queued
     }
 
     fn queue(&mut self, bytes: Bytes) {
@@ -129,27 +137,60 @@ impl Source {
     fn catch_up(&mut self) {
         let budget = MAX_BATCH.saturating_sub(self.queued);
         let before = self.pending.len();
+        let wanted = Wanted {
+            filter: &self.filter,
+            floor: self.floor,
+        };
         let outcome = self
             .shared
-            .catch_up(self.last_seq, &mut self.pending, &self.filter, budget);
+            .catch_up(self.last_seq, &mut self.pending, wanted, budget);
         self.queued += self
             .pending
             .iter()
             .skip(before)
             .map(Bytes::len)
             .sum::<usize>();
-        self.last_seq = match outcome {
-            CatchUp::Partial { last_seq, last_id } => {
-                self.last_id = last_id.unwrap_or(self.last_id);
-                last_seq
-            }
-            CatchUp::Complete { last_seq, last_id } | CatchUp::Reset { last_seq, last_id } => {
+        let counters = &self.shared.counters;
+        let (last_seq, last_id) = match outcome {
+            CatchUp::Partial { last_seq, last_id } => (last_seq, last_id),
+            CatchUp::Complete {
+                last_seq,
+                last_id,
+                trailing_skipped,
+            } => {
+                if self.resuming {
+                    // Move the client's id past the last missed events that were not for it,
+                    // so that its next reconnect does not look at them again.
+                    if trailing_skipped {
+                        self.queue(encode::id_only(last_id));
+                    }
+                } else {
+                    self.skipped = true;
+                    counters.caught_up.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("sse subscriber fell behind; caught up from history");
+                }
                 self.behind = false;
-                self.last_id = last_id;
-                last_seq
+                self.resuming = false;
+                (last_seq, last_id)
+            }
+            CatchUp::Reset { last_seq, last_id } => {
+                counters.resets.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    history = self.shared.config.history,
+                    "sse subscriber fell behind beyond the history; sent reset"
+                );
+                self.behind = false;
+                self.resuming = false;
+                (last_seq, last_id)
             }
         };
-        self.skipped = true;
+        self.last_seq = last_seq;
+        self.last_id = last_id;
+        if self.floor.is_some_and(|floor| {
+            last_id.epoch() != floor.epoch() || last_id.position() >= floor.position()
+        }) {
+            self.floor = None;
+        }
     }
 
     /// Takes one live frame: queued if the filter wants it and the client has not seen it.
@@ -185,10 +226,8 @@ impl Source {
             }
             match Pin::new(&mut self.live).poll_next(cx) {
                 Poll::Ready(Some(Ok(frame))) => self.take_live(frame),
-                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => {
-                    self.behind = true;
-                    self.floor = None;
-                }
+                // The floor is kept: the history may hold events the client already has.
+                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => self.behind = true,
                 Poll::Ready(None) => return true,
                 Poll::Pending => break,
             }

@@ -23,7 +23,8 @@ use tokio::sync::{watch, Notify};
 
 use super::{Append, EventLog, Frame, LogOptions, ReplayFuture, Sink, StoreStats};
 use crate::topic::Route;
-use crate::wire::{encode, new_epoch, parse_entry, Data, EventId, WireFormat};
+use crate::wire::id::parse_entry;
+use crate::wire::{encode, new_epoch, Data, EventId, WireFormat};
 
 mod outbox;
 mod publisher;
@@ -81,6 +82,7 @@ struct Counters {
     reconnects: AtomicU64,
     errors: AtomicU64,
     epoch_changes: AtomicU64,
+    gaps: AtomicU64,
     latency_last_us: AtomicU64,
     latency_max_us: AtomicU64,
 }
@@ -178,6 +180,7 @@ impl EventLog for RedisLog {
             reconnects: c.reconnects.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
             epoch_changes: c.epoch_changes.load(Ordering::Relaxed),
+            gaps: c.gaps.load(Ordering::Relaxed),
             publish_latency_last_us: c.latency_last_us.load(Ordering::Relaxed),
             publish_latency_max_us: c.latency_max_us.load(Ordering::Relaxed),
         }

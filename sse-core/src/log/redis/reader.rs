@@ -12,8 +12,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{frame, sender, RedisLog, BACKOFF_CAP, BACKOFF_START, BATCH};
-use crate::log::{Backoff, Senders, Sink};
-use crate::wire::{parse_entry, EventId};
+use crate::log::{reason, Backoff, Senders, Sink};
+use crate::wire::id::parse_entry;
+use crate::wire::EventId;
 
 /// How long one `XREAD` blocks: also how late the reader notices a dropped broadcaster.
 const BLOCK: Duration = Duration::from_secs(1);
@@ -100,6 +101,8 @@ async fn follow(
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
     let mut checked = Instant::now();
+    // Read at once after (re)connecting: what was trimmed meanwhile is noticed then.
+    let mut more = true;
     loop {
         if checked.elapsed() >= EPOCH_CHECK {
             checked = Instant::now();
@@ -107,6 +110,20 @@ async fn follow(
                 Ok(Some(now)) if now == at.epoch => {}
                 // Flushed (or the key deleted): reconnecting sets and reads it anew.
                 Ok(_) => return false,
+                Err(err) => {
+                    log.failed("reader", &err);
+                    return false;
+                }
+            }
+        }
+        if !more {
+            let woken = tokio::select! {
+                woken = wait_for_entries(log, conn, &at.last) => woken,
+                _ = stop.changed() => return true,
+            };
+            match woken {
+                Ok(true) => {}
+                Ok(false) => continue,
                 Err(err) => {
                     log.failed("reader", &err);
                     return false;
@@ -121,27 +138,31 @@ async fn follow(
             return true;
         };
         match read {
-            Ok(entries) => deliver(log, &*sink, at, senders, entries),
+            Ok(batch) => {
+                if batch.gap_after(&at.last) {
+                    log.counters.gaps.fetch_add(1, Ordering::Relaxed);
+                    sink.gap(reason::TRIMMED);
+                }
+                more = batch.entries.len() == BATCH;
+                deliver(log, &*sink, at, senders, batch.entries);
+            }
             Err(err) => {
                 log.failed("reader", &err);
                 return false;
             }
         }
-        if sink.is_closed() {
-            return true;
-        }
     }
 }
 
-/// Up to [`BATCH`] entries after `last`, waiting up to [`BLOCK`] for one.
-async fn read_batch(
+/// Blocks up to [`BLOCK`] until the stream has an entry after `last`; `false` on timeout.
+async fn wait_for_entries(
     log: &RedisLog,
     conn: &mut MultiplexedConnection,
     last: &str,
-) -> redis::RedisResult<Vec<StreamId>> {
+) -> redis::RedisResult<bool> {
     let reply: Option<StreamReadReply> = redis::cmd("XREAD")
         .arg("COUNT")
-        .arg(BATCH)
+        .arg(1)
         .arg("BLOCK")
         .arg(BLOCK.as_millis() as u64)
         .arg("STREAMS")
@@ -149,11 +170,56 @@ async fn read_batch(
         .arg(last)
         .query_async(conn)
         .await?;
-    Ok(reply
-        .into_iter()
-        .flat_map(|r| r.keys)
-        .flat_map(|k| k.ids)
-        .collect())
+    Ok(reply.is_some_and(|r| r.keys.iter().any(|k| !k.ids.is_empty())))
+}
+
+/// Up to [`BATCH`] entries after `last`, and the newest entry id the stream ever trimmed
+/// (`max-deleted-entry-id`), read atomically: entries after `last` that are gone were
+/// trimmed before this reader saw them.
+const READ_BATCH: &str = r"
+local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+local deleted = '0-0'
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  for i = 1, #info, 2 do
+    if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
+  end
+end
+return {deleted, entries}
+";
+
+/// One read: entries and the trimming mark at the same instant.
+struct Batch {
+    max_deleted: (u64, u64),
+    entries: Vec<StreamId>,
+}
+
+impl Batch {
+    /// Whether entries after `last` were trimmed unread: trimming removes the oldest first,
+    /// so an entry newer than `last` and older than the first one read was lost.
+    fn gap_after(&self, last: &str) -> bool {
+        let last = parse_entry(last).unwrap_or((0, 0));
+        let first = self.entries.first().and_then(|e| parse_entry(&e.id));
+        self.max_deleted > last && first.is_none_or(|first| self.max_deleted < first)
+    }
+}
+
+async fn read_batch(
+    log: &RedisLog,
+    conn: &mut MultiplexedConnection,
+    last: &str,
+) -> redis::RedisResult<Batch> {
+    let (deleted, range): (String, StreamRangeReply) = redis::Script::new(READ_BATCH)
+        .key(&log.key)
+        .arg(last)
+        .arg(BATCH)
+        .invoke_async(conn)
+        .await?;
+    Ok(Batch {
+        // A Redis older than 7.0 does not report it: no gap can be seen then.
+        max_deleted: parse_entry(&deleted).unwrap_or((0, 0)),
+        entries: range.ids,
+    })
 }
 
 /// Hands `entries` to the fan-out, skipping repeats and malformed ones.

@@ -41,7 +41,10 @@ impl Config {
 
 /// Opens the event log engine chosen on the builder (none: the in-memory history alone).
 #[derive(Clone, Default)]
-pub(crate) struct Engine(Option<Arc<dyn Fn(LogOptions) -> Arc<dyn EventLog> + Send + Sync>>);
+pub(crate) struct Engine(Option<Arc<OpenLog>>);
+
+/// Opens one broadcaster's side of an event log.
+type OpenLog = dyn Fn(LogOptions) -> Arc<dyn EventLog> + Send + Sync;
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

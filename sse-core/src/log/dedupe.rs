@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 /// The last ticket seen from each sending instance. Tickets from one sender only ever
 /// increase, except when it sends a batch again.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Senders(HashMap<u64, u64>);
 
 impl Senders {

@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use super::StoreStats;
-use super::{reason, Append, EventLog, Frame, LogOptions, ReplayFuture, Senders, Sink};
+use super::{
+    reason, Append, EventLog, Frame, LogOptions, ReplayFuture, ReplayPage, Senders, Sink,
+    DEDUPE_WINDOW,
+};
 use crate::topic::Route;
 use crate::wire::{encode, new_epoch, Data, EventId, WireFormat};
 
@@ -277,28 +280,50 @@ impl EventLog for MemoryLog {
         self.store.pump_all();
     }
 
-    fn replay(&self, after: EventId, upto: EventId, max: usize) -> ReplayFuture {
+    fn replay(
+        &self,
+        after: EventId,
+        upto: EventId,
+        max: usize,
+        seen: Option<Senders>,
+    ) -> ReplayFuture {
         let result = (|| {
             let store = lock(&self.store.inner);
             if after.epoch() != store.epoch {
                 return Err(reason::STALE);
             }
             let (after, upto) = (after.position().1, upto.position().1);
-            let found = after == 0 || store.entries.iter().any(|e| e.pos == after);
-            let missed: Vec<&Entry> = store
+            let first = seen.is_none();
+            if first && after != 0 && !store.entries.iter().any(|e| e.pos == after) {
+                return Err(reason::TOO_OLD);
+            }
+            let mut senders = seen.unwrap_or_else(|| {
+                // Entries just before `after` tell repeats of them apart (a re-sent batch).
+                let mut senders = Senders::default();
+                let before: Vec<&Entry> = store.entries.iter().filter(|e| e.pos <= after).collect();
+                let skip = before.len().saturating_sub(DEDUPE_WINDOW);
+                for e in &before[skip..] {
+                    senders.is_repeat(e.sender.0, e.sender.1);
+                }
+                senders
+            });
+            let page: Vec<&Entry> = store
                 .entries
                 .iter()
                 .filter(|e| e.pos > after && e.pos <= upto)
+                .take(max)
                 .collect();
-            if !found || missed.len() > max {
-                return Err(reason::TOO_OLD);
-            }
-            let mut senders = Senders::default();
-            Ok(missed
+            let reached = page.last().map(|e| EventId::entry(store.epoch, 0, e.pos));
+            let frames = page
                 .into_iter()
                 .filter(|e| !senders.is_repeat(e.sender.0, e.sender.1))
                 .map(|e| self.frame(store.epoch, e))
-                .collect())
+                .collect();
+            Ok(ReplayPage {
+                frames,
+                reached,
+                seen: senders,
+            })
         })();
         Box::pin(std::future::ready(result))
     }
@@ -368,6 +393,30 @@ mod tests {
         let mut stream = b.subscribe(Some(&store.id(1).to_string())).unwrap();
         assert_eq!(names(&events(&mut stream).await), ["e2", "e3", "e4", "e5"]);
         assert_eq!(b.stats().resumed, 1);
+    }
+
+    #[tokio::test]
+    async fn a_long_replay_comes_a_page_at_a_time_in_order_and_once() {
+        let store = MemoryStore::new(5000);
+        let a = instance(&store, 2000);
+        for i in 0..1000 {
+            a.publish("e", &i).unwrap();
+        }
+        // A batch sent again, as after a lost reply, in the middle of the range.
+        store.resend(300);
+        let b = instance(&store, 2000);
+        let mut stream = b.subscribe(Some(&store.id(1).to_string())).unwrap();
+        let mut text = String::new();
+        while let Ok(Some(Ok(chunk))) =
+            tokio::time::timeout(Duration::from_millis(50), stream.next()).await
+        {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        let data: Vec<u32> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: ")?.parse().ok())
+            .collect();
+        assert_eq!(data, (1..1000).collect::<Vec<_>>());
     }
 
     #[tokio::test]

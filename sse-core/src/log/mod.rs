@@ -78,12 +78,28 @@ pub(crate) struct LogOptions {
     pub(crate) format: WireFormat,
 }
 
+/// How many entries before a replay's start are read to recognise repeats of them: a batch
+/// is sent again right after the one whose reply was lost.
+pub(crate) const DEDUPE_WINDOW: usize = 256;
+
 /// Why a replay could not be served; sent to the client in its reset event.
 pub(crate) type ReplayError = &'static str;
 
-/// Missed events fetched from a log, or why they cannot be.
+/// One page of missed events fetched from a log, or why they cannot be.
 pub(crate) type ReplayFuture =
-    Pin<Box<dyn Future<Output = Result<Vec<Frame>, ReplayError>> + Send + 'static>>;
+    Pin<Box<dyn Future<Output = Result<ReplayPage, ReplayError>> + Send + 'static>>;
+
+/// One page of a replay.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ReplayPage {
+    /// The entries, encoded, repeats removed.
+    pub(crate) frames: Vec<Frame>,
+    /// The last entry read (repeats included); `None` when there was nothing after `after`.
+    /// The next page starts after it.
+    pub(crate) reached: Option<EventId>,
+    /// The senders seen so far, for the next page to tell repeats apart.
+    pub(crate) seen: Senders,
+}
 
 /// Reasons shared by every log's replay.
 pub(crate) mod reason {
@@ -131,10 +147,21 @@ pub(crate) trait EventLog: Send + Sync + 'static {
     /// Queues `event` for the store; never waits.
     fn append(&self, event: Append);
 
-    /// The encoded entries after `after` up to and including `upto` (ids of this log), at most
-    /// `max`; an error when `after` is no longer in the store, more than `max` were missed, or
-    /// the store cannot be asked.
-    fn replay(&self, after: EventId, upto: EventId, max: usize) -> ReplayFuture;
+    /// One page of a `Last-Event-ID` replay: up to `max` encoded entries after `after`, up
+    /// to and including `upto` (ids of this log), repeats removed. The first page
+    /// (`seen: None`) fails with [`reason::TOO_OLD`] when `after` itself is no longer in the
+    /// store (what followed it may have been trimmed), checked before anything is fetched,
+    /// and learns the senders from the entries just before `after`; each next page gets the
+    /// previous page's [`ReplayPage::seen`]. The caller asks for the next page after
+    /// [`ReplayPage::reached`], as its client reads: a client that missed much costs one page
+    /// at a time.
+    fn replay(
+        &self,
+        after: EventId,
+        upto: EventId,
+        max: usize,
+        seen: Option<Senders>,
+    ) -> ReplayFuture;
 
     /// Whether `id`, newer than `last_read` (the last entry this instance has read), can be
     /// an entry another instance appended that this one has not read yet, rather than an id

@@ -16,7 +16,7 @@ use super::batch::{take_chunk, MAX_BATCH};
 use super::keep_alive::Skipped;
 use crate::fanout::broadcaster::Shared;
 use crate::fanout::history::{CatchUp, Start, Wanted};
-use crate::log::{reason, Frame, ReplayError, ReplayFuture};
+use crate::log::{reason, Frame, ReplayError, ReplayFuture, ReplayPage, Senders};
 use crate::topic::Filter;
 use crate::wire::{encode, EventId};
 
@@ -31,8 +31,9 @@ pub(super) struct Source {
     last_id: EventId,
     /// Live frames up to this id were already seen by the client (on another instance).
     floor: Option<EventId>,
-    /// Missed events being fetched from the event log; live frames wait meanwhile.
-    replay: Option<ReplayFuture>,
+    /// Missed events being fetched from the event log, a page at a time as the client reads;
+    /// live frames wait meanwhile.
+    replay: Option<Replay>,
     /// Whether events after the last one sent were skipped by the filter: the next keep-alive
     /// then carries the current id.
     skipped: bool,
@@ -44,14 +45,37 @@ pub(super) struct Source {
     filter: Filter,
 }
 
+/// Entries one replay page asks the event log for.
+const REPLAY_PAGE: usize = 256;
+
+/// A `Last-Event-ID` replay from the event log, a page at a time.
+struct Replay {
+    page: ReplayFuture,
+    /// Where the replay ends: the live stream goes on after it.
+    upto: EventId,
+    /// The last replayed event was for this subscriber.
+    last_sent: bool,
+}
+
+/// The replay page after `after`, from the event log.
+fn replay_page(
+    shared: &Shared,
+    after: EventId,
+    upto: EventId,
+    seen: Option<Senders>,
+) -> ReplayFuture {
+    match shared.log() {
+        Some(log) => log.replay(after, upto, REPLAY_PAGE, seen),
+        None => Box::pin(std::future::ready(Err(reason::STALE))),
+    }
+}
+
 impl Source {
     pub(super) fn new(shared: Arc<Shared>, start: Start, filter: Filter) -> Self {
-        let replay = start.replay_after.map(|after| {
-            let max = shared.config.history;
-            match shared.log() {
-                Some(log) => log.replay(after, start.last_id, max),
-                None => Box::pin(std::future::ready(Err(reason::STALE))) as ReplayFuture,
-            }
+        let replay = start.replay_after.map(|after| Replay {
+            page: replay_page(&shared, after, start.last_id, None),
+            upto: start.last_id,
+            last_sent: false,
         });
         let queued = start.pending.iter().map(Bytes::len).sum();
         Self {
@@ -86,8 +110,9 @@ impl Source {
         Some(chunk)
     }
 
-    /// Waits for the replay from the event log, if one is under way; `Pending` until it is
-    /// done, the preamble being sent first so the client sees the stream open at once.
+    /// Goes on with the replay from the event log, if one is under way: what is queued is
+    /// sent first (the preamble at once, so the client sees the stream open), then the next
+    /// page is fetched. `Ready(None)` once there is no replay (any more).
     fn poll_replay(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         if self.replay.is_none() {
             return Poll::Ready(None);
@@ -98,37 +123,56 @@ impl Source {
         let Some(replay) = &mut self.replay else {
             return Poll::Ready(None);
         };
-        let Poll::Ready(result) = replay.as_mut().poll(cx) else {
+        let Poll::Ready(result) = replay.page.as_mut().poll(cx) else {
             return Poll::Pending;
         };
-        self.replay = None;
         self.replayed(result);
-        Poll::Ready(None)
+        match self.take_chunk() {
+            Some(chunk) => Poll::Ready(Some(chunk)),
+            None if self.replay.is_some() => {
+                // An empty page (all for others): fetch the next one now.
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            None => Poll::Ready(None),
+        }
     }
 
-    /// Queues the replayed events (those for this subscriber), or a reset.
-    fn replayed(&mut self, result: Result<Vec<Frame>, ReplayError>) {
+    /// Queues one replayed page (the events for this subscriber) and asks for the next, or
+    /// ends the replay: with an id-only frame when its last events were not for this
+    /// subscriber, or with a reset when the log cannot serve it.
+    fn replayed(&mut self, result: Result<ReplayPage, ReplayError>) {
+        let Some(mut replay) = self.replay.take() else {
+            return;
+        };
         let shared = self.shared.clone();
         let counters = &shared.counters;
         match result {
-            Ok(frames) => {
-                let mut last_sent = None;
-                for frame in frames {
-                    if self.filter.wants(&frame.route) {
-                        last_sent = Some(frame.id);
+            Ok(mut page) => {
+                for frame in std::mem::take(&mut page.frames) {
+                    replay.last_sent = self.filter.wants(&frame.route);
+                    if replay.last_sent {
                         self.queue(frame.bytes);
                     }
                 }
-                if last_sent != Some(self.last_id) {
-                    self.queue(encode::id_only(self.last_id));
+                match page.reached {
+                    Some(reached) if reached.position() < replay.upto.position() => {
+                        replay.page = replay_page(&shared, reached, replay.upto, Some(page.seen));
+                        self.replay = Some(replay);
+                    }
+                    _ => {
+                        if !replay.last_sent {
+                            self.queue(encode::id_only(self.last_id));
+                        }
+                        counters.resumed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-                counters.resumed.fetch_add(1, Ordering::Relaxed);
             }
             Err(reason) => {
-                let format = self.shared.config.format;
+                let format = shared.config.format;
                 self.queue(encode::reset(self.last_id, reason, format));
                 counters.resets.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(reason, "sse subscriber cannot resume; sent reset");
+                tracing::debug!(reason, "sse subscriber cannot resume; sent reset");
             }
         }
     }

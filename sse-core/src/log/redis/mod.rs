@@ -19,9 +19,9 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamId;
 use redis::{AsyncConnectionConfig, Value};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
-use super::{Append, EventLog, Frame, LogOptions, ReplayFuture, Sink, StoreStats};
+use super::{reason, Append, EventLog, Frame, LogOptions, ReplayFuture, Senders, Sink, StoreStats};
 use crate::topic::Route;
 use crate::wire::id::parse_entry;
 use crate::wire::{encode, new_epoch, Data, EventId, WireFormat};
@@ -33,9 +33,8 @@ mod replay;
 
 use outbox::Outbox;
 
-/// Most events one `Last-Event-ID` replay fetches with `XRANGE`; a client that missed more
-/// gets a reset.
-const MAX_REPLAY: usize = 10_000;
+/// Most entries one replay page fetches with `XRANGE`.
+const MAX_REPLAY_PAGE: usize = 1024;
 /// Entries published in one pipeline, and read in one `XREAD`.
 const BATCH: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -106,8 +105,10 @@ pub(crate) struct RedisLog {
     outbox: Outbox,
     wake: Notify,
     stop: watch::Sender<bool>,
-    /// The publisher's connection, shared with `XRANGE` replays; `None` while disconnected.
-    conn: Mutex<Option<MultiplexedConnection>>,
+    /// Replay pages asked for, served by the replay task.
+    replays: mpsc::Sender<replay::Request>,
+    /// Taken by the replay task when it starts.
+    replay_requests: Mutex<Option<mpsc::Receiver<replay::Request>>>,
     counters: Arc<Counters>,
 }
 
@@ -127,10 +128,21 @@ impl EventLog for RedisLog {
                         return;
                     }
                 };
+                let requests = log
+                    .replay_requests
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
                 rt.block_on(async {
+                    let replays = async {
+                        if let Some(requests) = requests {
+                            replay::run(log.clone(), sink.clone(), requests).await;
+                        }
+                    };
                     tokio::join!(
                         publisher::run(log.clone(), sink.clone()),
-                        reader::run(log, sink)
+                        reader::run(log.clone(), sink.clone()),
+                        replays,
                     );
                 });
             });
@@ -144,17 +156,28 @@ impl EventLog for RedisLog {
         self.wake.notify_one();
     }
 
-    fn replay(&self, after: EventId, upto: EventId, max: usize) -> ReplayFuture {
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let key = self.key.clone();
-        let format = self.format;
-        let max = max.min(MAX_REPLAY);
-        let counters = self.counters.clone();
-        Box::pin(replay::run(conn, key, format, (after, upto), max, counters))
+    fn replay(
+        &self,
+        after: EventId,
+        upto: EventId,
+        max: usize,
+        seen: Option<Senders>,
+    ) -> ReplayFuture {
+        let (reply, answer) = oneshot::channel();
+        let key = replay::PageKey {
+            after,
+            upto,
+            max: max.min(MAX_REPLAY_PAGE),
+        };
+        if self
+            .replays
+            .try_send(replay::Request { key, seen, reply })
+            .is_err()
+        {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            return Box::pin(std::future::ready(Err(reason::UNREACHABLE)));
+        }
+        Box::pin(async move { answer.await.unwrap_or(Err(reason::UNREACHABLE)) })
     }
 
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {
@@ -189,6 +212,7 @@ impl EventLog for RedisLog {
 
 impl RedisLog {
     fn new(redis: RedisConfig, options: LogOptions) -> Self {
+        let (replays, requests) = mpsc::channel(replay::QUEUE);
         Self {
             client: redis.client,
             epoch_key: format!("{}:epoch", redis.stream),
@@ -199,17 +223,14 @@ impl RedisLog {
             outbox: Outbox::new(options.outbox),
             wake: Notify::new(),
             stop: watch::channel(false).0,
-            conn: Mutex::new(None),
+            replays,
+            replay_requests: Mutex::new(Some(requests)),
             counters: Arc::default(),
         }
     }
 
     fn stopping(&self, sink: &Weak<dyn Sink>) -> bool {
         *self.stop.borrow() || sink.strong_count() == 0
-    }
-
-    fn set_conn(&self, conn: Option<MultiplexedConnection>) {
-        *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = conn;
     }
 
     /// Connects and makes sure the stream has an epoch; returns the connection and the epoch.

@@ -34,12 +34,10 @@ pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
             tracing::info!(stream = log.key, "sse redis engine: publisher reconnected");
         }
         backoff.reset();
-        log.set_conn(Some(conn.clone()));
         match drain(&log, &sink, &mut conn).await {
             Drained::Stopped => return,
             Drained::Failed(err) => {
                 log.failed("publisher", &err);
-                log.set_conn(None);
                 if log.stopping(&sink) {
                     abandon(&log);
                     return;

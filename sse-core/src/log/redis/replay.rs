@@ -1,62 +1,188 @@
-//! `Last-Event-ID` replay from the stream, for ids older than the local history.
+//! `Last-Event-ID` replay from the stream, for ids older than the local history: a task on
+//! the engine's thread with a connection of its own (a large reply never delays `XADD`),
+//! serving one page per request, each encoded once and kept briefly for the clients that
+//! reconnect together with the same id.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamRangeReply;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
-use super::{frame, sender, Counters, RESPONSE_TIMEOUT};
-use crate::log::{reason, Frame, ReplayError, Senders};
-use crate::wire::{EventId, WireFormat};
+use super::{frame, sender, RedisLog, RESPONSE_TIMEOUT};
+use crate::log::{reason, ReplayError, ReplayPage, Senders, Sink, DEDUPE_WINDOW};
+use crate::wire::EventId;
 
-/// The entries after `range.0` up to `range.1`, at most `max`, encoded.
+/// Requests waiting for the replay task; past this, a replay is answered with a reset.
+pub(super) const QUEUE: usize = 1024;
+/// Pages kept for clients that ask for the same one (after a deploy, every client reconnects
+/// with the same id).
+const CACHE_PAGES: usize = 64;
+const CACHE_FOR: Duration = Duration::from_secs(1);
+
+/// One page asked for by a subscriber's stream.
+pub(super) struct Request {
+    pub(super) key: PageKey,
+    /// `None` for a first page; else the previous page's senders.
+    pub(super) seen: Option<Senders>,
+    pub(super) reply: oneshot::Sender<Result<ReplayPage, ReplayError>>,
+}
+
+/// Which page: after an entry, up to another, at most `max` entries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct PageKey {
+    pub(super) after: EventId,
+    pub(super) upto: EventId,
+    pub(super) max: usize,
+}
+
 pub(super) async fn run(
-    conn: Option<MultiplexedConnection>,
-    key: String,
-    format: WireFormat,
-    (after, upto): (EventId, EventId),
-    max: usize,
-    counters: Arc<Counters>,
-) -> Result<Vec<Frame>, ReplayError> {
-    let (Some((ams, an)), Some((ums, un))) = (after.entry_parts(), upto.entry_parts()) else {
-        return Err(reason::STALE);
+    log: Arc<RedisLog>,
+    sink: Weak<dyn Sink>,
+    mut requests: mpsc::Receiver<Request>,
+) {
+    let mut stop = log.stop.subscribe();
+    let mut conn: Option<MultiplexedConnection> = None;
+    let mut cache: VecDeque<(PageKey, Instant, Arc<ReplayPage>)> = VecDeque::new();
+    loop {
+        let request = tokio::select! {
+            request = requests.recv() => request,
+            _ = stop.changed() => None,
+        };
+        let Some(request) = request else {
+            return;
+        };
+        if log.stopping(&sink) {
+            return;
+        }
+        // Only first pages are shared: later ones depend on what the client's replay saw.
+        let first = request.seen.is_none();
+        cache.retain(|(_, at, _)| at.elapsed() < CACHE_FOR);
+        if let Some((_, _, page)) = cache
+            .iter()
+            .find(|(key, _, _)| first && *key == request.key)
+        {
+            let _ = request.reply.send(Ok(ReplayPage::clone(page)));
+            continue;
+        }
+        if conn.is_none() {
+            match log.connect().await {
+                Ok((c, _)) => conn = Some(c),
+                Err(err) => log.failed("replay", &err),
+            }
+        }
+        let Some(c) = &mut conn else {
+            let _ = request.reply.send(Err(reason::UNREACHABLE));
+            continue;
+        };
+        let fetched = fetch(&log, c, request.key, request.seen);
+        let result = match tokio::time::timeout(RESPONSE_TIMEOUT, fetched).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(err)) => {
+                log.failed("replay", &err);
+                conn = None;
+                Err(reason::UNREACHABLE)
+            }
+            Err(_) => {
+                log.counters.failed("replay", &log.key, &"timed out");
+                conn = None;
+                Err(reason::UNREACHABLE)
+            }
+        };
+        if let (Ok(page), true) = (&result, first) {
+            if cache.len() == CACHE_PAGES {
+                cache.pop_front();
+            }
+            cache.push_back((request.key, Instant::now(), Arc::new(page.clone())));
+        }
+        // The stream may have ended meanwhile: nobody to answer.
+        let _ = request.reply.send(result);
+    }
+}
+
+/// One page. A first page checks that `after` is still there (a cheap call) before anything
+/// else, and reads the entries just before it to tell repeats apart; the page itself is one
+/// `XRANGE`.
+async fn fetch(
+    log: &RedisLog,
+    conn: &mut MultiplexedConnection,
+    key: PageKey,
+    seen: Option<Senders>,
+) -> redis::RedisResult<Result<ReplayPage, ReplayError>> {
+    let (Some((ams, an)), Some((ums, un))) = (key.after.entry_parts(), key.upto.entry_parts())
+    else {
+        return Ok(Err(reason::STALE));
     };
-    let Some(mut conn) = conn else {
-        return Err(reason::UNREACHABLE);
+    let after = format!("{ams}-{an}");
+    let mut senders = match seen {
+        Some(seen) => seen,
+        None => match first_page(log, conn, &after).await? {
+            Some(senders) => senders,
+            None => return Ok(Err(reason::TOO_OLD)),
+        },
     };
-    let from = format!("{ams}-{an}");
-    let mut pipe = redis::pipe();
-    pipe.cmd("XRANGE")
-        .arg(&key)
-        .arg(&from)
-        .arg(&from)
-        .cmd("XRANGE")
-        .arg(&key)
-        .arg(format!("({from}"))
+    let page: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(&log.key)
+        .arg(format!("({after}"))
         .arg(format!("{ums}-{un}"))
         .arg("COUNT")
-        .arg(max.saturating_add(1));
-    let query = pipe.query_async::<(StreamRangeReply, StreamRangeReply)>(&mut conn);
-    let (found, missed) = match tokio::time::timeout(RESPONSE_TIMEOUT, query).await {
-        Ok(Ok(reply)) => reply,
-        Ok(Err(err)) => {
-            counters.failed("replay", &key, &err);
-            return Err(reason::UNREACHABLE);
-        }
-        Err(_) => {
-            counters.failed("replay", &key, &"timed out");
-            return Err(reason::UNREACHABLE);
-        }
-    };
-    // `0-0` (a stream that was empty) is never an entry.
-    if (found.ids.is_empty() && (ams, an) != (0, 0)) || missed.ids.len() > max {
-        return Err(reason::TOO_OLD);
-    }
-    let mut senders = Senders::default();
-    Ok(missed
+        .arg(key.max)
+        .query_async(conn)
+        .await?;
+    let epoch = key.after.epoch();
+    let reached = page
+        .ids
+        .last()
+        .and_then(|e| crate::wire::id::parse_entry(&e.id))
+        .map(|(ms, n)| EventId::entry(epoch, ms, n));
+    let frames = page
         .ids
         .iter()
         .filter(|e| !sender(e).is_some_and(|(i, t)| senders.is_repeat(i, t)))
-        .filter_map(|e| frame(after.epoch(), e, format))
-        .collect())
+        .filter_map(|e| frame(epoch, e, log.format))
+        .collect();
+    Ok(Ok(ReplayPage {
+        frames,
+        reached,
+        seen: senders,
+    }))
+}
+
+/// For a first page: `None` when `after` is no longer in the stream; else the senders of the
+/// entries just before it (up to and including it).
+async fn first_page(
+    log: &RedisLog,
+    conn: &mut MultiplexedConnection,
+    after: &str,
+) -> redis::RedisResult<Option<Senders>> {
+    // `0-0` (a stream that was empty) is never an entry.
+    if after != "0-0" {
+        let found: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&log.key)
+            .arg(after)
+            .arg(after)
+            .query_async(conn)
+            .await?;
+        if found.ids.is_empty() {
+            return Ok(None);
+        }
+    }
+    let before: StreamRangeReply = redis::cmd("XREVRANGE")
+        .arg(&log.key)
+        .arg(after)
+        .arg("-")
+        .arg("COUNT")
+        .arg(DEDUPE_WINDOW)
+        .query_async(conn)
+        .await?;
+    let mut senders = Senders::default();
+    for entry in before.ids.iter().rev() {
+        if let Some((instance, ticket)) = sender(entry) {
+            senders.is_repeat(instance, ticket);
+        }
+    }
+    Ok(Some(senders))
 }

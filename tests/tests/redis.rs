@@ -473,3 +473,59 @@ async fn an_instance_cut_off_while_others_publish_past_the_trimming_gets_a_reset
     );
     assert!(a.stats().resets >= 1 || during == 600);
 }
+
+#[actix_web::test]
+#[ignore = "needs the redis-server binary"]
+async fn events_queued_at_shutdown_reach_redis_before_flushed_returns() {
+    let mut redis = RedisServer::start().await;
+    let stream = unique_stream("flush-at-exit");
+    let events = Broadcaster::builder()
+        .redis(&redis.url(), &stream)
+        .expect("valid Redis URL")
+        .build();
+    connected(&events).await;
+    redis.kill();
+    for i in 0..50 {
+        events.publish("e", &i).expect("publish never fails");
+    }
+    assert_eq!(events.stats().store.outbox, 50);
+    events.shutdown();
+    // Redis comes back within the flush timeout (5 s by default).
+    redis.restart().await;
+    tokio::time::timeout(Duration::from_secs(10), events.flushed())
+        .await
+        .expect("flushed within the flush timeout");
+    assert!(
+        inline_command(redis.port, &format!("XLEN {stream}"), ":50\r\n").await,
+        "the 50 queued events are in the stream"
+    );
+    assert_eq!(events.stats().store.outbox_dropped, 0);
+}
+
+#[actix_web::test]
+#[ignore = "needs the redis-server binary"]
+async fn what_cannot_reach_redis_by_the_flush_timeout_is_counted_as_dropped() {
+    let mut redis = RedisServer::start().await;
+    let events = Broadcaster::builder()
+        .redis(&redis.url(), &unique_stream("flush-timeout"))
+        .expect("valid Redis URL")
+        .flush_timeout(Duration::from_millis(300))
+        .build();
+    connected(&events).await;
+    redis.kill();
+    for i in 0..5 {
+        events.publish("e", &i).expect("publish never fails");
+    }
+    events.shutdown();
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), events.flushed())
+        .await
+        .expect("flushed gives up at the flush timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = events.stats().store;
+    assert_eq!((stats.outbox, stats.outbox_dropped), (0, 5), "{stats:?}");
+}

@@ -247,9 +247,20 @@ impl Broadcaster {
         let tx = self.shared.lock().tx.take();
         drop(tx);
         if let Some(log) = &self.shared.log {
-            log.stop();
+            log.stop(self.shared.config.flush_timeout);
         }
         tracing::debug!("sse broadcaster shut down");
+    }
+
+    /// After [`Broadcaster::shutdown`], resolves once the events published before it were
+    /// handed to the event log engine, or abandoned after the
+    /// [flush timeout](BroadcasterBuilder::flush_timeout) (logged and counted in
+    /// [`StoreStats::outbox_dropped`]); at once without an engine. [`Broadcaster::serve`]
+    /// and [`Broadcaster::stop_server`] wait for it.
+    pub async fn flushed(&self) {
+        if let Some(log) = &self.shared.log {
+            log.stopped().await;
+        }
     }
 
     /// Opens a stream of encoded frames resuming after `last_event_id`, or `None` once the

@@ -25,6 +25,7 @@ pub(crate) struct Config {
     pub(crate) max_query_len: usize,
     pub(crate) log: Engine,
     pub(crate) outbox: usize,
+    pub(crate) flush_timeout: Duration,
 }
 
 impl Config {
@@ -87,6 +88,7 @@ impl Default for BroadcasterBuilder {
                 max_query_len: 4096,
                 log: Engine::default(),
                 outbox: 10_000,
+                flush_timeout: Duration::from_secs(5),
             },
         }
     }
@@ -164,6 +166,14 @@ impl BroadcasterBuilder {
     /// reset event to every subscriber once it is back). Default 10 000.
     pub fn outbox(mut self, events: usize) -> Self {
         self.config.outbox = events;
+        self
+    }
+
+    /// With an event log engine: at shutdown, how long events still in the outbox may take to
+    /// reach it before they are abandoned (logged and counted). Default 5 s. See
+    /// [`Broadcaster::flushed`].
+    pub fn flush_timeout(mut self, within: Duration) -> Self {
+        self.config.flush_timeout = within;
         self
     }
 

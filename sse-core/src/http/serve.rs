@@ -24,14 +24,20 @@ impl Broadcaster {
             events.stop_server(&handle, true).await;
         });
         let result = server.await;
+        // However the server stopped: no stream is served any more, and events still on their
+        // way to the event log engine get their flush timeout before the process exits.
+        self.shutdown();
+        self.flushed().await;
         watcher.abort();
         result
     }
 
-    /// Ends every open stream, then stops the server (see [`ServerHandle::stop`]).
+    /// Ends every open stream, stops the server (see [`ServerHandle::stop`]), and waits for
+    /// the events still on their way to the event log engine ([`Broadcaster::flushed`]).
     pub async fn stop_server(&self, server: &ServerHandle, graceful: bool) {
         self.shutdown();
         server.stop(graceful).await;
+        self.flushed().await;
     }
 }
 

@@ -8,11 +8,12 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 
 use super::StoreStats;
 use super::{
     reason, Append, EventLog, Frame, LogOptions, ReplayFuture, ReplayPage, Senders, Sink,
-    DEDUPE_WINDOW,
+    StopFuture, DEDUPE_WINDOW,
 };
 use crate::topic::Route;
 use crate::wire::{encode, new_epoch, Data, EventId, WireFormat};
@@ -332,7 +333,11 @@ impl EventLog for MemoryLog {
         id.position().1 <= lock(&self.store.inner).last
     }
 
-    fn stop(&self) {}
+    fn stop(&self, _flush: Duration) {}
+
+    fn stopped(&self) -> StopFuture {
+        Box::pin(std::future::ready(()))
+    }
 
     fn stats(&self) -> StoreStats {
         StoreStats {

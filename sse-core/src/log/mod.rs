@@ -16,6 +16,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -81,6 +82,9 @@ pub(crate) struct LogOptions {
 /// How many entries before a replay's start are read to recognise repeats of them: a batch
 /// is sent again right after the one whose reply was lost.
 pub(crate) const DEDUPE_WINDOW: usize = 256;
+
+/// Resolves when an event log has stopped.
+pub(crate) type StopFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Why a replay could not be served; sent to the client in its reset event.
 pub(crate) type ReplayError = &'static str;
@@ -168,8 +172,12 @@ pub(crate) trait EventLog: Send + Sync + 'static {
     /// this store never gave out.
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool;
 
-    /// Stops following and sending, after a last attempt to send what is queued.
-    fn stop(&self);
+    /// Stops following; sends what is queued for up to `flush` more, then abandons the rest
+    /// (logged and counted in [`StoreStats::outbox_dropped`]).
+    fn stop(&self, flush: Duration);
+
+    /// Resolves once that is done (at once if the log never started).
+    fn stopped(&self) -> StopFuture;
 
     /// The link to the store.
     fn stats(&self) -> StoreStats;

@@ -20,8 +20,12 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::StreamId;
 use redis::{AsyncConnectionConfig, Value};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::time::Instant;
 
-use super::{reason, Append, EventLog, Frame, LogOptions, ReplayFuture, Senders, Sink, StoreStats};
+use super::{
+    reason, Append, EventLog, Frame, LogOptions, ReplayFuture, Senders, Sink, StopFuture,
+    StoreStats,
+};
 use crate::topic::Route;
 use crate::wire::id::parse_entry;
 use crate::wire::{encode, new_epoch, Data, EventId, WireFormat};
@@ -105,6 +109,10 @@ pub(crate) struct RedisLog {
     outbox: Outbox,
     wake: Notify,
     stop: watch::Sender<bool>,
+    /// Set by `stop`: until when the publisher may still send what is queued.
+    flush_deadline: Mutex<Option<Instant>>,
+    /// Set when the publisher has finished (sent or abandoned the outbox).
+    done: watch::Sender<bool>,
     /// Replay pages asked for, served by the replay task.
     replays: mpsc::Sender<replay::Request>,
     /// Taken by the replay task when it starts.
@@ -125,6 +133,7 @@ impl EventLog for RedisLog {
                     Ok(rt) => rt,
                     Err(err) => {
                         tracing::error!(%err, "sse redis engine: cannot build its runtime; events stay in the outbox");
+                        log.done.send_replace(true);
                         return;
                     }
                 };
@@ -148,6 +157,7 @@ impl EventLog for RedisLog {
             });
         if let Err(err) = spawned {
             tracing::error!(%err, "sse redis engine: cannot start its thread; events stay in the outbox");
+            self.done.send_replace(true);
         }
     }
 
@@ -190,9 +200,22 @@ impl EventLog for RedisLog {
         id.position().0 <= horizon
     }
 
-    fn stop(&self) {
+    fn stop(&self, flush: Duration) {
+        let deadline = Instant::now() + flush;
+        self.flush_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(deadline);
         self.stop.send_replace(true);
         self.wake.notify_one();
+    }
+
+    fn stopped(&self) -> StopFuture {
+        let mut done = self.done.subscribe();
+        Box::pin(async move {
+            // An error means the engine is gone: stopped too.
+            let _ = done.wait_for(|done| *done).await;
+        })
     }
 
     fn stats(&self) -> StoreStats {
@@ -223,10 +246,19 @@ impl RedisLog {
             outbox: Outbox::new(options.outbox),
             wake: Notify::new(),
             stop: watch::channel(false).0,
+            flush_deadline: Mutex::new(None),
+            done: watch::channel(false).0,
             replays,
             replay_requests: Mutex::new(Some(requests)),
             counters: Arc::default(),
         }
+    }
+
+    fn flush_deadline_passed(&self) -> bool {
+        self.flush_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|deadline| Instant::now() >= deadline)
     }
 
     fn stopping(&self, sink: &Weak<dyn Sink>) -> bool {

@@ -13,6 +13,8 @@ use super::{RedisLog, BACKOFF_CAP, BACKOFF_START, BATCH};
 use crate::log::{Backoff, Sink};
 
 pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
+    // However this task ends, `stopped()` resolves.
+    let _done = Done(&log);
     let mut stop = log.stop.subscribe();
     let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_CAP);
     let mut connected_before = false;
@@ -21,8 +23,7 @@ pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
             Ok((conn, _)) => conn,
             Err(err) => {
                 log.failed("publisher", &err);
-                if log.stopping(&sink) {
-                    abandon(&log);
+                if give_up(&log, &sink) {
                     return;
                 }
                 backoff.wait(&mut stop).await;
@@ -38,8 +39,7 @@ pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
             Drained::Stopped => return,
             Drained::Failed(err) => {
                 log.failed("publisher", &err);
-                if log.stopping(&sink) {
-                    abandon(&log);
+                if give_up(&log, &sink) {
                     return;
                 }
             }
@@ -47,12 +47,37 @@ pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
     }
 }
 
+/// Marks the publisher finished when dropped.
+struct Done<'a>(&'a RedisLog);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.done.send_replace(true);
+    }
+}
+
+/// Whether to stop retrying: the broadcaster is gone, or it stopped and the outbox is empty
+/// or its flush deadline passed. What is left then is abandoned.
+fn give_up(log: &RedisLog, sink: &Weak<dyn Sink>) -> bool {
+    let stopped = *log.stop.borrow();
+    let dropped = sink.strong_count() == 0;
+    if !stopped && !dropped {
+        return false;
+    }
+    if dropped || log.outbox.len() == 0 || log.flush_deadline_passed() {
+        abandon(log);
+        return true;
+    }
+    false
+}
+
 enum Drained {
     Stopped,
     Failed(redis::RedisError),
 }
 
-/// Sends batches from the outbox until stopped or Redis fails.
+/// Sends batches from the outbox until stopped (and flushed, or past the flush deadline) or
+/// Redis fails.
 async fn drain(log: &RedisLog, sink: &Weak<dyn Sink>, conn: &mut MultiplexedConnection) -> Drained {
     loop {
         let (batch, lost) = log.outbox.peek(BATCH);
@@ -63,6 +88,10 @@ async fn drain(log: &RedisLog, sink: &Weak<dyn Sink>, conn: &mut MultiplexedConn
             // The timeout only bounds how late a dropped broadcaster is noticed.
             let _ = tokio::time::timeout(Duration::from_secs(1), log.wake.notified()).await;
             continue;
+        }
+        if log.stopping(sink) && log.flush_deadline_passed() {
+            abandon(log);
+            return Drained::Stopped;
         }
         let mut pipe = redis::pipe();
         if lost > 0 {
@@ -112,7 +141,7 @@ fn xadd(
     cmd.ignore();
 }
 
-/// Logs what is left in the outbox when the broadcaster stops with Redis unreachable.
+/// Logs and counts what is left in the outbox when the engine stops without having sent it.
 fn abandon(log: &RedisLog) {
     let left = log.outbox.abandon();
     if left > 0 {

@@ -98,7 +98,9 @@ pub use crate::emit::{
     ClientIdMiddleware, ClientIdService, EventPayload, PayloadWriter, CLIENT_ID_HEADER,
 };
 pub use crate::error::PublishError;
-pub use crate::fanout::{Broadcaster, BroadcasterBuilder, EventStream, Stats};
+pub use crate::fanout::{
+    AddrBlock, Broadcaster, BroadcasterBuilder, EventStream, InvalidAddrBlock, Stats,
+};
 #[cfg(feature = "redis")]
 pub use crate::log::InvalidRedisUrl;
 pub use crate::log::StoreStats;

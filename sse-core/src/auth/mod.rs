@@ -28,7 +28,8 @@ pub use jwt::JwtAuth;
 ///             return Ok(None); // anonymous: public events only
 ///         };
 ///         let user = user.to_str().map_err(|_| AuthError::invalid("bad x-user-id"))?;
-///         let own = TopicSelector::parse(&format!("users/{user}/private"))
+///         // `literal`: a user value such as `{x}` or `*` must not widen the grant.
+///         let own = TopicSelector::literal(&format!("users/{user}/private"))
 ///             .map_err(|e| AuthError::invalid(e.to_string()))?;
 ///         Ok(Some(Grant::new([own])))
 ///     }

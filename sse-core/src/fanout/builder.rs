@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::admission::AddrBlock;
 use super::Broadcaster;
 use crate::auth::Authorize;
 use crate::log::{EventLog, LogOptions};
@@ -21,6 +22,7 @@ pub(crate) struct Config {
     pub(crate) private_topics: Vec<TopicSelector>,
     pub(crate) max_subscribers: usize,
     pub(crate) max_subscribers_per_ip: usize,
+    pub(crate) trusted_proxies: Vec<AddrBlock>,
     pub(crate) max_selectors: usize,
     pub(crate) max_query_len: usize,
     pub(crate) log: Engine,
@@ -84,6 +86,7 @@ impl Default for BroadcasterBuilder {
                 private_topics: Vec::new(),
                 max_subscribers: usize::MAX,
                 max_subscribers_per_ip: usize::MAX,
+                trusted_proxies: Vec::new(),
                 max_selectors: 32,
                 max_query_len: 4096,
                 log: Engine::default(),
@@ -217,10 +220,30 @@ impl BroadcasterBuilder {
         self
     }
 
-    /// Most streams open at once from one peer IP address (the socket's, not a forwarded
-    /// header, which a client could forge); past it, 503 with `Retry-After`. Default: no limit.
+    /// Most streams open at once from one client address; past it, 503 with `Retry-After`.
+    /// Default: no limit. The address is the socket's peer, or, behind a
+    /// [trusted proxy](Self::trusted_proxies), the client it names; an IPv6 client is counted
+    /// per /64, the block one host usually has.
     pub fn max_subscribers_per_ip(mut self, max: usize) -> Self {
         self.config.max_subscribers_per_ip = max;
+        self
+    }
+
+    /// Reverse proxies (such as nginx) whose `Forwarded` or `X-Forwarded-For` header names the
+    /// client, for the per-address limit. A request from any other peer is counted under the
+    /// peer's own address, whatever its headers say (a client could forge them). Default:
+    /// none.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), sse_core::InvalidAddrBlock> {
+    /// let events = sse_core::Broadcaster::builder()
+    ///     .trusted_proxies(["127.0.0.1".parse()?, "10.0.0.0/8".parse()?])
+    ///     .max_subscribers_per_ip(20)
+    ///     .build();
+    /// # Ok(()) }
+    /// ```
+    pub fn trusted_proxies(mut self, blocks: impl IntoIterator<Item = AddrBlock>) -> Self {
+        self.config.trusted_proxies.extend(blocks);
         self
     }
 

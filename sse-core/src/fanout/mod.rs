@@ -8,6 +8,7 @@ mod history;
 mod stats;
 pub(crate) mod stream;
 
+pub use admission::{AddrBlock, InvalidAddrBlock};
 pub use broadcaster::Broadcaster;
 pub(crate) use broadcaster::Shared;
 pub use builder::BroadcasterBuilder;

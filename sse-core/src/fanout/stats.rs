@@ -19,6 +19,10 @@ pub(crate) struct Counters {
     pub(crate) forbidden: AtomicU64,
     pub(crate) over_limit: AtomicU64,
     pub(crate) expired: AtomicU64,
+    /// When refusals were last summed up in the log (ms since the Unix epoch), and their total
+    /// then.
+    pub(crate) refusals_summarized_at: AtomicU64,
+    pub(crate) refusals_summarized: AtomicU64,
 }
 
 /// A snapshot of a broadcaster's counters, from [`Broadcaster::stats`].

@@ -1,13 +1,60 @@
 //! Why a stream request was refused: a status, a message for the client, and the counter it
 //! goes to.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
 use crate::fanout::Shared;
+
+/// Which counter a refusal goes to.
+#[derive(Clone, Copy)]
+pub(super) enum Kind {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    OverLimit,
+}
+
+/// At most one summary a minute.
+const SUMMARY_EVERY_MS: u64 = 60_000;
+
+/// Logs, at most once a minute, how many stream requests were refused since the last time.
+fn summarize(shared: &Shared) {
+    let c = &shared.counters;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let last = c.refusals_summarized_at.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < SUMMARY_EVERY_MS
+        // Another request is writing this summary.
+        || c.refusals_summarized_at
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let (bad, unauthorized, forbidden, over_limit) = (
+        c.bad_requests.load(Ordering::Relaxed),
+        c.unauthorized.load(Ordering::Relaxed),
+        c.forbidden.load(Ordering::Relaxed),
+        c.over_limit.load(Ordering::Relaxed),
+    );
+    let total = bad + unauthorized + forbidden + over_limit;
+    let before = c.refusals_summarized.swap(total, Ordering::Relaxed);
+    tracing::warn!(
+        refused = total - before.min(total),
+        bad_requests = bad,
+        unauthorized,
+        forbidden,
+        over_limit,
+        "sse stream requests refused since the last summary (totals by reason follow; each \
+         refusal is logged at debug)"
+    );
+}
 
 pub(super) struct Refusal {
     status: StatusCode,
@@ -18,27 +65,38 @@ impl Refusal {
     /// 400, counted as a bad request.
     pub(super) fn bad(shared: &Shared, req: &HttpRequest, message: String) -> Self {
         Self::counted(
-            &shared.counters.bad_requests,
+            shared,
+            Kind::BadRequest,
             req,
             StatusCode::BAD_REQUEST,
             message,
         )
     }
 
-    /// A refusal with `status`, counted in `counter` and logged.
+    /// A refusal with `status`, counted and logged: each at debug (a flood of refusals must
+    /// not flood the log), with a warning that sums them up at most once a minute.
     pub(super) fn counted(
-        counter: &AtomicU64,
+        shared: &Shared,
+        kind: Kind,
         req: &HttpRequest,
         status: StatusCode,
         message: String,
     ) -> Self {
+        let c = &shared.counters;
+        let counter = match kind {
+            Kind::BadRequest => &c.bad_requests,
+            Kind::Unauthorized => &c.unauthorized,
+            Kind::Forbidden => &c.forbidden,
+            Kind::OverLimit => &c.over_limit,
+        };
         counter.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(
+        tracing::debug!(
             status = status.as_u16(),
             peer = ?req.peer_addr(),
             %message,
             "sse stream request refused"
         );
+        summarize(shared);
         Self { status, message }
     }
 

@@ -8,7 +8,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 use tokio::time::Instant;
 
-use super::refusal::Refusal;
+use super::client_addr::client_addr;
+use super::refusal::{Kind, Refusal};
 use crate::auth::{AuthError, Grant};
 use crate::emit::{parse_client_id, CLIENT_ID_HEADER};
 use crate::fanout::admission::{Admission, OverLimit};
@@ -40,7 +41,8 @@ impl StreamRequest {
         let query = req.query_string();
         if query.len() > config.max_query_len {
             return Err(Refusal::counted(
-                &shared.counters.bad_requests,
+                shared,
+                Kind::BadRequest,
                 req,
                 StatusCode::URI_TOO_LONG,
                 format!(
@@ -104,17 +106,17 @@ impl StreamRequest {
         req: &HttpRequest,
     ) -> Result<Authorized, Refusal> {
         let config = &shared.config;
-        let counters = &shared.counters;
         let unauthorized = |message: String| {
             Refusal::counted(
-                &counters.unauthorized,
+                shared,
+                Kind::Unauthorized,
                 req,
                 StatusCode::UNAUTHORIZED,
                 message,
             )
         };
         let forbidden = |message: String| {
-            Refusal::counted(&counters.forbidden, req, StatusCode::FORBIDDEN, message)
+            Refusal::counted(shared, Kind::Forbidden, req, StatusCode::FORBIDDEN, message)
         };
         let grant = match &config.authorizer.0 {
             None => None,
@@ -157,14 +159,15 @@ impl StreamRequest {
     pub(super) fn admit(shared: &Shared, req: &HttpRequest) -> Result<Admission, Refusal> {
         shared
             .limits
-            .admit(req.peer_addr().map(|a| a.ip()))
+            .admit(client_addr(req, &shared.config.trusted_proxies))
             .map_err(|which| {
                 let message = match which {
                     OverLimit::Total => "too many open event streams; try again later",
                     OverLimit::PerIp => "too many open event streams from your address",
                 };
                 Refusal::counted(
-                    &shared.counters.over_limit,
+                    shared,
+                    Kind::OverLimit,
                     req,
                     StatusCode::SERVICE_UNAVAILABLE,
                     message.to_owned(),

@@ -121,6 +121,28 @@ impl TopicSelector {
         })
     }
 
+    /// A selector matching exactly `topic`, read literally: `{`, `}` and `*` in it are plain
+    /// characters. Use it to build grants from user data, which must never widen them:
+    ///
+    /// ```
+    /// use sse_core::TopicSelector;
+    ///
+    /// let user = "{id}"; // from a request: anything
+    /// let grant = TopicSelector::literal(&format!("users/{user}/private")).unwrap();
+    /// assert!(!grant.matches("users/42/private"));
+    /// assert!(grant.matches("users/{id}/private"));
+    /// ```
+    ///
+    /// Fails like a topic does: empty, longer than [`MAX_TOPIC_LEN`], or with control
+    /// characters.
+    pub fn literal(topic: &str) -> Result<Self, InvalidTopic> {
+        validate_topic(topic)?;
+        Ok(Self {
+            raw: topic.into(),
+            kind: Kind::Exact,
+        })
+    }
+
     /// The selector as written.
     pub fn as_str(&self) -> &str {
         &self.raw
@@ -278,6 +300,21 @@ mod tests {
             assert!(TopicSelector::parse(bad).is_err(), "{bad:?}");
         }
         assert!(TopicSelector::parse(&"a".repeat(MAX_TOPIC_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn a_user_value_cannot_widen_a_literal_grant() {
+        for user in ["{x}", "*", "42/*", "{a}/{b}"] {
+            let topic = format!("users/{user}/private");
+            let grant = TopicSelector::literal(&topic).unwrap();
+            assert!(!grant.matches("users/42/private"), "{user}");
+            assert!(!sel("users/42/private").is_within(&grant), "{user}");
+            assert!(grant.matches(&topic));
+        }
+        // What `parse` would have made of the same string.
+        assert!(sel("users/{x}/private").matches("users/42/private"));
+        assert!(TopicSelector::literal("").is_err());
+        assert!(TopicSelector::literal("a\nb").is_err());
     }
 
     #[test]

@@ -29,9 +29,10 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
         }
         Err(err) => errors.push(err),
     }
-    let mut func = match syn::parse2::<Item>(item)? {
-        Item::Fn(func) => func,
-        other => {
+    let mut func = match syn::parse2::<Item>(item) {
+        Ok(Item::Fn(func)) => func,
+        Err(err) => return errors.fail(err),
+        Ok(other) => {
             return errors.fail(syn::Error::new(
                 item_keyword_span(&other),
                 "`#[emit_event]` can only be applied to an `async fn` request handler",
@@ -157,5 +158,23 @@ fn item_keyword_span(item: &Item) -> proc_macro2::Span {
         Item::Type(i) => i.type_token.span,
         Item::Use(i) => i.use_token.span,
         other => other.span(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::emit_event;
+
+    #[test]
+    fn argument_errors_are_kept_when_the_item_is_unreadable() {
+        // rustc only hands an attribute macro an item it could parse, so this happens where
+        // syn lags behind rustc's grammar; a plain token stream stands in for such an item.
+        let out = emit_event(quote!("", colour = "red"), quote!(this is not an item)).to_string();
+        assert!(out.contains("the event name must not be empty"), "{out}");
+        assert!(out.contains("unknown argument `colour`"), "{out}");
+        assert_eq!(out.matches("compile_error").count(), 3, "{out}");
+        assert!(out.starts_with("this is not an item"), "{out}");
     }
 }

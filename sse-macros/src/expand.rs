@@ -3,7 +3,7 @@
 use proc_macro2::{TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{Attribute, Item, ItemFn, ReturnType};
+use syn::{AttrStyle, Attribute, Item, ItemFn, ReturnType};
 
 use crate::args::{Args, Errors};
 
@@ -74,6 +74,11 @@ fn generate(func: ItemFn, events: &[Args], krate: &syn::Path) -> TokenStream {
         sig,
         block,
     } = func;
+    // syn puts a body's inner attributes (`#![allow(..)]`) in `attrs` too; before `fn` they
+    // would be an error, so they go back to the start of the body.
+    let (outer, inner): (Vec<_>, Vec<_>) = attrs
+        .into_iter()
+        .partition(|attr| matches!(attr.style, AttrStyle::Outer));
     // The annotation lets `?` in the body infer its error type, as it would in the fn.
     let (annotation, span) = match &sig.output {
         ReturnType::Type(_, ty) => (quote!(: #ty), ty.span()),
@@ -105,8 +110,9 @@ fn generate(func: ItemFn, events: &[Args], krate: &syn::Path) -> TokenStream {
         #krate::__private::emit(&[#(#specs),*], &__sse_output);
     };
     quote! {
-        #(#attrs)*
+        #(#outer)*
         #vis #sig {
+            #(#inner)*
             let __sse_output #annotation = async move #block.await;
             #emit
             __sse_output

@@ -58,7 +58,7 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     }
     // Later `#[emit_event]` attributes on the same fn are taken here, so that all events are
     // published in the order written.
-    for mut args in take_sibling_attrs(&mut func.attrs, &mut errors) {
+    for mut args in take_sibling_attrs(&mut func.attrs, krate.as_ref(), &mut errors) {
         krate = krate.or(args.krate.take());
         events.push(args);
     }
@@ -120,14 +120,14 @@ fn generate(func: ItemFn, events: &[Args], krate: &syn::Path) -> TokenStream {
     }
 }
 
-fn take_sibling_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Vec<Args> {
+fn take_sibling_attrs(
+    attrs: &mut Vec<Attribute>,
+    krate: Option<&syn::Path>,
+    errors: &mut Errors,
+) -> Vec<Args> {
     let mut found = Vec::new();
     attrs.retain(|attr| {
-        let is_ours = attr
-            .path()
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "emit_event");
+        let is_ours = is_our_attribute(attr, krate);
         if is_ours {
             let parsed = match &attr.meta {
                 syn::Meta::Path(_) => syn::parse2::<Args>(TokenStream::new()),
@@ -141,6 +141,34 @@ fn take_sibling_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Vec<Ar
         !is_ours
     });
     found
+}
+
+/// Whether `attr` is `#[emit_event]` by one of the paths it is known by: `emit_event`,
+/// `sse_core::emit_event`, `::sse_core::emit_event`, or `<krate>::emit_event` when the
+/// expanded attribute gave `crate = "<krate>"`. Another crate's `emit_event` is left alone.
+fn is_our_attribute(attr: &Attribute, krate: Option<&syn::Path>) -> bool {
+    let path = attr.path();
+    let idents: Vec<&syn::Ident> = path.segments.iter().map(|s| &s.ident).collect();
+    let Some((last, prefix)) = idents.split_last() else {
+        return false;
+    };
+    if !matches!(attr.style, AttrStyle::Outer) || *last != "emit_event" {
+        return false;
+    }
+    let same = |krate: &syn::Path| {
+        krate.segments.len() == prefix.len()
+            && krate
+                .segments
+                .iter()
+                .zip(prefix)
+                .all(|(a, b)| a.ident == **b)
+    };
+    match prefix {
+        // `::emit_event` would be a crate named `emit_event`.
+        [] => path.leading_colon.is_none(),
+        [only] if *only == "sse_core" => true,
+        _ => krate.is_some_and(same),
+    }
 }
 
 fn mentions_impl(tokens: TokenStream) -> bool {
@@ -171,7 +199,45 @@ fn item_keyword_span(item: &Item) -> proc_macro2::Span {
 mod tests {
     use quote::quote;
 
-    use super::emit_event;
+    use super::{emit_event, is_our_attribute};
+
+    fn attribute(tokens: proc_macro2::TokenStream) -> syn::Attribute {
+        syn::parse_quote!(#tokens)
+    }
+
+    #[test]
+    fn only_our_own_attribute_paths_are_taken() {
+        let krate: syn::Path = syn::parse_quote!(my_app::events);
+        for ours in [
+            quote!(#[emit_event("a")]),
+            quote!(#[emit_event]),
+            quote!(#[sse_core::emit_event("a")]),
+            quote!(#[::sse_core::emit_event("a")]),
+            quote!(#[my_app::events::emit_event("a")]),
+            quote!(#[::my_app::events::emit_event("a")]),
+        ] {
+            assert!(
+                is_our_attribute(&attribute(ours.clone()), Some(&krate)),
+                "{ours}"
+            );
+        }
+        for foreign in [
+            quote!(#[other_crate::emit_event("a")]),
+            quote!(#[rustfmt::emit_event]),
+            quote!(#[::emit_event("a")]),
+            quote!(#[events::emit_event("a")]),
+            quote!(#[my_app::events::other::emit_event("a")]),
+            quote!(#[sse_core::emit_events("a")]),
+            quote!(#[sse_core::emit_event::inner]),
+        ] {
+            assert!(
+                !is_our_attribute(&attribute(foreign.clone()), Some(&krate)),
+                "{foreign}"
+            );
+        }
+        let renamed = attribute(quote!(#[my_app::events::emit_event("a")]));
+        assert!(!is_our_attribute(&renamed, None));
+    }
 
     #[test]
     fn argument_errors_are_kept_when_the_item_is_unreadable() {

@@ -1,8 +1,11 @@
 //! Parsing of `#[emit_event(...)]` arguments.
 
 use proc_macro2::Span;
+use quote::ToTokens;
 use syn::parse::{Parse, ParseStream};
 use syn::{LitStr, Token};
+
+use crate::rules;
 
 /// The arguments of one `#[emit_event(...)]` attribute.
 pub(crate) struct Args {
@@ -31,12 +34,8 @@ const VALID: &str = "`#[emit_event]` takes the event name and, optionally, \
 
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut found = Found::default();
         let mut errors = Errors::default();
-        let mut name: Option<LitStr> = None;
-        let mut krate: Option<syn::Path> = None;
-        let mut topic: Option<LitStr> = None;
-        let mut private = false;
-        let mut to_others = false;
         let mut first = true;
         while !input.is_empty() {
             if !first {
@@ -47,186 +46,191 @@ impl Parse for Args {
             }
             first = false;
             if input.peek(LitStr) {
-                let lit: LitStr = input.parse()?;
-                if name.is_some() {
-                    errors.push(syn::Error::new(
-                        lit.span(),
-                        "the event name is given twice: one `#[emit_event(\"...\")]` publishes \
-                         one event; to publish several, write one attribute per event",
-                    ));
-                } else {
-                    if let Err(err) = check_name(&lit) {
-                        errors.push(err);
-                    }
-                    name = Some(lit);
-                }
+                parse_name(input, &mut found, &mut errors)?;
             } else if input.peek(Token![crate]) && input.peek2(Token![=]) {
-                let key: Token![crate] = input.parse()?;
-                input.parse::<Token![=]>()?;
-                let lit: LitStr = input.parse()?;
-                match lit.parse::<syn::Path>() {
-                    Err(_) => errors.push(syn::Error::new(
-                        lit.span(),
-                        "`crate` takes the path of `sse_core` as a string, like \
-                         `crate = \"my_app::sse_core\"`",
-                    )),
-                    Ok(_) if krate.is_some() => errors.push(syn::Error::new(
-                        key.span,
-                        "the argument `crate` is given twice",
-                    )),
-                    Ok(path) => krate = Some(path),
-                }
+                parse_crate(input, &mut found, &mut errors)?;
             } else if input.peek(kw::topic) && input.peek2(Token![=]) {
-                let key: kw::topic = input.parse()?;
-                input.parse::<Token![=]>()?;
-                let value: syn::Expr = input.parse()?;
-                match value {
-                    syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Str(lit),
-                        ..
-                    }) => {
-                        if topic.is_some() {
-                            errors.push(syn::Error::new(
-                                key.span,
-                                "the argument `topic` is given twice: an event has one topic \
-                                 template (publish from code with `publish_to` for several)",
-                            ));
-                        } else {
-                            if let Err(err) = check_template(&lit) {
-                                errors.push(err);
-                            }
-                            topic = Some(lit);
-                        }
-                    }
-                    other => errors.push(syn::Error::new_spanned(
-                        other,
-                        "`topic` takes a string template, like `topic = \"users/{id}\"`",
-                    )),
-                }
-            } else if input.peek(kw::private) || input.peek(kw::to_others) {
-                let key: syn::Ident = input.parse()?;
-                let flag = if key == "private" {
-                    &mut private
-                } else {
-                    &mut to_others
-                };
-                if input.peek(Token![=]) {
-                    input.parse::<Token![=]>()?;
-                    let value: syn::Expr = input.parse()?;
-                    errors.push(syn::Error::new_spanned(
-                        value,
-                        format!("`{key}` takes no value: write `{key}` alone"),
-                    ));
-                } else if *flag {
-                    errors.push(syn::Error::new(
-                        key.span(),
-                        format!("the argument `{key}` is given twice"),
-                    ));
-                }
-                *flag = true;
+                parse_topic(input, &mut found, &mut errors)?;
+            } else if input.peek(kw::private) {
+                found.private = parse_flag::<kw::private>(input, found.private, &mut errors)?;
+            } else if input.peek(kw::to_others) {
+                found.to_others = parse_flag::<kw::to_others>(input, found.to_others, &mut errors)?;
             } else if input.peek(syn::Ident) && input.peek2(Token![=]) {
-                let key: syn::Ident = input.parse()?;
-                errors.push(syn::Error::new(
-                    key.span(),
-                    format!("unknown argument `{key}`: {VALID}"),
-                ));
-                // Skip the value, so that later arguments are still checked.
-                input.parse::<Token![=]>()?;
-                input.parse::<syn::Expr>()?;
+                parse_unknown(input, &mut errors)?;
             } else {
-                let found: syn::Expr = input.parse()?;
-                let hint = if matches!(found, syn::Expr::Path(_)) {
-                    " (a constant cannot be used: attribute arguments are read before \
-                     constants are evaluated)"
-                } else {
-                    ""
-                };
-                errors.push(syn::Error::new_spanned(
-                    found,
-                    format!("the event name must be a string literal, like {EXAMPLE}{hint}"),
-                ));
+                parse_not_a_name(input, &mut errors)?;
             }
         }
-        if name.is_none() && errors.is_empty() {
-            errors.push(syn::Error::new(
-                Span::call_site(),
-                format!("`#[emit_event]` needs the name of the event to publish, like {EXAMPLE}"),
-            ));
-        }
-        errors.finish()?;
-        match name {
-            Some(name) => Ok(Args {
-                name,
-                krate,
-                topic,
-                private,
-                to_others,
-            }),
-            None => Err(syn::Error::new(Span::call_site(), "missing event name")),
-        }
+        found.finish(errors)
     }
 }
 
-/// The rules of `sse_core::validate_event_name`, at compile time.
-fn check_name(lit: &LitStr) -> syn::Result<()> {
-    let name = lit.value();
-    let problem = if name.is_empty() {
-        "the event name must not be empty"
-    } else if name.contains(['\r', '\n']) {
-        "the event name must not contain a line break: it would end the `event:` line of the \
-         SSE frame"
-    } else if name.contains('\0') {
-        "the event name must not contain a NUL character"
-    } else {
-        return Ok(());
-    };
-    Err(syn::Error::new(lit.span(), problem))
+/// The arguments read so far.
+#[derive(Default)]
+struct Found {
+    name: Option<LitStr>,
+    krate: Option<syn::Path>,
+    topic: Option<LitStr>,
+    private: bool,
+    to_others: bool,
 }
 
-/// Checks a topic template: non-empty, no control characters, and `{field}` parts naming a
-/// (possibly nested, `a.b`) field with a Rust identifier or index at each step.
+impl Found {
+    fn finish(self, errors: Errors) -> syn::Result<Args> {
+        // Without a name because of an error, that error says enough.
+        errors.finish()?;
+        let Some(name) = self.name else {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                format!("`#[emit_event]` needs the name of the event to publish, like {EXAMPLE}"),
+            ));
+        };
+        Ok(Args {
+            name,
+            krate: self.krate,
+            topic: self.topic,
+            private: self.private,
+            to_others: self.to_others,
+        })
+    }
+}
+
+/// `"user_updated"`: the event name.
+fn parse_name(input: ParseStream<'_>, found: &mut Found, errors: &mut Errors) -> syn::Result<()> {
+    let lit: LitStr = input.parse()?;
+    if found.name.is_some() {
+        errors.push(syn::Error::new(
+            lit.span(),
+            "the event name is given twice: one `#[emit_event(\"...\")]` publishes one event; \
+             to publish several, write one attribute per event",
+        ));
+        return Ok(());
+    }
+    if let Some(problem) = rules::event_name_problem(&lit.value()) {
+        errors.push(syn::Error::new(lit.span(), problem));
+    }
+    found.name = Some(lit);
+    Ok(())
+}
+
+/// `crate = "my_app::sse_core"`.
+fn parse_crate(input: ParseStream<'_>, found: &mut Found, errors: &mut Errors) -> syn::Result<()> {
+    let key: Token![crate] = input.parse()?;
+    input.parse::<Token![=]>()?;
+    let lit: LitStr = input.parse()?;
+    match lit.parse::<syn::Path>() {
+        Err(_) => errors.push(syn::Error::new(
+            lit.span(),
+            "`crate` takes the path of `sse_core` as a string, like \
+             `crate = \"my_app::sse_core\"`",
+        )),
+        Ok(_) if found.krate.is_some() => errors.push(syn::Error::new(
+            key.span,
+            "the argument `crate` is given twice",
+        )),
+        Ok(path) => found.krate = Some(path),
+    }
+    Ok(())
+}
+
+/// `topic = "users/{id}"`.
+fn parse_topic(input: ParseStream<'_>, found: &mut Found, errors: &mut Errors) -> syn::Result<()> {
+    let key: kw::topic = input.parse()?;
+    input.parse::<Token![=]>()?;
+    let lit = match input.parse::<syn::Expr>()? {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        }) => lit,
+        other => {
+            errors.push(syn::Error::new_spanned(
+                other,
+                "`topic` takes a string template, like `topic = \"users/{id}\"`",
+            ));
+            return Ok(());
+        }
+    };
+    if found.topic.is_some() {
+        errors.push(syn::Error::new(
+            key.span,
+            "the argument `topic` is given twice: an event has one topic template (publish \
+             from code with `publish_to` for several)",
+        ));
+        return Ok(());
+    }
+    if let Err(err) = check_template(&lit) {
+        errors.push(err);
+    }
+    found.topic = Some(lit);
+    Ok(())
+}
+
+/// `private` or `to_others`: a flag, which takes no value. Returns the flag's new value.
+fn parse_flag<K: Parse + ToTokens>(
+    input: ParseStream<'_>,
+    already: bool,
+    errors: &mut Errors,
+) -> syn::Result<bool> {
+    let key: K = input.parse()?;
+    let name = key.to_token_stream();
+    if input.peek(Token![=]) {
+        input.parse::<Token![=]>()?;
+        let value: syn::Expr = input.parse()?;
+        errors.push(syn::Error::new_spanned(
+            value,
+            format!("`{name}` takes no value: write `{name}` alone"),
+        ));
+    } else if already {
+        errors.push(syn::Error::new_spanned(
+            key,
+            format!("the argument `{name}` is given twice"),
+        ));
+    }
+    Ok(true)
+}
+
+/// `name = value` with a name we do not know: reported, and its value skipped so that later
+/// arguments are still checked.
+fn parse_unknown(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<()> {
+    let key: syn::Ident = input.parse()?;
+    errors.push(syn::Error::new(
+        key.span(),
+        format!("unknown argument `{key}`: {VALID}"),
+    ));
+    input.parse::<Token![=]>()?;
+    input.parse::<syn::Expr>()?;
+    Ok(())
+}
+
+/// Anything else where the event name was expected.
+fn parse_not_a_name(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<()> {
+    let found: syn::Expr = input.parse()?;
+    let hint = if matches!(found, syn::Expr::Path(_)) {
+        " (a constant cannot be used: attribute arguments are read before constants are \
+         evaluated)"
+    } else {
+        ""
+    };
+    errors.push(syn::Error::new_spanned(
+        found,
+        format!("the event name must be a string literal, like {EXAMPLE}{hint}"),
+    ));
+    Ok(())
+}
+
+/// Checks a topic template with the rules `sse_core` applies when it fills one in.
 fn check_template(lit: &LitStr) -> syn::Result<()> {
     let template = lit.value();
-    let problem = if template.is_empty() {
-        Some("the topic template must not be empty".to_owned())
-    } else if template.chars().any(char::is_control) {
-        Some("the topic template must not contain control characters".to_owned())
-    } else {
-        template_problem(&template)
+    let problem = match rules::topic_text_problem(&template) {
+        Some(problem) => Some(problem.describe("the topic template")),
+        None => rules::parse_template(&template)
+            .err()
+            .map(|err| err.to_string()),
     };
     match problem {
         None => Ok(()),
         Some(problem) => Err(syn::Error::new(lit.span(), problem)),
     }
-}
-
-fn template_problem(template: &str) -> Option<String> {
-    let mut rest = template;
-    while let Some(i) = rest.find(['{', '}']) {
-        if rest.as_bytes()[i] == b'}' {
-            return Some("unmatched `}` in the topic template".to_owned());
-        }
-        let after = &rest[i + 1..];
-        let Some(close) = after.find('}') else {
-            return Some(
-                "unclosed `{` in the topic template: write `{field}` to insert a payload field"
-                    .to_owned(),
-            );
-        };
-        let field = &after[..close];
-        let valid = !field.is_empty()
-            && field.split('.').all(|part| {
-                !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_')
-            });
-        if !valid {
-            return Some(format!(
-                "`{{{field}}}` does not name a payload field: write `{{id}}`, or `{{user.id}}` \
-                 for a nested one"
-            ));
-        }
-        rest = &after[close + 1..];
-    }
-    None
 }
 
 /// Collects independent errors to report them together.
@@ -250,10 +254,6 @@ impl Errors {
             }
             None => Err(err),
         }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_none()
     }
 
     pub(crate) fn finish(self) -> syn::Result<()> {

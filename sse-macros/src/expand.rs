@@ -3,7 +3,7 @@
 use proc_macro2::{TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{Attribute, Item, ItemFn, ReturnType};
+use syn::{AttrStyle, Attribute, Item, ItemFn, ReturnType};
 
 use crate::args::{Args, Errors};
 
@@ -29,9 +29,10 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
         }
         Err(err) => errors.push(err),
     }
-    let mut func = match syn::parse2::<Item>(item)? {
-        Item::Fn(func) => func,
-        other => {
+    let mut func = match syn::parse2::<Item>(item) {
+        Ok(Item::Fn(func)) => func,
+        Err(err) => return errors.fail(err),
+        Ok(other) => {
             return errors.fail(syn::Error::new(
                 item_keyword_span(&other),
                 "`#[emit_event]` can only be applied to an `async fn` request handler",
@@ -57,7 +58,7 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     }
     // Later `#[emit_event]` attributes on the same fn are taken here, so that all events are
     // published in the order written.
-    for mut args in take_sibling_attrs(&mut func.attrs, &mut errors) {
+    for mut args in take_sibling_attrs(&mut func.attrs, krate.as_ref(), &mut errors) {
         krate = krate.or(args.krate.take());
         events.push(args);
     }
@@ -73,6 +74,11 @@ fn generate(func: ItemFn, events: &[Args], krate: &syn::Path) -> TokenStream {
         sig,
         block,
     } = func;
+    // syn puts a body's inner attributes (`#![allow(..)]`) in `attrs` too; before `fn` they
+    // would be an error, so they go back to the start of the body.
+    let (outer, inner): (Vec<_>, Vec<_>) = attrs
+        .into_iter()
+        .partition(|attr| matches!(attr.style, AttrStyle::Outer));
     // The annotation lets `?` in the body infer its error type, as it would in the fn.
     let (annotation, span) = match &sig.output {
         ReturnType::Type(_, ty) => (quote!(: #ty), ty.span()),
@@ -104,8 +110,9 @@ fn generate(func: ItemFn, events: &[Args], krate: &syn::Path) -> TokenStream {
         #krate::__private::emit(&[#(#specs),*], &__sse_output);
     };
     quote! {
-        #(#attrs)*
+        #(#outer)*
         #vis #sig {
+            #(#inner)*
             let __sse_output #annotation = async move #block.await;
             #emit
             __sse_output
@@ -113,14 +120,14 @@ fn generate(func: ItemFn, events: &[Args], krate: &syn::Path) -> TokenStream {
     }
 }
 
-fn take_sibling_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Vec<Args> {
+fn take_sibling_attrs(
+    attrs: &mut Vec<Attribute>,
+    krate: Option<&syn::Path>,
+    errors: &mut Errors,
+) -> Vec<Args> {
     let mut found = Vec::new();
     attrs.retain(|attr| {
-        let is_ours = attr
-            .path()
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "emit_event");
+        let is_ours = is_our_attribute(attr, krate);
         if is_ours {
             let parsed = match &attr.meta {
                 syn::Meta::Path(_) => syn::parse2::<Args>(TokenStream::new()),
@@ -134,6 +141,34 @@ fn take_sibling_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Vec<Ar
         !is_ours
     });
     found
+}
+
+/// Whether `attr` is `#[emit_event]` by one of the paths it is known by: `emit_event`,
+/// `sse_core::emit_event`, `::sse_core::emit_event`, or `<krate>::emit_event` when the
+/// expanded attribute gave `crate = "<krate>"`. Another crate's `emit_event` is left alone.
+fn is_our_attribute(attr: &Attribute, krate: Option<&syn::Path>) -> bool {
+    let path = attr.path();
+    let idents: Vec<&syn::Ident> = path.segments.iter().map(|s| &s.ident).collect();
+    let Some((last, prefix)) = idents.split_last() else {
+        return false;
+    };
+    if !matches!(attr.style, AttrStyle::Outer) || *last != "emit_event" {
+        return false;
+    }
+    let same = |krate: &syn::Path| {
+        krate.segments.len() == prefix.len()
+            && krate
+                .segments
+                .iter()
+                .zip(prefix)
+                .all(|(a, b)| a.ident == **b)
+    };
+    match prefix {
+        // `::emit_event` would be a crate named `emit_event`.
+        [] => path.leading_colon.is_none(),
+        [only] if *only == "sse_core" => true,
+        _ => krate.is_some_and(same),
+    }
 }
 
 fn mentions_impl(tokens: TokenStream) -> bool {
@@ -157,5 +192,61 @@ fn item_keyword_span(item: &Item) -> proc_macro2::Span {
         Item::Type(i) => i.type_token.span,
         Item::Use(i) => i.use_token.span,
         other => other.span(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::{emit_event, is_our_attribute};
+
+    fn attribute(tokens: proc_macro2::TokenStream) -> syn::Attribute {
+        syn::parse_quote!(#tokens)
+    }
+
+    #[test]
+    fn only_our_own_attribute_paths_are_taken() {
+        let krate: syn::Path = syn::parse_quote!(my_app::events);
+        for ours in [
+            quote!(#[emit_event("a")]),
+            quote!(#[emit_event]),
+            quote!(#[sse_core::emit_event("a")]),
+            quote!(#[::sse_core::emit_event("a")]),
+            quote!(#[my_app::events::emit_event("a")]),
+            quote!(#[::my_app::events::emit_event("a")]),
+        ] {
+            assert!(
+                is_our_attribute(&attribute(ours.clone()), Some(&krate)),
+                "{ours}"
+            );
+        }
+        for foreign in [
+            quote!(#[other_crate::emit_event("a")]),
+            quote!(#[rustfmt::emit_event]),
+            quote!(#[::emit_event("a")]),
+            quote!(#[events::emit_event("a")]),
+            quote!(#[my_app::events::other::emit_event("a")]),
+            quote!(#[sse_core::emit_events("a")]),
+            quote!(#[sse_core::emit_event::inner]),
+        ] {
+            assert!(
+                !is_our_attribute(&attribute(foreign.clone()), Some(&krate)),
+                "{foreign}"
+            );
+        }
+        let renamed = attribute(quote!(#[my_app::events::emit_event("a")]));
+        assert!(!is_our_attribute(&renamed, None));
+    }
+
+    #[test]
+    fn argument_errors_are_kept_when_the_item_is_unreadable() {
+        // rustc only hands an attribute macro an item it could parse, so this happens where
+        // syn lags behind rustc's grammar; a plain token stream stands in for such an item.
+        let out = emit_event(quote!("", colour = "red"), quote!(this is not an item)).to_string();
+        assert!(out.contains("the event name must not be empty"), "{out}");
+        assert!(out.contains("unknown argument `colour`"), "{out}");
+        assert_eq!(out.matches("compile_error").count(), 3, "{out}");
+        assert!(out.starts_with("this is not an item"), "{out}");
     }
 }

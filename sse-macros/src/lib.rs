@@ -6,6 +6,8 @@
 
 mod args;
 mod expand;
+// A symlink to `sse-core/src/wire/rules.rs`: one copy of the rules for both crates.
+mod rules;
 
 use proc_macro::TokenStream;
 

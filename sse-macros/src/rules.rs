@@ -1,0 +1,1 @@
+../../sse-core/src/wire/rules.rs

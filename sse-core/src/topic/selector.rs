@@ -7,8 +7,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::wire::rules;
+
 /// Longest topic or selector accepted, in bytes.
-pub const MAX_TOPIC_LEN: usize = 1024;
+pub const MAX_TOPIC_LEN: usize = rules::MAX_TOPIC_LEN;
 
 /// A pattern that picks topics: what a subscriber asks for with `?topic=...`, and what a token
 /// allows.
@@ -248,18 +250,9 @@ pub(crate) fn validate_topic(topic: &str) -> Result<(), InvalidTopic> {
 }
 
 fn check_text(s: &str, what: &str) -> Result<(), InvalidTopic> {
-    if s.is_empty() {
-        Err(InvalidTopic::new(format!("{what} must not be empty")))
-    } else if s.len() > MAX_TOPIC_LEN {
-        Err(InvalidTopic::new(format!(
-            "{what} must be at most {MAX_TOPIC_LEN} bytes"
-        )))
-    } else if s.chars().any(char::is_control) {
-        Err(InvalidTopic::new(format!(
-            "{what} must not contain control characters"
-        )))
-    } else {
-        Ok(())
+    match rules::topic_text_problem(s) {
+        Some(problem) => Err(InvalidTopic::new(problem.describe(what))),
+        None => Ok(()),
     }
 }
 

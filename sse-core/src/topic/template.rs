@@ -3,24 +3,22 @@
 use serde_json::Value;
 
 use super::selector::{validate_topic, InvalidTopic};
+use crate::wire::rules::{parse_template, TemplatePart};
 
 /// Fills a topic template such as `users/{id}` or `orders/{order.id}/items` from a payload.
 /// `{field}` parts name a field of the payload, `{a.b}` a nested one; the value must be a
 /// string, number or boolean, and a string must be non-empty and without `/`.
 pub(crate) fn render(template: &str, payload: &Value) -> Result<String, InvalidTopic> {
+    let parts = parse_template(template).map_err(|err| InvalidTopic::new(err.to_string()))?;
     let mut out = String::with_capacity(template.len() + 16);
-    let mut rest = template;
-    while let Some(open) = rest.find(['{', '}']) {
-        if rest.as_bytes()[open] == b'}' {
-            return Err(InvalidTopic::new("unmatched `}` in the topic template"));
-        }
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let close = after
-            .find(['{', '}'])
-            .filter(|&i| after.as_bytes()[i] == b'}')
-            .ok_or_else(|| InvalidTopic::new("unclosed `{` in the topic template"))?;
-        let path = &after[..close];
+    for part in parts {
+        let path = match part {
+            TemplatePart::Literal(text) => {
+                out.push_str(text);
+                continue;
+            }
+            TemplatePart::Field(path) => path,
+        };
         let value = lookup(payload, path)
             .ok_or_else(|| InvalidTopic::new(format!("the payload has no field `{path}`")))?;
         match value {
@@ -43,9 +41,7 @@ pub(crate) fn render(template: &str, payload: &Value) -> Result<String, InvalidT
                 )));
             }
         }
-        rest = &after[close + 1..];
     }
-    out.push_str(rest);
     validate_topic(&out)?;
     Ok(out)
 }

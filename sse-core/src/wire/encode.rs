@@ -22,19 +22,13 @@ pub const RESET_EVENT: &str = "sse-reset";
 /// assert!(sse_core::validate_event_name("bad\nname").is_err());
 /// ```
 pub fn validate_event_name(name: &str) -> Result<(), PublishError> {
-    let reason = if name.is_empty() {
-        "an event name must not be empty"
-    } else if name.contains(['\r', '\n']) {
-        "an event name must not contain a line break (it would end the `event:` field)"
-    } else if name.contains('\0') {
-        "an event name must not contain NUL"
-    } else {
-        return Ok(());
-    };
-    Err(PublishError::InvalidEventName {
-        name: name.to_owned(),
-        reason,
-    })
+    match super::rules::event_name_problem(name) {
+        Some(reason) => Err(PublishError::InvalidEventName {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// How an event's payload is laid out on the wire.

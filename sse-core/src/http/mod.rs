@@ -1,6 +1,7 @@
 //! The actix-web side: the stream endpoint and its App registration, request parsing (once),
 //! refusals, and serving with a clean shutdown.
 
+mod client;
 mod refusal;
 mod request;
 mod serve;

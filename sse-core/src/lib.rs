@@ -99,6 +99,7 @@ pub use crate::emit::{
 };
 pub use crate::error::PublishError;
 pub use crate::fanout::{Broadcaster, BroadcasterBuilder, EventStream, Stats};
+pub use crate::http::{SnapshotIdMiddleware, SnapshotIdService, SNAPSHOT_ID_HEADER};
 #[cfg(feature = "redis")]
 pub use crate::log::InvalidRedisUrl;
 pub use crate::log::StoreStats;

@@ -6,3 +6,6 @@ mod refusal;
 mod request;
 mod serve;
 mod service;
+mod snapshot;
+
+pub use snapshot::{SnapshotIdMiddleware, SnapshotIdService, SNAPSHOT_ID_HEADER};

@@ -104,9 +104,22 @@ export function createParser({ dispatch, retry = () => {} }) {
 }
 
 /**
+ * Orders two ids of sse-core's wire format (`<epoch>-<seq>`, or `<epoch>-<ms>-<n>` with Redis):
+ * negative, zero or positive; null when they cannot be compared (other epochs or formats).
+ */
+export function compareIds(a, b) {
+  const pa = /^([^-]+)-(\d+)(?:-(\d+))?$/.exec(a ?? "");
+  const pb = /^([^-]+)-(\d+)(?:-(\d+))?$/.exec(b ?? "");
+  if (!pa || !pb || pa[1] !== pb[1] || (pa[3] === undefined) !== (pb[3] === undefined)) return null;
+  const num = (x, y) => x.length - y.length || (x < y ? -1 : x > y ? 1 : 0);
+  return num(pa[2], pb[2]) || (pa[3] === undefined ? 0 : num(pa[3], pb[3]));
+}
+
+/**
  * The events a tab saw last, with their ids, so that the leader can answer a tab that joins
- * with `after: <id>`: what came after that id, or null when the id is not among them (the
- * tab must then reload). Ids are opaque: only equality is used, never order.
+ * with `after: <id>`: what came after that id, or null when that is unknown (the tab must then
+ * reload). A snapshot's id can name an event of a topic this stream does not follow: then the
+ * order of the ids tells, when the oldest entry kept is not after it.
  */
 export function createRecent(limit = 1024) {
   const items = []; // { id, type, data } ; type null: a position without an event
@@ -122,7 +135,11 @@ export function createRecent(limit = 1024) {
       for (let i = items.length - 1; i >= 0; i--) {
         if (items[i].id === id) return items.slice(i + 1).filter((e) => e.type !== null);
       }
-      return null;
+      const oldest = items[0];
+      if (!oldest || !(compareIds(oldest.id, id) <= 0)) return null;
+      const later = items.filter((e) => compareIds(e.id, id) > 0);
+      if (items.some((e) => compareIds(e.id, id) === null)) return null;
+      return later.filter((e) => e.type !== null);
     },
     clear() {
       items.length = 0;

@@ -6,6 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   backoffDelay,
+  compareIds,
   createClient,
   createParser,
   createRecent,
@@ -201,6 +202,26 @@ test("recent events: what came after an id, or null when unknown", () => {
   r.add({ id: "3", type: "a", data: "3" }); // "p" falls out
   assert.equal(r.after("p"), null);
   assert.ok(r.has("3") && !r.has("p"));
+});
+
+test("ids of one epoch are ordered; others are not comparable", () => {
+  assert.ok(compareIds("ab-9", "ab-10") < 0);
+  assert.equal(compareIds("ab-10", "ab-10"), 0);
+  assert.ok(compareIds("ab-5-1", "ab-4-9") > 0);
+  assert.equal(compareIds("ab-1", "cd-2"), null);
+  assert.equal(compareIds("ab-1", "ab-1-1"), null);
+  assert.equal(compareIds("x", "ab-1"), null);
+});
+
+test("recent events: a snapshot id of another topic is placed by order", () => {
+  const r = createRecent(10);
+  r.add({ id: "e-2", type: null, data: null });
+  r.add({ id: "e-5", type: "a", data: "5" });
+  r.add({ id: "e-7", type: "a", data: "7" });
+  assert.deepEqual(r.after("e-6").map((e) => e.id), ["e-7"]);
+  assert.deepEqual(r.after("e-3").map((e) => e.id), ["e-5", "e-7"]);
+  assert.equal(r.after("e-1"), null); // older than what is kept
+  assert.equal(r.after("f-6"), null); // another epoch
 });
 
 // ---- one tab: reconnects -------------------------------------------------------------------

@@ -101,6 +101,7 @@ pub use crate::error::PublishError;
 pub use crate::fanout::{
     AddrBlock, Broadcaster, BroadcasterBuilder, EventStream, InvalidAddrBlock, Stats,
 };
+pub use crate::http::{SnapshotIdMiddleware, SnapshotIdService, SNAPSHOT_ID_HEADER};
 #[cfg(feature = "redis")]
 pub use crate::log::InvalidRedisUrl;
 pub use crate::log::StoreStats;

@@ -23,6 +23,7 @@
 pub mod db;
 pub mod error;
 pub mod login;
+pub mod tls;
 pub mod users;
 
 use actix_cors::Cors;
@@ -72,6 +73,10 @@ pub fn cors(origins: &[String]) -> Cors {
             header::AUTHORIZATION,
             header::HeaderName::from_static("last-event-id"),
         ])
+        // The snapshot id, so a page on another origin can subscribe from its snapshot.
+        .expose_headers([header::HeaderName::from_static(
+            sse_core::SNAPSHOT_ID_HEADER,
+        )])
         .max_age(3600)
 }
 

@@ -56,6 +56,9 @@ struct Config {
     /// The Redis stream key the instances share (with `--redis`).
     #[arg(long, env = "SSE_REDIS_STREAM", default_value = "sse-demo:events")]
     redis_stream: String,
+
+    #[command(flatten)]
+    tls: sse_demo::tls::TlsArgs,
 }
 
 #[actix_web::main]
@@ -103,6 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             App::new()
                 .wrap(sse_demo::cors(&origins))
                 .wrap(middleware::Logger::new("%r %s %Dms"))
+                .wrap(events.snapshot_id_middleware())
                 .configure(sse_demo::app_config(pool.clone(), events.clone()))
                 .configure(sse_demo::login::config(login_key.clone()))
         }
@@ -110,13 +114,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `events.serve` handles Ctrl-C and SIGTERM: it ends the open streams, then stops the
     // server, so the graceful drain has nothing left to wait for.
     .disable_signals()
-    .shutdown_timeout(5)
-    .bind((config.bind.as_str(), config.port))
+    .shutdown_timeout(5);
+    let tls = config.tls.server_config()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let addr = (config.bind.as_str(), config.port);
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(addr, tls),
+        None => server.bind(addr),
+    }
     .map_err(|err| format!("cannot listen on {}:{}: {err}", config.bind, config.port))?;
 
     for addr in server.addrs() {
         // The one line on stdout, so scripts and tests can read the address.
-        println!("sse-demo listening on http://{addr}/");
+        println!("sse-demo listening on {scheme}://{addr}/");
     }
     std::io::stdout().flush()?;
     tracing::info!(

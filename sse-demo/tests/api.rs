@@ -355,7 +355,10 @@ async fn page_and_cors() {
     assert_eq!(content_type, Some("text/html; charset=utf-8"));
     let page = res.body().await.expect("page");
     let page = String::from_utf8_lossy(&page);
-    assert!(page.contains("new EventSource"), "the page subscribes");
+    assert!(
+        page.contains(r#"from "/api/sse/stream/client.js""#),
+        "the page subscribes through the client"
+    );
     assert!(page.contains(r#"id="status""#));
 
     let preflight = |origin: &'static str| {

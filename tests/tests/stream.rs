@@ -31,7 +31,10 @@ async fn named_events_arrive_in_order_with_ids_and_headers() {
             .map(str::to_owned)
     };
     assert_eq!(h("content-type").as_deref(), Some("text/event-stream"));
-    assert_eq!(h("cache-control").as_deref(), Some("no-cache"));
+    assert_eq!(
+        h("cache-control").as_deref(),
+        Some("no-cache, no-transform")
+    );
     assert_eq!(h("x-accel-buffering").as_deref(), Some("no"));
     assert_eq!(h("content-encoding").as_deref(), Some("identity"));
 

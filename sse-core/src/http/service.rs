@@ -7,6 +7,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{error, web, FromRequest, HttpRequest, HttpResponse};
 
+use super::client;
 use super::refusal::Refusal;
 use super::request::StreamRequest;
 use crate::emit::{register_worker_default, ClientIdMiddleware, REGISTER_HINT};
@@ -18,7 +19,9 @@ impl Broadcaster {
     /// - a `GET` endpoint at `path` that streams the events ([`Broadcaster::respond`]);
     /// - app data, so handlers can take a `Broadcaster` (or `web::Data<Broadcaster>`)
     ///   argument;
-    /// - the broadcaster that `#[emit_event]` handlers of this `App` publish to.
+    /// - the broadcaster that `#[emit_event]` handlers of this `App` publish to;
+    /// - the browser client, an ES module, at `{path}/client.js`, and its types at
+    ///   `{path}/client.d.ts`.
     ///
     /// ```no_run
     /// use actix_web::{App, HttpServer};
@@ -50,6 +53,15 @@ impl Broadcaster {
                     let events = events.clone();
                     async move { events.respond(&req) }
                 }),
+            );
+            let base = path.trim_end_matches('/');
+            cfg.route(
+                &format!("{base}/client.js"),
+                web::get().to(client::client_js),
+            );
+            cfg.route(
+                &format!("{base}/client.d.ts"),
+                web::get().to(client::client_d_ts),
             );
         }
     }
@@ -85,7 +97,8 @@ impl Broadcaster {
         match self.open(req) {
             Ok(stream) => HttpResponse::Ok()
                 .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-                .insert_header((header::CACHE_CONTROL, "no-cache"))
+                // `no-transform`: proxies must not compress or otherwise rework the stream.
+                .insert_header((header::CACHE_CONTROL, "no-cache, no-transform"))
                 .insert_header(("x-accel-buffering", "no"))
                 // An explicit identity encoding makes actix's `Compress` middleware leave the
                 // stream alone; it would otherwise buffer events inside the compressor.

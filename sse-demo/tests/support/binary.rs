@@ -55,8 +55,7 @@ impl Demo {
             .strip_prefix("sse-demo listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
-        let addr = url
-            .trim_start_matches("http://")
+        let addr = (url.split_once("://").map_or(url.as_str(), |(_, rest)| rest))
             .trim_end_matches('/')
             .parse()
             .unwrap_or_else(|err| panic!("address in {line:?}: {err}"));

@@ -1,0 +1,295 @@
+//! The demo behind Debian's nginx, configured with `deploy/nginx.conf`: events arrive
+//! unbuffered, and a client resumes through nginx across a restart of the demo.
+
+#[path = "support/binary.rs"]
+#[allow(dead_code)]
+mod binary;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use binary::Demo;
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+/// nginx in the foreground with its own prefix, pid and logs in a temp dir; killed on drop.
+struct Nginx {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Runs `deploy/nginx.conf` in front of `upstream`, on a free loopback port.
+    fn start(upstream: SocketAddr) -> Nginx {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let addr = free_port();
+        let conf = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx.conf"),
+        )
+        .expect("read deploy/nginx.conf");
+        let d = dir.path().display();
+        let conf = conf
+            .replace("server 127.0.0.1:2345;", &format!("server {upstream};"))
+            .replace("listen 8080;", &format!("listen {addr};"))
+            .replace(
+                "events {}",
+                &format!("pid {d}/nginx.pid;\nerror_log {d}/error.log info;\nevents {{}}"),
+            )
+            .replace(
+                "http {",
+                &format!(
+                    "http {{\n    access_log {d}/access.log;\n    client_body_temp_path {d}/body;\n    \
+                     proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    \
+                     uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;"
+                ),
+            );
+        // As root, nginx's workers would run as `nobody`, which cannot use the temp dir.
+        let conf = if is_root() {
+            format!("user root;\n{conf}")
+        } else {
+            conf
+        };
+        let file = dir.path().join("nginx.conf");
+        std::fs::write(&file, conf).expect("write nginx.conf");
+        let child = Command::new(NGINX)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&file)
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("run nginx (apt-get install nginx)");
+        let nginx = Nginx { child, addr, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx not listening: {}",
+                nginx.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        nginx
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // The master's SIGKILL leaves its workers; SIGQUIT first, as `nginx -s quit` would.
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+/// A raw HTTP/1.1 response read as it arrives.
+struct Raw {
+    stream: TcpStream,
+    text: String,
+}
+
+impl Raw {
+    fn get(addr: SocketAddr, path: &str, last_event_id: Option<&str>) -> Raw {
+        let mut stream =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        let resume = last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{resume}\r\n"
+        )
+        .expect("send");
+        Raw {
+            stream,
+            text: String::new(),
+        }
+    }
+
+    /// Reads until `needle` arrives; when, or None after `within`.
+    fn wait_for(&mut self, needle: &str, within: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + within;
+        let mut buf = [0; 4096];
+        while !self.text.contains(needle) {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .ok()?;
+            match self.stream.read(&mut buf) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        Some(Instant::now())
+    }
+
+    fn status(&mut self) -> u16 {
+        self.wait_for("\r\n", Duration::from_secs(5));
+        (self.text.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The value of the first `id:` line of the stream.
+    fn first_id(&mut self) -> String {
+        self.wait_for("\nid: ", Duration::from_secs(5))
+            .expect("an id line");
+        self.wait_for_after("\nid: ", "\n");
+        let start = self.text.find("\nid: ").expect("id") + 5;
+        let end = self.text[start..].find('\n').expect("end of line") + start;
+        self.text[start..end].trim().to_owned()
+    }
+
+    fn wait_for_after(&mut self, first: &str, then: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let at = self.text.find(first).map(|i| i + first.len());
+            if at.is_some_and(|i| self.text[i..].contains(then)) {
+                return;
+            }
+            let mut buf = [0; 1024];
+            match self.stream.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => self.text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    }
+}
+
+/// Creates a user directly on the demo; when the request was sent.
+fn create_user(addr: SocketAddr, name: &str) -> Instant {
+    let body = format!(r#"{{"username":"{name}","email":"{name}@example.com"}}"#);
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let sent = Instant::now();
+    write!(
+        stream,
+        "POST /api/v1/users HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    sent
+}
+
+#[test]
+#[ignore = "needs nginx (apt-get install nginx)"]
+fn events_arrive_through_nginx_unbuffered() {
+    let db = tempfile::tempdir().expect("temp dir");
+    let demo = Demo::start(&db.path().join("demo.db"), 0);
+    let nginx = Nginx::start(demo.addr);
+
+    let mut stream = Raw::get(nginx.addr, "/api/sse/stream", None);
+    assert_eq!(stream.status(), 200, "{}", stream.text);
+    // A buffering proxy would hold these few bytes back.
+    assert!(
+        stream
+            .wait_for(": connected", Duration::from_secs(2))
+            .is_some(),
+        "no preamble through nginx: {}\n{}",
+        stream.text,
+        nginx.log()
+    );
+    let head = stream.text.to_ascii_lowercase();
+    assert!(
+        head.contains("cache-control: no-cache, no-transform"),
+        "{head}"
+    );
+    for i in 0..5 {
+        let name = format!("nginx{i}");
+        let sent = create_user(demo.addr, &name);
+        let got = stream
+            .wait_for(&format!(r#""username":"{name}""#), Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("event {i} not through nginx: {}", stream.text));
+        let took = got - sent;
+        println!("MEASURE nginx_event_latency_ms {}", took.as_millis());
+        assert!(took < Duration::from_millis(500), "event {i} took {took:?}");
+    }
+    let page = Raw::get(nginx.addr, "/api/sse/stream/client.js", None).status();
+    assert_eq!(page, 200);
+}
+
+#[test]
+#[ignore = "needs nginx (apt-get install nginx)"]
+fn a_client_resumes_through_nginx_across_a_demo_restart() {
+    let db = tempfile::tempdir().expect("temp dir");
+    let db = db.path().join("demo.db");
+    let demo = Demo::start(&db, 0);
+    let (port, upstream) = (demo.addr.port(), demo.addr);
+    let nginx = Nginx::start(upstream);
+
+    let mut stream = Raw::get(nginx.addr, "/api/sse/stream", None);
+    assert_eq!(stream.status(), 200);
+    create_user(upstream, "before");
+    stream
+        .wait_for(r#""username":"before""#, Duration::from_secs(2))
+        .expect("event before the restart");
+    let last = stream.first_id();
+    demo.stop(Duration::from_secs(5));
+
+    // While the demo is down nginx answers 502; the client keeps trying (bounded here).
+    let down = Raw::get(nginx.addr, "/api/sse/stream", Some(&last)).status();
+    assert_eq!(down, 502);
+    let demo = Demo::start(&db, port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut resumed = loop {
+        let mut attempt = Raw::get(nginx.addr, "/api/sse/stream", Some(&last));
+        if attempt.status() == 200 {
+            break attempt;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no stream through nginx after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // A new process has a new epoch: the client is told to reload, then gets live events.
+    assert!(
+        resumed
+            .wait_for("event: sse-reset", Duration::from_secs(2))
+            .is_some(),
+        "{}",
+        resumed.text
+    );
+    create_user(demo.addr, "after");
+    assert!(
+        resumed
+            .wait_for(r#""username":"after""#, Duration::from_secs(2))
+            .is_some(),
+        "{}",
+        resumed.text
+    );
+}

@@ -1,6 +1,5 @@
 //! [`JwtAuth`]: private topics authorized by a JSON Web Token.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,7 +21,9 @@ use crate::{AuthError, Authorize, Grant, TopicSelector};
 /// [`JwtAuth::cookie`] (default `sse_token`), else, if enabled with
 /// [`JwtAuth::query_parameter`], from `?access_token=` (which ends up in access logs: prefer
 /// the cookie for `EventSource`, which cannot set headers). `exp` is required unless
-/// [`JwtAuth::require_exp`] says otherwise; an open stream ends when its token expires.
+/// [`JwtAuth::require_exp`] says otherwise; an open stream ends when its token expires. A
+/// token whose `nbf` is still ahead is refused; [`JwtAuth::leeway`] applies to both.
+/// [`JwtAuth::issuer`] and [`JwtAuth::audience`] check `iss` and `aud`.
 ///
 /// ```
 /// use sse_core::{Broadcaster, JwtAuth};
@@ -66,6 +67,8 @@ impl JwtAuth {
         let mut validation = Validation::new(algorithm);
         // The stream ends at `exp` exactly; a skew allowance is opt-in with `leeway`.
         validation.leeway = 0;
+        // A token issued for later is not valid yet; the same leeway applies as to `exp`.
+        validation.validate_nbf = true;
         validation.validate_aud = false;
         Self {
             key,
@@ -92,11 +95,38 @@ impl JwtAuth {
     /// Whether tokens must carry `exp`. Default true.
     #[must_use]
     pub fn require_exp(mut self, required: bool) -> Self {
-        self.validation.required_spec_claims = if required {
-            HashSet::from(["exp".to_owned()])
+        if required {
+            self.validation
+                .required_spec_claims
+                .insert("exp".to_owned());
         } else {
-            HashSet::new()
-        };
+            self.validation.required_spec_claims.remove("exp");
+        }
+        self
+    }
+
+    /// Accepts only tokens whose `iss` claim is one of `issuers` (the claim is then required).
+    /// Default: `iss` is not checked.
+    #[must_use]
+    pub fn issuer<S: ToString>(mut self, issuers: impl IntoIterator<Item = S>) -> Self {
+        let issuers: Vec<String> = issuers.into_iter().map(|s| s.to_string()).collect();
+        self.validation.set_issuer(&issuers);
+        self.validation
+            .required_spec_claims
+            .insert("iss".to_owned());
+        self
+    }
+
+    /// Accepts only tokens whose `aud` claim names one of `audiences` (the claim is then
+    /// required). Default: `aud` is not checked.
+    #[must_use]
+    pub fn audience<S: ToString>(mut self, audiences: impl IntoIterator<Item = S>) -> Self {
+        let audiences: Vec<String> = audiences.into_iter().map(|s| s.to_string()).collect();
+        self.validation.set_audience(&audiences);
+        self.validation.validate_aud = true;
+        self.validation
+            .required_spec_claims
+            .insert("aud".to_owned());
         self
     }
 
@@ -182,5 +212,88 @@ impl Authorize for JwtAuth {
             return Err(AuthError::invalid("the token has expired"));
         }
         Ok(Some(grant))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::{json, Value};
+
+    const SECRET: &[u8] = b"a secret of at least 32 bytes, please";
+
+    fn now() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    fn claims(extra: Value) -> Value {
+        let mut claims = json!({ "sse": { "subscribe": ["users/1/private"] }, "exp": now() + 600 });
+        if let (Some(claims), Value::Object(extra)) = (claims.as_object_mut(), extra) {
+            claims.extend(extra);
+        }
+        claims
+    }
+
+    fn check(auth: &JwtAuth, claims: &Value) -> Result<Option<Grant>, AuthError> {
+        let token = encode(
+            &Header::default(),
+            claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .expect("sign");
+        let req = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+            .to_http_request();
+        auth.authorize(&req)
+    }
+
+    #[test]
+    fn a_valid_token_is_accepted() {
+        let grant = check(&JwtAuth::hs256(SECRET), &claims(json!({})));
+        assert!(matches!(grant, Ok(Some(_))), "{grant:?}");
+    }
+
+    #[test]
+    fn token_not_yet_valid_is_refused() {
+        let early = claims(json!({ "nbf": now() + 3600 }));
+        assert!(check(&JwtAuth::hs256(SECRET), &early).is_err());
+    }
+
+    #[test]
+    fn nbf_within_the_leeway_is_accepted_beyond_it_refused() {
+        let auth = JwtAuth::hs256(SECRET).leeway(Duration::from_secs(60));
+        assert!(check(&auth, &claims(json!({ "nbf": now() + 30 }))).is_ok());
+        assert!(check(&auth, &claims(json!({ "nbf": now() + 120 }))).is_err());
+    }
+
+    #[test]
+    fn exp_passed_within_the_leeway_is_accepted_beyond_it_refused() {
+        let auth = JwtAuth::hs256(SECRET).leeway(Duration::from_secs(60));
+        assert!(check(&auth, &claims(json!({ "exp": now() - 30 }))).is_ok());
+        assert!(check(&auth, &claims(json!({ "exp": now() - 120 }))).is_err());
+        // Without leeway, an expired token is refused.
+        let strict = JwtAuth::hs256(SECRET);
+        assert!(check(&strict, &claims(json!({ "exp": now() - 2 }))).is_err());
+    }
+
+    #[test]
+    fn issuer_is_checked_when_configured() {
+        let auth = JwtAuth::hs256(SECRET).issuer(["https://auth.example"]);
+        assert!(check(&auth, &claims(json!({ "iss": "https://auth.example" }))).is_ok());
+        assert!(check(&auth, &claims(json!({ "iss": "https://evil.example" }))).is_err());
+        assert!(check(&auth, &claims(json!({}))).is_err(), "iss required");
+    }
+
+    #[test]
+    fn audience_is_checked_when_configured() {
+        let auth = JwtAuth::hs256(SECRET).audience(["sse"]);
+        assert!(check(&auth, &claims(json!({ "aud": "sse" }))).is_ok());
+        assert!(check(&auth, &claims(json!({ "aud": ["api", "sse"] }))).is_ok());
+        assert!(check(&auth, &claims(json!({ "aud": "api" }))).is_err());
+        assert!(check(&auth, &claims(json!({}))).is_err(), "aud required");
     }
 }

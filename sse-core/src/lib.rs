@@ -93,6 +93,7 @@ mod history;
 mod id;
 #[cfg(feature = "jwt")]
 mod jwt;
+mod redact;
 #[cfg(feature = "redis")]
 mod redis;
 mod stats;
@@ -111,6 +112,7 @@ pub use crate::filter::Delivery;
 pub use crate::id::{EventId, MalformedEventId};
 #[cfg(feature = "jwt")]
 pub use crate::jwt::JwtAuth;
+pub use crate::redact::redact_url;
 #[cfg(feature = "redis")]
 pub use crate::redis::InvalidRedisUrl;
 pub use crate::stats::{Stats, StoreStats};

@@ -45,7 +45,8 @@ const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
 
 /// A Redis URL that redis-rs cannot use, from
-/// [`BroadcasterBuilder::redis`](crate::BroadcasterBuilder::redis).
+/// [`BroadcasterBuilder::redis`](crate::BroadcasterBuilder::redis). The URL it shows has no
+/// password ([`redact_url`](crate::redact_url)).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid Redis URL {url:?}: {reason}")]
 pub struct InvalidRedisUrl {
@@ -54,22 +55,35 @@ pub struct InvalidRedisUrl {
 }
 
 /// The builder's Redis settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct RedisConfig {
     pub(crate) client: redis::Client,
     pub(crate) stream: String,
+    /// The URL without its password, for `Debug`.
+    shown_url: String,
 }
 
 impl RedisConfig {
     pub(crate) fn new(url: &str, stream: &str) -> Result<Self, InvalidRedisUrl> {
+        let shown_url = crate::redact_url(url).into_owned();
         let client = redis::Client::open(url).map_err(|err| InvalidRedisUrl {
-            url: url.to_owned(),
+            url: shown_url.clone(),
             reason: err.to_string(),
         })?;
         Ok(Self {
             client,
             stream: stream.to_owned(),
+            shown_url,
         })
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.shown_url)
+            .field("stream", &self.stream)
+            .finish()
     }
 }
 
@@ -659,4 +673,32 @@ impl Senders {
 
 fn text(map: &HashMap<String, Value>, field: &str) -> Option<String> {
     redis::from_redis_value(map.get(field)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Broadcaster;
+
+    #[test]
+    fn debug_output_hides_the_redis_password() {
+        let builder = Broadcaster::builder()
+            .redis("redis://user:secret@127.0.0.1:1", "s")
+            .expect("valid URL");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("127.0.0.1:1"), "{shown}");
+        let events = builder.build();
+        let shown = format!("{events:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        events.shutdown();
+    }
+
+    #[test]
+    fn an_invalid_url_error_hides_the_password() {
+        let err = Broadcaster::builder()
+            .redis("nosuchscheme://user:secret@127.0.0.1:1", "s")
+            .expect_err("unknown scheme");
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(!format!("{err:?}").contains("secret"), "{err:?}");
+    }
 }

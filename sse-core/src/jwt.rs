@@ -1,5 +1,6 @@
 //! [`JwtAuth`]: private topics authorized by a JSON Web Token.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,6 +9,7 @@ use actix_web::{web, HttpRequest};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
+use crate::jwks::{InvalidKey, Key, Keys};
 use crate::{AuthError, Authorize, Grant, TopicSelector};
 
 /// Authorizes subscribers with a JWT whose `sse.subscribe` claim lists the selectors of the
@@ -33,7 +35,7 @@ use crate::{AuthError, Authorize, Grant, TopicSelector};
 ///     .build();
 /// ```
 pub struct JwtAuth {
-    key: DecodingKey,
+    keys: Keys,
     validation: Validation,
     cookie: Option<String>,
     query: bool,
@@ -43,6 +45,7 @@ impl fmt::Debug for JwtAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtAuth")
             .field("algorithms", &self.validation.algorithms)
+            .field("keys", &self.keys.len())
             .field("cookie", &self.cookie)
             .field("query", &self.query)
             .finish_non_exhaustive()
@@ -52,26 +55,50 @@ impl fmt::Debug for JwtAuth {
 impl JwtAuth {
     /// Tokens signed with HMAC-SHA256 and `secret`.
     pub fn hs256(secret: &[u8]) -> Self {
-        Self::new(DecodingKey::from_secret(secret), Algorithm::HS256)
+        Self::new(Keys::One(Key::new(
+            DecodingKey::from_secret(secret),
+            Algorithm::HS256,
+        )))
     }
 
     /// Tokens signed with RSA (RS256); `public_key_pem` is the PEM of the public key.
-    pub fn rs256_pem(public_key_pem: &[u8]) -> Result<Self, jsonwebtoken::errors::Error> {
-        Ok(Self::new(
-            DecodingKey::from_rsa_pem(public_key_pem)?,
-            Algorithm::RS256,
-        ))
+    pub fn rs256_pem(public_key_pem: &[u8]) -> Result<Self, InvalidKey> {
+        let key = DecodingKey::from_rsa_pem(public_key_pem)
+            .map_err(|err| InvalidKey::Pem(Box::new(err)))?;
+        Ok(Self::new(Keys::One(Key::new(key, Algorithm::RS256))))
     }
 
-    fn new(key: DecodingKey, algorithm: Algorithm) -> Self {
-        let mut validation = Validation::new(algorithm);
+    /// Tokens signed with any signature key of a JWK set (RFC 7517), given as its JSON, such
+    /// as an identity provider's `jwks_uri` document. A token names its key with the `kid`
+    /// header (a set of one key also accepts tokens without `kid`) and must use that key's
+    /// `alg` (RS256 for an RSA key without `alg`). Encryption and symmetric keys are ignored.
+    ///
+    /// ```
+    /// let jwks = r#"{"keys": [{"kty": "EC", "kid": "k1", "crv": "P-256", "alg": "ES256",
+    ///     "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+    ///     "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+    /// let auth = sse_core::JwtAuth::jwks(jwks)?;
+    /// # Ok::<(), sse_core::InvalidKey>(())
+    /// ```
+    ///
+    /// Fetching and refreshing the set is up to the application: build a new `JwtAuth` (and
+    /// broadcaster) when the provider rotates its keys.
+    pub fn jwks(json: &str) -> Result<Self, InvalidKey> {
+        Ok(Self::new(Keys::from_jwk_set(json)?))
+    }
+
+    fn new(keys: Keys) -> Self {
+        let mut validation = Validation {
+            algorithms: keys.algorithms(),
+            ..Validation::default()
+        };
         // The stream ends at `exp` exactly; a skew allowance is opt-in with `leeway`.
         validation.leeway = 0;
         // A token issued for later is not valid yet; the same leeway applies as to `exp`.
         validation.validate_nbf = true;
         validation.validate_aud = false;
         Self {
-            key,
+            keys,
             validation,
             cookie: Some("sse_token".to_owned()),
             query: false,
@@ -191,7 +218,17 @@ impl Authorize for JwtAuth {
         let Some(token) = self.token(req)? else {
             return Ok(None);
         };
-        let claims = jsonwebtoken::decode::<Claims>(&token, &self.key, &self.validation)
+        let key = self.keys.for_token(&token)?;
+        // jsonwebtoken wants every algorithm of the validation in the key's family: a JWK set
+        // mixing RSA and EC keys checks each token against its own key's algorithm only.
+        let validation = if self.validation.algorithms == [key.algorithm] {
+            Cow::Borrowed(&self.validation)
+        } else {
+            let mut validation = self.validation.clone();
+            validation.algorithms = vec![key.algorithm];
+            Cow::Owned(validation)
+        };
+        let claims = jsonwebtoken::decode::<Claims>(&token, &key.key, &validation)
             .map_err(|err| AuthError::invalid(err.to_string()))?
             .claims;
         let topics = claims

@@ -92,6 +92,8 @@ mod filter;
 mod history;
 mod id;
 #[cfg(feature = "jwt")]
+mod jwks;
+#[cfg(feature = "jwt")]
 mod jwt;
 mod redact;
 #[cfg(feature = "redis")]
@@ -110,6 +112,8 @@ pub use crate::encode::{validate_event_name, WireFormat, RESET_EVENT};
 pub use crate::error::PublishError;
 pub use crate::filter::Delivery;
 pub use crate::id::{EventId, MalformedEventId};
+#[cfg(feature = "jwt")]
+pub use crate::jwks::InvalidKey;
 #[cfg(feature = "jwt")]
 pub use crate::jwt::JwtAuth;
 pub use crate::redact::redact_url;

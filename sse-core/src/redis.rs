@@ -66,6 +66,11 @@ pub(crate) struct RedisConfig {
 impl RedisConfig {
     pub(crate) fn new(url: &str, stream: &str) -> Result<Self, InvalidRedisUrl> {
         let shown_url = crate::redact_url(url).into_owned();
+        // redis-rs builds its TLS config with rustls' process-wide provider, which is picked
+        // by itself only when one provider is compiled in: install ring unless the
+        // application installed one already (then this does nothing).
+        #[cfg(feature = "redis-tls")]
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = redis::Client::open(url).map_err(|err| InvalidRedisUrl {
             url: shown_url.clone(),
             reason: err.to_string(),
@@ -255,8 +260,8 @@ impl RedisBackend {
     /// Connects and makes sure the stream has an epoch; returns the connection and the epoch.
     async fn connect(&self) -> redis::RedisResult<(MultiplexedConnection, u64)> {
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(CONNECT_TIMEOUT)
-            .set_response_timeout(RESPONSE_TIMEOUT);
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
         let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
@@ -273,7 +278,7 @@ impl RedisBackend {
             .await?;
         let epoch = epoch.parse().map_err(|_| {
             redis::RedisError::from((
-                redis::ErrorKind::TypeError,
+                redis::ErrorKind::UnexpectedReturnType,
                 "the stream's epoch key does not hold a number",
                 epoch,
             ))
@@ -672,7 +677,7 @@ impl Senders {
 }
 
 fn text(map: &HashMap<String, Value>, field: &str) -> Option<String> {
-    redis::from_redis_value(map.get(field)?).ok()
+    redis::from_redis_value_ref(map.get(field)?).ok()
 }
 
 #[cfg(test)]

@@ -75,7 +75,8 @@
 //! stream among server instances through a Redis stream: an event published on any instance
 //! reaches the subscribers of all, with the same ids, and a client resumes with its
 //! `Last-Event-ID` on any instance. Publishing never waits for Redis; an outbox bridges
-//! outages. Handlers and `#[emit_event]` do not change.
+//! outages. Handlers and `#[emit_event]` do not change. The `redis-tls` feature adds
+//! `rediss://` URLs (rustls), for managed Redis services.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -117,7 +117,11 @@ impl BroadcasterBuilder {
     /// reconnecting with backoff while Redis is down. Each instance reads the stream with
     /// `XREAD` into its local history; a `Last-Event-ID` older than that is answered from
     /// `XRANGE`. Ids from before Redis was restarted empty get a reset. See
-    /// [`Stats::store`].
+    /// [`Stats::store`](crate::Stats::store).
+    ///
+    /// `rediss://` (TLS) needs the `redis-tls` feature; an ACL user and password go in the URL
+    /// (`redis://user:password@host:6379`). The password never shows in logs, errors or
+    /// `Debug`.
     #[cfg(feature = "redis")]
     pub fn redis(mut self, url: &str, stream: &str) -> Result<Self, crate::InvalidRedisUrl> {
         self.config.redis = Some(crate::redis::RedisConfig::new(url, stream)?);

@@ -78,7 +78,7 @@
 //! outages. Handlers and `#[emit_event]` do not change. The `redis-tls` feature adds
 //! `rediss://` URLs (rustls), for managed Redis services.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admission;
 mod auth;

@@ -75,7 +75,8 @@
 //! stream among server instances through a Redis stream: an event published on any instance
 //! reaches the subscribers of all, with the same ids, and a client resumes with its
 //! `Last-Event-ID` on any instance. Publishing never waits for Redis; an outbox bridges
-//! outages. Handlers and `#[emit_event]` do not change.
+//! outages. Handlers and `#[emit_event]` do not change. The `redis-tls` feature adds
+//! `rediss://` URLs (rustls), for managed Redis services.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -92,6 +93,8 @@ mod topic;
 mod wire;
 
 #[cfg(feature = "jwt")]
+pub use crate::auth::InvalidKey;
+#[cfg(feature = "jwt")]
 pub use crate::auth::JwtAuth;
 pub use crate::auth::{AuthError, Authorize, Grant};
 pub use crate::emit::{
@@ -104,7 +107,7 @@ pub use crate::fanout::{
 pub use crate::http::{SnapshotIdMiddleware, SnapshotIdService, SNAPSHOT_ID_HEADER};
 #[cfg(feature = "redis")]
 pub use crate::log::InvalidRedisUrl;
-pub use crate::log::StoreStats;
+pub use crate::log::{redact_url, StoreStats};
 pub use crate::topic::{Delivery, InvalidTopic, TopicSelector, MAX_TOPIC_LEN};
 pub use crate::wire::{validate_event_name, EventId, MalformedEventId, WireFormat, RESET_EVENT};
 

@@ -11,7 +11,8 @@ use sse_demo::login::LoginKey;
 use tracing_subscriber::EnvFilter;
 
 /// Users CRUD on SQLite with a page that updates live over Server-Sent Events.
-#[derive(Debug, Parser)]
+// No `Debug`: the Redis URL and the JWT secret must not end up in a log by accident.
+#[derive(Parser)]
 #[command(version, about)]
 struct Config {
     /// TCP port to listen on (0 picks a free one).
@@ -49,8 +50,10 @@ struct Config {
     retry_ms: u64,
 
     /// Share the event stream with other instances through Redis, like
-    /// `redis://127.0.0.1:6379`. Default: in memory, this instance only.
-    #[arg(long, env = "REDIS_URL")]
+    /// `redis://127.0.0.1:6379`, `rediss://user:password@host:6380` (TLS). Default: in
+    /// memory, this instance only.
+    // The URL may hold a password: `--help` must not print the environment's value.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     redis: Option<String>,
 
     /// The Redis stream key the instances share (with `--redis`).
@@ -132,7 +135,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(
         database = config.database_url,
         origins = ?config.cors_origins,
-        redis = config.redis.as_deref().unwrap_or("(not used: events stay in this instance)"),
+        redis = %config.redis.as_deref().map_or(
+            "(not used: events stay in this instance)".into(),
+            sse_core::redact_url
+        ),
         "started"
     );
 

@@ -304,6 +304,51 @@ async fn an_id_from_before_redis_restarted_empty_gets_a_reset() {
 
 #[actix_web::test]
 #[ignore = "needs the redis-server binary"]
+async fn an_acl_user_with_a_password_shares_the_stream_and_a_wrong_password_is_refused() {
+    // A private server: the shared one's users are left alone.
+    let redis = RedisServer::start().await;
+    for (command, reply) in [
+        (
+            "ACL SETUSER sse-app on >app-pass ~sse-acl:* +@all",
+            "+OK\r\n",
+        ),
+        // From now on only the ACL user gets in.
+        ("ACL SETUSER default off", "+OK\r\n"),
+    ] {
+        assert!(
+            inline_command(redis.port, command, reply).await,
+            "{command}"
+        );
+    }
+    let url = |password: &str| format!("redis://sse-app:{password}@127.0.0.1:{}", redis.port);
+    let (a, server_a) = instance(&url("app-pass"), "sse-acl:events");
+    let (b, server_b) = instance(&url("app-pass"), "sse-acl:events");
+    connected(&a).await;
+    connected(&b).await;
+    let mut on_b = SseClient::connect(&server_b.url(PATH), None).await;
+    eventually("subscribed", || b.stats().subscribers == 1).await;
+    a.publish("e", &1).unwrap();
+    assert_eq!(take_data(&mut on_b, 1).await[0].data, "1");
+    assert_eq!(a.stats().store.errors + b.stats().store.errors, 0);
+    drop(server_a);
+
+    let (wrong, _server) = instance(&url("wrong"), "sse-acl:events");
+    eventually("the wrong password is refused", || {
+        wrong.stats().store.errors >= 2
+    })
+    .await;
+    assert!(
+        wrong.last_event_id().to_string().matches('-').count() == 1,
+        "never connected"
+    );
+    assert!(
+        !format!("{wrong:?}").contains("app-pass") && !format!("{a:?}").contains("app-pass"),
+        "the password shows in Debug"
+    );
+}
+
+#[actix_web::test]
+#[ignore = "needs the redis-server binary"]
 async fn a_flush_without_restart_is_noticed_and_stale_ids_get_a_reset() {
     let redis = RedisServer::start().await;
     let (events, server) = instance(&redis.url(), &unique_stream("flush"));

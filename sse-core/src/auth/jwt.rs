@@ -1,6 +1,6 @@
 //! [`JwtAuth`]: private topics authorized by a JSON Web Token.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
+use super::jwks::{InvalidKey, Key, Keys};
 use super::{AuthError, Authorize, Grant};
 use crate::topic::TopicSelector;
 
@@ -23,7 +24,9 @@ use crate::topic::TopicSelector;
 /// [`JwtAuth::cookie`] (default `sse_token`), else, if enabled with
 /// [`JwtAuth::query_parameter`], from `?access_token=` (which ends up in access logs: prefer
 /// the cookie for `EventSource`, which cannot set headers). `exp` is required unless
-/// [`JwtAuth::require_exp`] says otherwise; an open stream ends when its token expires.
+/// [`JwtAuth::require_exp`] says otherwise; an open stream ends when its token expires. A
+/// token whose `nbf` is still ahead is refused; [`JwtAuth::leeway`] applies to both.
+/// [`JwtAuth::issuer`] and [`JwtAuth::audience`] check `iss` and `aud`.
 ///
 /// ```
 /// use sse_core::{Broadcaster, JwtAuth};
@@ -33,7 +36,7 @@ use crate::topic::TopicSelector;
 ///     .build();
 /// ```
 pub struct JwtAuth {
-    key: DecodingKey,
+    keys: Keys,
     validation: Validation,
     cookie: Option<String>,
     query: bool,
@@ -43,6 +46,7 @@ impl fmt::Debug for JwtAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtAuth")
             .field("algorithms", &self.validation.algorithms)
+            .field("keys", &self.keys.len())
             .field("cookie", &self.cookie)
             .field("query", &self.query)
             .finish_non_exhaustive()
@@ -52,24 +56,50 @@ impl fmt::Debug for JwtAuth {
 impl JwtAuth {
     /// Tokens signed with HMAC-SHA256 and `secret`.
     pub fn hs256(secret: &[u8]) -> Self {
-        Self::new(DecodingKey::from_secret(secret), Algorithm::HS256)
+        Self::new(Keys::One(Key::new(
+            DecodingKey::from_secret(secret),
+            Algorithm::HS256,
+        )))
     }
 
     /// Tokens signed with RSA (RS256); `public_key_pem` is the PEM of the public key.
-    pub fn rs256_pem(public_key_pem: &[u8]) -> Result<Self, jsonwebtoken::errors::Error> {
-        Ok(Self::new(
-            DecodingKey::from_rsa_pem(public_key_pem)?,
-            Algorithm::RS256,
-        ))
+    pub fn rs256_pem(public_key_pem: &[u8]) -> Result<Self, InvalidKey> {
+        let key = DecodingKey::from_rsa_pem(public_key_pem)
+            .map_err(|err| InvalidKey::Pem(Box::new(err)))?;
+        Ok(Self::new(Keys::One(Key::new(key, Algorithm::RS256))))
     }
 
-    fn new(key: DecodingKey, algorithm: Algorithm) -> Self {
-        let mut validation = Validation::new(algorithm);
+    /// Tokens signed with any signature key of a JWK set (RFC 7517), given as its JSON, such
+    /// as an identity provider's `jwks_uri` document. A token names its key with the `kid`
+    /// header (a set of one key also accepts tokens without `kid`) and must use that key's
+    /// `alg` (RS256 for an RSA key without `alg`). Encryption and symmetric keys are ignored.
+    ///
+    /// ```
+    /// let jwks = r#"{"keys": [{"kty": "EC", "kid": "k1", "crv": "P-256", "alg": "ES256",
+    ///     "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+    ///     "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+    /// let auth = sse_core::JwtAuth::jwks(jwks)?;
+    /// # Ok::<(), sse_core::InvalidKey>(())
+    /// ```
+    ///
+    /// Fetching and refreshing the set is up to the application: build a new `JwtAuth` (and
+    /// broadcaster) when the provider rotates its keys.
+    pub fn jwks(json: &str) -> Result<Self, InvalidKey> {
+        Ok(Self::new(Keys::from_jwk_set(json)?))
+    }
+
+    fn new(keys: Keys) -> Self {
+        let mut validation = Validation {
+            algorithms: keys.algorithms(),
+            ..Validation::default()
+        };
         // The stream ends at `exp` exactly; a skew allowance is opt-in with `leeway`.
         validation.leeway = 0;
+        // A token issued for later is not valid yet; the same leeway applies as to `exp`.
+        validation.validate_nbf = true;
         validation.validate_aud = false;
         Self {
-            key,
+            keys,
             validation,
             cookie: Some("sse_token".to_owned()),
             query: false,
@@ -93,11 +123,38 @@ impl JwtAuth {
     /// Whether tokens must carry `exp`. Default true.
     #[must_use]
     pub fn require_exp(mut self, required: bool) -> Self {
-        self.validation.required_spec_claims = if required {
-            HashSet::from(["exp".to_owned()])
+        if required {
+            self.validation
+                .required_spec_claims
+                .insert("exp".to_owned());
         } else {
-            HashSet::new()
-        };
+            self.validation.required_spec_claims.remove("exp");
+        }
+        self
+    }
+
+    /// Accepts only tokens whose `iss` claim is one of `issuers` (the claim is then required).
+    /// Default: `iss` is not checked.
+    #[must_use]
+    pub fn issuer<S: ToString>(mut self, issuers: impl IntoIterator<Item = S>) -> Self {
+        let issuers: Vec<String> = issuers.into_iter().map(|s| s.to_string()).collect();
+        self.validation.set_issuer(&issuers);
+        self.validation
+            .required_spec_claims
+            .insert("iss".to_owned());
+        self
+    }
+
+    /// Accepts only tokens whose `aud` claim names one of `audiences` (the claim is then
+    /// required). Default: `aud` is not checked.
+    #[must_use]
+    pub fn audience<S: ToString>(mut self, audiences: impl IntoIterator<Item = S>) -> Self {
+        let audiences: Vec<String> = audiences.into_iter().map(|s| s.to_string()).collect();
+        self.validation.set_audience(&audiences);
+        self.validation.validate_aud = true;
+        self.validation
+            .required_spec_claims
+            .insert("aud".to_owned());
         self
     }
 
@@ -162,7 +219,17 @@ impl Authorize for JwtAuth {
         let Some(token) = self.token(req)? else {
             return Ok(None);
         };
-        let claims = jsonwebtoken::decode::<Claims>(&token, &self.key, &self.validation)
+        let key = self.keys.for_token(&token)?;
+        // jsonwebtoken wants every algorithm of the validation in the key's family: a JWK set
+        // mixing RSA and EC keys checks each token against its own key's algorithm only.
+        let validation = if self.validation.algorithms == [key.algorithm] {
+            Cow::Borrowed(&self.validation)
+        } else {
+            let mut validation = self.validation.clone();
+            validation.algorithms = vec![key.algorithm];
+            Cow::Owned(validation)
+        };
+        let claims = jsonwebtoken::decode::<Claims>(&token, &key.key, &validation)
             .map_err(|err| AuthError::invalid(err.to_string()))?
             .claims;
         let topics = claims
@@ -183,5 +250,88 @@ impl Authorize for JwtAuth {
             return Err(AuthError::invalid("the token has expired"));
         }
         Ok(Some(grant))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::{json, Value};
+
+    const SECRET: &[u8] = b"a secret of at least 32 bytes, please";
+
+    fn now() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    fn claims(extra: Value) -> Value {
+        let mut claims = json!({ "sse": { "subscribe": ["users/1/private"] }, "exp": now() + 600 });
+        if let (Some(claims), Value::Object(extra)) = (claims.as_object_mut(), extra) {
+            claims.extend(extra);
+        }
+        claims
+    }
+
+    fn check(auth: &JwtAuth, claims: &Value) -> Result<Option<Grant>, AuthError> {
+        let token = encode(
+            &Header::default(),
+            claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .expect("sign");
+        let req = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+            .to_http_request();
+        auth.authorize(&req)
+    }
+
+    #[test]
+    fn a_valid_token_is_accepted() {
+        let grant = check(&JwtAuth::hs256(SECRET), &claims(json!({})));
+        assert!(matches!(grant, Ok(Some(_))), "{grant:?}");
+    }
+
+    #[test]
+    fn token_not_yet_valid_is_refused() {
+        let early = claims(json!({ "nbf": now() + 3600 }));
+        assert!(check(&JwtAuth::hs256(SECRET), &early).is_err());
+    }
+
+    #[test]
+    fn nbf_within_the_leeway_is_accepted_beyond_it_refused() {
+        let auth = JwtAuth::hs256(SECRET).leeway(Duration::from_secs(60));
+        assert!(check(&auth, &claims(json!({ "nbf": now() + 30 }))).is_ok());
+        assert!(check(&auth, &claims(json!({ "nbf": now() + 120 }))).is_err());
+    }
+
+    #[test]
+    fn exp_passed_within_the_leeway_is_accepted_beyond_it_refused() {
+        let auth = JwtAuth::hs256(SECRET).leeway(Duration::from_secs(60));
+        assert!(check(&auth, &claims(json!({ "exp": now() - 30 }))).is_ok());
+        assert!(check(&auth, &claims(json!({ "exp": now() - 120 }))).is_err());
+        // Without leeway, an expired token is refused.
+        let strict = JwtAuth::hs256(SECRET);
+        assert!(check(&strict, &claims(json!({ "exp": now() - 2 }))).is_err());
+    }
+
+    #[test]
+    fn issuer_is_checked_when_configured() {
+        let auth = JwtAuth::hs256(SECRET).issuer(["https://auth.example"]);
+        assert!(check(&auth, &claims(json!({ "iss": "https://auth.example" }))).is_ok());
+        assert!(check(&auth, &claims(json!({ "iss": "https://evil.example" }))).is_err());
+        assert!(check(&auth, &claims(json!({}))).is_err(), "iss required");
+    }
+
+    #[test]
+    fn audience_is_checked_when_configured() {
+        let auth = JwtAuth::hs256(SECRET).audience(["sse"]);
+        assert!(check(&auth, &claims(json!({ "aud": "sse" }))).is_ok());
+        assert!(check(&auth, &claims(json!({ "aud": ["api", "sse"] }))).is_ok());
+        assert!(check(&auth, &claims(json!({ "aud": "api" }))).is_err());
+        assert!(check(&auth, &claims(json!({}))).is_err(), "aud required");
     }
 }

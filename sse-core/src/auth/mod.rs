@@ -7,7 +7,11 @@ use actix_web::HttpRequest;
 use crate::topic::TopicSelector;
 
 #[cfg(feature = "jwt")]
+mod jwks;
+#[cfg(feature = "jwt")]
 mod jwt;
+#[cfg(feature = "jwt")]
+pub use jwks::InvalidKey;
 #[cfg(feature = "jwt")]
 pub use jwt::JwtAuth;
 

@@ -33,7 +33,7 @@ pub(crate) struct Config {
 impl Config {
     /// The event log this configuration chose, opened for one broadcaster.
     pub(crate) fn open_log(&self) -> Option<Arc<dyn EventLog>> {
-        let open = self.log.0.as_ref()?;
+        let (open, _) = self.log.0.as_ref()?;
         Some(open(LogOptions {
             history: self.history,
             outbox: self.outbox,
@@ -42,17 +42,20 @@ impl Config {
     }
 }
 
-/// Opens the event log engine chosen on the builder (none: the in-memory history alone).
+/// Opens the event log engine chosen on the builder (none: the in-memory history alone), with
+/// a description for `Debug` that holds no secret.
 #[derive(Clone, Default)]
-pub(crate) struct Engine(Option<Arc<OpenLog>>);
+pub(crate) struct Engine(Option<(Arc<OpenLog>, String)>);
 
 /// Opens one broadcaster's side of an event log.
 type OpenLog = dyn Fn(LogOptions) -> Arc<dyn EventLog> + Send + Sync;
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The engine's settings can hold credentials: never shown.
-        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+        match &self.0 {
+            Some((_, shown)) => f.write_str(shown),
+            None => f.write_str("None"),
+        }
     }
 }
 
@@ -147,20 +150,26 @@ impl BroadcasterBuilder {
     /// reconnecting with backoff while Redis is down. Each instance reads the stream with
     /// `XREAD` into its local history; a `Last-Event-ID` older than that is answered from
     /// `XRANGE`. Ids from before Redis was restarted empty get a reset. See
-    /// [`Stats::store`].
+    /// [`Stats::store`](crate::Stats::store).
+    ///
+    /// `rediss://` (TLS) needs the `redis-tls` feature; an ACL user and password go in the URL
+    /// (`redis://user:password@host:6379`). The password never shows in logs, errors or
+    /// `Debug`.
     #[cfg(feature = "redis")]
     pub fn redis(self, url: &str, stream: &str) -> Result<Self, crate::InvalidRedisUrl> {
         let redis = crate::log::redis::RedisConfig::new(url, stream)?;
-        Ok(self.engine(move |options| redis.open(options)))
+        let shown = format!("{redis:?}");
+        Ok(self.engine(shown, move |options| redis.open(options)))
     }
 
     /// Shares the event stream through `open`'s event log (one per broadcaster).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn engine(
         mut self,
+        shown: String,
         open: impl Fn(LogOptions) -> Arc<dyn EventLog> + Send + Sync + 'static,
     ) -> Self {
-        self.config.log = Engine(Some(Arc::new(open)));
+        self.config.log = Engine(Some((Arc::new(open), shown)));
         self
     }
 

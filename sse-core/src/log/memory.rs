@@ -361,7 +361,7 @@ mod tests {
         Broadcaster::builder()
             .history(history)
             .keep_alive(None)
-            .engine(store.engine())
+            .engine("memory".to_owned(), store.engine())
             .build()
     }
 
@@ -505,7 +505,7 @@ mod tests {
         let a = Broadcaster::builder()
             .keep_alive(None)
             .outbox(2)
-            .engine(store.engine())
+            .engine("memory".to_owned(), store.engine())
             .build();
         let mut live = a.subscribe(None).unwrap();
         store.set_online(0, false);
@@ -532,7 +532,7 @@ mod faults {
         Broadcaster::builder()
             .history(history)
             .keep_alive(None)
-            .engine(store.engine())
+            .engine("memory".to_owned(), store.engine())
             .build()
     }
 

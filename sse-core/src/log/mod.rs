@@ -27,12 +27,14 @@ mod backoff;
 mod dedupe;
 #[cfg(test)]
 pub(crate) mod memory;
+mod redact;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
 #[cfg_attr(not(feature = "redis"), allow(unused_imports))]
 pub(crate) use backoff::Backoff;
 pub(crate) use dedupe::Senders;
+pub use redact::redact_url;
 #[cfg(feature = "redis")]
 pub use redis::InvalidRedisUrl;
 

@@ -47,7 +47,8 @@ const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
 
 /// A Redis URL that redis-rs cannot use, from
-/// [`BroadcasterBuilder::redis`](crate::BroadcasterBuilder::redis).
+/// [`BroadcasterBuilder::redis`](crate::BroadcasterBuilder::redis). The URL it shows has no
+/// password ([`redact_url`](crate::redact_url)).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid Redis URL {url:?}: {reason}")]
 pub struct InvalidRedisUrl {
@@ -56,27 +57,45 @@ pub struct InvalidRedisUrl {
 }
 
 /// The builder's Redis settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct RedisConfig {
     client: redis::Client,
     stream: String,
+    /// The URL without its password, for `Debug` and logs.
+    shown_url: String,
 }
 
 impl RedisConfig {
     pub(crate) fn new(url: &str, stream: &str) -> Result<Self, InvalidRedisUrl> {
+        let shown_url = super::redact_url(url).into_owned();
+        // redis-rs builds its TLS config with rustls' process-wide provider, which is picked
+        // by itself only when one provider is compiled in: install ring unless the
+        // application installed one already (then this does nothing).
+        #[cfg(feature = "redis-tls")]
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = redis::Client::open(url).map_err(|err| InvalidRedisUrl {
-            url: url.to_owned(),
+            url: shown_url.clone(),
             reason: err.to_string(),
         })?;
         Ok(Self {
             client,
             stream: stream.to_owned(),
+            shown_url,
         })
     }
 
     /// The engine for one broadcaster.
     pub(crate) fn open(&self, options: LogOptions) -> Arc<dyn EventLog> {
         Arc::new(RedisLog::new(self.clone(), options))
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.shown_url)
+            .field("stream", &self.stream)
+            .finish()
     }
 }
 
@@ -268,8 +287,8 @@ impl RedisLog {
     /// Connects and makes sure the stream has an epoch; returns the connection and the epoch.
     async fn connect(&self) -> redis::RedisResult<(MultiplexedConnection, u64)> {
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(CONNECT_TIMEOUT)
-            .set_response_timeout(RESPONSE_TIMEOUT);
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
         let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
@@ -286,7 +305,7 @@ impl RedisLog {
             .await?;
         let epoch = epoch.parse().map_err(|_| {
             redis::RedisError::from((
-                redis::ErrorKind::TypeError,
+                redis::ErrorKind::UnexpectedReturnType,
                 "the stream's epoch key does not hold a number",
                 epoch,
             ))
@@ -333,5 +352,33 @@ fn sender(entry: &StreamId) -> Option<(u64, u64)> {
 }
 
 fn text(map: &HashMap<String, Value>, field: &str) -> Option<String> {
-    redis::from_redis_value(map.get(field)?).ok()
+    redis::from_redis_value_ref(map.get(field)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Broadcaster;
+
+    #[test]
+    fn debug_output_hides_the_redis_password() {
+        let builder = Broadcaster::builder()
+            .redis("redis://user:secret@127.0.0.1:1", "s")
+            .expect("valid URL");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("127.0.0.1:1"), "{shown}");
+        let events = builder.build();
+        let shown = format!("{events:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        events.shutdown();
+    }
+
+    #[test]
+    fn an_invalid_url_error_hides_the_password() {
+        let err = Broadcaster::builder()
+            .redis("nosuchscheme://user:secret@127.0.0.1:1", "s")
+            .expect_err("unknown scheme");
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(!format!("{err:?}").contains("secret"), "{err:?}");
+    }
 }

@@ -500,7 +500,7 @@ async fn an_instance_cut_off_while_others_publish_past_the_trimming_gets_a_reset
     let mut during = 0;
     let mut reset = false;
     for _ in 0..700 {
-        let Ok(event) = tokio::time::timeout(Duration::from_secs(3), on_a.next()).await else {
+        let Ok(event) = tokio::time::timeout(WAIT, on_a.next()).await else {
             break;
         };
         match event.event.as_str() {

@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 use super::admission::Limits;
 use super::builder::{BroadcasterBuilder, Config};
 use super::history::{CatchUp, Resume, Start, State, Wanted};
+use super::index::SubId;
 use super::stats::{Counters, Stats};
 use super::stream::EventStream;
 use crate::error::PublishError;
@@ -243,9 +244,9 @@ impl Broadcaster {
     /// actix would otherwise wait its whole `shutdown_timeout` for open streams.
     pub fn shutdown(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
-        // Dropping the sender wakes every subscriber, which then sees `closed`.
-        let tx = self.shared.lock().tx.take();
-        drop(tx);
+        // Closing the channel and the mailboxes wakes every subscriber, which then sees
+        // `closed`.
+        self.shared.lock().close();
         if let Some(log) = &self.shared.log {
             log.stop(self.shared.config.flush_timeout);
         }
@@ -289,7 +290,23 @@ impl Broadcaster {
             .log
             .as_ref()
             .map_or_else(StoreStats::default, |log| log.stats());
-        self.shared.counters.snapshot(store)
+        let mut stats = self.shared.counters.snapshot(store);
+        (stats.topic_subscribers, stats.followed_topics) = self.shared.lock().index.counts();
+        stats
+    }
+
+    /// How many open streams follow `topic`: those with a selector that matches it (a
+    /// subscriber that chose no topic, and gets every public event, is not counted). Read
+    /// from the subscription index, without looking at each subscriber.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let events = sse_core::Broadcaster::new();
+    /// assert_eq!(events.presence("users/42"), 0);
+    /// # }
+    /// ```
+    pub fn presence(&self, topic: &str) -> usize {
+        self.shared.lock().index.presence(topic)
     }
 }
 
@@ -308,10 +325,14 @@ impl Shared {
     }
 
     /// Registers a subscriber resuming after `last_event_id` (the raw header or query value).
-    pub(crate) fn subscribe(&self, last_event_id: Option<&str>) -> Option<Start> {
+    pub(crate) fn subscribe(
+        &self,
+        last_event_id: Option<&str>,
+        filter: &Arc<Filter>,
+    ) -> Option<Start> {
         let start = self
             .lock()
-            .start(last_event_id, &self.config, self.log.as_deref())?;
+            .start(last_event_id, filter, &self.config, self.log.as_deref())?;
         let c = &self.counters;
         match start.resume {
             Resume::After(..) | Resume::Ahead(_) => {
@@ -330,6 +351,11 @@ impl Shared {
         }
         c.subscribers.fetch_add(1, Ordering::Relaxed);
         Some(start)
+    }
+
+    /// Forgets a selective subscriber whose stream ended.
+    pub(crate) fn unsubscribe(&self, id: SubId) {
+        self.lock().index.remove(id);
     }
 
     /// Queues what a subscriber that last saw `after` missed, a budget at a time, or a reset

@@ -8,6 +8,8 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::builder::Config;
+use super::index::{Index, SubId};
+use super::mailbox::Mailbox;
 use crate::log::{reason, EventLog, Frame};
 use crate::topic::{Filter, Route};
 use crate::wire::{encode, EventId};
@@ -23,15 +25,26 @@ pub(crate) struct State {
     pub(crate) last_id: EventId,
     pub(crate) frames: VecDeque<Frame>,
     pub(crate) bytes: usize,
-    /// `None` once shut down: dropping the sender wakes every subscriber.
+    /// Live frames for the subscribers that chose no topic (every public event); `None` once
+    /// shut down: dropping the sender wakes them.
     pub(crate) tx: Option<broadcast::Sender<Frame>>,
+    /// The subscribers that chose topics, each woken only for the events it wants.
+    pub(crate) index: Index,
     /// The event log has given its first position.
     log_started: bool,
 }
 
+/// Where a subscriber's live frames come from.
+pub(crate) enum Live {
+    /// Every public event, through the broadcast channel (no topic chosen).
+    Broadcast(broadcast::Receiver<Frame>),
+    /// Only the events it wants, from the subscription index.
+    Mailbox(Arc<Mailbox>, SubId),
+}
+
 /// Where a new subscriber starts.
 pub(crate) struct Start {
-    pub(crate) rx: broadcast::Receiver<Frame>,
+    pub(crate) live: Live,
     /// Frames to send before live ones: preamble, then replayed events or a reset.
     pub(crate) pending: VecDeque<Bytes>,
     /// Live frames up to this sequence number were already queued or are not wanted.
@@ -90,6 +103,7 @@ impl State {
             frames: VecDeque::new(),
             bytes: 0,
             tx: Some(tx),
+            index: Index::default(),
             log_started: false,
         }
     }
@@ -119,9 +133,39 @@ impl State {
                 }
             }
         }
-        if let Some(tx) = &self.tx {
-            // An error only means nobody is subscribed right now.
+        self.deliver(frame);
+    }
+
+    /// Hands a new frame to its audience: the broadcast channel when it is public (for the
+    /// subscribers that chose no topic), and the mailboxes of the selective subscribers the
+    /// index finds for its topics (and whose grants allow it). A reset goes to everyone.
+    fn deliver(&self, frame: Frame) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        if frame.route.everyone {
+            for mailbox in self.index.all() {
+                mailbox.push(frame.clone());
+            }
+        } else {
+            let topics = frame.route.topics.iter().map(|t| &**t);
+            for mailbox in self.index.matching(topics) {
+                if mailbox.filter.wants(&frame.route) {
+                    mailbox.push(frame.clone());
+                }
+            }
+        }
+        if frame.route.everyone || !frame.route.private {
+            // An error only means no subscriber without topics is connected.
             let _ = tx.send(frame);
+        }
+    }
+
+    /// Ends every stream: the broadcast channel closes, and so does every mailbox.
+    pub(crate) fn close(&mut self) {
+        self.tx = None;
+        for mailbox in self.index.all() {
+            mailbox.close();
         }
     }
 
@@ -161,10 +205,7 @@ impl State {
         let mut frame = Frame::new(id, bytes, Arc::new(Route::everyone()));
         self.last_seq += 1;
         frame.seq = self.last_seq;
-        if let Some(tx) = &self.tx {
-            // An error only means nobody is subscribed right now.
-            let _ = tx.send(frame);
-        }
+        self.deliver(frame);
     }
 
     /// Where the client that last saw `id` resumes.
@@ -201,12 +242,20 @@ impl State {
     /// A new subscriber resuming after `last_event_id` (the raw header or query value);
     /// `None` once shut down.
     pub(crate) fn start(
-        &self,
+        &mut self,
         last_event_id: Option<&str>,
+        filter: &Arc<Filter>,
         config: &Config,
         log: Option<&dyn EventLog>,
     ) -> Option<Start> {
         let rx = self.tx.as_ref()?.subscribe();
+        let live = if filter.selectors.is_some() {
+            let mailbox = Arc::new(Mailbox::new(filter.clone()));
+            let id = self.index.insert(mailbox.clone());
+            Live::Mailbox(mailbox, id)
+        } else {
+            Live::Broadcast(rx)
+        };
         let current = self.last_seq;
         let current_id = self.last_id;
         let resume = last_event_id.map_or(Resume::Fresh, |raw| match raw.trim().parse() {
@@ -230,7 +279,7 @@ impl State {
             _ => (current, current_id),
         };
         Some(Start {
-            rx,
+            live,
             pending,
             last_seq,
             last_id,

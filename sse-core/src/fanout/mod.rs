@@ -5,6 +5,8 @@ pub(crate) mod admission;
 pub(crate) mod broadcaster;
 mod builder;
 mod history;
+mod index;
+mod mailbox;
 mod stats;
 pub(crate) mod stream;
 

@@ -61,6 +61,11 @@ pub struct Stats {
     pub over_limit: u64,
     /// Streams ended because their credentials expired.
     pub expired: u64,
+    /// Of `subscribers`, the streams that chose topics: each is woken only for the events it
+    /// wants, through the subscription index.
+    pub topic_subscribers: usize,
+    /// Distinct exact topics (such as `users/42`) that some stream follows.
+    pub followed_topics: usize,
     /// The event log's outbox and connection (such as Redis's).
     pub store: StoreStats,
 }
@@ -82,6 +87,8 @@ impl Counters {
             forbidden: self.forbidden.load(Ordering::Relaxed),
             over_limit: self.over_limit.load(Ordering::Relaxed),
             expired: self.expired.load(Ordering::Relaxed),
+            topic_subscribers: 0,
+            followed_topics: 0,
             store,
         }
     }

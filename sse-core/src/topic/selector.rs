@@ -42,6 +42,13 @@ pub struct TopicSelector {
     kind: Kind,
 }
 
+/// A selector's structure: every topic, one topic, or a pattern of segments.
+pub(crate) enum Shape<'a> {
+    Any,
+    Exact(&'a str),
+    Pattern(&'a [Part]),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Kind {
     /// `*`: every topic.
@@ -52,7 +59,7 @@ enum Kind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Part {
+pub(crate) enum Part {
     Lit(Box<str>),
     /// `{name}`: one non-empty segment.
     Var,
@@ -143,6 +150,15 @@ impl TopicSelector {
             raw: topic.into(),
             kind: Kind::Exact,
         })
+    }
+
+    /// How the selector is built, for the subscription index.
+    pub(crate) fn shape(&self) -> Shape<'_> {
+        match &self.kind {
+            Kind::Any => Shape::Any,
+            Kind::Exact => Shape::Exact(&self.raw),
+            Kind::Pattern(parts) => Shape::Pattern(parts),
+        }
     }
 
     /// The selector as written.

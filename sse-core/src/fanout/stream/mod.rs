@@ -47,7 +47,8 @@ impl EventStream {
         admission: Option<Admission>,
         expires_at: Option<Instant>,
     ) -> Option<Self> {
-        let start = shared.subscribe(last_event_id)?;
+        let filter = Arc::new(filter);
+        let start = shared.subscribe(last_event_id, &filter)?;
         let every = shared.config.keep_alive;
         Some(Self {
             inner: KeepAlive::new(Source::new(shared.clone(), start, filter), every),

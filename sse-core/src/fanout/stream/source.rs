@@ -15,14 +15,16 @@ use tokio_stream::wrappers::BroadcastStream;
 use super::batch::{take_chunk, MAX_BATCH};
 use super::keep_alive::Skipped;
 use crate::fanout::broadcaster::Shared;
-use crate::fanout::history::{CatchUp, Start, Wanted};
+use crate::fanout::history::{CatchUp, Live, Start, Wanted};
+use crate::fanout::index::SubId;
+use crate::fanout::mailbox::{Mailbox, Received};
 use crate::log::{reason, Frame, ReplayError, ReplayFuture, ReplayPage, Senders};
 use crate::topic::Filter;
 use crate::wire::{encode, EventId};
 
 pub(super) struct Source {
     shared: Arc<Shared>,
-    live: BroadcastStream<Frame>,
+    live: LiveFrames,
     pending: VecDeque<Bytes>,
     /// Bytes in `pending`, kept as it changes rather than summed on every poll.
     queued: usize,
@@ -42,7 +44,41 @@ pub(super) struct Source {
     behind: bool,
     /// Behind because of a resume (counted as a resume, not a catch-up).
     resuming: bool,
-    filter: Filter,
+    filter: Arc<Filter>,
+}
+
+/// A subscriber's live frames: the broadcast channel (no topic chosen) or its mailbox in the
+/// subscription index.
+enum LiveFrames {
+    Broadcast(BroadcastStream<Frame>),
+    Mailbox(Arc<Mailbox>, SubId),
+}
+
+/// One live frame, a lag, or the end.
+enum Next {
+    Frame(Frame),
+    Lagged,
+    Closed,
+    Pending,
+}
+
+impl LiveFrames {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Next {
+        match self {
+            LiveFrames::Broadcast(rx) => match Pin::new(rx).poll_next(cx) {
+                Poll::Ready(Some(Ok(frame))) => Next::Frame(frame),
+                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => Next::Lagged,
+                Poll::Ready(None) => Next::Closed,
+                Poll::Pending => Next::Pending,
+            },
+            LiveFrames::Mailbox(mailbox, _) => match mailbox.poll_recv(cx) {
+                Poll::Ready(Some(Received::Frame(frame))) => Next::Frame(frame),
+                Poll::Ready(Some(Received::Lagged)) => Next::Lagged,
+                Poll::Ready(None) => Next::Closed,
+                Poll::Pending => Next::Pending,
+            },
+        }
+    }
 }
 
 /// Entries one replay page asks the event log for.
@@ -71,7 +107,7 @@ fn replay_page(
 }
 
 impl Source {
-    pub(super) fn new(shared: Arc<Shared>, start: Start, filter: Filter) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, start: Start, filter: Arc<Filter>) -> Self {
         let replay = start.replay_after.map(|after| Replay {
             page: replay_page(&shared, after, start.last_id, None),
             upto: start.last_id,
@@ -79,7 +115,10 @@ impl Source {
         });
         let queued = start.pending.iter().map(Bytes::len).sum();
         Self {
-            live: BroadcastStream::new(start.rx),
+            live: match start.live {
+                Live::Broadcast(rx) => LiveFrames::Broadcast(BroadcastStream::new(rx)),
+                Live::Mailbox(mailbox, id) => LiveFrames::Mailbox(mailbox, id),
+            },
             pending: start.pending,
             queued,
             last_seq: start.last_seq,
@@ -268,12 +307,12 @@ impl Source {
                 self.catch_up();
                 continue;
             }
-            match Pin::new(&mut self.live).poll_next(cx) {
-                Poll::Ready(Some(Ok(frame))) => self.take_live(frame),
+            match self.live.poll(cx) {
+                Next::Frame(frame) => self.take_live(frame),
                 // The floor is kept: the history may hold events the client already has.
-                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => self.behind = true,
-                Poll::Ready(None) => return true,
-                Poll::Pending => break,
+                Next::Lagged => self.behind = true,
+                Next::Closed => return true,
+                Next::Pending => break,
             }
         }
         false
@@ -304,12 +343,34 @@ impl Stream for Source {
 
 impl Skipped for Source {
     fn take_skipped(&mut self) -> Option<EventId> {
-        std::mem::take(&mut self.skipped).then_some(self.last_id)
+        if std::mem::take(&mut self.skipped) {
+            return Some(self.last_id);
+        }
+        // A selective subscriber is never woken for the events it does not want: when it is
+        // idle, everything published so far is behind it, and its next reconnect can start
+        // from the current id. Mailboxes are filled under the publish lock, so an empty one
+        // read under it means nothing for it is on its way.
+        let LiveFrames::Mailbox(mailbox, _) = &self.live else {
+            return None;
+        };
+        if self.behind || self.replay.is_some() || !self.pending.is_empty() {
+            return None;
+        }
+        let state = self.shared.lock();
+        if state.last_seq <= self.last_seq || !mailbox.is_empty() {
+            return None;
+        }
+        self.last_seq = state.last_seq;
+        self.last_id = state.last_id;
+        Some(self.last_id)
     }
 }
 
 impl Drop for Source {
     fn drop(&mut self) {
+        if let LiveFrames::Mailbox(_, id) = &self.live {
+            self.shared.unsubscribe(*id);
+        }
         let c = &self.shared.counters;
         c.subscribers.fetch_sub(1, Ordering::Relaxed);
         c.disconnects.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,102 @@
+//! One selective subscriber's queue of frames: the subscription index delivers here only the
+//! events the subscriber wants, so a publish wakes its audience, not everyone.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use crate::log::Frame;
+use crate::topic::Filter;
+
+/// Most frames waiting for one subscriber; past it, the subscriber catches up from the
+/// history instead (as a broadcast receiver that lagged).
+const CAPACITY: usize = 1024;
+
+/// What a subscriber reads next from its mailbox.
+pub(crate) enum Received {
+    Frame(Frame),
+    /// Frames were dropped because it did not read: catch up from the history.
+    Lagged,
+}
+
+pub(crate) struct Mailbox {
+    /// What the subscriber may see: checked at publish, per frame of its audience.
+    pub(crate) filter: Arc<Filter>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    frames: VecDeque<Frame>,
+    waker: Option<Waker>,
+    lagged: bool,
+    closed: bool,
+}
+
+impl Mailbox {
+    pub(crate) fn new(filter: Arc<Filter>) -> Self {
+        Self {
+            filter,
+            inner: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every critical section leaves the queue consistent.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `frame` and wakes the subscriber (called under the publish lock, so frames
+    /// arrive in publish order).
+    pub(crate) fn push(&self, frame: Frame) {
+        let waker = {
+            let mut inner = self.lock();
+            if inner.frames.len() >= CAPACITY {
+                inner.frames.clear();
+                inner.lagged = true;
+            } else {
+                inner.frames.push_back(frame);
+            }
+            inner.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Ends the subscriber's stream (shutdown).
+    pub(crate) fn close(&self) {
+        let waker = {
+            let mut inner = self.lock();
+            inner.closed = true;
+            inner.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        let inner = self.lock();
+        inner.frames.is_empty() && !inner.lagged
+    }
+
+    /// The next frame, `Lagged`, or `None` once closed.
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Received>> {
+        let mut inner = self.lock();
+        if std::mem::take(&mut inner.lagged) {
+            return Poll::Ready(Some(Received::Lagged));
+        }
+        if let Some(frame) = inner.frames.pop_front() {
+            return Poll::Ready(Some(Received::Frame(frame)));
+        }
+        if inner.closed {
+            return Poll::Ready(None);
+        }
+        match &inner.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => inner.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}

@@ -5,27 +5,10 @@
 mod binary;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use binary::{open_stream, Demo};
-
-/// Sends a request and returns the response head and body.
-fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> String {
-    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    conn.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("read timeout");
-    write!(
-        conn,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send request");
-    let mut response = String::new();
-    conn.read_to_string(&mut response).expect("read response");
-    response
-}
+use binary::{open_stream, request, Demo};
 
 /// Reads `stream` until `needle` appears; fails after 10 s.
 fn read_until(stream: &mut TcpStream, needle: &str) -> String {

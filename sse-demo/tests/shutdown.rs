@@ -1,6 +1,7 @@
 //! The real binary: starts, serves, and stops at once on SIGTERM even with open streams.
 
 #[path = "support/binary.rs"]
+#[allow(dead_code)] // shared with the other tests of the binary
 mod binary;
 
 use std::process::Command;

@@ -62,7 +62,6 @@ fn race(mut fresh: impl FnMut(usize) -> (String, Box<dyn std::any::Any>)) {
 }
 
 #[test]
-#[ignore = "reproduces issue 18: fails until the migrations are serialized"]
 fn two_instances_started_together_both_serve_sqlite() {
     race(|_| {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -1,10 +1,8 @@
 //! The users table: connecting, migrating, and one function per query.
 
-use std::str::FromStr;
-use std::time::Duration;
+mod sqlite;
 
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
 
 /// A stored user, as the API returns it and as events carry it.
@@ -45,39 +43,9 @@ macro_rules! columns {
 /// Opens a pool on `url` and brings the schema up to date.
 ///
 /// `url` is a `sqlite:` URL (`sqlite://data/app.db`, `sqlite::memory:`) or a plain file path;
-/// a missing file is created.
+/// a missing file is created. Safe when several instances start on one database at once.
 pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
-    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    let options = if url.starts_with("sqlite:") {
-        SqliteConnectOptions::from_str(url)?
-    } else {
-        SqliteConnectOptions::new().filename(url)
-    }
-    .create_if_missing(true)
-    .foreign_keys(true)
-    .busy_timeout(Duration::from_secs(5));
-    let pool = if in_memory {
-        // An in-memory database lives as long as a connection to it: keep exactly one, forever,
-        // so every request sees the same data.
-        SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await?
-    } else {
-        SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(
-                options
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal),
-            )
-            .await?
-    };
-    sqlx::migrate!().run(&pool).await?;
-    Ok(pool)
+    sqlite::connect(url).await
 }
 
 /// All users, oldest first.

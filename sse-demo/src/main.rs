@@ -10,7 +10,7 @@ use sse_core::Broadcaster;
 use sse_demo::login::LoginKey;
 use tracing_subscriber::EnvFilter;
 
-/// Users CRUD on SQLite with a page that updates live over Server-Sent Events.
+/// Users CRUD on SQLite or PostgreSQL with a page that updates live over Server-Sent Events.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Config {
@@ -22,8 +22,15 @@ struct Config {
     #[arg(long, env = "BIND", default_value = "127.0.0.1")]
     bind: String,
 
-    /// SQLite database: a file path, a `sqlite:` URL, or `sqlite::memory:`. Created if missing.
-    #[arg(long, env = "DATABASE_URL", default_value = "sse-demo.db")]
+    /// The database: a SQLite file path, a `sqlite:` URL or `sqlite::memory:` (a missing file is
+    /// created), or a PostgreSQL URL like `postgres://user:password@127.0.0.1:5432/app`, which
+    /// several instances can share.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sse-demo.db",
+        hide_env_values = true
+    )]
     database_url: String,
 
     /// An origin allowed to call the API from another site, like `https://app.example.com`.
@@ -74,9 +81,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
+    // The URL may carry a password: only its redacted form is ever printed.
+    let database = sse_demo::db::redacted(&config.database_url);
     let pool = sse_demo::db::connect(&config.database_url)
         .await
-        .map_err(|err| format!("cannot open database {:?}: {err}", config.database_url))?;
+        .map_err(|err| format!("cannot open database {database:?}: {err}"))?;
     let keep_alive =
         (config.keep_alive_secs > 0).then(|| Duration::from_secs(config.keep_alive_secs));
     let login_key = match &config.jwt_secret {
@@ -120,7 +129,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     std::io::stdout().flush()?;
     tracing::info!(
-        database = config.database_url,
+        database,
+        backend = pool.backend(),
         origins = ?config.cors_origins,
         redis = config.redis.as_deref().unwrap_or("(not used: events stay in this instance)"),
         "started"

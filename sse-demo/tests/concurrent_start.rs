@@ -4,10 +4,13 @@
 #[path = "support/binary.rs"]
 #[allow(dead_code)] // shared with shutdown.rs and redis.rs
 mod binary;
+#[path = "support/postgres.rs"]
+mod postgres;
 
 use std::ffi::OsStr;
 
 use binary::{request, Demo};
+use postgres::TestDatabase;
 
 /// How many times each race is run: it was lost in four runs out of six.
 const RUNS: usize = 10;
@@ -67,5 +70,14 @@ fn two_instances_started_together_both_serve_sqlite() {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("demo.db").display());
         (url, Box::new(dir))
+    });
+}
+
+#[test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432"]
+fn two_instances_started_together_both_serve_postgres() {
+    race(|_| {
+        let db = TestDatabase::create();
+        (db.url.clone(), Box::new(db))
     });
 }

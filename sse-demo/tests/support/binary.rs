@@ -30,7 +30,7 @@ impl Demo {
     /// Starts the binary without waiting for it: several can be started at the same moment,
     /// as a deployment starts them, then each awaited with [`Starting::ready`].
     pub fn spawn(db: impl AsRef<OsStr>, port: u16, args: &[&str]) -> Starting {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sse-demo"))
+        let mut child = Command::new(binary())
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(args)
             .arg("--database-url")
@@ -85,6 +85,13 @@ impl Demo {
         assert!(status.success(), "sse-demo exited with {status}");
         started.elapsed()
     }
+}
+
+/// The binary to run: cargo's build of it, or `SSE_DEMO_BIN` when set. With a target directory
+/// shared by several checkouts, `target/debug/sse-demo` is whichever checkout built last; its
+/// twin in `target/debug/deps/sse_demo-<hash>` is this checkout's own.
+pub fn binary() -> std::ffi::OsString {
+    std::env::var_os("SSE_DEMO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_sse-demo").into())
 }
 
 /// A `sse-demo` process that may not listen yet; killed when dropped.

@@ -23,6 +23,7 @@
 pub mod db;
 pub mod error;
 pub mod login;
+pub mod redact;
 pub mod users;
 
 use actix_cors::Cors;

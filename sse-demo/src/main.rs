@@ -8,6 +8,7 @@ use actix_web::{middleware, App, HttpServer};
 use clap::Parser;
 use sse_core::Broadcaster;
 use sse_demo::login::LoginKey;
+use sse_demo::redact::redacted;
 use tracing_subscriber::EnvFilter;
 
 /// Users CRUD on SQLite or PostgreSQL with a page that updates live over Server-Sent Events.
@@ -57,7 +58,7 @@ struct Config {
 
     /// Share the event stream with other instances through Redis, like
     /// `redis://127.0.0.1:6379`. Default: in memory, this instance only.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     redis: Option<String>,
 
     /// The Redis stream key the instances share (with `--redis`).
@@ -81,8 +82,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
-    // The URL may carry a password: only its redacted form is ever printed.
-    let database = sse_demo::db::redacted(&config.database_url);
+    // The URLs may carry a password: only their redacted forms are ever printed.
+    let database = redacted(&config.database_url);
     let pool = sse_demo::db::connect(&config.database_url)
         .await
         .map_err(|err| format!("cannot open database {database:?}: {err}"))?;
@@ -132,7 +133,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         database,
         backend = pool.backend(),
         origins = ?config.cors_origins,
-        redis = config.redis.as_deref().unwrap_or("(not used: events stay in this instance)"),
+        redis = config.redis.as_deref().map_or_else(
+            || "(not used: events stay in this instance)".to_owned(),
+            redacted
+        ),
         "started"
     );
 

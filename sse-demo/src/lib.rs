@@ -1,4 +1,4 @@
-//! A users CRUD service on SQLite whose page updates itself live over Server-Sent Events.
+//! A users CRUD service on SQLite or PostgreSQL whose page updates itself live over Server-Sent Events.
 //!
 //! ```no_run
 //! use actix_web::{App, HttpServer};
@@ -29,7 +29,6 @@ pub mod users;
 use actix_cors::Cors;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{dev::RequestHead, web, HttpResponse};
-use sqlx::SqlitePool;
 use sse_core::Broadcaster;
 
 /// Where browsers subscribe to the events.
@@ -39,7 +38,7 @@ pub const STREAM_PATH: &str = "/api/sse/stream";
 ///
 /// Call it inside the `HttpServer::new` closure with clones of one pool and one broadcaster
 /// made outside it.
-pub fn app_config(pool: SqlitePool, events: Broadcaster) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn app_config(pool: db::Db, events: Broadcaster) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(pool))
             .app_data(error::json_config())

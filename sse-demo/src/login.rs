@@ -8,10 +8,9 @@ use actix_web::web::{self, Json};
 use jsonwebtoken::{EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::SqlitePool;
 use sse_core::{InvalidTopic, JwtAuth, TopicSelector};
 
-use crate::db;
+use crate::db::{self, Db};
 use crate::error::ApiError;
 
 /// How long a demo token is valid.
@@ -84,7 +83,7 @@ pub struct Token {
 
 /// `POST /api/v1/login` (**demo only: no password**): `{"user_id": N}` → `{"token": "..."}`.
 pub async fn login(
-    pool: web::Data<SqlitePool>,
+    pool: web::Data<Db>,
     key: web::Data<LoginKey>,
     body: Json<Login>,
 ) -> Result<Json<Token>, ApiError> {

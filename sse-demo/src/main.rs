@@ -10,8 +10,9 @@ use sse_core::Broadcaster;
 use sse_demo::login::LoginKey;
 use tracing_subscriber::EnvFilter;
 
-/// Users CRUD on SQLite with a page that updates live over Server-Sent Events.
-// No `Debug`: the Redis URL and the JWT secret must not end up in a log by accident.
+/// Users CRUD on SQLite or PostgreSQL with a page that updates live over Server-Sent Events.
+// No `Debug`: the database URL, the Redis URL and the JWT secret must not end up in a log by
+// accident.
 #[derive(Parser)]
 #[command(version, about)]
 struct Config {
@@ -23,8 +24,15 @@ struct Config {
     #[arg(long, env = "BIND", default_value = "127.0.0.1")]
     bind: String,
 
-    /// SQLite database: a file path, a `sqlite:` URL, or `sqlite::memory:`. Created if missing.
-    #[arg(long, env = "DATABASE_URL", default_value = "sse-demo.db")]
+    /// The database: a SQLite file path, a `sqlite:` URL or `sqlite::memory:` (a missing file is
+    /// created), or a PostgreSQL URL like `postgres://user:password@127.0.0.1:5432/app`, which
+    /// several instances can share.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sse-demo.db",
+        hide_env_values = true
+    )]
     database_url: String,
 
     /// An origin allowed to call the API from another site, like `https://app.example.com`.
@@ -80,9 +88,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
+    // The URLs may carry a password: only their redacted forms are ever printed.
+    let database = sse_core::redact_url(&config.database_url);
     let pool = sse_demo::db::connect(&config.database_url)
         .await
-        .map_err(|err| format!("cannot open database {:?}: {err}", config.database_url))?;
+        .map_err(|err| format!("cannot open database {database:?}: {err}"))?;
     let keep_alive =
         (config.keep_alive_secs > 0).then(|| Duration::from_secs(config.keep_alive_secs));
     let login_key = match &config.jwt_secret {
@@ -133,7 +143,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     std::io::stdout().flush()?;
     tracing::info!(
-        database = config.database_url,
+        database = %database,
+        backend = pool.backend(),
         origins = ?config.cors_origins,
         redis = %config.redis.as_deref().map_or(
             "(not used: events stay in this instance)".into(),

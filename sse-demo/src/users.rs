@@ -4,10 +4,9 @@
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Json};
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
 use sse_core::emit_event;
 
-use crate::db::{self, User};
+use crate::db::{self, Db, User};
 use crate::error::ApiError;
 
 /// The longest username accepted, in characters.
@@ -57,12 +56,12 @@ pub struct Deleted {
 }
 
 /// `GET /api/v1/users`
-pub async fn list(pool: web::Data<SqlitePool>) -> Result<Json<Vec<User>>, ApiError> {
+pub async fn list(pool: web::Data<Db>) -> Result<Json<Vec<User>>, ApiError> {
     Ok(Json(db::list(&pool).await?))
 }
 
 /// `GET /api/v1/users/{id}`
-pub async fn get(pool: web::Data<SqlitePool>, id: web::Path<i64>) -> Result<Json<User>, ApiError> {
+pub async fn get(pool: web::Data<Db>, id: web::Path<i64>) -> Result<Json<User>, ApiError> {
     let id = id.into_inner();
     db::get(&pool, id)
         .await?
@@ -73,7 +72,7 @@ pub async fn get(pool: web::Data<SqlitePool>, id: web::Path<i64>) -> Result<Json
 /// `POST /api/v1/users`: 201 with the new user.
 #[emit_event("user_created", topic = "users/{id}")]
 pub async fn create(
-    pool: web::Data<SqlitePool>,
+    pool: web::Data<Db>,
     body: Json<NewUser>,
 ) -> Result<(Json<User>, StatusCode), ApiError> {
     let username = username(&body.username)?;
@@ -86,7 +85,7 @@ pub async fn create(
 /// `PUT /api/v1/users/{id}`: changes the fields present in the body.
 #[emit_event("user_updated", topic = "users/{id}")]
 pub async fn update(
-    pool: web::Data<SqlitePool>,
+    pool: web::Data<Db>,
     id: web::Path<i64>,
     body: Json<UserChanges>,
 ) -> Result<Json<User>, ApiError> {
@@ -107,10 +106,7 @@ pub async fn update(
 
 /// `DELETE /api/v1/users/{id}`: `{"id": N}`.
 #[emit_event("user_deleted", topic = "users/{id}")]
-pub async fn delete(
-    pool: web::Data<SqlitePool>,
-    id: web::Path<i64>,
-) -> Result<Json<Deleted>, ApiError> {
+pub async fn delete(pool: web::Data<Db>, id: web::Path<i64>) -> Result<Json<Deleted>, ApiError> {
     let id = id.into_inner();
     if !db::delete(&pool, id).await? {
         return Err(ApiError::NotFound(id.to_string()));
@@ -123,7 +119,7 @@ pub async fn delete(
 /// to its owner's streams (topic `users/{id}/private`, private), not to every page.
 #[emit_event("user_email_changed", topic = "users/{id}/private", private)]
 pub async fn update_email(
-    pool: web::Data<SqlitePool>,
+    pool: web::Data<Db>,
     id: web::Path<i64>,
     body: Json<NewEmail>,
 ) -> Result<Json<EmailChanged>, ApiError> {
@@ -229,7 +225,7 @@ mod tests {
         }
     }
 
-    async fn pool() -> web::Data<SqlitePool> {
+    async fn pool() -> web::Data<Db> {
         match db::connect("sqlite::memory:").await {
             Ok(pool) => web::Data::new(pool),
             Err(err) => panic!("in-memory database: {err}"),

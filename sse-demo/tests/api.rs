@@ -14,13 +14,39 @@ use sse::{epoch, seq, SseStream};
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// Runs each named test body, an `async fn(TestApp)`, on both backends: as `name::sqlite`, and
+/// as `name::postgres`, ignored unless PostgreSQL is there.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::TestApp;
+
+            #[actix_rt::test]
+            async fn sqlite() {
+                super::$name(TestApp::start().await).await
+            }
+
+            #[actix_rt::test]
+            #[ignore = "needs PostgreSQL on 127.0.0.1:5432"]
+            async fn postgres() {
+                super::$name(TestApp::start_postgres().await).await
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    changes_publish_their_events_in_order,
+    rejected_requests_write_and_publish_nothing,
+    reconnecting_with_last_event_id_replays_exactly_what_was_missed,
+    page_and_cors,
+);
+
 fn ada() -> Value {
     json!({"username": "ada", "email": "ada@example.com"})
 }
 
-#[actix_rt::test]
-async fn changes_publish_their_events_in_order() {
-    let app = TestApp::start().await;
+async fn changes_publish_their_events_in_order(app: TestApp) {
     let (mut stream, preamble) = SseStream::open(&app.stream_url(), None).await;
     let start = preamble.id().to_owned();
     assert_eq!(seq(&start), 0);
@@ -78,9 +104,7 @@ async fn changes_publish_their_events_in_order() {
     app.stop().await;
 }
 
-#[actix_rt::test]
-async fn rejected_requests_write_and_publish_nothing() {
-    let app = TestApp::start().await;
+async fn rejected_requests_write_and_publish_nothing(app: TestApp) {
     let (mut stream, _) = SseStream::open(&app.stream_url(), None).await;
     let (status, ada) = app.call("POST", "/api/v1/users", Some(ada())).await;
     assert_eq!(status, 201);
@@ -271,9 +295,7 @@ fn assert_error_body(body: &Value) {
     );
 }
 
-#[actix_rt::test]
-async fn reconnecting_with_last_event_id_replays_exactly_what_was_missed() {
-    let app = TestApp::start().await;
+async fn reconnecting_with_last_event_id_replays_exactly_what_was_missed(app: TestApp) {
     let (mut stream, _) = SseStream::open(&app.stream_url(), None).await;
     let (_, ada) = app.call("POST", "/api/v1/users", Some(ada())).await;
     let seen = stream.next_event(WAIT).await;
@@ -338,9 +360,7 @@ async fn reconnecting_with_last_event_id_replays_exactly_what_was_missed() {
     app.stop().await;
 }
 
-#[actix_rt::test]
-async fn page_and_cors() {
-    let app = TestApp::start().await;
+async fn page_and_cors(app: TestApp) {
     let mut res = app
         .client
         .get(format!("{}/", app.url))

@@ -209,7 +209,7 @@ fn create_user(addr: SocketAddr, name: &str) -> Instant {
 #[ignore = "needs nginx (apt-get install nginx)"]
 fn events_arrive_through_nginx_unbuffered() {
     let db = tempfile::tempdir().expect("temp dir");
-    let demo = Demo::start(&db.path().join("demo.db"), 0);
+    let demo = Demo::start(db.path().join("demo.db"), 0);
     let nginx = Nginx::start(demo.addr);
 
     let mut stream = Raw::get(nginx.addr, "/api/sse/stream", None);

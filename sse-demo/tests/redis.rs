@@ -1,31 +1,18 @@
-//! Two instances of the real binary sharing one event stream through Redis.
+//! Two instances of the real binary sharing one event stream through Redis and one database
+//! on PostgreSQL, as the README's walk-through runs them.
 
 #[path = "support/binary.rs"]
 #[allow(dead_code)]
 mod binary;
+#[path = "support/postgres.rs"]
+mod postgres;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use binary::{open_stream, Demo};
-
-/// Sends a request and returns the response head and body.
-fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> String {
-    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    conn.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("read timeout");
-    write!(
-        conn,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send request");
-    let mut response = String::new();
-    conn.read_to_string(&mut response).expect("read response");
-    response
-}
+use binary::{open_stream, request, Demo};
+use postgres::TestDatabase;
 
 /// Reads `stream` until `needle` appears; fails after 10 s.
 fn read_until(stream: &mut TcpStream, needle: &str) -> String {
@@ -46,10 +33,10 @@ fn read_until(stream: &mut TcpStream, needle: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs a Redis server on 127.0.0.1:6379 (started by .ci/run)"]
+#[ignore = "needs Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (started by .ci/run)"]
 fn a_change_on_one_instance_reaches_the_pages_of_another() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("demo.db");
+    let database = TestDatabase::create();
+    let db = database.url.as_str();
     let stream_key = format!("sse-demo-test:{}", std::process::id());
     let args = [
         "--redis",
@@ -57,8 +44,8 @@ fn a_change_on_one_instance_reaches_the_pages_of_another() {
         "--redis-stream",
         &stream_key,
     ];
-    let a = Demo::start_with(&db, 0, &args);
-    let b = Demo::start_with(&db, 0, &args);
+    let a = Demo::start_with(db, 0, &args);
+    let b = Demo::start_with(db, 0, &args);
     let mut on_b = open_stream(b.addr);
     // The instances connect to Redis in the background; retry the write until B sees one.
     let deadline = Instant::now() + Duration::from_secs(10);

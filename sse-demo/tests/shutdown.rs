@@ -1,6 +1,7 @@
 //! The real binary: starts, serves, and stops at once on SIGTERM even with open streams.
 
 #[path = "support/binary.rs"]
+#[allow(dead_code)] // shared with the other tests of the binary
 mod binary;
 
 use std::process::Command;
@@ -30,7 +31,7 @@ fn sigterm_with_open_streams_exits_within_two_seconds() {
 
 #[test]
 fn help_lists_every_setting() {
-    let out = Command::new(env!("CARGO_BIN_EXE_sse-demo"))
+    let out = Command::new(binary::binary())
         .arg("--help")
         .output()
         .expect("run sse-demo --help");

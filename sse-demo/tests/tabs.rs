@@ -87,7 +87,7 @@ fn measure<'a>(lines: &'a [String], name: &str) -> &'a str {
 
 fn demo(args: &[&str]) -> (Demo, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let demo = Demo::start_with(&dir.path().join("demo.db"), 0, args);
+    let demo = Demo::start_with(dir.path().join("demo.db"), 0, args);
     (demo, dir)
 }
 

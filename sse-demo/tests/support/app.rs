@@ -1,4 +1,8 @@
-//! The demo app served in-process on an ephemeral loopback port, with a fresh database.
+//! The demo app served in-process on an ephemeral loopback port, with a fresh database: a
+//! SQLite file, or a PostgreSQL database of its own.
+
+#[path = "postgres.rs"]
+mod postgres;
 
 use std::time::Duration;
 
@@ -17,16 +21,34 @@ pub struct TestApp {
     pub events: Broadcaster,
     pub client: awc::Client,
     handle: ServerHandle,
-    _dir: TempDir,
+    _database: Fresh,
+}
+
+/// Keeps the test's database until the app is dropped.
+enum Fresh {
+    Sqlite(#[allow(dead_code)] TempDir),
+    Postgres(#[allow(dead_code)] postgres::TestDatabase),
 }
 
 impl TestApp {
+    /// On a fresh SQLite file.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("users.db");
-        let pool = sse_demo::db::connect(db.to_str().expect("UTF-8 temp path"))
-            .await
-            .expect("database");
+        let url = db.to_str().expect("UTF-8 temp path").to_owned();
+        Self::start_on(&url, Fresh::Sqlite(dir)).await
+    }
+
+    /// On a fresh PostgreSQL database (tests using it need PostgreSQL on 127.0.0.1:5432).
+    #[allow(dead_code)] // not every test binary runs on PostgreSQL
+    pub async fn start_postgres() -> Self {
+        let db = postgres::TestDatabase::create();
+        let url = db.url.clone();
+        Self::start_on(&url, Fresh::Postgres(db)).await
+    }
+
+    async fn start_on(url: &str, database: Fresh) -> Self {
+        let pool = sse_demo::db::connect(url).await.expect("database");
         let login_key = LoginKey::new(&b"test secret for the demo's login tokens"[..]);
         let events = Broadcaster::builder()
             .history(64)
@@ -59,7 +81,7 @@ impl TestApp {
             events,
             client,
             handle,
-            _dir: dir,
+            _database: database,
         }
     }
 

@@ -1,10 +1,10 @@
 //! Runs the real `sse-demo` binary on a loopback port, every wait bounded.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// A running `sse-demo` process; killed when dropped.
@@ -16,15 +16,21 @@ pub struct Demo {
 }
 
 impl Demo {
-    /// Starts the binary on `port` (0: any free one) with the database file `db`, and waits
-    /// for it to print its address.
-    pub fn start(db: &Path, port: u16) -> Demo {
+    /// Starts the binary on `port` (0: any free one) with the database `db` (a file path or a
+    /// database URL), and waits for it to print its address.
+    pub fn start(db: impl AsRef<OsStr>, port: u16) -> Demo {
         Self::start_with(db, port, &[])
     }
 
     /// [`Demo::start`] with more command-line arguments.
-    pub fn start_with(db: &Path, port: u16, args: &[&str]) -> Demo {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sse-demo"))
+    pub fn start_with(db: impl AsRef<OsStr>, port: u16, args: &[&str]) -> Demo {
+        Self::spawn(db, port, args).ready()
+    }
+
+    /// Starts the binary without waiting for it: several can be started at the same moment,
+    /// as a deployment starts them, then each awaited with [`Starting::ready`].
+    pub fn spawn(db: impl AsRef<OsStr>, port: u16, args: &[&str]) -> Starting {
+        let mut child = Command::new(binary())
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(args)
             .arg("--database-url")
@@ -42,24 +48,10 @@ impl Demo {
                 eprintln!("[sse-demo] {line}");
             }
         });
-        let lines = forward_lines(stdout);
-        let line = match lines.recv_timeout(Duration::from_secs(15)) {
-            Ok(line) => line,
-            Err(err) => {
-                let _ = child.kill();
-                let status = child.wait();
-                panic!("sse-demo printed no address within 15 s ({err}); exit: {status:?}");
-            }
-        };
-        let url = line
-            .strip_prefix("sse-demo listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        let addr = (url.split_once("://").map_or(url.as_str(), |(_, rest)| rest))
-            .trim_end_matches('/')
-            .parse()
-            .unwrap_or_else(|err| panic!("address in {line:?}: {err}"));
-        Demo { child, url, addr }
+        Starting {
+            child: Some(child),
+            lines: forward_lines(stdout),
+        }
     }
 
     /// Sends SIGTERM, as a service manager or `docker stop` would.
@@ -92,6 +84,71 @@ impl Demo {
             .unwrap_or_else(|| panic!("sse-demo still running {within:?} after SIGTERM"));
         assert!(status.success(), "sse-demo exited with {status}");
         started.elapsed()
+    }
+}
+
+/// The binary to run: cargo's build of it, or `SSE_DEMO_BIN` when set. With a target directory
+/// shared by several checkouts, `target/debug/sse-demo` is whichever checkout built last; its
+/// twin in `target/debug/deps/sse_demo-<hash>` is this checkout's own.
+pub fn binary() -> std::ffi::OsString {
+    std::env::var_os("SSE_DEMO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_sse-demo").into())
+}
+
+/// A `sse-demo` process that may not listen yet; killed when dropped.
+pub struct Starting {
+    /// `None` once handed over to a [`Demo`].
+    child: Option<Child>,
+    lines: Receiver<String>,
+}
+
+impl Starting {
+    /// Waits up to 15 s for the address line; panics with the exit status if the process
+    /// exits or stays silent instead.
+    pub fn ready(self) -> Demo {
+        self.try_ready()
+            .unwrap_or_else(|failure| panic!("sse-demo did not start: {failure}"))
+    }
+
+    /// [`Starting::ready`], with the failure as a message instead of a panic.
+    pub fn try_ready(mut self) -> Result<Demo, String> {
+        let line = match self.lines.recv_timeout(Duration::from_secs(15)) {
+            Ok(line) => line,
+            Err(err) => {
+                let status = self.child.take().map(|mut child| {
+                    let _ = child.kill();
+                    child.wait()
+                });
+                return Err(match err {
+                    RecvTimeoutError::Timeout => {
+                        format!("printed no address within 15 s; killed: {status:?}")
+                    }
+                    RecvTimeoutError::Disconnected => {
+                        format!("exited before printing its address: {status:?}")
+                    }
+                });
+            }
+        };
+        let url = line
+            .strip_prefix("sse-demo listening on ")
+            .ok_or_else(|| format!("unexpected first line {line:?}"))?
+            .to_owned();
+        let addr = (url.split_once("://").map_or(url.as_str(), |(_, rest)| rest))
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|err| format!("address in {line:?}: {err}"))?;
+        let child = self.child.take().ok_or("already handed over")?;
+        Ok(Demo { child, url, addr })
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
 }
 
@@ -165,4 +222,22 @@ pub fn closes_within(stream: &mut TcpStream, within: Duration) -> bool {
         }
     }
     false
+}
+
+/// Sends one request with a JSON body (`Connection: close`); returns the whole response, head
+/// and body.
+pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> String {
+    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send request");
+    let mut response = String::new();
+    conn.read_to_string(&mut response).expect("read response");
+    response
 }

@@ -1,0 +1,224 @@
+//! The users table on SQLite (the embedded default) or PostgreSQL: connecting, migrating, and
+//! one function per query.
+//!
+//! [`Db`] holds either pool. Each query is written once, with `$1`-style placeholders (SQLite
+//! reads them too) and `RETURNING` (both have it), and [`on_pool!`] expands it for each
+//! backend, so each is type-checked against its own driver. Only what SQL cannot say alike
+//! differs: the migrations (`migrations/sqlite`, `migrations/postgres`) and the current time
+//! ([`Db::now`]).
+
+mod postgres;
+mod sqlite;
+
+use serde::Serialize;
+use sqlx::{FromRow, PgPool, SqlitePool};
+
+/// A stored user, as the API returns it and as events carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, FromRow)]
+pub struct User {
+    /// Assigned by the database, never reused.
+    pub id: i64,
+    /// Unique, compared without regard to case.
+    pub username: String,
+    /// A syntactically plausible address.
+    pub email: String,
+    /// 1 when created, incremented by every update: lets a client drop stale updates.
+    pub version: i64,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// RFC 3339, UTC.
+    pub updated_at: String,
+}
+
+/// Why a write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The username is already taken (by another user, for an update).
+    #[error("username {0:?} is already taken")]
+    UsernameTaken(String),
+    /// Anything else from the database.
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+}
+
+/// The columns of [`User`], for `SELECT` and `RETURNING`.
+macro_rules! columns {
+    () => {
+        "id, username, email, version, created_at, updated_at"
+    };
+}
+
+/// A pool on the demo's database, SQLite or PostgreSQL. Cheap to clone: clones share the pool.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// An embedded SQLite file, or memory.
+    Sqlite(SqlitePool),
+    /// A PostgreSQL server, which several instances can share.
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the pool of `$db`'s backend: one copy of a query, compiled
+/// once per driver.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            Db::Sqlite($pool) => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Opens a pool on `url` and brings the schema up to date.
+///
+/// `url` is a `postgres://` (or `postgresql://`) URL, a `sqlite:` URL (`sqlite://data/app.db`,
+/// `sqlite::memory:`), or a plain file path for SQLite; a missing SQLite file is created. Safe
+/// when several instances start on one database at the same moment.
+pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("postgres" | "postgresql") => Ok(Db::Postgres(postgres::connect(url).await?)),
+        Some(scheme) if scheme != "sqlite" => Err(sqlx::Error::Configuration(
+            format!("unsupported database {scheme:?}: use a sqlite: or postgres:// URL").into(),
+        )),
+        _ => Ok(Db::Sqlite(sqlite::connect(url).await?)),
+    }
+}
+
+impl Db {
+    /// The backend's name, for logs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "SQLite",
+            Db::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// Waits for the connections in use, then closes them all.
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+
+    /// SQL for the current time as RFC 3339 text in UTC, like the columns' defaults.
+    fn now(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            Db::Postgres(_) => {
+                r#"to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#
+            }
+        }
+    }
+}
+
+/// All users, oldest first.
+pub async fn list(db: &Db) -> Result<Vec<User>, sqlx::Error> {
+    let sql = concat!("SELECT ", columns!(), " FROM users ORDER BY id");
+    on_pool!(db, |pool| sqlx::query_as(sql).fetch_all(pool).await)
+}
+
+/// The user with this id, if any.
+pub async fn get(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
+    let sql = concat!("SELECT ", columns!(), " FROM users WHERE id = $1");
+    on_pool!(db, |pool| sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)
+}
+
+/// Stores a new user.
+pub async fn insert(db: &Db, username: &str, email: &str) -> Result<User, DbError> {
+    let sql = concat!(
+        "INSERT INTO users (username, email) VALUES ($1, $2) RETURNING ",
+        columns!()
+    );
+    on_pool!(db, |pool| sqlx::query_as(sql)
+        .bind(username)
+        .bind(email)
+        .fetch_one(pool)
+        .await)
+    .map_err(|err| taken(err, username))
+}
+
+/// Changes the given fields of a user (`None` keeps the field); `Ok(None)` if there is no such
+/// user.
+pub async fn update(
+    db: &Db,
+    id: i64,
+    username: Option<&str>,
+    email: Option<&str>,
+) -> Result<Option<User>, DbError> {
+    let sql = format!(
+        concat!(
+            "UPDATE users SET username = COALESCE($1, username), email = COALESCE($2, email), ",
+            "version = version + 1, updated_at = {now} WHERE id = $3 RETURNING ",
+            columns!()
+        ),
+        now = db.now()
+    );
+    on_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(username)
+        .bind(email)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)
+    .map_err(|err| taken(err, username.unwrap_or_default()))
+}
+
+/// Deletes a user; `false` if there was none.
+pub async fn delete(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    let sql = "DELETE FROM users WHERE id = $1";
+    let deleted = on_pool!(db, |pool| sqlx::query(sql)
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected());
+    Ok(deleted > 0)
+}
+
+/// The only unique constraint is on `username`. sqlx reports SQLite's
+/// `SQLITE_CONSTRAINT_UNIQUE` and PostgreSQL's SQLSTATE 23505 (`unique_violation`) alike.
+fn taken(err: sqlx::Error, username: &str) -> DbError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            DbError::UsernameTaken(username.to_owned())
+        }
+        _ => DbError::Sqlx(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn crud_round_trip_in_memory() -> Result<(), DbError> {
+        let pool = connect("sqlite::memory:").await?;
+        assert_eq!(pool.backend(), "SQLite");
+        let ada = insert(&pool, "ada", "ada@example.com").await?;
+        assert_eq!((ada.id, ada.version), (1, 1));
+        assert!(matches!(
+            insert(&pool, "ADA", "x@example.com").await,
+            Err(DbError::UsernameTaken(name)) if name == "ADA"
+        ));
+        let renamed = update(&pool, ada.id, Some("ada.l"), None).await?;
+        let renamed = renamed.ok_or(sqlx::Error::RowNotFound)?;
+        assert_eq!(
+            (renamed.username.as_str(), renamed.email.as_str()),
+            ("ada.l", "ada@example.com")
+        );
+        assert_eq!(renamed.version, 2);
+        assert_eq!(list(&pool).await?, vec![renamed]);
+        assert!(update(&pool, 99, Some("x"), None).await?.is_none());
+        assert!(delete(&pool, ada.id).await?);
+        assert!(!delete(&pool, ada.id).await?);
+        assert!(get(&pool, ada.id).await?.is_none());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn other_schemes_are_refused_not_taken_for_a_file() {
+        let err = connect("mysql://localhost/db").await.err();
+        assert!(
+            matches!(err, Some(sqlx::Error::Configuration(_))),
+            "{err:?}"
+        );
+    }
+}

@@ -334,4 +334,41 @@ mod tests {
         assert!(check(&auth, &claims(json!({ "aud": "api" }))).is_err());
         assert!(check(&auth, &claims(json!({}))).is_err(), "aud required");
     }
+
+    /// Claims of every JSON shape, signed: the authorizer answers (grant or refusal), never
+    /// panics.
+    mod claims_from_outside {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| json!(f)),
+                "[a-z/{}*]{0,12}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    prop::collection::btree_map("[a-z]{1,6}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn any_claims_get_an_answer(sse in json(), exp in json(), nbf in json()) {
+                let claims = json!({ "sse": sse, "exp": exp, "nbf": nbf });
+                let _ = check(&JwtAuth::hs256(SECRET), &claims);
+                let subscribe = json!({ "sse": { "subscribe": sse }, "exp": now() + 60 });
+                let _ = check(&JwtAuth::hs256(SECRET), &subscribe);
+            }
+        }
+    }
 }

@@ -187,3 +187,53 @@ impl StreamRequest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::StatusCode;
+    use actix_web::test::TestRequest;
+    use proptest::prelude::*;
+
+    use crate::Broadcaster;
+
+    /// `s` percent-encoded, every byte: any text can reach the query string this way.
+    fn encode(s: &str) -> String {
+        s.bytes().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever a client puts in the query string and headers of a stream request, it
+        /// gets a stream or a precise refusal (400 or 414), never a panic or a 500.
+        #[test]
+        fn any_stream_request_gets_a_stream_or_a_precise_refusal(
+            pairs in prop::collection::vec(
+                (prop::sample::select(vec!["topic", "client_id", "lastEventId", "x", ""]),
+                 "\\PC{0,24}"),
+                0..6),
+            raw in "[a-zA-Z0-9=&%_.~-]{0,40}",
+            last_event_id in prop::option::of("[ -~]{0,30}"),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            rt.block_on(async {
+                let events = Broadcaster::builder().max_selectors(3).max_query_len(200).build();
+                events.publish_to(["users/1"], "e", &1).unwrap();
+                let mut query: Vec<String> =
+                    pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+                query.push(raw.clone());
+                let mut req = TestRequest::with_uri(&format!("/events?{}", query.join("&")));
+                if let Some(id) = &last_event_id {
+                    req = req.insert_header(("last-event-id", id.as_str()));
+                }
+                let status = events.respond(&req.to_http_request()).status();
+                prop_assert!(
+                    [StatusCode::OK, StatusCode::BAD_REQUEST, StatusCode::URI_TOO_LONG]
+                        .contains(&status),
+                    "{status}"
+                );
+                Ok(())
+            })?;
+        }
+    }
+}

@@ -344,4 +344,28 @@ mod tests {
             assert_eq!(sel(a).is_within(&sel(b)), expected, "{a} within {b}");
         }
     }
+
+    mod from_outside {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn any_selector_parses_or_is_refused_and_matches_consistently(
+                raw in "[a-z7/{}*]{0,16}",
+                topic in "[a-z7/]{1,12}",
+            ) {
+                if let Ok(selector) = TopicSelector::parse(&raw) {
+                    prop_assert_eq!(selector.to_string(), raw.clone());
+                    // A topic matched is a literal selector within it.
+                    if let Ok(exact) = TopicSelector::literal(&topic) {
+                        if !topic.contains(['{', '}', '*']) {
+                            prop_assert_eq!(selector.matches(&topic), exact.is_within(&selector));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -226,4 +226,29 @@ mod tests {
     fn epochs_differ() {
         assert_ne!(new_epoch(), new_epoch());
     }
+
+    mod from_outside {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn any_last_event_id_parses_or_is_refused(raw in "\\PC{0,40}") {
+                if let Ok(id) = raw.parse::<EventId>() {
+                    // What parses prints back to something that parses to the same id.
+                    prop_assert_eq!(id.to_string().parse::<EventId>(), Ok(id));
+                }
+            }
+
+            #[test]
+            fn ids_round_trip(epoch in 0u64..(1 << 40), ms in any::<Option<u64>>(), seq: u64) {
+                let id = match ms {
+                    Some(ms) => EventId::entry(epoch, ms, seq),
+                    None => EventId::new(epoch, seq),
+                };
+                prop_assert_eq!(id.to_string().parse::<EventId>(), Ok(id));
+            }
+        }
+    }
 }

@@ -381,4 +381,53 @@ mod tests {
         assert!(!err.to_string().contains("secret"), "{err}");
         assert!(!format!("{err:?}").contains("secret"), "{err:?}");
     }
+
+    /// Entries as anyone with write access to the stream could leave them: skipped or encoded,
+    /// never a panic, and never a frame that breaks the SSE framing.
+    mod entries_from_outside {
+        use std::collections::HashMap;
+
+        use proptest::prelude::*;
+        use redis::streams::StreamId;
+        use redis::Value;
+
+        use super::super::{frame, sender};
+        use crate::wire::WireFormat;
+
+        fn field() -> impl Strategy<Value = (String, Value)> {
+            (
+                prop::sample::select(vec!["n", "d", "j", "t", "p", "o", "r", "i", "x"]),
+                prop_oneof![
+                    "\\PC{0,12}".prop_map(|s: String| Value::BulkString(s.into_bytes())),
+                    prop::collection::vec(any::<u8>(), 0..12).prop_map(Value::BulkString),
+                    any::<i64>().prop_map(Value::Int),
+                    Just(Value::Nil),
+                ],
+            )
+                .prop_map(|(k, v)| (k.to_owned(), v))
+        }
+
+        proptest! {
+            #[test]
+            fn any_entry_is_skipped_or_framed(
+                id in "[0-9]{0,14}-?[0-9]{0,4}|\\PC{0,8}",
+                fields in prop::collection::vec(field(), 0..8),
+            ) {
+                let entry = StreamId {
+                    id,
+                    map: fields.into_iter().collect::<HashMap<_, _>>(),
+                    ..StreamId::default()
+                };
+                let _ = sender(&entry);
+                for format in [WireFormat::Named, WireFormat::Envelope] {
+                    if let Some(frame) = frame(7, &entry, format) {
+                        let text = String::from_utf8_lossy(&frame.bytes);
+                        // One frame: it ends with the only blank line.
+                        prop_assert!(text.ends_with("\n\n"), "{text:?}");
+                        prop_assert_eq!(text.matches("\n\n").count(), 1, "{:?}", text);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -111,8 +111,15 @@ impl BroadcasterBuilder {
     }
 
     /// An upper bound on the bytes of encoded frames kept in the history, whatever the event
-    /// count. Default 16 MiB. Frames are shared with the subscribers, so this bounds the
-    /// server's memory for events however many clients are stalled.
+    /// count. Default 16 MiB.
+    ///
+    /// Frames are shared, not copied per subscriber, so the server's memory for events is
+    /// this bound, plus the newest `min(history, 1024)` frames that the live channel of the
+    /// subscribers without topics keeps (once, for all of them), plus for each subscriber
+    /// with topics that stops reading at most 256 KiB of frames queued for it (past that it
+    /// catches up from the history when it reads again), plus one batch of 16 KiB being
+    /// written per stream. A client that resumes from far back holds a position in the
+    /// history, not a copy of it.
     pub fn history_bytes(mut self, bytes: usize) -> Self {
         self.config.history_bytes = bytes;
         self

@@ -8,9 +8,11 @@ use std::task::{Context, Poll, Waker};
 use crate::log::Frame;
 use crate::topic::Filter;
 
-/// Most frames waiting for one subscriber; past it, the subscriber catches up from the
-/// history instead (as a broadcast receiver that lagged).
+/// Most frames, and bytes, waiting for one subscriber; past either, the subscriber catches up
+/// from the history instead (as a broadcast receiver that lagged), so a subscriber that stops
+/// reading holds a bounded amount of memory whatever is published.
 const CAPACITY: usize = 1024;
+const CAPACITY_BYTES: usize = 256 * 1024;
 
 /// What a subscriber reads next from its mailbox.
 pub(crate) enum Received {
@@ -28,6 +30,8 @@ pub(crate) struct Mailbox {
 #[derive(Default)]
 struct Inner {
     frames: VecDeque<Frame>,
+    /// Bytes of `frames`.
+    bytes: usize,
     waker: Option<Waker>,
     lagged: bool,
     closed: bool,
@@ -51,10 +55,12 @@ impl Mailbox {
     pub(crate) fn push(&self, frame: Frame) {
         let waker = {
             let mut inner = self.lock();
-            if inner.frames.len() >= CAPACITY {
+            if inner.frames.len() >= CAPACITY || inner.bytes + frame.bytes.len() > CAPACITY_BYTES {
                 inner.frames.clear();
+                inner.bytes = 0;
                 inner.lagged = true;
             } else {
+                inner.bytes += frame.bytes.len();
                 inner.frames.push_back(frame);
             }
             inner.waker.take()
@@ -88,6 +94,7 @@ impl Mailbox {
             return Poll::Ready(Some(Received::Lagged));
         }
         if let Some(frame) = inner.frames.pop_front() {
+            inner.bytes -= frame.bytes.len();
             return Poll::Ready(Some(Received::Frame(frame)));
         }
         if inner.closed {

@@ -68,6 +68,19 @@ struct Config {
     #[arg(long, env = "SSE_REDIS_STREAM", default_value = "sse-demo:events")]
     redis_stream: String,
 
+    /// Most event streams open at once; past it, 503 with `Retry-After`.
+    #[arg(long, env = "SSE_MAX_SUBSCRIBERS", default_value_t = 10_000)]
+    max_subscribers: usize,
+
+    /// Most event streams open at once from one client address (IPv6: per /64).
+    #[arg(long, env = "SSE_MAX_SUBSCRIBERS_PER_IP", default_value_t = 64)]
+    max_subscribers_per_ip: usize,
+
+    /// A reverse proxy (an address or block, like `127.0.0.1` or `10.0.0.0/8`) whose
+    /// `Forwarded`/`X-Forwarded-For` names the client for the per-address limit. Repeatable.
+    #[arg(long = "trusted-proxy", env = "SSE_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<sse_core::AddrBlock>,
+
     #[command(flatten)]
     tls: sse_demo::tls::TlsArgs,
 }
@@ -110,6 +123,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .retry(Duration::from_millis(config.retry_ms))
         .authorizer(login_key.authorizer())
         .private_topics([LoginKey::private_topics()?])
+        .max_subscribers(config.max_subscribers)
+        .max_subscribers_per_ip(config.max_subscribers_per_ip)
+        .trusted_proxies(config.trusted_proxies.iter().copied())
         .build();
 
     let server = HttpServer::new({

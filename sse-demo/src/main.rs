@@ -78,7 +78,11 @@ struct Config {
 
     /// A reverse proxy (an address or block, like `127.0.0.1` or `10.0.0.0/8`) whose
     /// `Forwarded`/`X-Forwarded-For` names the client for the per-address limit. Repeatable.
-    #[arg(long = "trusted-proxy", env = "SSE_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-proxy",
+        env = "SSE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     trusted_proxies: Vec<sse_core::AddrBlock>,
 
     #[command(flatten)]

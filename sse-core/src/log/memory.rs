@@ -357,7 +357,7 @@ mod tests {
     use super::*;
     use crate::{Broadcaster, EventStream, RESET_EVENT};
 
-    fn instance(store: &Arc<MemoryStore>, history: usize) -> Broadcaster {
+    pub(super) fn instance(store: &Arc<MemoryStore>, history: usize) -> Broadcaster {
         Broadcaster::builder()
             .history(history)
             .keep_alive(None)
@@ -366,7 +366,7 @@ mod tests {
     }
 
     /// The events (id, name) a stream has ready now.
-    async fn events(stream: &mut EventStream) -> Vec<(String, String)> {
+    pub(super) async fn events(stream: &mut EventStream) -> Vec<(String, String)> {
         let mut text = String::new();
         while let Ok(Some(Ok(chunk))) =
             tokio::time::timeout(Duration::from_millis(20), stream.next()).await
@@ -521,31 +521,15 @@ mod tests {
 /// Hardening (faults from outside): each test fails on the design before it was fixed.
 #[cfg(test)]
 mod faults {
-    use std::time::Duration;
-
-    use futures_util::StreamExt;
-
+    use super::tests::{events, instance};
     use super::*;
-    use crate::{Broadcaster, EventStream, RESET_EVENT};
-
-    fn instance(store: &Arc<MemoryStore>, history: usize) -> Broadcaster {
-        Broadcaster::builder()
-            .history(history)
-            .keep_alive(None)
-            .engine("memory".to_owned(), store.engine())
-            .build()
-    }
+    use crate::{EventStream, RESET_EVENT};
 
     async fn names(stream: &mut EventStream) -> Vec<String> {
-        let mut text = String::new();
-        while let Ok(Some(Ok(chunk))) =
-            tokio::time::timeout(Duration::from_millis(50), stream.next()).await
-        {
-            text.push_str(&String::from_utf8_lossy(&chunk));
-        }
-        text.split("\n\n")
-            .filter_map(|f| f.lines().find_map(|l| l.strip_prefix("event: ")))
-            .map(str::to_owned)
+        events(stream)
+            .await
+            .into_iter()
+            .map(|(_, name)| name)
             .collect()
     }
 

@@ -44,9 +44,10 @@ async fn changes_publish_their_events_in_order() {
         .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(
-        updated["email"], "ada@example.com",
-        "partial update keeps email"
+        created["email"], "ada@example.com",
+        "the creator's response"
     );
+    assert!(updated.get("email").is_none(), "not the owner: {updated}");
     assert_eq!(updated["version"], 2);
 
     let (status, fetched) = app.call("GET", &format!("/api/v1/users/{id}"), None).await;
@@ -62,7 +63,7 @@ async fn changes_publish_their_events_in_order() {
     assert_eq!(status, 404);
 
     let expected = [
-        ("user_created", created),
+        ("user_created", public(created)),
         ("user_updated", updated),
         ("user_deleted", deleted),
     ];
@@ -85,7 +86,7 @@ async fn rejected_requests_write_and_publish_nothing() {
     let (status, ada) = app.call("POST", "/api/v1/users", Some(ada())).await;
     assert_eq!(status, 201);
     let first = stream.next_event(WAIT).await;
-    assert_eq!(first.json(), ada);
+    assert_eq!(first.json(), public(ada.clone()));
     let ada_path = format!("/api/v1/users/{}", ada["id"]);
 
     let long = "x".repeat(65);
@@ -175,7 +176,7 @@ async fn rejected_requests_write_and_publish_nothing() {
         )
         .await;
     assert_eq!(status, 201);
-    assert_eq!(stream.next_event(WAIT).await.json(), bob);
+    assert_eq!(stream.next_event(WAIT).await.json(), public(bob.clone()));
     let bob_path = format!("/api/v1/users/{}", bob["id"]);
     let (status, error) = app
         .call("PUT", &bob_path, Some(json!({"username": "Ada"})))
@@ -244,7 +245,7 @@ async fn rejected_requests_write_and_publish_nothing() {
 
     // Nothing was written: the list is still Ada and Bob, unchanged.
     let (_, all) = app.call("GET", "/api/v1/users", None).await;
-    assert_eq!(all, json!([ada, bob]));
+    assert_eq!(all, json!([public(ada.clone()), public(bob.clone())]));
     // Nothing was published: the next event is the next valid change.
     let (status, carol) = app
         .call(
@@ -256,11 +257,19 @@ async fn rejected_requests_write_and_publish_nothing() {
     assert_eq!(status, 201);
     let next = stream.next_event(WAIT).await;
     assert_eq!(next.event.as_deref(), Some("user_created"));
-    assert_eq!(next.json(), carol);
+    assert_eq!(next.json(), public(carol));
     assert_eq!(seq(next.id()), 3);
     assert_eq!(app.events.stats().published, 3);
     assert_eq!(app.events.stats().emit_failures, 0);
     app.stop().await;
+}
+
+/// A user response as the public events carry it: without the email.
+fn public(mut user: Value) -> Value {
+    if let Some(fields) = user.as_object_mut() {
+        fields.remove("email");
+    }
+    user
 }
 
 fn assert_error_body(body: &Value) {
@@ -277,7 +286,7 @@ async fn reconnecting_with_last_event_id_replays_exactly_what_was_missed() {
     let (mut stream, _) = SseStream::open(&app.stream_url(), None).await;
     let (_, ada) = app.call("POST", "/api/v1/users", Some(ada())).await;
     let seen = stream.next_event(WAIT).await;
-    assert_eq!(seen.json(), ada);
+    assert_eq!(seen.json(), public(ada.clone()));
     drop(stream);
 
     // While disconnected.
@@ -300,7 +309,7 @@ async fn reconnecting_with_last_event_id_replays_exactly_what_was_missed() {
         .await;
 
     let missed = [
-        ("user_created", bob),
+        ("user_created", public(bob.clone())),
         ("user_updated", ada2),
         ("user_deleted", gone),
     ];

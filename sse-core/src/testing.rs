@@ -44,10 +44,8 @@ pub async fn capture<F: Future>(fut: F) -> (F::Output, Vec<CapturedEvent>) {
 /// One line in a test keeps the contract honest:
 ///
 /// ```
-/// #[test]
-/// fn event_catalogue() {
-///     sse_core::testing::check_catalogue();
-/// }
+/// // In a `#[test]` of the crate whose handlers it should see:
+/// sse_core::testing::check_catalogue();
 /// ```
 #[track_caller]
 pub fn check_catalogue() {

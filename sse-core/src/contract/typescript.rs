@@ -76,9 +76,9 @@ fn declaration(name: &str, schema: &Value, root: &Value) -> String {
     let mut out = doc_comment(schema, "");
     match schema.get("properties") {
         Some(_) => {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "export interface {name} {}\n",
+                "export interface {name} {}",
                 object_body(schema, root, "")
             );
         }

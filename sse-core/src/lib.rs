@@ -83,6 +83,7 @@
 // Layers, each depending only on those above it: wire -> topic -> log -> fanout -> {http, emit};
 // auth -> http.
 mod auth;
+mod contract;
 mod emit;
 mod error;
 mod fanout;
@@ -97,8 +98,10 @@ pub use crate::auth::InvalidKey;
 #[cfg(feature = "jwt")]
 pub use crate::auth::JwtAuth;
 pub use crate::auth::{AuthError, Authorize, Grant};
+pub use crate::contract::{Catalogue, EventInfo, Location, StreamServer};
 pub use crate::emit::{
-    ClientIdMiddleware, ClientIdService, EventPayload, PayloadWriter, CLIENT_ID_HEADER,
+    ClientIdMiddleware, ClientIdService, EventPayload, PayloadWriter, TypedPayload,
+    CLIENT_ID_HEADER,
 };
 pub use crate::error::PublishError;
 pub use crate::fanout::{
@@ -163,5 +166,103 @@ pub use sse_macros::emit_event;
 /// Not public API: used by the code `#[emit_event]` generates.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::emit::{emit, EventSpec};
+    pub use crate::contract::probe::{
+        projected, ByReturnSchema, ByReturnType, ByReturnUnknown, BySchema, ByType, Probe,
+        ReturnProbe,
+    };
+    pub use crate::contract::{PayloadInfo, Registration};
+    pub use crate::emit::{emit, emit_with, EventSpec, TypedPayload};
+    pub use inventory;
+
+    /// Whether `flags` (the `stringify!`ed flags of `declare_event!`) has `flag`; a flag we
+    /// do not know fails the build, in a constant.
+    pub const fn has_flag(flags: &[&str], flag: &str) -> bool {
+        let mut i = 0;
+        let mut found = false;
+        while i < flags.len() {
+            let f = flags[i].as_bytes();
+            if !eq(f, b"private") && !eq(f, b"to_others") {
+                panic!("`declare_event!` flags are `private` and `to_others`");
+            }
+            if eq(f, flag.as_bytes()) {
+                found = true;
+            }
+            i += 1;
+        }
+        found
+    }
+
+    const fn eq(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// Registers one event in the catalogue.
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __register_event {
+        ($($field:ident: $value:expr),* $(,)?) => {
+            $crate::__private::inventory::submit! {
+                $crate::__private::Registration { $($field: $value),* }
+            }
+        };
+    }
+}
+
+/// Declares an event that code publishes with [`Broadcaster::publish`] and friends, so that
+/// the [`Catalogue`] (and the AsyncAPI and TypeScript documents made from it) lists it too.
+///
+/// ```
+/// #[derive(serde::Serialize)]
+/// struct LogLine { level: String, text: String }
+///
+/// sse_core::declare_event!("log_line", payload = LogLine, topic = "logs/{level}");
+/// sse_core::declare_event!("audit", payload = LogLine, private);
+/// ```
+///
+/// After the name and the payload type: `topic = "template"`, then the flags `private` and
+/// `to_others`, as for `#[emit_event]`. The name and template are checked by
+/// [`testing::check_catalogue`], not at compile time.
+#[macro_export]
+macro_rules! declare_event {
+    ($name:literal, payload = $payload:ty, topic = $topic:literal $(, $flag:ident)* $(,)?) => {
+        $crate::__declare_event!($name, $payload, ::core::option::Option::Some($topic), $($flag)*);
+    };
+    ($name:literal, payload = $payload:ty $(, $flag:ident)* $(,)?) => {
+        $crate::__declare_event!($name, $payload, ::core::option::Option::None, $($flag)*);
+    };
+}
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __declare_event {
+    ($name:literal, $payload:ty, $topic:expr, $($flag:ident)*) => {
+        const _: () = {
+            fn payload_info() -> $crate::__private::PayloadInfo {
+                #[allow(unused_imports)]
+                use $crate::__private::{BySchema as _, ByType as _};
+                (&&$crate::__private::Probe::<$payload>::new()).payload_info()
+            }
+            $crate::__register_event! {
+                name: $name,
+                topic: $topic,
+                private: $crate::__private::has_flag(&[$(stringify!($flag)),*], "private"),
+                to_others: $crate::__private::has_flag(&[$(stringify!($flag)),*], "to_others"),
+                origin: module_path!(),
+                file: file!(),
+                line: line!(),
+                column: column!(),
+                payload: payload_info,
+            }
+        };
+    };
 }

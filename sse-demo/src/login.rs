@@ -1,11 +1,18 @@
 //! **Demo only**: `POST /api/v1/login` hands out a token for any user id, without a password,
-//! so the private `user_email_changed` event can be tried from a terminal. A real app issues
-//! such tokens from its own authentication.
+//! so the private `user_email_changed` event can be tried from a terminal; it exists only
+//! with `--demo-login`. A real app issues such tokens from its own authentication.
+//!
+//! The same tokens tell who is asking ([`Viewer`]): a user's own responses include its email.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
 use actix_web::web::{self, Json};
-use jsonwebtoken::{EncodingKey, Header};
+use actix_web::{FromRequest, HttpRequest};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sse_core::{InvalidTopic, JwtAuth, TopicSelector};
@@ -23,10 +30,25 @@ pub const PRIVATE_TOPICS: &str = "users/{id}/private";
 #[derive(Clone)]
 pub struct LoginKey(Vec<u8>);
 
+/// The shortest HS256 secret accepted: 32 bytes, the size of the hash (RFC 7518, 3.2).
+pub const MIN_SECRET_LEN: usize = 32;
+
 impl LoginKey {
     /// A key from a configured secret.
     pub fn new(secret: impl Into<Vec<u8>>) -> Self {
         Self(secret.into())
+    }
+
+    /// A key from a configured secret, refused when shorter than [`MIN_SECRET_LEN`] bytes.
+    pub fn from_secret(secret: &str) -> Result<Self, String> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(format!(
+                "--jwt-secret must be at least {MIN_SECRET_LEN} bytes long (got {}): a short \
+                 HS256 secret can be guessed offline from any token",
+                secret.len()
+            ));
+        }
+        Ok(Self::new(secret.as_bytes()))
     }
 
     /// A key made up for this run: tokens do not survive a restart.
@@ -59,12 +81,54 @@ impl LoginKey {
     }
 }
 
-/// Registers `POST /api/v1/login` with `key`, for `App::configure`.
+/// Registers `POST /api/v1/login` (demo only, no password) with `key`, for `App::configure`.
 pub fn config(key: LoginKey) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(key))
             .route("/api/v1/login", web::post().to(login));
     }
+}
+
+/// Registers only `key`, so [`Viewer`] knows tokens; no login endpoint.
+pub fn key_config(key: LoginKey) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(key));
+    }
+}
+
+/// Who is asking: the user id of a valid `Authorization: Bearer` token signed with the
+/// [`LoginKey`], or `None` (no token, an invalid one, or no key registered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Viewer(pub Option<i64>);
+
+impl FromRequest for Viewer {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Viewer(viewer(req))))
+    }
+}
+
+fn viewer(req: &HttpRequest) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct Claims {
+        sub: String,
+    }
+    let key = req.app_data::<web::Data<LoginKey>>()?;
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    let claims = jsonwebtoken::decode::<Claims>(
+        token.trim(),
+        &DecodingKey::from_secret(&key.0),
+        &Validation::new(Algorithm::HS256),
+    )
+    .ok()?;
+    claims.claims.sub.parse().ok()
 }
 
 /// The body of `POST /api/v1/login`.

@@ -48,10 +48,16 @@ struct Config {
     #[arg(long, env = "SSE_KEEP_ALIVE_SECS", default_value_t = 5)]
     keep_alive_secs: u64,
 
-    /// Secret for the HS256 tokens of the demo-only `POST /api/v1/login`, which authorize the
-    /// private `users/{id}/private` events. Default: random for each run.
+    /// Secret (at least 32 bytes) for the HS256 tokens of the demo-only `POST /api/v1/login`,
+    /// which authorize the private `users/{id}/private` events and show a user its own email.
+    /// Default: random for each run.
     #[arg(long, env = "SSE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+
+    /// Serve `POST /api/v1/login`, which hands out a token for any user id WITHOUT A
+    /// PASSWORD. For trying the private events locally; never on a reachable address.
+    #[arg(long, env = "SSE_DEMO_LOGIN")]
+    demo_login: bool,
 
     /// Milliseconds a browser waits before reconnecting a dropped stream.
     #[arg(long, env = "SSE_RETRY_MS", default_value_t = 1000)]
@@ -113,9 +119,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keep_alive =
         (config.keep_alive_secs > 0).then(|| Duration::from_secs(config.keep_alive_secs));
     let login_key = match &config.jwt_secret {
-        Some(secret) => LoginKey::new(secret.as_bytes()),
+        Some(secret) => LoginKey::from_secret(secret)?,
         None => LoginKey::random(),
     };
+    if config.demo_login {
+        tracing::warn!(
+            "--demo-login: POST /api/v1/login hands out a token for any user id without a \
+             password; never use it on a reachable address"
+        );
+    }
     // Once, outside `HttpServer::new`: every worker must publish to and serve the same stream.
     let mut builder = Broadcaster::builder();
     if let Some(url) = &config.redis {
@@ -134,14 +146,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let server = HttpServer::new({
         let (pool, events, origins) = (pool.clone(), events.clone(), config.cors_origins.clone());
-        let login_key = login_key.clone();
+        let (login_key, demo_login) = (login_key.clone(), config.demo_login);
         move || {
             App::new()
                 .wrap(sse_demo::cors(&origins))
                 .wrap(middleware::Logger::new("%r %s %Dms"))
                 .wrap(events.snapshot_id_middleware())
                 .configure(sse_demo::app_config(pool.clone(), events.clone()))
-                .configure(sse_demo::login::config(login_key.clone()))
+                .configure(|cfg| {
+                    if demo_login {
+                        sse_demo::login::config(login_key.clone())(cfg);
+                    } else {
+                        sse_demo::login::key_config(login_key.clone())(cfg);
+                    }
+                })
         }
     })
     // `events.serve` handles Ctrl-C and SIGTERM: it ends the open streams, then stops the

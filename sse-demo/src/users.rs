@@ -6,8 +6,10 @@ use actix_web::web::{self, Json};
 use serde::{Deserialize, Serialize};
 use sse_core::emit_event;
 
-use crate::db::{self, Db, User};
+use crate::db::{self, Db};
 use crate::error::ApiError;
+use crate::login::Viewer;
+use crate::public::{UserPublic, UserView};
 
 /// The longest username accepted, in characters.
 pub const MAX_USERNAME: usize = 64;
@@ -40,7 +42,7 @@ pub struct NewEmail {
 }
 
 /// The payload of the private `user_email_changed` event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct EmailChanged {
     /// The user whose address changed.
     pub id: i64,
@@ -49,46 +51,54 @@ pub struct EmailChanged {
 }
 
 /// The payload of `DELETE /api/v1/users/{id}` and of the `user_deleted` event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Deleted {
     /// The id of the deleted user.
     pub id: i64,
 }
 
-/// `GET /api/v1/users`
-pub async fn list(pool: web::Data<Db>) -> Result<Json<Vec<User>>, ApiError> {
-    Ok(Json(db::list(&pool).await?))
+/// `GET /api/v1/users`: everyone's public fields.
+pub async fn list(pool: web::Data<Db>) -> Result<Json<Vec<UserPublic>>, ApiError> {
+    let users = db::list(&pool).await?;
+    Ok(Json(users.iter().map(UserPublic::from).collect()))
 }
 
-/// `GET /api/v1/users/{id}`
-pub async fn get(pool: web::Data<Db>, id: web::Path<i64>) -> Result<Json<User>, ApiError> {
+/// `GET /api/v1/users/{id}`: with the email when the request carries the user's own token.
+pub async fn get(
+    pool: web::Data<Db>,
+    id: web::Path<i64>,
+    viewer: Viewer,
+) -> Result<Json<UserView>, ApiError> {
     let id = id.into_inner();
     db::get(&pool, id)
         .await?
-        .map(Json)
+        .map(|user| Json(UserView::of(user, viewer.0)))
         .ok_or_else(|| ApiError::NotFound(id.to_string()))
 }
 
-/// `POST /api/v1/users`: 201 with the new user.
-#[emit_event("user_created", topic = "users/{id}")]
+/// `POST /api/v1/users`: 201 with the new user (and its email: the caller just sent it).
+/// Subscribers get its public fields.
+#[emit_event("user_created", topic = "users/{id}", payload = UserPublic::from)]
 pub async fn create(
     pool: web::Data<Db>,
     body: Json<NewUser>,
-) -> Result<(Json<User>, StatusCode), ApiError> {
+) -> Result<(Json<UserView>, StatusCode), ApiError> {
     let username = username(&body.username)?;
     let email = email(&body.email)?;
     let user = db::insert(&pool, username, email).await?;
     tracing::info!(id = user.id, username, "user created");
-    Ok((Json(user), StatusCode::CREATED))
+    Ok((Json(UserView::owned(user)), StatusCode::CREATED))
 }
 
-/// `PUT /api/v1/users/{id}`: changes the fields present in the body.
-#[emit_event("user_updated", topic = "users/{id}")]
+/// `PUT /api/v1/users/{id}`: changes the fields present in the body. The response has the
+/// email for the user's own token; subscribers get the public fields.
+#[emit_event("user_updated", topic = "users/{id}", payload = UserPublic::from)]
 pub async fn update(
     pool: web::Data<Db>,
     id: web::Path<i64>,
     body: Json<UserChanges>,
-) -> Result<Json<User>, ApiError> {
+    viewer: Viewer,
+) -> Result<Json<UserView>, ApiError> {
     let id = id.into_inner();
     if body.username.is_none() && body.email.is_none() {
         return Err(ApiError::Invalid(
@@ -101,7 +111,7 @@ pub async fn update(
         .await?
         .ok_or_else(|| ApiError::NotFound(id.to_string()))?;
     tracing::info!(id, username = user.username, "user updated");
-    Ok(Json(user))
+    Ok(Json(UserView::of(user, viewer.0)))
 }
 
 /// `DELETE /api/v1/users/{id}`: `{"id": N}`.
@@ -188,6 +198,7 @@ pub fn email(raw: &str) -> Result<&str, ApiError> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use sse_core::testing::expect_event;
 
     #[test]
     fn usernames() {
@@ -246,22 +257,41 @@ mod tests {
             sse_core::testing::capture(create(pool.clone(), new_user(" ada ", "a@b.co"))).await;
         let (Json(user), status) = created.expect("created");
         assert_eq!(status, StatusCode::CREATED);
-        assert_eq!(user.username, "ada");
+        assert_eq!(user.user.username, "ada");
+        assert_eq!(
+            user.email.as_deref(),
+            Some("a@b.co"),
+            "the creator's response"
+        );
+        let user = user.user;
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].name, "user_created");
-        assert_eq!(events[0].payload["username"], "ada");
+        expect_event("user_created")
+            .topic(&format!("users/{}", user.id))
+            .public()
+            .payload_contains(json!({"username": "ada", "version": 1}))
+            .without_field("email")
+            .in_(&events);
 
         let changes = Json(UserChanges {
             username: Some("grace".into()),
             email: None,
         });
-        let (updated, events) =
-            sse_core::testing::capture(update(pool.clone(), web::Path::from(user.id), changes))
-                .await;
-        assert!(updated.is_ok());
-        assert_eq!(events[0].name, "user_updated");
-        assert_eq!(events[0].payload["username"], "grace");
-        assert_eq!(events[0].payload["version"], 2);
+        let (updated, events) = sse_core::testing::capture(update(
+            pool.clone(),
+            web::Path::from(user.id),
+            changes,
+            Viewer(None),
+        ))
+        .await;
+        assert!(
+            updated.expect("updated").email.is_none(),
+            "anonymous caller"
+        );
+        expect_event("user_updated")
+            .public()
+            .payload_contains(json!({"username": "grace", "version": 2}))
+            .without_field("email")
+            .in_(&events);
 
         let (deleted, events) =
             sse_core::testing::capture(delete(pool.clone(), web::Path::from(user.id))).await;
@@ -289,12 +319,17 @@ mod tests {
                 create(pool.clone(), new_user("ADA", "c@d.co"))
                     .await
                     .is_err(),
-                update(pool.clone(), web::Path::from(1), change(None))
+                update(pool.clone(), web::Path::from(1), change(None), Viewer(None))
                     .await
                     .is_err(),
-                update(pool.clone(), web::Path::from(99), change(Some("z")))
-                    .await
-                    .is_err(),
+                update(
+                    pool.clone(),
+                    web::Path::from(99),
+                    change(Some("z")),
+                    Viewer(None),
+                )
+                .await
+                .is_err(),
                 delete(pool.clone(), web::Path::from(99)).await.is_err(),
             ]
         })

@@ -70,9 +70,10 @@ async fn changes_publish_their_events_in_order(app: TestApp) {
         .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(
-        updated["email"], "ada@example.com",
-        "partial update keeps email"
+        created["email"], "ada@example.com",
+        "the creator's response"
     );
+    assert!(updated.get("email").is_none(), "not the owner: {updated}");
     assert_eq!(updated["version"], 2);
 
     let (status, fetched) = app.call("GET", &format!("/api/v1/users/{id}"), None).await;
@@ -88,7 +89,7 @@ async fn changes_publish_their_events_in_order(app: TestApp) {
     assert_eq!(status, 404);
 
     let expected = [
-        ("user_created", created),
+        ("user_created", public(created)),
         ("user_updated", updated),
         ("user_deleted", deleted),
     ];
@@ -109,7 +110,7 @@ async fn rejected_requests_write_and_publish_nothing(app: TestApp) {
     let (status, ada) = app.call("POST", "/api/v1/users", Some(ada())).await;
     assert_eq!(status, 201);
     let first = stream.next_event(WAIT).await;
-    assert_eq!(first.json(), ada);
+    assert_eq!(first.json(), public(ada.clone()));
     let ada_path = format!("/api/v1/users/{}", ada["id"]);
 
     let long = "x".repeat(65);
@@ -199,7 +200,7 @@ async fn rejected_requests_write_and_publish_nothing(app: TestApp) {
         )
         .await;
     assert_eq!(status, 201);
-    assert_eq!(stream.next_event(WAIT).await.json(), bob);
+    assert_eq!(stream.next_event(WAIT).await.json(), public(bob.clone()));
     let bob_path = format!("/api/v1/users/{}", bob["id"]);
     let (status, error) = app
         .call("PUT", &bob_path, Some(json!({"username": "Ada"})))
@@ -268,7 +269,7 @@ async fn rejected_requests_write_and_publish_nothing(app: TestApp) {
 
     // Nothing was written: the list is still Ada and Bob, unchanged.
     let (_, all) = app.call("GET", "/api/v1/users", None).await;
-    assert_eq!(all, json!([ada, bob]));
+    assert_eq!(all, json!([public(ada.clone()), public(bob.clone())]));
     // Nothing was published: the next event is the next valid change.
     let (status, carol) = app
         .call(
@@ -280,11 +281,19 @@ async fn rejected_requests_write_and_publish_nothing(app: TestApp) {
     assert_eq!(status, 201);
     let next = stream.next_event(WAIT).await;
     assert_eq!(next.event.as_deref(), Some("user_created"));
-    assert_eq!(next.json(), carol);
+    assert_eq!(next.json(), public(carol));
     assert_eq!(seq(next.id()), 3);
     assert_eq!(app.events.stats().published, 3);
     assert_eq!(app.events.stats().emit_failures, 0);
     app.stop().await;
+}
+
+/// A user response as the public events carry it: without the email.
+fn public(mut user: Value) -> Value {
+    if let Some(fields) = user.as_object_mut() {
+        fields.remove("email");
+    }
+    user
 }
 
 fn assert_error_body(body: &Value) {
@@ -299,7 +308,7 @@ async fn reconnecting_with_last_event_id_replays_exactly_what_was_missed(app: Te
     let (mut stream, _) = SseStream::open(&app.stream_url(), None).await;
     let (_, ada) = app.call("POST", "/api/v1/users", Some(ada())).await;
     let seen = stream.next_event(WAIT).await;
-    assert_eq!(seen.json(), ada);
+    assert_eq!(seen.json(), public(ada.clone()));
     drop(stream);
 
     // While disconnected.
@@ -322,7 +331,7 @@ async fn reconnecting_with_last_event_id_replays_exactly_what_was_missed(app: Te
         .await;
 
     let missed = [
-        ("user_created", bob),
+        ("user_created", public(bob.clone())),
         ("user_updated", ada2),
         ("user_deleted", gone),
     ];

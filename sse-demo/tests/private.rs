@@ -110,3 +110,75 @@ async fn login_and_private_stream_refusals() {
     );
     app.stop().await;
 }
+
+/// Issue 11/13: public events and the users list carry public fields only; an anonymous page
+/// never learns an email address, whatever changes.
+#[actix_rt::test]
+async fn an_anonymous_subscriber_never_receives_an_email_address() {
+    let app = TestApp::start().await;
+    let url = format!("{}?topic=users/*", app.stream_url());
+    let (mut anonymous, _) = SseStream::open(&url, None).await;
+    let (mut everything, _) = SseStream::open(&app.stream_url(), None).await;
+
+    let ada = create(&app, "ada").await;
+    let changes = [
+        (
+            "PUT",
+            format!("/api/v1/users/{ada}"),
+            Some(json!({"username": "ada.l"})),
+        ),
+        (
+            "PUT",
+            format!("/api/v1/users/{ada}"),
+            Some(json!({"email": "ada@l.org"})),
+        ),
+        (
+            "PUT",
+            format!("/api/v1/users/{ada}/email"),
+            Some(json!({"email": "ada@lovelace.org"})),
+        ),
+        ("DELETE", format!("/api/v1/users/{ada}"), None),
+    ];
+    for (method, path, body) in changes {
+        let (status, body) = app.call(method, &path, body).await;
+        assert_eq!(status, 200, "{method} {path}: {body}");
+    }
+    // user_created, two user_updated, user_deleted: the email change is private.
+    for stream in [&mut anonymous, &mut everything] {
+        for expected in [
+            "user_created",
+            "user_updated",
+            "user_updated",
+            "user_deleted",
+        ] {
+            let event = stream.next_event(WAIT).await;
+            assert_eq!(event.event.as_deref(), Some(expected));
+            let data = event.json().to_string();
+            assert!(
+                !data.contains('@') && !data.contains("email"),
+                "{expected}: {data}"
+            );
+        }
+        stream.assert_quiet(QUIET).await;
+    }
+    let ada = create(&app, "ada2").await;
+    let (status, all) = app.call("GET", "/api/v1/users", None).await;
+    assert_eq!(status, 200);
+    assert!(!all.to_string().contains('@'), "{all}");
+    let (_, one) = app.call("GET", &format!("/api/v1/users/{ada}"), None).await;
+    assert!(one.get("email").is_none(), "anonymous GET: {one}");
+    let token = login(&app, ada).await;
+    let res = app
+        .client
+        .get(format!("{}/api/v1/users/{ada}", app.url))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    let mut res = res.expect("owner GET");
+    let own: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(
+        own["email"], "ada2@example.com",
+        "the owner sees its email: {own}"
+    );
+    app.stop().await;
+}

@@ -19,9 +19,12 @@ pub(crate) struct Args {
     pub(crate) private: bool,
     /// `to_others`: not echoed to the stream of the client that sent the request.
     pub(crate) to_others: bool,
+    /// `payload = path::to::fn`: publish `fn(&T)` instead of `T`.
+    pub(crate) payload: Option<syn::Path>,
 }
 
 mod kw {
+    syn::custom_keyword!(payload);
     syn::custom_keyword!(topic);
     syn::custom_keyword!(private);
     syn::custom_keyword!(to_others);
@@ -29,8 +32,8 @@ mod kw {
 
 const EXAMPLE: &str = "`#[emit_event(\"user_updated\")]`";
 const VALID: &str = "`#[emit_event]` takes the event name and, optionally, \
-                     `topic = \"users/{id}\"`, `private`, `to_others` and \
-                     `crate = \"path::to::sse_core\"`";
+                     `topic = \"users/{id}\"`, `payload = UserPublic::from`, `private`, \
+                     `to_others` and `crate = \"path::to::sse_core\"`";
 
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
@@ -51,6 +54,8 @@ impl Parse for Args {
                 parse_crate(input, &mut found, &mut errors)?;
             } else if input.peek(kw::topic) && input.peek2(Token![=]) {
                 parse_topic(input, &mut found, &mut errors)?;
+            } else if input.peek(kw::payload) && input.peek2(Token![=]) {
+                parse_payload(input, &mut found, &mut errors)?;
             } else if input.peek(kw::private) {
                 found.private = parse_flag::<kw::private>(input, found.private, &mut errors)?;
             } else if input.peek(kw::to_others) {
@@ -73,6 +78,7 @@ struct Found {
     topic: Option<LitStr>,
     private: bool,
     to_others: bool,
+    payload: Option<syn::Path>,
 }
 
 impl Found {
@@ -91,6 +97,7 @@ impl Found {
             topic: self.topic,
             private: self.private,
             to_others: self.to_others,
+            payload: self.payload,
         })
     }
 }
@@ -162,6 +169,38 @@ fn parse_topic(input: ParseStream<'_>, found: &mut Found, errors: &mut Errors) -
         errors.push(err);
     }
     found.topic = Some(lit);
+    Ok(())
+}
+
+/// `payload = UserPublic::from`: the path of a function from `&T` to what is published.
+fn parse_payload(
+    input: ParseStream<'_>,
+    found: &mut Found,
+    errors: &mut Errors,
+) -> syn::Result<()> {
+    let key: kw::payload = input.parse()?;
+    input.parse::<Token![=]>()?;
+    let path = match input.parse::<syn::Expr>()? {
+        syn::Expr::Path(syn::ExprPath {
+            qself: None, path, ..
+        }) => path,
+        other => {
+            errors.push(syn::Error::new_spanned(
+                other,
+                "`payload` takes the path of a function from `&T` (the handler's payload) to \
+                 what is published, like `payload = UserPublic::from`",
+            ));
+            return Ok(());
+        }
+    };
+    if found.payload.is_some() {
+        errors.push(syn::Error::new(
+            key.span,
+            "the argument `payload` is given twice: an event has one payload",
+        ));
+        return Ok(());
+    }
+    found.payload = Some(path);
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Validation of the annotated item and generation of the wrapper.
 
 use proc_macro2::{TokenStream, TokenTree};
-use quote::{quote, quote_spanned, ToTokens};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{AttrStyle, Attribute, Item, ItemFn, ReturnType};
 
@@ -80,12 +80,64 @@ fn generate(func: ItemFn, events: &[Args], krate: &syn::Path) -> TokenStream {
         .into_iter()
         .partition(|attr| matches!(attr.style, AttrStyle::Outer));
     // The annotation lets `?` in the body infer its error type, as it would in the fn.
-    let (annotation, span) = match &sig.output {
-        ReturnType::Type(_, ty) => (quote!(: #ty), ty.span()),
-        ReturnType::Default => (quote!(: ()), sig.ident.span()),
+    let (ret, span) = match &sig.output {
+        ReturnType::Type(_, ty) => (ty.to_token_stream(), ty.span()),
+        ReturnType::Default => (quote!(()), sig.ident.span()),
     };
-    // Spanned on the return type, so a type without a payload is reported there.
-    let specs = events.iter().map(|event| {
+    // Items in the body cannot name the fn's generics or `Self`: such a handler is catalogued
+    // without its payload type.
+    let nameable = sig.generics.params.is_empty()
+        && sig.receiver().is_none()
+        && !mentions_ident(ret.clone(), "Self");
+    let gen = Gen {
+        krate,
+        ret: &ret,
+        ret_span: span,
+        nameable,
+        handler: &sig.ident,
+    };
+    let mut items = Vec::new();
+    let mut calls = Vec::new();
+    let mut plain = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        let spec = gen.spec(event);
+        items.push(gen.register(i, event));
+        match &event.payload {
+            None => plain.push(spec),
+            Some(path) => {
+                calls.extend(gen.emit_plain(std::mem::take(&mut plain)));
+                items.extend(gen.projection_fn(i, path));
+                calls.push(gen.emit_projected(i, path, &spec));
+            }
+        }
+    }
+    calls.extend(gen.emit_plain(plain));
+    quote! {
+        #(#outer)*
+        #vis #sig {
+            #(#inner)*
+            #(#items)*
+            let __sse_output: #ret = async move #block.await;
+            #(#calls)*
+            __sse_output
+        }
+    }
+}
+
+/// What the generated code of one handler shares.
+struct Gen<'a> {
+    krate: &'a syn::Path,
+    /// The return type.
+    ret: &'a TokenStream,
+    ret_span: proc_macro2::Span,
+    /// Whether items in the body can name the return type.
+    nameable: bool,
+    handler: &'a syn::Ident,
+}
+
+impl Gen<'_> {
+    fn spec(&self, event: &Args) -> TokenStream {
+        let krate = self.krate;
         let Args {
             name,
             topic,
@@ -105,17 +157,121 @@ fn generate(func: ItemFn, events: &[Args], krate: &syn::Path) -> TokenStream {
                 to_others: #to_others,
             }
         }
-    });
-    let emit = quote_spanned! {span=>
-        #krate::__private::emit(&[#(#specs),*], &__sse_output);
-    };
-    quote! {
-        #(#outer)*
-        #vis #sig {
-            #(#inner)*
-            let __sse_output #annotation = async move #block.await;
-            #emit
-            __sse_output
+    }
+
+    /// Events without `payload`: the return value's payload, serialized once for all of them.
+    fn emit_plain(&self, specs: Vec<TokenStream>) -> Option<TokenStream> {
+        if specs.is_empty() {
+            return None;
+        }
+        let krate = self.krate;
+        // Spanned on the return type, so a type without a payload is reported there.
+        Some(quote_spanned! {self.ret_span=>
+            #krate::__private::emit(&[#(#specs),*], &__sse_output);
+        })
+    }
+
+    /// `payload = path`: spanned on `path`, so a wrong signature is reported there.
+    fn emit_projected(&self, i: usize, path: &syn::Path, spec: &TokenStream) -> TokenStream {
+        let krate = self.krate;
+        if self.nameable {
+            let event_fn = format_ident!("__sse_event_{}", i);
+            quote_spanned! {path.span()=>
+                #event_fn(::core::option::Option::Some(&__sse_output), &[#spec]);
+            }
+        } else {
+            quote_spanned! {path.span()=>
+                #krate::__private::emit_with(&[#spec], &__sse_output, |__sse_t| #path(__sse_t));
+            }
+        }
+    }
+
+    /// One fn that both publishes the projection and tells its type to the catalogue, so that
+    /// `path` is named once and a mistake in it reported once.
+    fn projection_fn(&self, i: usize, path: &syn::Path) -> Option<TokenStream> {
+        if !self.nameable {
+            return None;
+        }
+        let Self { krate, ret, .. } = self;
+        let event_fn = format_ident!("__sse_event_{}", i);
+        let payload_of = quote_spanned! {self.ret_span=>
+            <#ret as #krate::__private::TypedPayload>::Payload
+        };
+        let project = quote_spanned! {path.span()=>
+            |__sse_t: &#payload_of| #path(__sse_t)
+        };
+        let emit = quote_spanned! {path.span()=>
+            #krate::__private::emit_with(events, output, __sse_project)
+        };
+        Some(quote! {
+            fn #event_fn(
+                output: ::core::option::Option<&#ret>,
+                events: &[#krate::__private::EventSpec<'_>],
+            ) -> #krate::__private::PayloadInfo {
+                #[allow(unused_imports)]
+                use #krate::__private::{BySchema as _, ByType as _};
+                let __sse_project = #project;
+                match output {
+                    ::core::option::Option::Some(output) => {
+                        #emit;
+                        ::core::default::Default::default()
+                    }
+                    ::core::option::Option::None => {
+                        let probe = #krate::__private::projected::<#ret, _, _>(&__sse_project);
+                        (&&probe).payload_info()
+                    }
+                }
+            }
+        })
+    }
+
+    /// The event's entry in the catalogue, registered at link time.
+    fn register(&self, i: usize, event: &Args) -> TokenStream {
+        let Self {
+            krate,
+            ret,
+            handler,
+            ..
+        } = self;
+        let payload_fn = format_ident!("__sse_payload_{}", i);
+        let body = if !self.nameable {
+            quote!(::core::default::Default::default())
+        } else if event.payload.is_some() {
+            let event_fn = format_ident!("__sse_event_{}", i);
+            quote!(#event_fn(::core::option::Option::None, &[]))
+        } else {
+            quote! {
+                #[allow(unused_imports)]
+                use #krate::__private::{ByReturnSchema as _, ByReturnType as _, ByReturnUnknown as _};
+                (&&&#krate::__private::ReturnProbe::<#ret>::new()).payload_info()
+            }
+        };
+        let Args {
+            name,
+            topic,
+            private,
+            to_others,
+            ..
+        } = event;
+        let topic = match topic {
+            Some(topic) => quote!(::core::option::Option::Some(#topic)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote! {
+            fn #payload_fn() -> #krate::__private::PayloadInfo {
+                #body
+            }
+            #krate::__register_event! {
+                name: #name,
+                topic: #topic,
+                private: #private,
+                to_others: #to_others,
+                origin: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#handler)),
+                file: ::core::file!(),
+                line: ::core::line!(),
+                column: ::core::column!(),
+                payload: #payload_fn,
+            }
         }
     }
 }
@@ -172,9 +328,13 @@ fn is_our_attribute(attr: &Attribute, krate: Option<&syn::Path>) -> bool {
 }
 
 fn mentions_impl(tokens: TokenStream) -> bool {
+    mentions_ident(tokens, "impl")
+}
+
+fn mentions_ident(tokens: TokenStream, ident: &str) -> bool {
     tokens.into_iter().any(|t| match t {
-        TokenTree::Ident(i) => i == "impl",
-        TokenTree::Group(g) => mentions_impl(g.stream()),
+        TokenTree::Ident(i) => i == ident,
+        TokenTree::Group(g) => mentions_ident(g.stream(), ident),
         _ => false,
     })
 }

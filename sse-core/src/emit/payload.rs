@@ -102,3 +102,85 @@ impl<L: EventPayload, R: EventPayload> EventPayload for Either<L, R> {
         }
     }
 }
+
+/// A return type whose payload is one known type, `Self::Payload`: what
+/// `#[emit_event(.., payload = path)]` hands to `path`, and what the event catalogue names.
+///
+/// Implemented for `web::Json<T>` (the payload is `T`), and for `Result`, `Option`,
+/// `(R, StatusCode)` and `Either` around such types (an `Either`'s sides must carry the same
+/// payload type). A responder type of your own implements it next to [`EventPayload`]:
+///
+/// ```
+/// use sse_core::TypedPayload;
+///
+/// #[derive(serde::Serialize)]
+/// struct User { id: u64 }
+///
+/// struct Created(User);
+///
+/// impl TypedPayload for Created {
+///     type Payload = User;
+///     fn with_payload<F: FnOnce(&User)>(&self, f: F) {
+///         f(&self.0);
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`payload = ...` cannot find one payload type in a handler that returns `{Self}`",
+    label = "`payload = ...` needs one payload type in this return type",
+    note = "return `web::Json<T>`, possibly inside `Result<_, E>`, `Option<_>`, `(_, StatusCode)`, or `Either<_, _>` with the same `T` on both sides",
+    note = "for a responder type of your own, implement `sse_core::TypedPayload` for it"
+)]
+pub trait TypedPayload {
+    /// The type of the payload: the `T` of `web::Json<T>`.
+    type Payload: ?Sized;
+
+    /// Calls `f` with the payload, or returns without calling it when there is nothing to
+    /// publish (an error, `None`, a non-success status).
+    fn with_payload<F: FnOnce(&Self::Payload)>(&self, f: F);
+}
+
+impl<T> TypedPayload for Json<T> {
+    type Payload = T;
+    fn with_payload<F: FnOnce(&T)>(&self, f: F) {
+        f(&self.0);
+    }
+}
+
+impl<T: TypedPayload, E> TypedPayload for Result<T, E> {
+    type Payload = T::Payload;
+    fn with_payload<F: FnOnce(&T::Payload)>(&self, f: F) {
+        if let Ok(value) = self {
+            value.with_payload(f);
+        }
+    }
+}
+
+impl<T: TypedPayload> TypedPayload for Option<T> {
+    type Payload = T::Payload;
+    fn with_payload<F: FnOnce(&T::Payload)>(&self, f: F) {
+        if let Some(value) = self {
+            value.with_payload(f);
+        }
+    }
+}
+
+/// Only when the status is a success (2xx).
+impl<T: TypedPayload> TypedPayload for (T, StatusCode) {
+    type Payload = T::Payload;
+    fn with_payload<F: FnOnce(&T::Payload)>(&self, f: F) {
+        if self.1.is_success() {
+            self.0.with_payload(f);
+        }
+    }
+}
+
+impl<L: TypedPayload, R: TypedPayload<Payload = L::Payload>> TypedPayload for Either<L, R> {
+    type Payload = L::Payload;
+    fn with_payload<F: FnOnce(&L::Payload)>(&self, f: F) {
+        match self {
+            Either::Left(l) => l.with_payload(f),
+            Either::Right(r) => r.with_payload(f),
+        }
+    }
+}

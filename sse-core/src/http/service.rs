@@ -40,8 +40,22 @@ impl Broadcaster {
     /// # }
     /// ```
     ///
+    /// It also serves the event contract, made from [`Broadcaster::catalogue`]: an AsyncAPI 3.0
+    /// document at `{path}/asyncapi.json` and TypeScript declarations at `{path}/events.d.ts`
+    /// ([`Broadcaster::service_without_documents`] leaves them out).
+    ///
     /// [`App::configure`]: actix_web::App::configure
     pub fn service(&self, path: &str) -> impl FnOnce(&mut web::ServiceConfig) {
+        self.mount(path, true)
+    }
+
+    /// [`Broadcaster::service`] without `{path}/asyncapi.json` and `{path}/events.d.ts`, for
+    /// services that do not publish their event contract.
+    pub fn service_without_documents(&self, path: &str) -> impl FnOnce(&mut web::ServiceConfig) {
+        self.mount(path, false)
+    }
+
+    fn mount(&self, path: &str, documents: bool) -> impl FnOnce(&mut web::ServiceConfig) {
         let events = self.clone();
         let path = path.to_owned();
         move |cfg| {
@@ -63,6 +77,9 @@ impl Broadcaster {
                 &format!("{base}/client.d.ts"),
                 web::get().to(client::client_d_ts),
             );
+            if documents {
+                crate::contract::routes(cfg, base);
+            }
         }
     }
 

@@ -1,0 +1,153 @@
+//! The demo's event contract: the catalogue is consistent, the AsyncAPI document and the
+//! TypeScript declarations match their committed snapshots in `sse-demo/contract/`, and the
+//! AsyncAPI project's parser and `tsc --strict` accept them.
+//!
+//! After an intended change of a payload: `UPDATE_SNAPSHOTS=1 cargo test -p sse-demo --test
+//! contract`, then review the diff of `sse-demo/contract/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sse_core::{Broadcaster, Catalogue, StreamServer};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The demo's events (the handlers are linked in through `app_config`).
+fn catalogue() -> Catalogue {
+    let _ = sse_demo::app_config;
+    Broadcaster::catalogue().filter(|e| e.origin.starts_with("sse_demo::"))
+}
+
+fn server() -> StreamServer {
+    StreamServer::new("http", "127.0.0.1:2345", sse_demo::STREAM_PATH).titled("sse-demo", "1.0.0")
+}
+
+#[test]
+fn event_catalogue() {
+    sse_core::testing::check_catalogue();
+    let names: Vec<&str> = catalogue().distinct().map(|e| e.name).collect();
+    assert_eq!(
+        names,
+        [
+            "user_created",
+            "user_deleted",
+            "user_email_changed",
+            "user_updated"
+        ]
+    );
+}
+
+#[test]
+fn asyncapi_matches_its_snapshot() {
+    assert_snapshot(
+        "sse-demo/contract/asyncapi.json",
+        &catalogue().asyncapi_text(&server()),
+    );
+}
+
+#[test]
+fn typescript_matches_its_snapshot() {
+    assert_snapshot("sse-demo/contract/events.d.ts", &catalogue().typescript());
+}
+
+#[test]
+fn no_public_payload_has_an_email() {
+    for event in catalogue().events() {
+        let schema = event
+            .schema
+            .as_ref()
+            .expect("every demo payload has a schema");
+        if !event.private {
+            assert!(
+                !schema.to_string().contains("email"),
+                "{} publishes an email to everyone: {schema}",
+                event.name
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs node (npm ci in tests/contract)"]
+fn asyncapi_is_accepted_by_the_asyncapi_parser() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    catalogue()
+        .write_documents(dir.path(), &server())
+        .expect("write");
+    node(&[
+        "asyncapi.mjs",
+        dir.path().join("asyncapi.json").to_str().expect("utf-8"),
+    ]);
+}
+
+#[test]
+#[ignore = "needs node (npm ci in tests/contract)"]
+fn typescript_declarations_pass_tsc_strict() {
+    node(&["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"]);
+}
+
+fn node(args: &[&str]) {
+    let dir = root().join("tests/contract");
+    let out = Command::new("node")
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .expect("run node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "node {args:?} failed:\n{text}");
+    eprintln!("{text}");
+}
+
+/// Compares `actual` with the committed file, failing with a diff of the lines that differ;
+/// `UPDATE_SNAPSHOTS=1` writes it instead.
+fn assert_snapshot(path: &str, actual: &str) {
+    let file = root().join(path);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&file, actual).expect("write snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&file).unwrap_or_default();
+    if expected == actual {
+        return;
+    }
+    panic!(
+        "{path} differs from what the code now publishes (a payload changed?):\n{}\n\
+         If the change is intended: UPDATE_SNAPSHOTS=1 cargo test -p sse-demo --test contract, \
+         and review the diff.",
+        line_diff(&expected, actual)
+    );
+}
+
+/// A unified-style diff: common prefix and suffix trimmed, the differing middle shown as
+/// `-` and `+` lines with three lines of context.
+fn line_diff(expected: &str, actual: &str) -> String {
+    let old: Vec<&str> = expected.lines().collect();
+    let new: Vec<&str> = actual.lines().collect();
+    let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
+    let suffix = old[prefix..]
+        .iter()
+        .rev()
+        .zip(new[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = format!("@@ line {} @@\n", prefix + 1);
+    for line in &old[prefix.saturating_sub(3)..prefix] {
+        out.push_str(&format!("  {line}\n"));
+    }
+    for line in &old[prefix..old.len() - suffix] {
+        out.push_str(&format!("- {line}\n"));
+    }
+    for line in &new[prefix..new.len() - suffix] {
+        out.push_str(&format!("+ {line}\n"));
+    }
+    for line in new[new.len() - suffix..].iter().take(3) {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out
+}

@@ -1,0 +1,23 @@
+use actix_web::web;
+use sse_core::emit_event;
+
+#[derive(serde::Serialize)]
+struct User {
+    id: u64,
+}
+
+struct UserPublic {
+    id: u64,
+}
+
+fn public(user: &User) -> UserPublic {
+    UserPublic { id: user.id }
+}
+
+#[emit_event("user_updated", payload = public)]
+async fn handler() -> web::Json<User> {
+    let _ = public(&User { id: 0 }).id;
+    web::Json(User { id: 1 })
+}
+
+fn main() {}

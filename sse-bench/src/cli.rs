@@ -11,6 +11,7 @@ use crate::report::{self, Column};
 use crate::resume_storm::{self, ResumeStormArgs};
 use crate::run::{self, Env, RunReport, ServerSpec};
 use crate::server::{self, Impl, ServeArgs};
+use crate::soak::{self, SoakArgs};
 
 /// Load tool for SSE servers: N real connections over loopback, events with a sequence number
 /// and a send time, loss, duplicates, latency, server CPU and memory.
@@ -42,6 +43,10 @@ enum Command {
     /// A full history, then 200 connections that resume 55 000 events back and never read,
     /// while 100 events/s are published: publish latency, memory per such connection.
     ResumeStorm(ResumeStormArgs),
+    /// Our server under churn for --seconds: waves of 1000 readers, 100 stalled clients,
+    /// resumes from random old ids, a publish storm, Redis restarts with --redis; fails
+    /// unless no subscriber is left, no reader lost an event, and memory came back.
+    Soak(SoakArgs),
     /// Runs one of the servers under test (used by the load tool).
     #[command(hide = true)]
     Serve(ServeArgs),
@@ -145,6 +150,7 @@ pub fn main() -> ExitCode {
             };
         }
         Command::ResumeStorm(args) => return exit(resume_storm::main(&args)),
+        Command::Soak(args) => return exit(soak::main(&args)),
         Command::Idle(a) => (Preset::Idle, a),
         Command::Fanout(a) => (Preset::Fanout, a),
         Command::Burst(a) => (Preset::Burst, a),

@@ -18,5 +18,6 @@ pub mod report;
 pub mod resume_storm;
 pub mod run;
 pub mod server;
+pub mod soak;
 pub mod sse;
 pub mod stats;

@@ -8,8 +8,10 @@ use clap::{Parser, Subcommand};
 use crate::presets::{self, Overrides, Preset};
 use crate::procfs;
 use crate::report::{self, Column};
+use crate::resume_storm::{self, ResumeStormArgs};
 use crate::run::{self, Env, RunReport, ServerSpec};
 use crate::server::{self, Impl, ServeArgs};
+use crate::soak::{self, SoakArgs};
 
 /// Load tool for SSE servers: N real connections over loopback, events with a sequence number
 /// and a send time, loss, duplicates, latency, server CPU and memory.
@@ -35,6 +37,16 @@ enum Command {
     BigPayload(LoadArgs),
     /// 5000 subscribers while 256 connections publish as fast as they can for 5 s.
     PublishStorm(LoadArgs),
+    /// N subscribers on a topic each (`?topic=users/{i}`), 500 events/s of audience one, for
+    /// N in 100, 1000, 5000, 10 000 (`--subs` picks one): server CPU per event and p99.
+    Targeted(LoadArgs),
+    /// A full history, then 200 connections that resume 55 000 events back and never read,
+    /// while 100 events/s are published: publish latency, memory per such connection.
+    ResumeStorm(ResumeStormArgs),
+    /// Our server under churn for --seconds: waves of 1000 readers, 100 stalled clients,
+    /// resumes from random old ids, a publish storm, Redis restarts with --redis; fails
+    /// unless no subscriber is left, no reader lost an event, and memory came back.
+    Soak(SoakArgs),
     /// Runs one of the servers under test (used by the load tool).
     #[command(hide = true)]
     Serve(ServeArgs),
@@ -137,14 +149,21 @@ pub fn main() -> ExitCode {
                 }
             };
         }
+        Command::ResumeStorm(args) => return exit(resume_storm::main(&args)),
+        Command::Soak(args) => return exit(soak::main(&args)),
         Command::Idle(a) => (Preset::Idle, a),
         Command::Fanout(a) => (Preset::Fanout, a),
         Command::Burst(a) => (Preset::Burst, a),
         Command::SlowConsumer(a) => (Preset::SlowConsumer, a),
         Command::BigPayload(a) => (Preset::BigPayload, a),
         Command::PublishStorm(a) => (Preset::PublishStorm, a),
+        Command::Targeted(a) => (Preset::Targeted, a),
     };
-    match load(preset, &args) {
+    exit(load(preset, &args))
+}
+
+fn exit(result: Result<(), String>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("sse-bench: {err}");
@@ -157,20 +176,8 @@ fn load(preset: Preset, args: &LoadArgs) -> Result<(), String> {
     let external = args.server.as_deref().map(parse_server).transpose()?;
     let nofile = procfs::raise_nofile_limit();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let pin = !args.no_pin && external.is_none() && cores >= 2 && procfs::have_taskset();
-    let (server_cpus, load_cores) = if pin {
-        let load_cpus = if cores == 2 {
-            "1".to_owned()
-        } else {
-            format!("1-{}", cores - 1)
-        };
-        if !procfs::pin_self(&load_cpus) {
-            return Err("taskset could not pin the load tool".into());
-        }
-        (Some("0".to_owned()), cores - 1)
-    } else {
-        (None, cores)
-    };
+    let (server_cpus, load_cores) = pin_cores(args.no_pin || external.is_some())?;
+    let pin = server_cpus.is_some();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     let events_path = match &external {
         Some((_, _, Some(path))) => path.clone(),
@@ -273,6 +280,24 @@ fn load(preset: Preset, args: &LoadArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// With `taskset` and at least 2 cores (and unless `no_pin`): pins this process to CPUs 1..,
+/// and returns the CPU list for started servers (`0`) and the cores left to the load tool.
+pub(crate) fn pin_cores(no_pin: bool) -> Result<(Option<String>, usize), String> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if no_pin || cores < 2 || !procfs::have_taskset() {
+        return Ok((None, cores));
+    }
+    let load_cpus = if cores == 2 {
+        "1".to_owned()
+    } else {
+        format!("1-{}", cores - 1)
+    };
+    if !procfs::pin_self(&load_cpus) {
+        return Err("taskset could not pin the load tool".into());
+    }
+    Ok((Some("0".to_owned()), cores - 1))
+}
+
 /// `http://host:port[/path]` → address, Host header, path. Loopback addresses only.
 fn parse_server(url: &str) -> Result<(SocketAddr, String, Option<String>), String> {
     let rest = url
@@ -303,22 +328,14 @@ fn parse_server(url: &str) -> Result<(SocketAddr, String, Option<String>), Strin
     Ok((addr, authority.to_owned(), path))
 }
 
-fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     args.insert(0, "cargo run -p sse-bench --release --".into());
     args.join(" ")
 }
 
 fn machine(env: &Env, pinned: bool, cores: usize) -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = cpu_model();
     let load = procfs::load_average().map_or("?".into(), |l| format!("{l:.2}"));
     let pinning = if pinned {
         format!(
@@ -334,6 +351,19 @@ fn machine(env: &Env, pinned: bool, cores: usize) -> String {
          {} client thread(s); open-file limit {}",
         env.serve.workers, env.client_threads, env.nofile
     )
+}
+
+/// The CPU's model name, from `/proc/cpuinfo`.
+pub(crate) fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 fn describe(s: &run::Scenario) -> String {

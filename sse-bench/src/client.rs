@@ -23,6 +23,10 @@ use crate::stats::{find_probe, Histogram, SeqTally, PROBE_PREFIX};
 /// seconds, few enough not to overflow the server's accept backlog.
 const CONNECT_CONCURRENCY: usize = 64;
 
+/// In a [`Target`]'s path, replaced with the connection's index (`/events?topic=users/{conn}`
+/// gives every subscriber a topic of its own).
+pub const CONN_INDEX: &str = "{conn}";
+
 /// Where the stream is served.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -344,7 +348,8 @@ async fn run(thread: &Thread, index: usize, conn: &RefCell<ConnState>) -> io::Re
     };
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
-        plan.target.path, plan.target.host
+        plan.target.path.replace(CONN_INDEX, &index.to_string()),
+        plan.target.host
     );
     stream.write_all(request.as_bytes()).await?;
 

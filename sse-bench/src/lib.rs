@@ -9,12 +9,15 @@
 
 pub mod cli;
 pub mod client;
+pub mod control;
 pub mod http;
 pub mod presets;
 pub mod procfs;
 pub mod publisher;
 pub mod report;
+pub mod resume_storm;
 pub mod run;
 pub mod server;
+pub mod soak;
 pub mod sse;
 pub mod stats;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::publisher::{Limit, Pace};
-use crate::run::{PublishSpec, Scenario};
+use crate::run::{Audience, PublishSpec, Scenario};
 
 /// The scenarios that matter to users.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -20,6 +20,9 @@ pub enum Preset {
     BigPayload,
     /// 5000 subscribers while 256 connections publish as fast as they can.
     PublishStorm,
+    /// N subscribers on a topic each, 500 events/s of audience one, N in 100, 1000, 5000,
+    /// 10 000: server CPU per event as N grows.
+    Targeted,
 }
 
 impl Preset {
@@ -32,6 +35,7 @@ impl Preset {
             Preset::SlowConsumer => "slow-consumer",
             Preset::BigPayload => "big-payload",
             Preset::PublishStorm => "publish-storm",
+            Preset::Targeted => "targeted",
         }
     }
 }
@@ -68,6 +72,7 @@ struct Defaults {
     events: Option<u64>,
     payload: usize,
     publishers: usize,
+    audience: Audience,
 }
 
 fn defaults(preset: Preset) -> Vec<Defaults> {
@@ -79,6 +84,7 @@ fn defaults(preset: Preset) -> Vec<Defaults> {
         events: None,
         payload: 200,
         publishers: 16,
+        audience: Audience::Everyone,
     };
     match preset {
         Preset::Idle => vec![Defaults {
@@ -123,6 +129,15 @@ fn defaults(preset: Preset) -> Vec<Defaults> {
             publishers: 256,
             ..base
         }],
+        Preset::Targeted => [100, 1000, 5000, 10_000]
+            .map(|subs| Defaults {
+                subs,
+                rate: Some(500.0),
+                seconds: 4.0,
+                audience: Audience::OnePerTopic,
+                ..base
+            })
+            .into(),
     }
 }
 
@@ -135,6 +150,10 @@ pub fn scenarios(preset: Preset, o: &Overrides) -> Vec<Scenario> {
         if list.is_empty() {
             list = defaults(preset).into_iter().take(1).collect();
         }
+    }
+    if o.subs.is_some() && preset == Preset::Targeted {
+        // `--subs` picks the one subscriber count to measure.
+        list.truncate(1);
     }
     list.into_iter()
         .map(|d| {
@@ -159,18 +178,21 @@ pub fn scenarios(preset: Preset, o: &Overrides) -> Vec<Scenario> {
                     payload_bytes: payload,
                 }
             });
+            let readers = o.subs.unwrap_or(d.subs);
             let name = match preset {
                 Preset::BigPayload => format!("{} {}", preset.name(), size(payload)),
+                Preset::Targeted => format!("{} {readers} subscribers", preset.name()),
                 _ => preset.name().to_owned(),
             };
             Scenario {
                 name,
-                readers: o.subs.unwrap_or(d.subs),
+                readers,
                 stalled: o.stalled.unwrap_or(d.stalled),
                 hold: Duration::from_secs_f64(if publish.is_none() { seconds } else { 0.0 }),
                 settle: Duration::from_secs_f64(o.settle.unwrap_or(1.0)),
                 drain_max: Duration::from_secs_f64(o.drain_max.unwrap_or(30.0)),
                 publish,
+                audience: d.audience,
             }
         })
         .collect()
@@ -226,5 +248,26 @@ mod tests {
         let p = storm.publish.as_ref().unwrap();
         assert_eq!((p.pace, p.connections), (Pace::Max, 256));
         assert_eq!(p.limit, Limit::For(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn targeted_runs_each_subscriber_count_or_the_one_asked_for() {
+        let all = scenarios(Preset::Targeted, &Overrides::default());
+        let subs: Vec<usize> = all.iter().map(|s| s.readers).collect();
+        assert_eq!(subs, [100, 1000, 5000, 10_000]);
+        assert!(all.iter().all(|s| s.audience == Audience::OnePerTopic));
+        assert_eq!(all[0].publish.as_ref().unwrap().pace, Pace::Rate(500.0));
+        let one = scenarios(
+            Preset::Targeted,
+            &Overrides {
+                subs: Some(7),
+                ..Overrides::default()
+            },
+        );
+        assert_eq!(one.len(), 1);
+        assert_eq!(
+            (one[0].readers, one[0].name.as_str()),
+            (7, "targeted 7 subscribers")
+        );
     }
 }

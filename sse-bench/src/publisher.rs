@@ -48,7 +48,8 @@ pub struct PublishPlan {
     /// Size of the JSON body.
     pub payload_bytes: usize,
     /// A body to send instead of [`Tick`], for other servers: `{probe}` is replaced with the
-    /// event's probe and `{seq}` with its sequence number.
+    /// event's probe, `{seq}` with its sequence number, and `{seq%N}` with `(seq − 1) mod N`
+    /// (events cycling over N users).
     pub body_template: Option<String>,
     /// The clock that probes' send times are measured against.
     pub base: Instant,
@@ -168,9 +169,7 @@ async fn publisher(shared: Rc<Shared>) {
         let sent = Instant::now();
         let sent_us = plan.base.elapsed().as_micros() as u64;
         let body = match &plan.body_template {
-            Some(t) => t
-                .replace("{probe}", &probe(seq, sent_us))
-                .replace("{seq}", &seq.to_string()),
+            Some(t) => fill_template(t, seq, sent_us),
             None => serde_json::to_string(&Tick::new(seq, sent_us, plan.payload_bytes))
                 .unwrap_or_default(),
         };
@@ -211,6 +210,24 @@ async fn publisher(shared: Rc<Shared>) {
             conn = None;
         }
     }
+}
+
+/// The body of event `seq` from a template (see [`PublishPlan::body_template`]).
+pub fn fill_template(template: &str, seq: u64, sent_us: u64) -> String {
+    let mut out = template
+        .replace("{probe}", &probe(seq, sent_us))
+        .replace("{seq}", &seq.to_string());
+    while let Some(start) = out.find("{seq%") {
+        let Some(len) = out[start..].find('}') else {
+            break;
+        };
+        let modulus: u64 = out[start + 5..start + len].parse().unwrap_or(0).max(1);
+        out.replace_range(
+            start..=start + len,
+            &((seq.saturating_sub(1)) % modulus).to_string(),
+        );
+    }
+    out
 }
 
 struct Conn {
@@ -273,5 +290,25 @@ impl Conn {
                 .map_err(io::Error::other)?;
         }
         Ok(head.status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_fill_probe_seq_and_cycles() {
+        let t = r#"{"uid":{seq%3},"n":{seq},"probe":"{probe}"}"#;
+        assert_eq!(
+            fill_template(t, 1, 7),
+            r#"{"uid":0,"n":1,"probe":"bench:1:7"}"#
+        );
+        assert_eq!(
+            fill_template(t, 5, 9),
+            r#"{"uid":1,"n":5,"probe":"bench:5:9"}"#
+        );
+        assert_eq!(fill_template("{seq%x}", 4, 0), "0");
+        assert_eq!(fill_template("{seq%", 4, 0), "{seq%");
     }
 }

@@ -139,6 +139,12 @@ const FIGURES: &[Figure] = &[
         optional: true,
     },
     Figure {
+        name: "server CPU µs / event published",
+        value: |r| r.cpu_per_event_us,
+        format: fixed2,
+        optional: true,
+    },
+    Figure {
         name: "server CPU in kernel",
         value: |r| r.server_sys_share,
         format: pct,
@@ -246,7 +252,8 @@ pub fn table(columns: &[Column<'_>], markdown: bool) -> String {
     render(&rows, markdown)
 }
 
-fn render(rows: &[Vec<String>], markdown: bool) -> String {
+/// Rows of cells as an aligned text table, or as Markdown; the first row is the header.
+pub fn render(rows: &[Vec<String>], markdown: bool) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|i| {

@@ -30,6 +30,19 @@ pub struct Scenario {
     pub settle: Duration,
     /// Longest wait for the last deliveries after publishing ends.
     pub drain_max: Duration,
+    /// Who each event is for.
+    pub audience: Audience,
+}
+
+/// Who receives each event of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Audience {
+    /// Every reader (`POST /publish`, the stream without a topic).
+    #[default]
+    Everyone,
+    /// One reader: reader `i` follows `?topic=users/{i}` and events go to
+    /// `POST /users` with `uid` cycling over the readers (the started servers' routes).
+    OnePerTopic,
 }
 
 /// What is published in a run.
@@ -149,6 +162,8 @@ pub struct RunReport {
     pub server_cpu: f64,
     /// Server CPU seconds per million deliveries.
     pub cpu_per_million: f64,
+    /// Server CPU microseconds per accepted event.
+    pub cpu_per_event_us: f64,
     /// The kernel's share of the server's CPU time.
     pub server_sys_share: f64,
     /// Server RSS before any subscriber, bytes.
@@ -228,11 +243,26 @@ pub fn run(server: &ServerSpec, scenario: &Scenario, env: &Env) -> io::Result<Ru
     if let Some(pid) = pid {
         log(format!("server pid {pid} at {addr}"));
     }
+    let (events_path, publish_path, body_template) = match scenario.audience {
+        Audience::Everyone => (
+            env.events_path.clone(),
+            env.publish_path.clone(),
+            env.body_template.clone(),
+        ),
+        Audience::OnePerTopic => (
+            format!("{}?topic=users/{}", env.events_path, client::CONN_INDEX),
+            "/users".to_owned(),
+            Some(format!(
+                r#"{{"uid":{{seq%{}}},"probe":"{{probe}}"}}"#,
+                readers.max(1)
+            )),
+        ),
+    };
     let pool = Pool::start(PoolPlan {
         target: Target {
             addr,
             host: host.clone(),
-            path: env.events_path.clone(),
+            path: events_path,
         },
         readers,
         stalled: scenario.stalled,
@@ -274,13 +304,13 @@ pub fn run(server: &ServerSpec, scenario: &Scenario, env: &Env) -> io::Result<Ru
                 target: Target {
                     addr,
                     host: host.clone(),
-                    path: env.publish_path.clone(),
+                    path: publish_path,
                 },
                 pace: spec.pace,
                 limit: spec.limit,
                 connections: spec.connections,
                 payload_bytes: spec.payload_bytes,
-                body_template: env.body_template.clone(),
+                body_template,
                 base,
             })?;
             while !handle.is_finished() {
@@ -300,7 +330,10 @@ pub fn run(server: &ServerSpec, scenario: &Scenario, env: &Env) -> io::Result<Ru
                 .connected
                 .load(std::sync::atomic::Ordering::Relaxed)
                 .saturating_sub(scenario.stalled);
-            let target = p.accepted * readers_now as u64;
+            let target = match scenario.audience {
+                Audience::Everyone => p.accepted * readers_now as u64,
+                Audience::OnePerTopic => p.accepted,
+            };
             let deadline = Instant::now() + scenario.drain_max;
             // Done when every reader has every event, or nothing arrived for a while.
             let quiet = Duration::from_millis(1500).min(scenario.drain_max);
@@ -348,16 +381,20 @@ pub fn run(server: &ServerSpec, scenario: &Scenario, env: &Env) -> io::Result<Ru
         &mut report,
         pool_report,
         publish_report,
-        pace,
+        (pace, scenario.audience),
         last_progress,
         base,
     );
     if report.delivered > 0 {
         report.cpu_per_million = report.server_cpu / report.delivered as f64 * 1e6;
     }
+    if report.published > 0 {
+        report.cpu_per_event_us = report.server_cpu / report.published as f64 * 1e6;
+    }
     if pid.is_none() {
         report.server_cpu = f64::NAN;
         report.cpu_per_million = f64::NAN;
+        report.cpu_per_event_us = f64::NAN;
     }
     Ok(report)
 }
@@ -390,12 +427,22 @@ fn summarize_deliveries(
     report: &mut RunReport,
     pool: client::PoolReport,
     publish: Option<publisher::PublishReport>,
-    pace: Option<Pace>,
+    (pace, audience): (Option<Pace>, Audience),
     last_delivery: Instant,
     base: Instant,
 ) {
     let published = publish.as_ref().map_or(0, |p| p.accepted);
     report.published = published;
+    let readers = pool
+        .conns
+        .iter()
+        .filter(|c| c.connected && !c.stalled)
+        .count() as u64;
+    // What each reader should get (with one topic per reader, at least its share).
+    let per_reader = match audience {
+        Audience::Everyone => published,
+        Audience::OnePerTopic => published / readers.max(1),
+    };
     for c in &pool.conns {
         if !c.connected {
             report.connect_failures += 1;
@@ -414,7 +461,7 @@ fn summarize_deliveries(
         report.duplicates += c.duplicates;
         report.resets += c.resets;
         report.foreign += c.foreign;
-        if c.unique < published {
+        if c.unique < per_reader {
             report.readers_with_loss += 1;
         }
     }
@@ -426,7 +473,11 @@ fn summarize_deliveries(
             ));
         }
     }
-    report.expected = published * report.readers as u64;
+    report.expected = match audience {
+        Audience::Everyone => published * report.readers as u64,
+        Audience::OnePerTopic if report.readers > 0 => published,
+        Audience::OnePerTopic => 0,
+    };
     report.lost = report.expected.saturating_sub(report.delivered);
     report.latency = pool.latency;
     if let Some(p) = publish {

@@ -54,6 +54,12 @@ impl Parser {
         self.lines(head.strip_prefix(BOM).unwrap_or(&head), &mut on);
     }
 
+    /// The last event id seen so far, also from frames without data (sse-core sends the
+    /// current id that way when a stream opens).
+    pub fn last_id(&self) -> &[u8] {
+        &self.last_id
+    }
+
     fn lines(&mut self, mut input: &[u8], on: &mut impl FnMut(Item<'_>)) {
         if input.is_empty() {
             return;

@@ -99,3 +99,97 @@ fn idle_connections_and_stalled_clients_are_held() {
     // The first comment of every stream (`: connected`) was parsed.
     assert!(r.comments >= 6, "{r:#?}");
 }
+
+#[test]
+fn targeted_events_reach_only_their_topic() {
+    let o = Overrides {
+        subs: Some(5),
+        events: Some(20),
+        rate: Some(400.0),
+        publishers: Some(2),
+        settle: Some(0.05),
+        drain_max: Some(5.0),
+        ..Overrides::default()
+    };
+    let s = presets::scenarios(Preset::Targeted, &o).remove(0);
+    let env = env();
+    for imp in [Impl::Ours, Impl::Naive] {
+        let r = run::run(&ServerSpec::Spawn(imp), &s, &env).expect("run");
+        // Each event went to one subscriber: 20 deliveries, not 100.
+        assert_eq!((r.readers, r.published), (5, 20), "{imp}: {r:#?}");
+        assert_eq!(
+            (r.delivered, r.expected, r.lost),
+            (20, 20, 0),
+            "{imp}: {r:#?}"
+        );
+        assert_eq!((r.duplicates, r.foreign), (0, 0), "{imp}: {r:#?}");
+        assert!(r.cpu_per_event_us > 0.0, "{imp}: {r:#?}");
+    }
+}
+
+fn bench(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sse-bench"))
+        .args(args)
+        .output()
+        .expect("sse-bench runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn resume_storm_runs_both_servers() {
+    let (ok, out) = bench(&[
+        "resume-storm",
+        "--compare",
+        "--no-pin",
+        "--quiet",
+        "--fill",
+        "300",
+        "--back",
+        "200",
+        "--conns",
+        "5",
+        "--rate",
+        "50",
+        "--seconds",
+        "0.5",
+    ]);
+    assert!(ok, "{out}");
+    for figure in [
+        "publish p50 during (ms)",
+        "server RSS per hostile connection (KiB)",
+    ] {
+        assert!(out.contains(figure), "{out}");
+    }
+    assert!(out.contains("resumed 5, resets 0, subscribers 5"), "{out}");
+}
+
+#[test]
+fn a_short_soak_passes() {
+    let (ok, out) = bench(&[
+        "soak",
+        "--no-pin",
+        "--quiet",
+        "--seconds",
+        "2",
+        "--wave",
+        "10",
+        "--wave-seconds",
+        "0.5",
+        "--stalled",
+        "3",
+        "--storm-publishers",
+        "2",
+        "--storm-seconds",
+        "0.3",
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("subscribers left: 0") && out.contains("soak: ok"),
+        "{out}"
+    );
+}

@@ -60,6 +60,16 @@ impl Tick {
     }
 }
 
+/// The payload of the `targeted` preset's events: one user's update, whose topic is
+/// `users/{uid}`, so each event has an audience of one subscriber.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserUpdate {
+    /// Which user (and which subscriber's topic).
+    pub uid: u64,
+    /// `bench:<seq>:<sent_us>`.
+    pub probe: String,
+}
+
 /// Settings of the `serve` subcommand.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
@@ -87,6 +97,12 @@ pub struct ServeArgs {
     /// Exits when stdin closes: set by the load tool, which holds the pipe.
     #[arg(long)]
     pub exit_on_stdin_eof: bool,
+    /// Ours: share the events through this Redis (`redis://127.0.0.1:6379`).
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Ours, with `--redis`: the stream key.
+    #[arg(long, default_value = "sse-bench:events")]
+    pub redis_stream: String,
 }
 
 impl ServeArgs {
@@ -101,6 +117,8 @@ impl ServeArgs {
             keep_alive_secs: 5,
             max_seconds: 3600,
             exit_on_stdin_eof: false,
+            redis: None,
+            redis_stream: "sse-bench:events".into(),
         }
     }
 
@@ -109,7 +127,7 @@ impl ServeArgs {
     }
 
     fn to_cli(&self) -> Vec<String> {
-        vec![
+        let mut cli = vec![
             "--impl".into(),
             self.imp.to_string(),
             "--port".into(),
@@ -124,7 +142,16 @@ impl ServeArgs {
             self.keep_alive_secs.to_string(),
             "--max-seconds".into(),
             self.max_seconds.to_string(),
-        ]
+        ];
+        if let Some(url) = &self.redis {
+            cli.extend([
+                "--redis".into(),
+                url.clone(),
+                "--redis-stream".into(),
+                self.redis_stream.clone(),
+            ]);
+        }
+        cli
     }
 }
 

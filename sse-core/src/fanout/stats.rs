@@ -25,7 +25,7 @@ pub(crate) struct Counters {
     pub(crate) refusals_summarized: AtomicU64,
 }
 
-/// A snapshot of a broadcaster's counters, from [`Broadcaster::stats`].
+/// A snapshot of a broadcaster's counters, from [`Broadcaster::stats`](crate::Broadcaster::stats).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

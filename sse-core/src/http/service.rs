@@ -87,7 +87,7 @@ impl Broadcaster {
     /// (or its `lastEventId` query parameter, for clients that cannot set headers), then
     /// streams live events.
     ///
-    /// Query parameters: `topic` (repeatable; a [`TopicSelector`]; none means every public
+    /// Query parameters: `topic` (repeatable; a [`TopicSelector`](crate::TopicSelector); none means every public
     /// event), `client_id` (or the `X-SSE-Client-Id` header: events this client caused with
     /// `to_others` are not echoed to it), `lastEventId`. Refusals, each logged and counted in
     /// [`Stats`](crate::Stats): 400 for a malformed or too many selectors or a bad client id,

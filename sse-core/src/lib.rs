@@ -75,7 +75,8 @@
 //! stream among server instances through a Redis stream: an event published on any instance
 //! reaches the subscribers of all, with the same ids, and a client resumes with its
 //! `Last-Event-ID` on any instance. Publishing never waits for Redis; an outbox bridges
-//! outages. Handlers and `#[emit_event]` do not change.
+//! outages. Handlers and `#[emit_event]` do not change. With the `nats` feature,
+//! `.nats(url, stream)?` does the same through a NATS JetStream stream.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -99,6 +100,8 @@ pub use crate::emit::{
 };
 pub use crate::error::PublishError;
 pub use crate::fanout::{Broadcaster, BroadcasterBuilder, EventStream, Stats};
+#[cfg(feature = "nats")]
+pub use crate::log::InvalidNatsConfig;
 #[cfg(feature = "redis")]
 pub use crate::log::InvalidRedisUrl;
 pub use crate::log::StoreStats;

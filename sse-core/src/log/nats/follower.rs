@@ -135,17 +135,29 @@ async fn follow(
         })
         .await?;
     let mut messages = consumer.messages().await?;
+    let mut connections = log.connections.subscribe();
+    connections.mark_unchanged();
     let mut check = tokio::time::interval(EPOCH_CHECK);
     check.tick().await;
+    // Where the follower was at the last check: behind the stream and not moving since
+    // means the consumer is stuck (a safety net; reconnections are seen at once).
+    let mut checked_at = at.seq;
     loop {
         let message = tokio::select! {
             message = messages.next() => message,
+            _ = connections.changed() => return Ok(false),
             _ = check.tick() => {
                 let info = stream.info().await?;
-                log.counters.known_last.fetch_max(info.state.last_sequence, Ordering::Relaxed);
+                let last = info.state.last_sequence;
+                log.counters.known_last.fetch_max(last, Ordering::Relaxed);
                 if epoch(info) != at.epoch {
                     return Ok(false);
                 }
+                if last > at.seq && checked_at == at.seq {
+                    tracing::info!(stream = log.config.stream, "sse nats engine: the consumer stalled; making a new one");
+                    return Ok(false);
+                }
+                checked_at = at.seq;
                 continue;
             }
             _ = stop.changed() => return Ok(true),

@@ -153,6 +153,9 @@ pub(crate) struct NatsLog {
     flush_deadline: Mutex<Option<Instant>>,
     /// Set when the publisher has finished (sent or abandoned the outbox).
     done: watch::Sender<bool>,
+    /// Counts the client's (re)connections: a consumer does not always survive a server
+    /// restart, so the follower makes a new one on each.
+    connections: Arc<watch::Sender<u64>>,
     /// Replay pages asked for, served by the replay task.
     replays: mpsc::Sender<replay::Request>,
     /// Taken by the replay task when it starts.
@@ -286,6 +289,7 @@ impl NatsLog {
             stop: watch::channel(false).0,
             flush_deadline: Mutex::new(None),
             done: watch::channel(false).0,
+            connections: Arc::new(watch::channel(0).0),
             replays,
             replay_requests: Mutex::new(Some(requests)),
             counters: Counters::default(),
@@ -307,6 +311,7 @@ impl NatsLog {
     /// engine runs (the first connection too: the server may be down when the broadcaster
     /// starts), so the tasks only retry their requests. `None` if the settings cannot work.
     async fn connect(&self) -> Option<jetstream::Context> {
+        let connections = self.connections.clone();
         let options = async_nats::ConnectOptions::new()
             .name("sse-core")
             .connection_timeout(CONNECT_TIMEOUT)
@@ -316,6 +321,12 @@ impl NatsLog {
             .reconnect_delay_callback(|attempts| {
                 let doublings = u32::try_from(attempts.min(5)).unwrap_or(5);
                 (BACKOFF_START * 2u32.pow(doublings)).min(BACKOFF_CAP)
+            })
+            .event_callback(move |event| {
+                if matches!(event, async_nats::Event::Connected) {
+                    connections.send_modify(|n| *n += 1);
+                }
+                std::future::ready(())
             });
         match options.connect(self.config.addr.clone()).await {
             Ok(client) => Some(

@@ -56,6 +56,15 @@ struct Config {
     /// The Redis stream key the instances share (with `--redis`).
     #[arg(long, env = "SSE_REDIS_STREAM", default_value = "sse-demo:events")]
     redis_stream: String,
+
+    /// Share the event stream with other instances through NATS JetStream, like
+    /// `nats://127.0.0.1:4222` (`tls://` for TLS). Default: in memory, this instance only.
+    #[arg(long, env = "NATS_URL", conflicts_with = "redis")]
+    nats: Option<String>,
+
+    /// The JetStream stream the instances share (with `--nats`).
+    #[arg(long, env = "SSE_NATS_STREAM", default_value = "sse-demo-events")]
+    nats_stream: String,
 }
 
 #[actix_web::main]
@@ -87,6 +96,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = Broadcaster::builder();
     if let Some(url) = &config.redis {
         builder = builder.redis(url, &config.redis_stream)?;
+    }
+    if let Some(url) = &config.nats {
+        builder = builder.nats(url, &config.nats_stream)?;
     }
     let events = builder
         .history(config.history)
@@ -123,6 +135,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         database = config.database_url,
         origins = ?config.cors_origins,
         redis = config.redis.as_deref().unwrap_or("(not used: events stay in this instance)"),
+        // Never the URL: it can hold credentials.
+        nats = config.nats.is_some(),
         "started"
     );
 

@@ -35,6 +35,9 @@ enum Command {
     BigPayload(LoadArgs),
     /// 5000 subscribers while 256 connections publish as fast as they can for 5 s.
     PublishStorm(LoadArgs),
+    /// Two instances sharing an event log, per backend (memory, redis, nats): cross-instance
+    /// latency, throughput, CPU per event, loss through an outage.
+    Engines(crate::engines::EnginesArgs),
     /// Runs one of the servers under test (used by the load tool).
     #[command(hide = true)]
     Serve(ServeArgs),
@@ -128,6 +131,7 @@ struct LoadArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let (preset, args) = match cli.command {
+        Command::Engines(args) => return crate::engines::main(&args),
         Command::Serve(args) => {
             return match server::serve(args) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod engines;
 pub mod http;
 pub mod presets;
 pub mod procfs;

@@ -47,6 +47,9 @@ enum Command {
     /// resumes from random old ids, a publish storm, Redis restarts with --redis; fails
     /// unless no subscriber is left, no reader lost an event, and memory came back.
     Soak(SoakArgs),
+    /// Two instances sharing an event log, per backend (memory, redis, nats): cross-instance
+    /// latency, throughput, CPU per event, loss through an outage.
+    Engines(crate::engines::EnginesArgs),
     /// Runs one of the servers under test (used by the load tool).
     #[command(hide = true)]
     Serve(ServeArgs),
@@ -140,6 +143,7 @@ struct LoadArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let (preset, args) = match cli.command {
+        Command::Engines(args) => return crate::engines::main(&args),
         Command::Serve(args) => {
             return match server::serve(args) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod client;
 pub mod control;
+pub mod engines;
 pub mod http;
 pub mod presets;
 pub mod procfs;

@@ -77,6 +77,8 @@
 //! `Last-Event-ID` on any instance. Publishing never waits for Redis; an outbox bridges
 //! outages. Handlers and `#[emit_event]` do not change. The `redis-tls` feature adds
 //! `rediss://` URLs (rustls), for managed Redis services.
+//! With the `nats` feature, `.nats(url, stream)?` does the same through a NATS JetStream
+//! stream.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -108,6 +110,8 @@ pub use crate::fanout::{
     AddrBlock, Broadcaster, BroadcasterBuilder, EventStream, InvalidAddrBlock, Stats,
 };
 pub use crate::http::{SnapshotIdMiddleware, SnapshotIdService, SNAPSHOT_ID_HEADER};
+#[cfg(feature = "nats")]
+pub use crate::log::InvalidNatsConfig;
 #[cfg(feature = "redis")]
 pub use crate::log::InvalidRedisUrl;
 pub use crate::log::{redact_url, StoreStats};

@@ -1,11 +1,13 @@
 //! Helpers for testing handlers annotated with `#[emit_event]`: capture their events, expect
-//! one in the words of the domain, and check the event catalogue.
+//! one in the words of the domain, and check the event catalogue; and an in-memory event log
+//! for testing code that runs several instances (`MemoryStore`).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use crate::emit::CapturedEvent;
 use crate::emit::{scoped, Target};
+pub use crate::log::memory::MemoryStore;
 
 /// Runs `fut` (a handler called directly, or `actix_web::test::call_service`) and returns its
 /// output with the events its `#[emit_event]` handlers emitted, in order. Nothing is

@@ -91,6 +91,20 @@ struct Config {
     )]
     trusted_proxies: Vec<sse_core::AddrBlock>,
 
+    /// Share the event stream with other instances through NATS JetStream, like
+    /// `nats://127.0.0.1:4222` (`tls://` for TLS). Default: in memory, this instance only.
+    #[arg(
+        long,
+        env = "NATS_URL",
+        hide_env_values = true,
+        conflicts_with = "redis"
+    )]
+    nats: Option<String>,
+
+    /// The JetStream stream the instances share (with `--nats`).
+    #[arg(long, env = "SSE_NATS_STREAM", default_value = "sse-demo-events")]
+    nats_stream: String,
+
     #[command(flatten)]
     tls: sse_demo::tls::TlsArgs,
 }
@@ -132,6 +146,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = Broadcaster::builder();
     if let Some(url) = &config.redis {
         builder = builder.redis(url, &config.redis_stream)?;
+    }
+    if let Some(url) = &config.nats {
+        builder = builder.nats(url, &config.nats_stream)?;
     }
     let events = builder
         .history(config.history)
@@ -188,6 +205,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "(not used: events stay in this instance)".into(),
             sse_core::redact_url
         ),
+        // Never the NATS URL: it can hold credentials.
+        nats = config.nats.is_some(),
         "started"
     );
 

@@ -169,8 +169,53 @@ impl BroadcasterBuilder {
         Ok(self.engine(shown, move |options| redis.open(options)))
     }
 
+    /// Shares one event stream among several server instances through the NATS JetStream
+    /// stream `stream` at `url` (feature `nats`; `tls://` URLs connect with TLS). Events
+    /// published on any instance reach the subscribers of all, with the same ids
+    /// (`<epoch>-<seq>-<n>`: the stream's epoch, the JetStream sequence of the message and
+    /// the event's place in it); a client resumes with its `Last-Event-ID` on any instance.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), sse_core::InvalidNatsConfig> {
+    /// let events = sse_core::Broadcaster::builder()
+    ///     .nats("nats://127.0.0.1:4222", "myapp-events")?
+    ///     .build();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The stream (subject `sse.<stream>`) is created if missing, keeping about `history`
+    /// messages; one made beforehand keeps its own limits (messages, bytes, age). `publish`
+    /// never waits for NATS: events go to a bounded [outbox](Self::outbox) that a background
+    /// task publishes in order, a batch per message with a `Nats-Msg-Id` so that a batch sent
+    /// again after a lost ack is stored once. Each instance follows the stream with an
+    /// ordered consumer into its local history; a `Last-Event-ID` older than that is answered
+    /// by getting messages by sequence. Ids from before the stream was made again (or NATS
+    /// restarted without its storage) get a reset, and so do subscribers when messages were
+    /// trimmed before this instance read them. See [`Stats::store`](crate::Stats::store).
+    #[cfg(feature = "nats")]
+    pub fn nats(self, url: &str, stream: &str) -> Result<Self, crate::InvalidNatsConfig> {
+        let nats = crate::log::nats::NatsConfig::new(url, stream)?;
+        let shown = format!("{nats:?}");
+        Ok(self.engine(shown, move |options| nats.open(options)))
+    }
+
+    /// Shares the event stream among the broadcasters built with the same in-memory store: an
+    /// engine for tests, with the faults a live one has (outages, trimming, restarts) at a
+    /// call. See [`MemoryStore`](crate::testing::MemoryStore).
+    ///
+    /// ```
+    /// use sse_core::{testing::MemoryStore, Broadcaster};
+    ///
+    /// let store = MemoryStore::new(1000);
+    /// let a = Broadcaster::builder().memory_log(&store).build();
+    /// let b = Broadcaster::builder().memory_log(&store).build();
+    /// # let _ = (a, b);
+    /// ```
+    pub fn memory_log(self, store: &Arc<crate::testing::MemoryStore>) -> Self {
+        self.engine("memory".to_owned(), store.engine())
+    }
+
     /// Shares the event stream through `open`'s event log (one per broadcaster).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn engine(
         mut self,
         shown: String,

@@ -4,6 +4,9 @@
 //!
 //! Entries are delivered synchronously: `append` stores the entry and every online follower
 //! reads it before `publish` returns. Positions are `(0, n)`, ids `<epoch>-0-<n>`.
+//!
+//! Public as [`crate::testing::MemoryStore`], a test aid for code that runs several
+//! instances; its unit tests below are the engine-independent cases of the event log.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,8 +26,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The shared store, with the faults a test can inject.
-pub(crate) struct MemoryStore {
+/// An in-memory event store shared by the broadcasters built with
+/// [`BroadcasterBuilder::memory_log`](crate::BroadcasterBuilder::memory_log): a fake of a
+/// Redis or NATS engine for tests, with the faults a test can inject (an instance cut off,
+/// trimming, a restart empty, a batch sent twice). Delivery is synchronous: when `publish`
+/// returns, every instance online has the event.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use sse_core::{testing::MemoryStore, Broadcaster};
+///
+/// let store = MemoryStore::new(100);
+/// let a = Broadcaster::builder().memory_log(&store).build();
+/// let b = Broadcaster::builder().memory_log(&store).build();
+/// a.publish("hello", &1).unwrap();
+/// assert_eq!(b.last_event_id(), store.id(1));
+/// store.set_online(1, false); // b is cut off: it reads nothing, its events wait
+/// # }
+/// ```
+pub struct MemoryStore {
     inner: Mutex<Store>,
     /// Every instance opened on it, in order.
     logs: Mutex<Vec<Weak<MemoryLog>>>,
@@ -49,7 +69,7 @@ struct Entry {
 
 impl MemoryStore {
     /// A store keeping at most `maxlen` entries.
-    pub(crate) fn new(maxlen: usize) -> Arc<Self> {
+    pub fn new(maxlen: usize) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Store {
                 epoch: new_epoch(),
@@ -61,7 +81,8 @@ impl MemoryStore {
         })
     }
 
-    /// What `BroadcasterBuilder::engine` takes: one instance per broadcaster.
+    /// What `BroadcasterBuilder::engine` takes: one instance per broadcaster; instances are
+    /// numbered in the order they are built (see [`MemoryStore::set_online`]).
     pub(crate) fn engine(
         self: &Arc<Self>,
     ) -> impl Fn(LogOptions) -> Arc<dyn EventLog> + Send + Sync + 'static {
@@ -104,9 +125,10 @@ impl MemoryStore {
         }
     }
 
-    /// Cuts instance `index` off the store (its appends wait in its outbox, it reads nothing),
-    /// or brings it back (it sends its outbox, then reads what it missed).
-    pub(crate) fn set_online(&self, index: usize, online: bool) {
+    /// Cuts instance `index` (the order broadcasters were built on this store, from 0) off
+    /// the store (its appends wait in its outbox, it reads nothing), or brings it back (it
+    /// sends its outbox, then reads what it missed).
+    pub fn set_online(&self, index: usize, online: bool) {
         let Some(log) = lock(&self.logs).get(index).and_then(Weak::upgrade) else {
             return;
         };
@@ -118,7 +140,7 @@ impl MemoryStore {
     }
 
     /// Keeps only the newest `keep` entries.
-    pub(crate) fn trim(&self, keep: usize) {
+    pub fn trim(&self, keep: usize) {
         let mut store = lock(&self.inner);
         while store.entries.len() > keep {
             store.entries.pop_front();
@@ -126,7 +148,7 @@ impl MemoryStore {
     }
 
     /// The store restarted empty: a new epoch, no entries.
-    pub(crate) fn restart_empty(&self) {
+    pub fn restart_empty(&self) {
         {
             let mut store = lock(&self.inner);
             store.epoch = new_epoch();
@@ -138,7 +160,7 @@ impl MemoryStore {
 
     /// Appends the newest `n` entries again, as a sender does when the reply to a batch was
     /// lost.
-    pub(crate) fn resend(&self, n: usize) {
+    pub fn resend(&self, n: usize) {
         let again: Vec<Entry> = {
             let store = lock(&self.inner);
             let skip = store.entries.len().saturating_sub(n);
@@ -150,8 +172,8 @@ impl MemoryStore {
         self.pump_all();
     }
 
-    /// The id of the entry at `pos` in the current epoch.
-    pub(crate) fn id(&self, pos: u64) -> EventId {
+    /// The id of the entry at `pos` (from 1) in the current epoch.
+    pub fn id(&self, pos: u64) -> EventId {
         EventId::entry(lock(&self.inner).epoch, 0, pos)
     }
 }
@@ -361,7 +383,7 @@ mod tests {
         Broadcaster::builder()
             .history(history)
             .keep_alive(None)
-            .engine("memory".to_owned(), store.engine())
+            .memory_log(store)
             .build()
     }
 
@@ -505,7 +527,7 @@ mod tests {
         let a = Broadcaster::builder()
             .keep_alive(None)
             .outbox(2)
-            .engine("memory".to_owned(), store.engine())
+            .memory_log(&store)
             .build();
         let mut live = a.subscribe(None).unwrap();
         store.set_online(0, false);

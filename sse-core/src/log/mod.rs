@@ -1,5 +1,5 @@
 //! Event logs: a store outside the process that several server instances share (Redis
-//! Streams, or the in-memory fake the tests use), behind one trait.
+//! Streams, NATS JetStream, or the in-memory fake the tests use), behind one trait.
 //!
 //! The fan-out ([`crate::fanout`]) works the same with or without one. Without a log, it
 //! numbers events itself and keeps them in its local history. With one, `publish` hands the
@@ -11,7 +11,7 @@
 //! This is the only module where an engine's `cfg(feature)` appears.
 
 // Without an engine compiled in, only the tests' fake implements the seam.
-#![cfg_attr(not(feature = "redis"), allow(dead_code))]
+#![cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,15 +25,20 @@ use crate::wire::{EventId, WireFormat};
 
 mod backoff;
 mod dedupe;
-#[cfg(test)]
 pub(crate) mod memory;
+#[cfg(feature = "nats")]
+pub(crate) mod nats;
+#[cfg(any(feature = "redis", feature = "nats"))]
+mod outbox;
 mod redact;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
-#[cfg_attr(not(feature = "redis"), allow(unused_imports))]
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(unused_imports))]
 pub(crate) use backoff::Backoff;
 pub(crate) use dedupe::Senders;
+#[cfg(feature = "nats")]
+pub use nats::InvalidNatsConfig;
 pub use redact::redact_url;
 #[cfg(feature = "redis")]
 pub use redis::InvalidRedisUrl;

@@ -99,7 +99,7 @@ async fn drain(log: &RedisLog, sink: &Weak<dyn Sink>, conn: &mut MultiplexedConn
             xadd(log, &mut pipe, &[("r", reason)], 0);
         }
         for out in &batch {
-            xadd(log, &mut pipe, &out.fields, out.ticket);
+            xadd(log, &mut pipe, &out.item, out.ticket);
         }
         if let Err(err) = pipe.query_async::<()>(conn).await {
             return Drained::Failed(err);

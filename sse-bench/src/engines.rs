@@ -1,0 +1,475 @@
+//! `sse-bench engines --backend memory,redis,nats`: two instances sharing one event log,
+//! subscribers on both, publishing on one; cross-instance delivery latency, publish
+//! throughput, CPU per event and loss through an engine outage, for each backend in one run.
+//!
+//! Both instances live in this process (an engine's cost is the same in or out of it), with
+//! their subscribers' streams read on one thread (`bench-sub`). Redis and NATS run as private
+//! servers on free ports, so the outage is real: the server is stopped and started again.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use sse_core::testing::MemoryStore;
+use sse_core::{Broadcaster, BroadcasterBuilder};
+
+use crate::procfs;
+use crate::stats::{Histogram, SeqTally};
+
+/// Options of the `engines` command.
+#[derive(Debug, clap::Args)]
+pub struct EnginesArgs {
+    /// Backends to measure, in order.
+    #[arg(long, value_delimiter = ',', default_value = "memory,redis,nats")]
+    backend: Vec<Backend>,
+    /// Subscribers on each of the two instances.
+    #[arg(long, default_value_t = 1000)]
+    subs: usize,
+    /// Events per second in the steady phase.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Seconds of steady publishing.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Events published as fast as possible for the throughput figure.
+    #[arg(long, default_value_t = 20_000)]
+    burst: u64,
+    /// Stops the engine for 2 s in the middle of the steady phase (then starts it again).
+    #[arg(long)]
+    outage: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    Memory,
+    Redis,
+    Nats,
+}
+
+/// One backend's figures.
+struct Figures {
+    backend: Backend,
+    p50_us: u64,
+    p99_us: u64,
+    max_us: u64,
+    throughput: f64,
+    cpu_us_per_event: f64,
+    engine_cpu_us_per_event: Option<f64>,
+    published: u64,
+    lost: u64,
+    resets: u64,
+}
+
+/// Measures each backend in turn and prints one table.
+pub fn main(args: &EnginesArgs) -> std::process::ExitCode {
+    procfs::raise_nofile_limit();
+    let mut all = Vec::new();
+    for &backend in &args.backend {
+        eprintln!("== {backend:?}");
+        match measure(backend, args) {
+            Ok(f) => all.push(f),
+            Err(err) => {
+                eprintln!("{backend:?}: {err}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    println!(
+        "{} subscribers per instance, {} events/s for {} s{}; latency: publish on A to a subscriber on B",
+        args.subs,
+        args.rate,
+        args.seconds,
+        if args.outage { ", engine stopped for 2 s" } else { "" }
+    );
+    println!(
+        "{:<8} {:>9} {:>9} {:>9} {:>12} {:>12} {:>12} {:>9} {:>6} {:>7}",
+        "backend",
+        "p50 us",
+        "p99 us",
+        "max us",
+        "burst ev/s",
+        "cpu us/ev",
+        "engine us/ev",
+        "events",
+        "lost",
+        "resets"
+    );
+    for f in &all {
+        println!(
+            "{:<8} {:>9} {:>9} {:>9} {:>12.0} {:>12.1} {:>12} {:>9} {:>6} {:>7}",
+            format!("{:?}", f.backend).to_lowercase(),
+            f.p50_us,
+            f.p99_us,
+            f.max_us,
+            f.throughput,
+            f.cpu_us_per_event,
+            f.engine_cpu_us_per_event
+                .map_or_else(|| "-".to_owned(), |c| format!("{c:.1}")),
+            f.published,
+            f.lost,
+            f.resets,
+        );
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+/// How many distinct events each subscriber of B has so far.
+type Progress = Arc<Vec<AtomicU64>>;
+
+/// What the subscribers on instance B saw.
+#[derive(Default)]
+struct Seen {
+    latency: Histogram,
+    tallies: Vec<SeqTally>,
+    resets: u64,
+}
+
+fn measure(backend: Backend, args: &EnginesArgs) -> Result<Figures, String> {
+    let mut engine = Engine::start(backend)?;
+    let a = engine.builder()?.keep_alive(None).build();
+    let b = engine.builder()?.keep_alive(None).build();
+    for events in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while events.last_event_id().to_string().matches('-').count() != 2 {
+            if Instant::now() > deadline {
+                return Err("the instance did not connect to its engine".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let origin = Instant::now();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let done = Arc::new(AtomicBool::new(false));
+    let progress: Progress = Arc::new((0..args.subs).map(|_| AtomicU64::new(0)).collect());
+    let readers = spawn_subscribers(
+        &a,
+        &b,
+        args.subs,
+        origin,
+        (seen.clone(), progress.clone()),
+        done.clone(),
+    )?;
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Steady phase: latency, CPU, loss (and the outage).
+    let cpu_before = procfs::sample(std::process::id()).map_or(0.0, |s| s.cpu_secs);
+    let engine_before = engine.cpu_secs();
+    let steady = (args.rate * args.seconds) as u64;
+    let interval = Duration::from_secs_f64(1.0 / args.rate.max(1.0));
+    let started = Instant::now();
+    let mut stopped: Option<Instant> = None;
+    for seq in 1..=steady {
+        if args.outage && seq == steady / 3 {
+            engine.stop();
+            stopped = Some(Instant::now());
+        }
+        if stopped.is_some_and(|t| t.elapsed() >= Duration::from_secs(2)) {
+            engine.restart()?;
+            stopped = None;
+        }
+        let at = started + interval * u32::try_from(seq).unwrap_or(u32::MAX);
+        if let Some(wait) = at.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let t = origin.elapsed().as_micros() as u64;
+        a.publish("tick", &serde_json::json!({ "s": seq, "t": t }))
+            .map_err(|e| e.to_string())?;
+    }
+    if stopped.is_some() {
+        engine.restart()?;
+    }
+    wait_for(&progress, steady, Duration::from_secs(15));
+    let cpu_after = procfs::sample(std::process::id()).map_or(0.0, |s| s.cpu_secs);
+    let engine_after = engine.cpu_secs();
+    let lost = steady.saturating_sub(fewest(&progress));
+
+    // Burst phase: how fast events cross from A to every subscriber of B.
+    let burst_start = Instant::now();
+    for i in 1..=args.burst {
+        let t = origin.elapsed().as_micros() as u64;
+        a.publish("tick", &serde_json::json!({ "s": steady + i, "t": t }))
+            .map_err(|e| e.to_string())?;
+    }
+    let arrived = wait_for(&progress, steady + args.burst, Duration::from_secs(60));
+    let throughput = arrived.saturating_sub(steady) as f64 / burst_start.elapsed().as_secs_f64();
+
+    eprintln!("instance B: {:?}", b.stats());
+    done.store(true, Ordering::SeqCst);
+    a.shutdown();
+    b.shutdown();
+    let _ = readers.join();
+    let (latency, resets) = {
+        let seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+        (seen.latency.clone(), seen.resets)
+    };
+    let events = steady as f64;
+    Ok(Figures {
+        backend,
+        p50_us: latency.quantile(0.50),
+        p99_us: latency.quantile(0.99),
+        max_us: latency.max(),
+        throughput,
+        cpu_us_per_event: (cpu_after - cpu_before) * 1e6 / events,
+        engine_cpu_us_per_event: engine_before
+            .zip(engine_after)
+            .map(|(b, a)| (a - b) * 1e6 / events),
+        published: steady,
+        lost,
+        resets,
+    })
+}
+
+fn fewest(progress: &Progress) -> u64 {
+    progress
+        .iter()
+        .map(|p| p.load(Ordering::Relaxed))
+        .min()
+        .unwrap_or(0)
+}
+
+/// Waits until every subscriber of B has `total` distinct events, or `limit`; returns the
+/// fewest any has.
+fn wait_for(progress: &Progress, total: u64, limit: Duration) -> u64 {
+    let deadline = Instant::now() + limit;
+    loop {
+        let fewest = fewest(progress);
+        if fewest >= total || Instant::now() > deadline {
+            return fewest;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `subs` subscribers on each instance, read on one thread; B's record latency and loss.
+fn spawn_subscribers(
+    a: &Broadcaster,
+    b: &Broadcaster,
+    subs: usize,
+    origin: Instant,
+    (seen, progress): (Arc<Mutex<Seen>>, Progress),
+    done: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, String> {
+    let (a, b) = (a.clone(), b.clone());
+    std::thread::Builder::new()
+        .name("bench-sub".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let local = tokio::task::LocalSet::new();
+                for (events, cross) in [(&a, false), (&b, true)] {
+                    for _ in 0..subs {
+                        let Some(mut stream) = events.subscribe(None) else {
+                            continue;
+                        };
+                        let (seen, done, progress) = (seen.clone(), done.clone(), progress.clone());
+                        local.spawn_local(async move {
+                            let index = if cross {
+                                let mut s = seen.lock().unwrap_or_else(PoisonError::into_inner);
+                                s.tallies.push(SeqTally::default());
+                                Some(s.tallies.len() - 1)
+                            } else {
+                                None
+                            };
+                            // Latency from the first few of B's subscribers; loss from all.
+                            let probe = index.is_some_and(|i| i < PROBES);
+                            let mut tally = SeqTally::default();
+                            let mut latency = Histogram::default();
+                            let mut resets = 0;
+                            while let Some(Ok(chunk)) = stream.next().await {
+                                if done.load(Ordering::Relaxed) {
+                                    break;
+                                }
+                                let Some(index) = index else { continue };
+                                let now = origin.elapsed().as_micros() as u64;
+                                for line in chunk.split(|&c| c == b'\n') {
+                                    if line.starts_with(b"event: sse-reset") {
+                                        resets += 1;
+                                    }
+                                    let Some(data) = line.strip_prefix(b"data: ") else {
+                                        continue;
+                                    };
+                                    let Some(seq) = number_after(data, b"\"s\":") else {
+                                        continue;
+                                    };
+                                    if tally.record(seq) && probe {
+                                        if let Some(t) = number_after(data, b"\"t\":") {
+                                            latency.record(now.saturating_sub(t));
+                                        }
+                                    }
+                                }
+                                progress[index].store(tally.unique(), Ordering::Relaxed);
+                            }
+                            if let Some(index) = index {
+                                let mut s = seen.lock().unwrap_or_else(PoisonError::into_inner);
+                                s.tallies[index] = tally;
+                                s.latency.merge(&latency);
+                                s.resets += resets;
+                            }
+                        });
+                    }
+                }
+                local
+                    .run_until(async {
+                        while !done.load(Ordering::Relaxed) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    })
+                    .await;
+            });
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Subscribers of B whose latency is recorded (all of B's count for loss).
+const PROBES: usize = 50;
+
+/// The decimal number right after `key` in `data`.
+fn number_after(data: &[u8], key: &[u8]) -> Option<u64> {
+    let at = memchr::memmem::find(data, key)? + key.len();
+    let digits = data[at..].iter().take_while(|c| c.is_ascii_digit()).count();
+    std::str::from_utf8(&data[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The engine of one backend: an in-memory store, or a private server.
+enum Engine {
+    Memory(Arc<MemoryStore>),
+    Server {
+        backend: Backend,
+        port: u16,
+        dir: std::path::PathBuf,
+        child: Option<Child>,
+        stream: String,
+    },
+}
+
+impl Engine {
+    fn start(backend: Backend) -> Result<Self, String> {
+        if backend == Backend::Memory {
+            return Ok(Engine::Memory(MemoryStore::new(100_000)));
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let mut engine = Engine::Server {
+            backend,
+            port,
+            dir: std::env::temp_dir().join(format!("sse-bench-{port}")),
+            child: None,
+            stream: format!("sse-bench-{}", std::process::id()),
+        };
+        engine.restart()?;
+        Ok(engine)
+    }
+
+    fn builder(&self) -> Result<BroadcasterBuilder, String> {
+        let builder = Broadcaster::builder();
+        Ok(match self {
+            Engine::Memory(store) => builder.memory_log(store),
+            Engine::Server {
+                backend: Backend::Redis,
+                port,
+                stream,
+                ..
+            } => builder
+                .redis(&format!("redis://127.0.0.1:{port}"), stream)
+                .map_err(|e| e.to_string())?,
+            Engine::Server { port, stream, .. } => builder
+                .nats(&format!("nats://127.0.0.1:{port}"), stream)
+                .map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// The engine server's CPU seconds so far.
+    fn cpu_secs(&self) -> Option<f64> {
+        match self {
+            Engine::Server {
+                child: Some(child), ..
+            } => procfs::sample(child.id()).map(|s| s.cpu_secs),
+            _ => None,
+        }
+    }
+
+    fn stop(&mut self) {
+        match self {
+            Engine::Memory(store) => {
+                for i in 0..2 {
+                    store.set_online(i, false);
+                }
+            }
+            Engine::Server { child, .. } => {
+                if let Some(mut child) = child.take() {
+                    let _ = Command::new("kill").arg(child.id().to_string()).status();
+                    let _ = child.wait();
+                }
+            }
+        }
+    }
+
+    /// Starts it again (NATS with its storage; Redis, without persistence, empty).
+    fn restart(&mut self) -> Result<(), String> {
+        self.stop();
+        match self {
+            Engine::Memory(store) => {
+                for i in 0..2 {
+                    store.set_online(i, true);
+                }
+                Ok(())
+            }
+            Engine::Server {
+                backend,
+                port,
+                dir,
+                child,
+                ..
+            } => {
+                let port_s = port.to_string();
+                let mut command = if *backend == Backend::Redis {
+                    let mut c = Command::new("redis-server");
+                    c.args(["--port", &port_s, "--bind", "127.0.0.1", "--save", ""])
+                        .args(["--appendonly", "no"]);
+                    c
+                } else {
+                    let mut c = Command::new("nats-server");
+                    c.args(["-a", "127.0.0.1", "-p", &port_s, "-js", "-sd"])
+                        .arg(&*dir);
+                    c
+                };
+                let spawned = command
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(|e| format!("cannot start the {backend:?} server: {e}"))?;
+                *child = Some(spawned);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                    if Instant::now() > deadline {
+                        return Err(format!("the {backend:?} server did not start"));
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+        if let Engine::Server { dir, .. } = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! The NATS JetStream engine: one JetStream stream shared by several server instances.
+//!
+//! Publishing appends to the bounded shared [outbox](crate::log::outbox) and returns at once;
+//! the [publisher] sends what is queued as one JetStream message (a [record] batch) at a
+//! time, with `Nats-Msg-Id: <instance>-<ticket>`, and sends the next only once the previous
+//! is acknowledged: a publish lost in an outage is sent again, the same, before anything
+//! after it, so order holds and JetStream drops the copy if the first one was stored after
+//! all. The [follower] reads the stream with an ordered consumer and hands every event,
+//! whichever instance wrote it, to the fan-out. A `Last-Event-ID` older than the local
+//! history is answered by [replay] with direct gets by sequence. The tasks run on one
+//! dedicated thread, so they work whatever runtime (or none) builds the broadcaster.
+//!
+//! An event's id is `<epoch>-<seq>-<n>`: the stream's epoch (its creation time, so a stream
+//! deleted and created again, or a server restarted empty, gives ids that are recognised as
+//! stale), the JetStream sequence of the message and the event's place in it. Stream
+//! sequences are consecutive, so a sequence that jumps past the last one read means messages
+//! were trimmed (max messages, bytes or age) before this instance read them: a gap.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::time::Instant;
+
+use super::outbox::Outbox;
+use super::StoreStats;
+use super::{reason, Append, EventLog, LogOptions, ReplayFuture, Senders, Sink, StopFuture};
+use crate::wire::{new_epoch, EventId, WireFormat};
+
+mod follower;
+mod publisher;
+mod record;
+mod replay;
+
+use record::Record;
+
+/// Most events one replay page holds.
+const MAX_REPLAY_PAGE: usize = 1024;
+/// Most events in one published message (and so in flight at once).
+const BATCH: usize = 256;
+/// Most payload bytes in one published message: under NATS's default `max_payload` (1 MiB).
+const BATCH_BYTES: usize = 512 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a JetStream request (an ack, a stream info, a get) may take.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+const BACKOFF_START: Duration = Duration::from_millis(50);
+const BACKOFF_CAP: Duration = Duration::from_secs(1);
+/// How far past the newest sequence this instance knows an id may be and still be one that
+/// another instance published and this one has not read yet.
+const AHEAD_MARGIN: u64 = 10_000;
+
+/// NATS settings that cannot be used, from
+/// [`BroadcasterBuilder::nats`](crate::BroadcasterBuilder::nats): the URL, or the stream name.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid NATS setting {what}: {reason}")]
+pub struct InvalidNatsConfig {
+    /// The URL (credentials removed) or the stream name.
+    what: String,
+    reason: String,
+}
+
+/// The builder's NATS settings.
+#[derive(Clone)]
+pub(crate) struct NatsConfig {
+    addr: async_nats::ServerAddr,
+    /// The URL as logs show it: no credentials.
+    shown: String,
+    stream: String,
+}
+
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The address can hold credentials: only what logs show.
+        f.debug_struct("NatsConfig")
+            .field("server", &self.shown)
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+impl NatsConfig {
+    pub(crate) fn new(url: &str, stream: &str) -> Result<Self, InvalidNatsConfig> {
+        let addr: async_nats::ServerAddr =
+            url.parse()
+                .map_err(|err: std::io::Error| InvalidNatsConfig {
+                    what: format!("URL {:?}", redact(url)),
+                    reason: err.to_string(),
+                })?;
+        let scheme = if addr.tls_required() { "tls" } else { "nats" };
+        let shown = format!("{scheme}://{}:{}", addr.host(), addr.port());
+        // A stream name is also its subject: one token, no wildcards.
+        let valid = !stream.is_empty()
+            && stream.len() <= 200
+            && stream
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(InvalidNatsConfig {
+                what: format!("stream {stream:?}"),
+                reason: "a JetStream stream name is 1 to 200 letters, digits, '-' or '_'".into(),
+            });
+        }
+        Ok(Self {
+            addr,
+            shown,
+            stream: stream.to_owned(),
+        })
+    }
+
+    /// The engine for one broadcaster.
+    pub(crate) fn open(&self, options: LogOptions) -> Arc<dyn EventLog> {
+        Arc::new(NatsLog::new(self.clone(), options))
+    }
+}
+
+/// `url` without what may be a secret: the user info of `scheme://user:pass@host`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        (None, Some(at)) => format!("***@{}", &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    reconnects: AtomicU64,
+    errors: AtomicU64,
+    epoch_changes: AtomicU64,
+    gaps: AtomicU64,
+    latency_last_us: AtomicU64,
+    latency_max_us: AtomicU64,
+    /// The newest stream sequence this instance knows of (acks, reads, stream info).
+    known_last: AtomicU64,
+}
+
+/// One instance's side of the shared stream.
+pub(crate) struct NatsLog {
+    config: NatsConfig,
+    subject: String,
+    history: usize,
+    format: WireFormat,
+    /// Names this instance's messages (with a ticket each) for duplicate detection.
+    instance: u64,
+    outbox: Outbox<Record>,
+    wake: Notify,
+    stop: watch::Sender<bool>,
+    /// Set by `stop`: until when the publisher may still send what is queued.
+    flush_deadline: Mutex<Option<Instant>>,
+    /// Set when the publisher has finished (sent or abandoned the outbox).
+    done: watch::Sender<bool>,
+    /// Counts the client's (re)connections: a consumer does not always survive a server
+    /// restart, so the follower makes a new one on each.
+    connections: Arc<watch::Sender<u64>>,
+    /// Replay pages asked for, served by the replay task.
+    replays: mpsc::Sender<replay::Request>,
+    /// Taken by the replay task when it starts.
+    replay_requests: Mutex<Option<mpsc::Receiver<replay::Request>>>,
+    counters: Counters,
+}
+
+impl EventLog for NatsLog {
+    fn follow(self: Arc<Self>, sink: Weak<dyn Sink>) {
+        let log = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sse-nats".to_owned())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(err) => {
+                        tracing::error!(%err, "sse nats engine: cannot build its runtime; events stay in the outbox");
+                        log.done.send_replace(true);
+                        return;
+                    }
+                };
+                let requests = log
+                    .replay_requests
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                rt.block_on(async {
+                    let Some(js) = log.connect().await else {
+                        log.done.send_replace(true);
+                        return;
+                    };
+                    let replays = async {
+                        if let Some(requests) = requests {
+                            replay::run(&log, &js, &sink, requests).await;
+                        }
+                    };
+                    tokio::join!(
+                        publisher::run(&log, &js, &sink),
+                        follower::run(&log, &js, &sink),
+                        replays,
+                    );
+                });
+            });
+        if let Err(err) = spawned {
+            tracing::error!(%err, "sse nats engine: cannot start its thread; events stay in the outbox");
+            self.done.send_replace(true);
+        }
+    }
+
+    fn append(&self, event: Append) {
+        self.outbox.push(Record::event(event));
+        self.wake.notify_one();
+    }
+
+    fn replay(
+        &self,
+        after: EventId,
+        upto: EventId,
+        max: usize,
+        seen: Option<Senders>,
+    ) -> ReplayFuture {
+        let (reply, answer) = oneshot::channel();
+        let key = replay::PageKey {
+            after,
+            upto,
+            max: max.clamp(1, MAX_REPLAY_PAGE),
+        };
+        if self
+            .replays
+            .try_send(replay::Request { key, seen, reply })
+            .is_err()
+        {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            return Box::pin(std::future::ready(Err(reason::UNREACHABLE)));
+        }
+        Box::pin(async move { answer.await.unwrap_or(Err(reason::UNREACHABLE)) })
+    }
+
+    fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {
+        let known = self.counters.known_last.load(Ordering::Relaxed);
+        id.position().0 <= known.max(last_read.position().0) + AHEAD_MARGIN
+    }
+
+    fn stop(&self, flush: Duration) {
+        let deadline = Instant::now() + flush;
+        self.flush_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(deadline);
+        self.stop.send_replace(true);
+        self.wake.notify_one();
+    }
+
+    fn stopped(&self) -> StopFuture {
+        let mut done = self.done.subscribe();
+        Box::pin(async move {
+            // An error means the engine is gone: stopped too.
+            let _ = done.wait_for(|done| *done).await;
+        })
+    }
+
+    fn stats(&self) -> StoreStats {
+        let c = &self.counters;
+        StoreStats {
+            outbox: self.outbox.len(),
+            outbox_dropped: self.outbox.dropped.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            epoch_changes: c.epoch_changes.load(Ordering::Relaxed),
+            gaps: c.gaps.load(Ordering::Relaxed),
+            publish_latency_last_us: c.latency_last_us.load(Ordering::Relaxed),
+            publish_latency_max_us: c.latency_max_us.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl NatsLog {
+    fn new(config: NatsConfig, options: LogOptions) -> Self {
+        let (replays, requests) = mpsc::channel(replay::QUEUE);
+        Self {
+            subject: format!("sse.{}", config.stream),
+            config,
+            history: options.history.max(1),
+            format: options.format,
+            instance: new_epoch(),
+            outbox: Outbox::new(options.outbox),
+            wake: Notify::new(),
+            stop: watch::channel(false).0,
+            flush_deadline: Mutex::new(None),
+            done: watch::channel(false).0,
+            connections: Arc::new(watch::channel(0).0),
+            replays,
+            replay_requests: Mutex::new(Some(requests)),
+            counters: Counters::default(),
+        }
+    }
+
+    fn flush_deadline_passed(&self) -> bool {
+        self.flush_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    fn stopping(&self, sink: &Weak<dyn Sink>) -> bool {
+        *self.stop.borrow() || sink.strong_count() == 0
+    }
+
+    /// The client, shared by the three tasks. It reconnects by itself for as long as the
+    /// engine runs (the first connection too: the server may be down when the broadcaster
+    /// starts), so the tasks only retry their requests. `None` if the settings cannot work.
+    async fn connect(&self) -> Option<jetstream::Context> {
+        let connections = self.connections.clone();
+        let options = async_nats::ConnectOptions::new()
+            .name("sse-core")
+            .connection_timeout(CONNECT_TIMEOUT)
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            // Short: an outage of a second or two should cost about that, not a long backoff.
+            .reconnect_delay_callback(|attempts| {
+                let doublings = u32::try_from(attempts.min(5)).unwrap_or(5);
+                (BACKOFF_START * 2u32.pow(doublings)).min(BACKOFF_CAP)
+            })
+            .event_callback(move |event| {
+                if matches!(event, async_nats::Event::Connected) {
+                    connections.send_modify(|n| *n += 1);
+                }
+                std::future::ready(())
+            });
+        match options.connect(self.config.addr.clone()).await {
+            Ok(client) => Some(
+                jetstream::ContextBuilder::new()
+                    .timeout(RESPONSE_TIMEOUT)
+                    .build(client),
+            ),
+            Err(err) => {
+                tracing::error!(server = self.config.shown, %err, "sse nats engine: cannot use the NATS settings; events stay in the outbox");
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// The stream, created if missing (limits: about `history` messages), and its epoch.
+    /// A stream made beforehand keeps its own limits (bytes, age).
+    async fn stream(
+        &self,
+        js: &jetstream::Context,
+    ) -> Result<(stream::Stream, u64), async_nats::Error> {
+        let mut stream = js
+            .get_or_create_stream(stream::Config {
+                name: self.config.stream.clone(),
+                subjects: vec![self.subject.clone()],
+                max_messages: i64::try_from(self.history).unwrap_or(i64::MAX),
+                ..Default::default()
+            })
+            .await?;
+        let info = stream.info().await?;
+        self.counters
+            .known_last
+            .fetch_max(info.state.last_sequence, Ordering::Relaxed);
+        let epoch = epoch(info);
+        Ok((stream, epoch))
+    }
+
+    fn failed(&self, task: &str, err: &dyn std::fmt::Display) {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            task,
+            stream = self.config.stream,
+            server = self.config.shown,
+            %err,
+            "sse nats engine: NATS unreachable or failing; retrying"
+        );
+    }
+}
+
+/// The epoch of a stream: its creation time, which a stream deleted and made again (or a
+/// server restarted without its storage) does not keep.
+fn epoch(info: &stream::Info) -> u64 {
+    u64::try_from(info.created.unix_timestamp_nanos()).unwrap_or(0)
+}
+
+/// The sender and ticket of a message (`Nats-Msg-Id: <instance>-<ticket>`).
+fn sender(headers: Option<&async_nats::HeaderMap>) -> Option<(u64, u64)> {
+    let id = headers?.get(async_nats::header::NATS_MESSAGE_ID)?;
+    crate::wire::id::parse_entry(id.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_a_message() {
+        assert_eq!(redact("nats://u:secret@h:4222"), "nats://***@h:4222");
+        assert_eq!(redact("token@h"), "***@h");
+        assert_eq!(redact("tls://h:4222"), "tls://h:4222");
+        let err = NatsConfig::new("http://u:secret@h", "s").unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+        let ok = NatsConfig::new("nats://u:secret@h:4333", "s").unwrap();
+        assert_eq!(ok.shown, "nats://h:4333");
+        assert!(!format!("{ok:?}").contains("secret"));
+    }
+
+    #[test]
+    fn a_stream_name_is_one_subject_token() {
+        assert!(NatsConfig::new("127.0.0.1", "app-events_1").is_ok());
+        for bad in ["", "a.b", "a b", "a*", ">"] {
+            assert!(NatsConfig::new("127.0.0.1", bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! One suite for every event log engine: the in-memory fake, Redis Streams and NATS
+//! JetStream run the same cases (several instances sharing one stream, resuming on another
+//! instance, outages, restarts, trimming, a full outbox). The server engines start private
+//! servers (`redis-server`, `nats-server`), hence `#[ignore]`; CI runs them.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod engine;
+#[path = "../../../sse-demo/tests/support/proxy.rs"]
+mod proxy;
+mod servers;
+
+use std::time::{Duration, Instant};
+
+use common::{eventually, start, SseClient};
+use engine::{connected, Engine};
+use eventsource_stream::Event;
+use serde_json::json;
+use sse_core::{Broadcaster, BroadcasterBuilder, RESET_EVENT};
+
+const PATH: &str = "/events";
+
+fn serve(events: &Broadcaster) -> common::TestServer {
+    let events = events.clone();
+    start(1, move |cfg| events.service(PATH)(cfg))
+}
+
+async fn instance(builder: BroadcasterBuilder) -> (Broadcaster, common::TestServer) {
+    let events = builder.keep_alive(None).build();
+    connected(&events).await;
+    let server = serve(&events);
+    (events, server)
+}
+
+async fn two_instances_deliver_the_same_events_with_the_same_ids_in_order<E: Engine>() {
+    let mut engine = E::new("fanout").await;
+    let (a, server_a) = instance(engine.builder()).await;
+    let (b, server_b) = instance(engine.builder()).await;
+    let mut on_a = SseClient::connect(&server_a.url(PATH), None).await;
+    let mut on_b = SseClient::connect(&server_b.url(PATH), None).await;
+    eventually("subscribed", || {
+        a.stats().subscribers == 1 && b.stats().subscribers == 1
+    })
+    .await;
+    for i in 0..20 {
+        let publisher = if i % 2 == 0 { &a } else { &b };
+        publisher.publish("e", &json!({ "n": i })).unwrap();
+    }
+    let got_a = on_a.take(20).await;
+    let got_b = on_b.take(20).await;
+    let key = |e: &Event| (e.id.clone(), e.event.clone(), e.data.clone());
+    assert_eq!(
+        got_a.iter().map(key).collect::<Vec<_>>(),
+        got_b.iter().map(key).collect::<Vec<_>>()
+    );
+    let mut ns: Vec<u64> = got_a
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.data).unwrap()["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    // Each instance's events keep their order; together, each exactly once.
+    for parity in [0, 1] {
+        let own: Vec<_> = ns.iter().copied().filter(|n| n % 2 == parity).collect();
+        assert!(own.windows(2).all(|w| w[0] < w[1]), "{ns:?}");
+    }
+    ns.sort_unstable();
+    assert_eq!(ns, (0..20).collect::<Vec<_>>());
+    on_a.assert_quiet(Duration::from_millis(200)).await;
+    on_b.assert_quiet(Duration::from_millis(50)).await;
+    assert_eq!(a.stats().store.errors + b.stats().store.errors, 0);
+}
+
+async fn a_client_resumes_on_the_other_instance<E: Engine>() {
+    let mut engine = E::new("resume").await;
+    let (a, server_a) = instance(engine.builder()).await;
+    let (b, server_b) = instance(engine.builder()).await;
+    let mut client = SseClient::connect(&server_a.url(PATH), None).await;
+    eventually("subscribed", || a.stats().subscribers == 1).await;
+    for i in 0..5 {
+        a.publish("e", &i).unwrap();
+    }
+    let seen = client.take(5).await;
+    drop(client);
+    for i in 5..10 {
+        if i % 2 == 0 { &a } else { &b }.publish("e", &i).unwrap();
+    }
+    let last = &seen[4].id;
+    let mut on_b = SseClient::connect(&server_b.url(PATH), Some(last)).await;
+    let missed = on_b.take(5).await;
+    let mut data: Vec<_> = missed.iter().map(|e| e.data.clone()).collect();
+    data.sort();
+    assert_eq!(data, ["5", "6", "7", "8", "9"]);
+    on_b.assert_quiet(Duration::from_millis(200)).await;
+
+    // An instance started after those events has none of them locally: the store answers.
+    let (c, server_c) = instance(engine.builder()).await;
+    let mut on_c = SseClient::connect(&server_c.url(PATH), Some(last)).await;
+    let from_store = on_c.take(5).await;
+    let key = |e: &Event| (e.id.clone(), e.data.clone());
+    assert_eq!(
+        from_store.iter().map(key).collect::<Vec<_>>(),
+        missed.iter().map(key).collect::<Vec<_>>()
+    );
+    on_c.assert_quiet(Duration::from_millis(200)).await;
+    c.publish("e", &10).unwrap();
+    assert_eq!(on_c.next().await.data, "10");
+    assert_eq!(c.stats().resumed, 1);
+}
+
+async fn an_engine_stopped_for_two_seconds_under_steady_publishing_loses_nothing<E: Engine>() {
+    let mut engine = E::new("outage").await;
+    let (events, server) = instance(engine.builder()).await;
+    let mut client = SseClient::connect(&server.url(PATH), None).await;
+    eventually("subscribed", || events.stats().subscribers == 1).await;
+    let total = 300;
+    let mut stopped_at = None;
+    for i in 0..total {
+        if i == 50 {
+            engine.stop().await;
+            stopped_at = Some(Instant::now());
+        }
+        if stopped_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(2)) {
+            engine.start().await;
+            stopped_at = None;
+        }
+        events.publish("tick", &i).expect("publish never fails");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(stopped_at.is_none(), "the engine came back");
+    // An engine that lost its data on restart is a new epoch: one reset. Our own events
+    // all come, in order, once.
+    let resets = usize::from(!E::KEEPS_DATA);
+    let got = client.take(total + resets).await;
+    assert_eq!(
+        got.iter().filter(|e| e.event == RESET_EVENT).count(),
+        resets,
+        "{got:?}"
+    );
+    let ticks: Vec<u64> = got
+        .iter()
+        .filter(|e| e.event == "tick")
+        .map(|e| e.data.parse().unwrap())
+        .collect();
+    assert_eq!(ticks, (0..total as u64).collect::<Vec<_>>());
+    client.assert_quiet(Duration::from_millis(300)).await;
+    let stats = events.stats();
+    assert_eq!(
+        (stats.store.outbox, stats.store.outbox_dropped),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.emit_failures, 0);
+}
+
+async fn a_restarted_empty_engine_gives_resets<E: Engine>() {
+    let mut engine = E::new("restart").await;
+    let (events, server) = instance(engine.builder()).await;
+    let mut live = SseClient::connect(&server.url(PATH), None).await;
+    eventually("subscribed", || events.stats().subscribers == 1).await;
+    events.publish("e", &1).unwrap();
+    let stale = live.next().await.id;
+    let stale_epoch = events.last_event_id().epoch();
+
+    engine.restart_empty().await;
+    eventually("the new epoch seen", || {
+        events.last_event_id().epoch() != stale_epoch
+    })
+    .await;
+    // The subscriber that stayed connected is told; a client resuming from before too.
+    assert_eq!(live.next().await.event, RESET_EVENT);
+    let mut late = SseClient::connect(&server.url(PATH), Some(&stale)).await;
+    let reset = late.next().await;
+    assert_eq!(reset.event, RESET_EVENT);
+    assert_ne!(reset.id, stale);
+    events.publish("e", &2).unwrap();
+    assert_eq!(late.next().await.data, "2");
+    assert_eq!(live.next().await.data, "2");
+}
+
+async fn trimming_past_a_reader_gives_a_reset_never_a_silent_gap<E: Engine>() {
+    let mut engine = E::new("gap").await;
+    let (a, server_a) = instance(engine.cuttable().history(20)).await;
+    let (b, _server_b) = instance(engine.builder().history(20)).await;
+    let mut on_a = SseClient::connect(&server_a.url(PATH), None).await;
+    eventually("subscribed", || a.stats().subscribers == 1).await;
+    b.publish("before", &0).unwrap();
+    assert_eq!(on_a.next().await.event, "before");
+
+    engine.cut(true);
+    // Far past the limits, in many store entries (engines batch what is queued at once).
+    for round in 0..60 {
+        for i in 0..10 {
+            b.publish("during", &(round * 10 + i)).unwrap();
+        }
+        eventually("b's outbox sent", || b.stats().store.outbox == 0).await;
+    }
+    engine.trim(20);
+    engine.cut(false);
+
+    // Every event, or a reset before the first one missing: never a silent gap.
+    let mut during = 0;
+    let mut reset = false;
+    for _ in 0..700 {
+        let Ok(event) = tokio::time::timeout(Duration::from_secs(10), on_a.next()).await else {
+            break;
+        };
+        match event.event.as_str() {
+            "during" if !reset => during += 1,
+            RESET_EVENT => {
+                reset = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(reset, "{during} of 600 events and no reset: a silent gap");
+}
+
+async fn the_outbox_bound_drops_the_oldest_counted<E: Engine>() {
+    let mut engine = E::new("overflow").await;
+    let (events, server) = instance(engine.builder().outbox(10)).await;
+    let mut client = SseClient::connect(&server.url(PATH), None).await;
+    eventually("subscribed", || events.stats().subscribers == 1).await;
+    engine.stop().await;
+    for i in 0..25 {
+        events.publish("e", &i).expect("publish never fails");
+    }
+    let stats = events.stats().store;
+    assert_eq!((stats.outbox, stats.outbox_dropped), (10, 15), "{stats:?}");
+    engine.start().await;
+    // The loss is told with a reset (and, from an engine that came back empty, the new
+    // epoch with another); then the 10 newest events. A batch already on its way when the
+    // engine went down may still arrive, and its reset then tells the loss in two parts.
+    let mut lost = 0;
+    let mut data: Vec<u64> = Vec::new();
+    while data.last() != Some(&24) {
+        let event = client.next().await;
+        if event.event == RESET_EVENT {
+            lost += event
+                .data
+                .split(|c: char| !c.is_ascii_digit())
+                .find_map(|n| n.parse::<u64>().ok())
+                .filter(|_| event.data.contains("events were lost"))
+                .unwrap_or(0);
+        } else {
+            data.push(event.data.parse().unwrap());
+        }
+    }
+    assert_eq!(lost, 15);
+    assert!(data.windows(2).all(|w| w[0] < w[1]), "{data:?}");
+    assert_eq!(data[data.len() - 10..], (15..25).collect::<Vec<_>>());
+}
+
+/// Every case, for one engine.
+macro_rules! suite {
+    ($module:ident, $engine:ty $(, $ignore:literal)?) => {
+        mod $module {
+            use super::*;
+
+            #[actix_web::test]
+            $(#[ignore = $ignore])?
+            async fn two_instances_deliver_the_same_events_with_the_same_ids_in_order() {
+                super::two_instances_deliver_the_same_events_with_the_same_ids_in_order::<$engine>().await;
+            }
+
+            #[actix_web::test]
+            $(#[ignore = $ignore])?
+            async fn a_client_resumes_on_the_other_instance() {
+                super::a_client_resumes_on_the_other_instance::<$engine>().await;
+            }
+
+            #[actix_web::test]
+            $(#[ignore = $ignore])?
+            async fn an_engine_stopped_for_two_seconds_under_steady_publishing_loses_nothing() {
+                super::an_engine_stopped_for_two_seconds_under_steady_publishing_loses_nothing::<$engine>().await;
+            }
+
+            #[actix_web::test]
+            $(#[ignore = $ignore])?
+            async fn a_restarted_empty_engine_gives_resets() {
+                super::a_restarted_empty_engine_gives_resets::<$engine>().await;
+            }
+
+            #[actix_web::test]
+            $(#[ignore = $ignore])?
+            async fn trimming_past_a_reader_gives_a_reset_never_a_silent_gap() {
+                super::trimming_past_a_reader_gives_a_reset_never_a_silent_gap::<$engine>().await;
+            }
+
+            #[actix_web::test]
+            $(#[ignore = $ignore])?
+            async fn the_outbox_bound_drops_the_oldest_counted() {
+                super::the_outbox_bound_drops_the_oldest_counted::<$engine>().await;
+            }
+        }
+    };
+}
+
+suite!(memory, engine::Memory);
+suite!(redis, engine::Redis, "needs redis-server");
+suite!(nats, engine::Nats, "needs nats-server");

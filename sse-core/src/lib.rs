@@ -167,6 +167,12 @@ pub use crate::wire::{validate_event_name, EventId, MalformedEventId, WireFormat
 #[cfg(feature = "macros")]
 pub use sse_macros::emit_event;
 
+/// The README's complete examples, compiled and run as doc tests so that they cannot drift
+/// (sketches there are marked `ignore`).
+#[cfg(all(doctest, feature = "macros"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// Not public API: used by the code `#[emit_event]` generates.
 #[doc(hidden)]
 pub mod __private {

@@ -141,7 +141,10 @@ mod tests {
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[1].id.position(), (42, 1));
         assert!(frames[0].route.everyone);
-        assert_eq!(&*frames[1].route.topics, &[Box::<str>::from("x/1"), Box::from("y")]);
+        assert_eq!(
+            &*frames[1].route.topics,
+            &[Box::<str>::from("x/1"), Box::from("y")]
+        );
         assert!(frames[1].route.private);
         let (after_first, _) = frames_after(&records);
         assert_eq!(after_first, 1);

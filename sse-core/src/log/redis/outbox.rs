@@ -97,6 +97,7 @@ impl Outbox {
             queued_at: Instant::now(),
             fields,
         });
+        crate::observe::engine_outbox(queue.events.len());
     }
 
     /// A copy of the next `max` events to send (they stay queued until acknowledged), and how

@@ -48,11 +48,14 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
             ..Seen::default()
         };
         attrs.record(&mut Fields(&mut seen.fields));
-        self.0.lock().unwrap().insert(id.into_u64(), seen);
+        self.0
+            .lock()
+            .expect("capture lock")
+            .insert(id.into_u64(), seen);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
-        if let Some(seen) = self.0.lock().unwrap().get_mut(&id.into_u64()) {
+        if let Some(seen) = self.0.lock().expect("capture lock").get_mut(&id.into_u64()) {
             values.record(&mut Fields(&mut seen.fields));
         }
     }
@@ -60,7 +63,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
 
 impl Capture {
     fn named(&self, name: &str) -> Vec<Seen> {
-        let spans = self.0.lock().unwrap();
+        let spans = self.0.lock().expect("capture lock");
         spans.values().filter(|s| s.name == name).cloned().collect()
     }
 }

@@ -59,6 +59,9 @@ struct Config {
 
     #[command(flatten)]
     tls: sse_demo::tls::TlsArgs,
+
+    #[command(flatten)]
+    observe: sse_demo::observe::ObserveArgs,
 }
 
 #[actix_web::main]
@@ -96,12 +99,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .keep_alive(keep_alive)
         .retry(Duration::from_millis(config.retry_ms))
         .authorizer(login_key.authorizer())
-        .private_topics([LoginKey::private_topics()?])
+        .private_topics([
+            LoginKey::private_topics()?,
+            sse_demo::observe::inspector_topic()?,
+        ])
         .build();
+    let observe = config.observe.start(&events, &login_key);
 
     let server = HttpServer::new({
         let (pool, events, origins) = (pool.clone(), events.clone(), config.cors_origins.clone());
-        let login_key = login_key.clone();
+        let (login_key, observe) = (login_key.clone(), observe.clone());
         move || {
             App::new()
                 .wrap(sse_demo::cors(&origins))
@@ -109,6 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .wrap(events.snapshot_id_middleware())
                 .configure(sse_demo::app_config(pool.clone(), events.clone()))
                 .configure(sse_demo::login::config(login_key.clone()))
+                .configure(observe.config())
         }
     })
     // `events.serve` handles Ctrl-C and SIGTERM: it ends the open streams, then stops the

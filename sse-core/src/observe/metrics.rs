@@ -6,9 +6,77 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Gauge, Histogram, Unit,
+};
 
 use crate::wire::EventId;
+
+/// Gives every metric of the table in [`crate::observe`] its help text and unit, for the
+/// exporter to show (Prometheus's `# HELP`). Call it once, after installing the recorder.
+///
+/// ```
+/// sse_core::observe::describe_metrics(); // without a recorder: does nothing
+/// ```
+pub fn describe_metrics() {
+    describe_gauge!("sse_streams_open", "Event streams open now.");
+    describe_counter!("sse_streams_total", "Event streams opened.");
+    describe_histogram!(
+        "sse_stream_duration_seconds",
+        Unit::Seconds,
+        "How long event streams lasted, by how they ended."
+    );
+    describe_counter!(
+        "sse_events_published_total",
+        "Events published, by event name."
+    );
+    describe_counter!(
+        "sse_deliveries_total",
+        "Writes to event streams that carried events (one write joins the events ready at once)."
+    );
+    describe_counter!(
+        "sse_written_bytes_total",
+        Unit::Bytes,
+        "Bytes written to event streams, keep-alives included."
+    );
+    describe_counter!("sse_keep_alives_total", "Keep-alive comments written.");
+    describe_counter!(
+        "sse_resumes_total",
+        "Event streams opened with a Last-Event-ID, by outcome."
+    );
+    describe_counter!("sse_resets_total", "Reset events built, by reason.");
+    describe_counter!(
+        "sse_catch_ups_total",
+        "Times a subscriber fell behind and was caught up from the history."
+    );
+    describe_counter!(
+        "sse_refusals_total",
+        "Event stream requests refused, by HTTP status."
+    );
+    describe_counter!(
+        "sse_emit_failures_total",
+        "Events of #[emit_event] handlers not published, by reason."
+    );
+    describe_histogram!(
+        "sse_publish_to_write_seconds",
+        Unit::Seconds,
+        "From publish to the write of the event to a stream (the first write of each stream, then one in 64)."
+    );
+    describe_gauge!(
+        "sse_engine_outbox_events",
+        "Events waiting for the event log engine."
+    );
+    describe_counter!(
+        "sse_engine_reconnects_total",
+        "Times the event log engine's publisher connected again."
+    );
+    describe_histogram!(
+        "sse_engine_publish_seconds",
+        Unit::Seconds,
+        "From publish to the event log engine acknowledging the event, per batch."
+    );
+}
 
 pub(super) fn published(event: &str) {
     // Per event, not per subscriber: the registry lookup is paid once per publish.

@@ -6,7 +6,8 @@
 //! ```ignore
 //! // In an application, with `sse-core = { features = ["metrics"] }`:
 //! let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
-//! // ... serve `handle.render()` at /metrics
+//! sse_core::observe::describe_metrics();
+//! // ... serve `handle.render()` at /metrics (sse-demo does: see its `observe.rs`)
 //! ```
 //!
 //! This module stands beside the layers: every layer reports to it through one-line hooks,
@@ -30,7 +31,7 @@
 //! | `sse_catch_ups_total` | counter | | times a subscriber fell behind and was caught up from the history |
 //! | `sse_refusals_total` | counter | `status` | stream requests refused, by HTTP status |
 //! | `sse_emit_failures_total` | counter | `reason` | `#[emit_event]` events not published: `serialize`, `topic`, `publish`, `no_broadcaster` |
-//! | `sse_publish_to_write_seconds` | histogram | | from `publish` to the write of the event to a stream, sampled (one write in 64 per stream) |
+//! | `sse_publish_to_write_seconds` | histogram | | from `publish` to the write of the event to a stream, sampled (the first write of each stream, then one in 64) |
 //! | `sse_engine_outbox_events` | gauge | | events waiting for the event log engine (Redis) |
 //! | `sse_engine_reconnects_total` | counter | | times the engine's publisher connected again |
 //! | `sse_engine_publish_seconds` | histogram | | from `publish` to the engine acknowledging the event, per batch |
@@ -58,5 +59,8 @@ mod notes;
 mod stream;
 
 pub(crate) use hooks::*;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use metrics::describe_metrics;
 pub(crate) use notes::{Reported, CAUGHT_UP, RESUMED};
 pub(crate) use stream::{Observed, Opening};

@@ -114,7 +114,8 @@ impl<S> Observed<S> {
             writes: 0,
             written: 0,
             catch_ups: 0,
-            until_sample: SAMPLE_EVERY,
+            // The first event write is sampled, so a quiet stream shows its latency too.
+            until_sample: 1,
             ended: false,
         };
         if !this.span.is_disabled() {

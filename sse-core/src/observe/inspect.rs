@@ -5,7 +5,7 @@
 //! use sse_core::observe::inspect;
 //!
 //! inspect::enable();
-//! let events = sse_core::Broadcaster::new();
+//! let events = sse_core::Broadcaster::builder().keep_alive(None).build();
 //! events.publish_to(["users/1"], "user_updated", &serde_json::json!({"id": 1})).unwrap();
 //! let _stream = events.subscribe(None).unwrap();
 //! let snapshot = inspect::snapshot();

@@ -22,9 +22,9 @@ pub(crate) struct Index {
     next_id: SubId,
 }
 
+/// A subscriber: its selectors are read from its mailbox's filter, not copied.
 struct Entry {
     mailbox: Arc<Mailbox>,
-    selectors: Box<[TopicSelector]>,
 }
 
 /// One segment position in the trie of patterns.
@@ -94,20 +94,23 @@ impl Node {
     }
 }
 
+fn selectors(mailbox: &Mailbox) -> &[TopicSelector] {
+    mailbox.filter.selectors.as_deref().unwrap_or_default()
+}
+
 impl Index {
     /// Registers a subscriber whose filter selected `mailbox.filter.selectors`.
     pub(crate) fn insert(&mut self, mailbox: Arc<Mailbox>) -> SubId {
         let id = self.next_id;
         self.next_id += 1;
-        let selectors = mailbox.filter.selectors.clone().unwrap_or_default();
-        for selector in selectors.iter() {
+        for selector in selectors(&mailbox) {
             match selector.shape() {
                 Shape::Any => self.any.push(id),
                 Shape::Exact(topic) => self.exact.entry(topic.into()).or_default().push(id),
                 Shape::Pattern(parts) => self.patterns.slot(parts).push(id),
             }
         }
-        self.subscribers.insert(id, Entry { mailbox, selectors });
+        self.subscribers.insert(id, Entry { mailbox });
         id
     }
 
@@ -116,7 +119,7 @@ impl Index {
         let Some(entry) = self.subscribers.remove(&id) else {
             return;
         };
-        for selector in entry.selectors.iter() {
+        for selector in selectors(&entry.mailbox) {
             match selector.shape() {
                 Shape::Any => self.any.retain(|s| *s != id),
                 Shape::Exact(topic) => {

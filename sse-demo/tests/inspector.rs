@@ -15,7 +15,7 @@ use binary::Demo;
 use sse_demo::login::LoginKey;
 use sse_demo::observe::INSPECTOR_TOPIC;
 
-const SECRET: &str = "inspector-test-secret";
+const SECRET: &str = "inspector-test-secret-of-32-bytes!";
 
 #[test]
 #[ignore = "needs chromium and node_modules in sse-demo/e2e (see .ci/run)"]

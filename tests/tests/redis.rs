@@ -500,11 +500,19 @@ async fn an_instance_cut_off_while_others_publish_past_the_trimming_gets_a_reset
     let mut during = 0;
     let mut reset = false;
     for _ in 0..700 {
-        let Ok(event) = tokio::time::timeout(WAIT, on_a.next()).await else {
+        let Some(event) = on_a.next_within(WAIT).await else {
             break;
         };
         match event.event.as_str() {
-            "during" if !reset => during += 1,
+            // In order from the first: one missing before the reset is a silent gap.
+            "during" if !reset => {
+                assert_eq!(
+                    event.data,
+                    during.to_string(),
+                    "event {during} missing and no reset before it: a silent gap"
+                );
+                during += 1;
+            }
             RESET_EVENT => {
                 reset = true;
                 break;

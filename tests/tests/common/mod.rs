@@ -109,6 +109,15 @@ impl SseClient {
         }
     }
 
+    /// The next event, or `None` if none arrives within `wait` (or the stream ends).
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Event> {
+        match tokio::time::timeout(wait, self.events.next()).await {
+            Ok(Some(Ok(event))) => Some(event),
+            Ok(Some(Err(err))) => panic!("stream error: {err}"),
+            Ok(None) | Err(_) => None,
+        }
+    }
+
     /// The next `n` events.
     pub async fn take(&mut self, n: usize) -> Vec<Event> {
         let mut out = Vec::with_capacity(n);

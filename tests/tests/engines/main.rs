@@ -12,7 +12,7 @@ mod servers;
 
 use std::time::{Duration, Instant};
 
-use common::{eventually, start, SseClient};
+use common::{eventually, start, SseClient, WAIT};
 use engine::{connected, Engine};
 use eventsource_stream::Event;
 use serde_json::json;
@@ -204,11 +204,19 @@ async fn trimming_past_a_reader_gives_a_reset_never_a_silent_gap<E: Engine>() {
     let mut during = 0;
     let mut reset = false;
     for _ in 0..700 {
-        let Ok(event) = tokio::time::timeout(Duration::from_secs(10), on_a.next()).await else {
+        let Some(event) = on_a.next_within(WAIT).await else {
             break;
         };
         match event.event.as_str() {
-            "during" if !reset => during += 1,
+            // In order from the first: one missing before the reset is a silent gap.
+            "during" if !reset => {
+                assert_eq!(
+                    event.data,
+                    during.to_string(),
+                    "event {during} missing and no reset before it: a silent gap"
+                );
+                during += 1;
+            }
             RESET_EVENT => {
                 reset = true;
                 break;

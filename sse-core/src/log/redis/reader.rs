@@ -3,7 +3,7 @@
 //! the stream's epoch changed.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -21,10 +21,13 @@ const BLOCK: Duration = Duration::from_secs(1);
 /// How often the reader checks the epoch key, to notice a flush without a restart.
 const EPOCH_CHECK: Duration = Duration::from_secs(1);
 
-/// Where the reader is: the stream's epoch and the last entry read.
+/// Where the reader is: the stream's epoch, the last entry read and that entry's ordinal in
+/// the stream (the stream's `entries-added` count when it was added; `None` when Redis does
+/// not report that count, before 7.0: trimming goes unnoticed then).
 struct Position {
     epoch: u64,
     last: String,
+    ordinal: Option<u64>,
 }
 
 pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
@@ -69,7 +72,7 @@ async fn resume(
     epoch: u64,
     previous: Option<Position>,
 ) -> redis::RedisResult<Option<Position>> {
-    let last = match previous {
+    let (last, ordinal) = match previous {
         Some(p) if p.epoch == epoch => return Ok(Some(p)),
         Some(_) => {
             log.counters.epoch_changes.fetch_add(1, Ordering::Relaxed);
@@ -78,7 +81,7 @@ async fn resume(
                 "sse redis engine: the stream's epoch changed (Redis restarted empty or was \
                  flushed); ids from before get a reset"
             );
-            "0-0".to_owned()
+            ("0-0".to_owned(), Some(0))
         }
         None => newest(log, conn).await?,
     };
@@ -87,7 +90,11 @@ async fn resume(
     };
     let (ms, n) = parse_entry(&last).unwrap_or((0, 0));
     sink.start_epoch(EventId::entry(epoch, ms, n));
-    Ok(Some(Position { epoch, last }))
+    Ok(Some(Position {
+        epoch,
+        last,
+        ordinal,
+    }))
 }
 
 /// Reads and delivers batches until Redis fails or the epoch changes (`false`: reconnect) or
@@ -139,11 +146,11 @@ async fn follow(
         };
         match read {
             Ok(batch) => {
-                if batch.gap_after(&at.last) {
+                more = batch.entries.len() == BATCH;
+                if batch.advance(&mut at.ordinal, more) {
                     log.counters.gaps.fetch_add(1, Ordering::Relaxed);
                     sink.gap(reason::TRIMMED);
                 }
-                more = batch.entries.len() == BATCH;
                 deliver(log, &*sink, at, senders, batch.entries);
             }
             Err(err) => {
@@ -173,51 +180,91 @@ async fn wait_for_entries(
     Ok(reply.is_some_and(|r| r.keys.iter().any(|k| !k.ids.is_empty())))
 }
 
-/// Up to [`BATCH`] entries after `last`, and the newest entry id the stream ever trimmed
-/// (`max-deleted-entry-id`), read atomically: entries after `last` that are gone were
-/// trimmed before this reader saw them.
-const READ_BATCH: &str = r"
-local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
-local deleted = '0-0'
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+/// The stream's `entries-added` count and length (`-1, 0` before Redis 7.0; `0, 0` when the
+/// stream does not exist), for the scripts below.
+const COUNTS: &str = r"
+local function counts(key)
+  if redis.call('EXISTS', key) == 0 then return 0, 0 end
+  local info = redis.call('XINFO', 'STREAM', key)
+  local added, length = -1, 0
   for i = 1, #info, 2 do
-    if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
+    if info[i] == 'entries-added' then added = info[i + 1] end
+    if info[i] == 'length' then length = info[i + 1] end
   end
+  return added, length
 end
-return {deleted, entries}
 ";
 
-/// One read: entries and the trimming mark at the same instant.
+/// Up to [`BATCH`] entries after `ARGV[1]`, with the stream's counts read at the same instant.
+const READ_BATCH: &str = r"
+local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+local added, length = counts(KEYS[1])
+return {added, length, entries}
+";
+
+/// The newest entry's id (`0-0` if none) and its ordinal.
+const NEWEST: &str = r"
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local added, length = counts(KEYS[1])
+local id = '0-0'
+if #newest > 0 then id = newest[1][1] end
+return {added, id}
+";
+
+/// One read: entries and the stream's counts at the same instant.
 struct Batch {
-    max_deleted: (u64, u64),
+    /// Entries ever added to the stream; `None` before Redis 7.0.
+    added: Option<u64>,
+    /// Entries in the stream now.
+    length: u64,
     entries: Vec<StreamId>,
 }
 
 impl Batch {
-    /// Whether entries after `last` were trimmed unread: trimming removes the oldest first,
-    /// so an entry newer than `last` and older than the first one read was lost.
-    fn gap_after(&self, last: &str) -> bool {
-        let last = parse_entry(last).unwrap_or((0, 0));
-        let first = self.entries.first().and_then(|e| parse_entry(&e.id));
-        self.max_deleted > last && first.is_none_or(|first| self.max_deleted < first)
+    /// Moves `ordinal` (the last entry read) past this batch; `true` when entries after it
+    /// were trimmed before they were read. Trimming (`MAXLEN`) removes the oldest entries
+    /// first, so `added - length` entries are gone and they are the ordinals up to that
+    /// count: if the entry after `ordinal` is among them, it was lost. (`XDEL` by someone
+    /// else makes the count larger, never smaller: a needless reset, never a silent gap.)
+    fn advance(&self, ordinal: &mut Option<u64>, more: bool) -> bool {
+        let (Some(added), Some(last)) = (self.added, *ordinal) else {
+            *ordinal = self.added.filter(|_| !more);
+            return false;
+        };
+        let removed = added.saturating_sub(self.length);
+        let gap = removed > last;
+        let read = self.entries.len() as u64;
+        *ordinal = Some(if more {
+            removed.max(last) + read
+        } else {
+            // The batch reached the stream's end: its last entry is the newest one.
+            added
+        });
+        gap
     }
 }
+
+/// The scripts, hashed once.
+static SCRIPTS: LazyLock<(redis::Script, redis::Script)> = LazyLock::new(|| {
+    let script = |body| redis::Script::new(&format!("{COUNTS}{body}"));
+    (script(READ_BATCH), script(NEWEST))
+});
 
 async fn read_batch(
     log: &RedisLog,
     conn: &mut MultiplexedConnection,
     last: &str,
 ) -> redis::RedisResult<Batch> {
-    let (deleted, range): (String, StreamRangeReply) = redis::Script::new(READ_BATCH)
+    let (added, length, range): (i64, u64, StreamRangeReply) = SCRIPTS
+        .0
         .key(&log.key)
         .arg(last)
         .arg(BATCH)
         .invoke_async(conn)
         .await?;
     Ok(Batch {
-        // A Redis older than 7.0 does not report it: no gap can be seen then.
-        max_deleted: parse_entry(&deleted).unwrap_or((0, 0)),
+        added: u64::try_from(added).ok(),
+        length,
         entries: range.ids,
     })
 }
@@ -262,19 +309,62 @@ async fn epoch_now(
     Ok(value.and_then(|v| v.parse().ok()))
 }
 
-/// The id of the stream's newest entry, or `0-0`.
-async fn newest(log: &RedisLog, conn: &mut MultiplexedConnection) -> redis::RedisResult<String> {
-    let reply: StreamRangeReply = redis::cmd("XREVRANGE")
-        .arg(&log.key)
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(conn)
-        .await?;
-    Ok(reply
-        .ids
-        .into_iter()
-        .next()
-        .map_or_else(|| "0-0".to_owned(), |e| e.id))
+/// The id of the stream's newest entry (or `0-0`) and its ordinal.
+async fn newest(
+    log: &RedisLog,
+    conn: &mut MultiplexedConnection,
+) -> redis::RedisResult<(String, Option<u64>)> {
+    let (added, id): (i64, String) = SCRIPTS.1.key(&log.key).invoke_async(conn).await?;
+    Ok((id, u64::try_from(added).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(added: Option<u64>, length: u64, read: usize) -> Batch {
+        let entry = StreamId {
+            id: "1-0".to_owned(),
+            ..StreamId::default()
+        };
+        Batch {
+            added,
+            length,
+            entries: vec![entry; read],
+        }
+    }
+
+    #[test]
+    fn entries_trimmed_after_the_last_one_read_are_a_gap() {
+        // Read up to the 10th entry; 600 more were added and all but the newest 100 trimmed.
+        let mut ordinal = Some(10);
+        assert!(batch(Some(610), 100, 100).advance(&mut ordinal, false));
+        assert_eq!(ordinal, Some(610));
+    }
+
+    #[test]
+    fn trimming_only_what_was_read_is_no_gap() {
+        let mut ordinal = Some(10);
+        // Entries 1..=10 are gone, 11..=15 remain and are read now.
+        assert!(!batch(Some(15), 5, 5).advance(&mut ordinal, false));
+        assert_eq!(ordinal, Some(15));
+    }
+
+    #[test]
+    fn a_full_batch_counts_forward_from_where_it_started() {
+        let mut ordinal = Some(10);
+        assert!(!batch(Some(2000), 1990, BATCH).advance(&mut ordinal, true));
+        assert_eq!(ordinal, Some(10 + BATCH as u64));
+        // After a gap the batch starts at the oldest entry left.
+        let mut ordinal = Some(10);
+        assert!(batch(Some(2000), 1000, BATCH).advance(&mut ordinal, true));
+        assert_eq!(ordinal, Some(1000 + BATCH as u64));
+    }
+
+    #[test]
+    fn without_the_count_no_gap_is_claimed() {
+        let mut ordinal = None;
+        assert!(!batch(None, 5, 5).advance(&mut ordinal, false));
+        assert_eq!(ordinal, None);
+    }
 }

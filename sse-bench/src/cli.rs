@@ -81,7 +81,11 @@ struct LoadArgs {
     /// Runs ours and the naive baseline under the same load, alternately, and prints ratios.
     #[arg(long, conflicts_with = "server")]
     compare: bool,
-    /// With --compare: rounds of runs (each round runs every server once; the order
+    /// Runs ours without and with a Prometheus recorder (sse-core's `metrics`), alternately,
+    /// and prints the ratio: the cost of metrics.
+    #[arg(long, conflicts_with_all = ["server", "compare"])]
+    compare_metrics: bool,
+    /// With --compare or --compare-metrics: rounds of runs (each round runs every server once; the order
     /// alternates); figures are averaged.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
@@ -227,6 +231,10 @@ fn load(preset: Preset, args: &LoadArgs) -> Result<(), String> {
             host: host.clone(),
             pid: args.server_pid,
         }],
+        (None, _) if args.compare_metrics => vec![
+            ServerSpec::Spawn(Impl::Ours),
+            ServerSpec::Spawn(Impl::OursMetrics),
+        ],
         (None, true) if preset == Preset::Idle => [Impl::Ours, Impl::Naive, Impl::Bare]
             .map(ServerSpec::Spawn)
             .to_vec(),
@@ -241,7 +249,11 @@ fn load(preset: Preset, args: &LoadArgs) -> Result<(), String> {
     println!("{}", machine(&env, pin, cores));
     for scenario in presets::scenarios(preset, &overrides) {
         println!("\n== {} ==\n{}", scenario.name, describe(&scenario));
-        let rounds = if args.compare { args.rounds.max(1) } else { 1 };
+        let rounds = if args.compare || args.compare_metrics {
+            args.rounds.max(1)
+        } else {
+            1
+        };
         let mut runs: Vec<RunReport> = Vec::new();
         for round in 0..rounds {
             let mut order: Vec<&ServerSpec> = servers.iter().collect();

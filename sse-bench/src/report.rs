@@ -226,15 +226,18 @@ fn ratio(ours: f64, naive: f64) -> String {
     }
 }
 
-/// The comparison table. The ratio column divides the column labelled `ours` by the one
-/// labelled `naive` when both are present.
+/// The comparison table. A ratio column divides the column labelled `ours` by the one
+/// labelled `naive`, and `ours-metrics` by `ours`, when both are present.
 pub fn table(columns: &[Column<'_>], markdown: bool) -> String {
     let pos = |l: &str| columns.iter().position(|c| c.label == l);
-    let ratio_of = pos("ours").zip(pos("naive"));
+    let ratios: Vec<(usize, usize)> = [("ours", "naive"), ("ours-metrics", "ours")]
+        .into_iter()
+        .filter_map(|(a, b)| pos(a).zip(pos(b)))
+        .collect();
     let mut header: Vec<String> = vec!["figure".into()];
     header.extend(columns.iter().map(|c| c.label.clone()));
-    if ratio_of.is_some() {
-        header.push("ours/naive".into());
+    for (a, b) in &ratios {
+        header.push(format!("{}/{}", columns[*a].label, columns[*b].label));
     }
     let mut rows = vec![header];
     for f in FIGURES {
@@ -244,8 +247,8 @@ pub fn table(columns: &[Column<'_>], markdown: bool) -> String {
         }
         let mut row = vec![f.name.to_string()];
         row.extend(values.iter().map(|v| (f.format)(*v)));
-        if let Some((o, n)) = ratio_of {
-            row.push(ratio(values[o], values[n]));
+        for (a, b) in &ratios {
+            row.push(ratio(values[*a], values[*b]));
         }
         rows.push(row);
     }

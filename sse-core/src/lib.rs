@@ -91,6 +91,7 @@ mod error;
 mod fanout;
 mod http;
 mod log;
+pub mod observe;
 pub mod testing;
 mod topic;
 mod wire;

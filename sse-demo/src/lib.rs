@@ -23,6 +23,7 @@
 pub mod db;
 pub mod error;
 pub mod login;
+pub mod observe;
 pub mod public;
 pub mod tls;
 pub mod users;

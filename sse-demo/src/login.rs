@@ -75,6 +75,25 @@ impl LoginKey {
         JwtAuth::hs256(&self.0)
     }
 
+    /// A token for `sub` allowing `topics`, valid for `lifetime` (such as the inspector's).
+    pub fn token(
+        &self,
+        sub: &str,
+        topics: &[&str],
+        lifetime: Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let exp = (SystemTime::now() + lifetime)
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let claims = json!({ "sub": sub, "exp": exp, "sse": { "subscribe": topics } });
+        jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(&self.0),
+        )
+    }
+
     /// The selector of the private topics, for `BroadcasterBuilder::private_topics`.
     pub fn private_topics() -> Result<TopicSelector, InvalidTopic> {
         TopicSelector::parse(PRIVATE_TOPICS)

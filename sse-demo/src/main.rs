@@ -107,6 +107,9 @@ struct Config {
 
     #[command(flatten)]
     tls: sse_demo::tls::TlsArgs,
+
+    #[command(flatten)]
+    observe: sse_demo::observe::ObserveArgs,
 }
 
 #[actix_web::main]
@@ -155,15 +158,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .keep_alive(keep_alive)
         .retry(Duration::from_millis(config.retry_ms))
         .authorizer(login_key.authorizer())
-        .private_topics([LoginKey::private_topics()?])
+        .private_topics([
+            LoginKey::private_topics()?,
+            sse_demo::observe::inspector_topic()?,
+        ])
         .max_subscribers(config.max_subscribers)
         .max_subscribers_per_ip(config.max_subscribers_per_ip)
         .trusted_proxies(config.trusted_proxies.iter().copied())
         .build();
+    let observe = config.observe.start(&events, &login_key);
 
     let server = HttpServer::new({
         let (pool, events, origins) = (pool.clone(), events.clone(), config.cors_origins.clone());
         let (login_key, demo_login) = (login_key.clone(), config.demo_login);
+        let observe = observe.clone();
         move || {
             App::new()
                 .wrap(sse_demo::cors(&origins))
@@ -177,6 +185,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         sse_demo::login::key_config(login_key.clone())(cfg);
                     }
                 })
+                .configure(observe.config())
         }
     })
     // `events.serve` handles Ctrl-C and SIGTERM: it ends the open streams, then stops the

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 pub enum Impl {
     /// sse-core, with an `#[emit_event]` handler.
     Ours,
+    /// The same, with a Prometheus recorder installed (feature `metrics`), for its overhead.
+    OursMetrics,
     /// `tokio::sync::broadcast<String>` and an `actix_web_lab::sse::Event` per subscriber.
     Naive,
     /// A bare actix streaming response that only sends keep-alives (the memory floor).
@@ -31,6 +33,7 @@ impl fmt::Display for Impl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Impl::Ours => "ours",
+            Impl::OursMetrics => "ours-metrics",
             Impl::Naive => "naive",
             Impl::Bare => "bare",
         })
@@ -192,7 +195,8 @@ pub fn serve(args: ServeArgs) -> io::Result<()> {
     });
     actix_web::rt::System::new().block_on(async move {
         let (server, addr) = match args.imp {
-            Impl::Ours => ours::server(&args)?,
+            Impl::Ours => ours::server(&args, false)?,
+            Impl::OursMetrics => ours::server(&args, true)?,
             Impl::Naive => naive::server(&args)?,
             Impl::Bare => bare::server(&args)?,
         };

@@ -1,6 +1,7 @@
 //! sse-core serving the benchmark routes, with the handlers written the way the README says.
 
 use actix_web::{web, App, HttpResponse, HttpServer};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sse_core::Broadcaster;
 
 use super::{ServeArgs, Tick, UserUpdate};
@@ -30,9 +31,29 @@ async fn stats(events: Broadcaster) -> HttpResponse {
     }))
 }
 
+/// Installs a Prometheus recorder, as an application serving `/metrics` would, and returns
+/// the exposition's handle.
+fn install_metrics() -> std::io::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(std::io::Error::other)?;
+    sse_core::observe::describe_metrics();
+    let upkeep = handle.clone();
+    // The exporter drains histogram samples only in its upkeep.
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        upkeep.run_upkeep();
+    });
+    Ok(handle)
+}
+
+/// With `metrics`, a Prometheus recorder gets everything sse-core reports, served at
+/// `/metrics`; without, sse-core's metric calls find no recorder.
 pub(super) fn server(
     args: &ServeArgs,
+    metrics: bool,
 ) -> std::io::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
+    let prometheus = metrics.then(install_metrics).transpose()?;
     let mut builder = Broadcaster::builder()
         .history(args.history)
         .history_bytes(args.history_bytes)
@@ -50,6 +71,17 @@ pub(super) fn server(
             .route("/publish", web::post().to(publish))
             .route("/users", web::post().to(update_user))
             .route("/stats", web::get().to(stats))
+            .configure(|cfg| {
+                if let Some(handle) = prometheus.clone() {
+                    cfg.route(
+                        "/metrics",
+                        web::get().to(move || {
+                            let text = handle.render();
+                            async move { HttpResponse::Ok().body(text) }
+                        }),
+                    );
+                }
+            })
     });
     super::bind!(server, args)
 }

@@ -13,6 +13,7 @@ use super::client_id;
 use super::payload::{EventPayload, PayloadWriter, TypedPayload};
 use super::scope::{current_target, Target, REGISTER_HINT};
 use crate::fanout::Broadcaster;
+use crate::observe;
 use crate::topic::{self, InvalidTopic, Route};
 
 /// One `#[emit_event(...)]` attribute, as the macro passes it on.
@@ -108,6 +109,9 @@ fn prepare<'a, T: Serialize + ?Sized>(
 
 pub(super) fn dispatch<T: Serialize + ?Sized>(events: &[EventSpec<'_>], payload: &T) {
     let Some(target) = current_target() else {
+        events
+            .iter()
+            .for_each(|_| observe::emit_failed("no_broadcaster"));
         let names: Vec<_> = events.iter().map(|e| e.name).collect();
         tracing::error!(
             events = ?names,
@@ -151,13 +155,16 @@ pub(super) fn dispatch<T: Serialize + ?Sized>(events: &[EventSpec<'_>], payload:
     }
 }
 
+/// Publishes one event inside its `sse.emit` span, a child of the handler's.
 fn publish(broadcaster: &Broadcaster, event: &EventSpec<'_>, json: &str, route: Arc<Route>) {
-    if let Err(err) = broadcaster.publish_json(event.name, json, route) {
-        broadcaster
-            .shared
-            .counters
-            .emit_failures
-            .fetch_add(1, Ordering::Relaxed);
+    let span = observe::emit_span(event.name, &route, json.len());
+    let _entered = span.enter();
+    let result = broadcaster.publish_json(event.name, json, route);
+    let counters = &broadcaster.shared.counters;
+    observe::emitted(&span, &result, counters.subscribers.load(Ordering::Relaxed));
+    if let Err(err) = result {
+        counters.emit_failures.fetch_add(1, Ordering::Relaxed);
+        observe::emit_failed("publish");
         tracing::error!(event = event.name, %err, "event not published");
     }
 }
@@ -167,6 +174,10 @@ fn failed(target: &Target, event: &EventSpec<'_>, failure: &Failure<'_>) {
     if let Target::Broadcaster(broadcaster) = target {
         let counters = &broadcaster.shared.counters;
         counters.emit_failures.fetch_add(1, Ordering::Relaxed);
+        observe::emit_failed(match failure {
+            Failure::Serialize(_) => "serialize",
+            Failure::Topic(_) => "topic",
+        });
         if matches!(failure, Failure::Topic(_)) {
             counters.topic_failures.fetch_add(1, Ordering::Relaxed);
         }

@@ -204,6 +204,7 @@ impl Broadcaster {
                 Data::Json(s) => (s, true),
                 Data::Text(s) => (s, false),
             };
+            crate::observe::published(event, &route, None, data.len());
             log.append(Append {
                 name: event.to_owned(),
                 data: data.to_owned(),
@@ -224,6 +225,7 @@ impl Broadcaster {
             encode::event(id, event, data, shared.config.format),
             route,
         );
+        crate::observe::published(event, &frame.route, Some(id), frame.bytes.len());
         state.push(frame, &shared.config);
         drop(state);
         shared.counters.published.fetch_add(1, Ordering::Relaxed);
@@ -391,6 +393,7 @@ impl Sink for Shared {
     }
 
     fn deliver(&self, frame: Frame) {
+        crate::observe::arrived(frame.id);
         self.lock().push_entry(frame, &self.config);
     }
 }

@@ -8,8 +8,8 @@ use crate::log::StoreStats;
 pub(crate) struct Counters {
     pub(crate) subscribers: AtomicUsize,
     pub(crate) published: AtomicU64,
-    pub(crate) resumed: AtomicU64,
-    pub(crate) caught_up: AtomicU64,
+    pub(crate) resumed: crate::observe::Reported<{ crate::observe::RESUMED }>,
+    pub(crate) caught_up: crate::observe::Reported<{ crate::observe::CAUGHT_UP }>,
     pub(crate) resets: AtomicU64,
     pub(crate) disconnects: AtomicU64,
     pub(crate) emit_failures: AtomicU64,

@@ -90,6 +90,7 @@ impl Refusal {
             Kind::OverLimit => &c.over_limit,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        crate::observe::refused(status.as_u16());
         tracing::debug!(
             status = status.as_u16(),
             peer = ?req.peer_addr(),

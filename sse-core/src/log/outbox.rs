@@ -75,6 +75,7 @@ impl<T: Clone> Outbox<T> {
             queued_at: Instant::now(),
             item,
         });
+        crate::observe::engine_outbox(queue.events.len());
     }
 
     /// A copy of the next `max` events to send (they stay queued until acknowledged), and how

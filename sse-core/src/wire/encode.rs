@@ -123,6 +123,7 @@ fn data_lines_continued(buf: &mut BytesMut, data: &str) {
 
 /// The reset event, with the id the client should resume from afterwards.
 pub(crate) fn reset(id: EventId, reason: &str, format: WireFormat) -> Bytes {
+    crate::observe::reset(reason);
     let data = serde_json::json!({ "reason": reason }).to_string();
     event(id, RESET_EVENT, Data::Json(&data), format)
 }

@@ -31,7 +31,7 @@ use source::Source;
 /// of [`Broadcaster::service`](crate::Broadcaster::service) serves it.
 pub struct EventStream {
     shared: Arc<Shared>,
-    inner: KeepAlive<Source>,
+    inner: crate::observe::Observed<KeepAlive<Source>>,
     /// When the subscriber's credentials expire.
     expiry: Option<Pin<Box<Sleep>>>,
     done: bool,
@@ -47,11 +47,16 @@ impl EventStream {
         admission: Option<Admission>,
         expires_at: Option<Instant>,
     ) -> Option<Self> {
+        let observing = crate::observe::Opening::new(&filter, last_event_id, expires_at);
         let filter = Arc::new(filter);
         let start = shared.subscribe(last_event_id, &filter)?;
         let every = shared.config.keep_alive;
         Some(Self {
-            inner: KeepAlive::new(Source::new(shared.clone(), start, filter), every),
+            inner: crate::observe::Observed::new(
+                observing,
+                KeepAlive::new(Source::new(shared.clone(), start, filter), every),
+                &shared,
+            ),
             expiry: expires_at.map(|at| Box::pin(tokio::time::sleep_until(at))),
             done: false,
             _admission: admission,

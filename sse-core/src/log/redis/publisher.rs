@@ -32,6 +32,7 @@ pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
         };
         if std::mem::replace(&mut connected_before, true) {
             log.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+            crate::observe::engine_reconnected();
             tracing::info!(stream = log.key, "sse redis engine: publisher reconnected");
         }
         backoff.reset();
@@ -116,6 +117,7 @@ fn record_latency(log: &RedisLog, batch: &[Outgoing]) {
             .unwrap_or(u64::MAX);
         log.counters.latency_last_us.store(us, Ordering::Relaxed);
         log.counters.latency_max_us.fetch_max(us, Ordering::Relaxed);
+        crate::observe::engine_published(Duration::from_micros(us), log.outbox.len());
     }
 }
 

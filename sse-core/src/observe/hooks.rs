@@ -1,0 +1,134 @@
+//! The one-line hooks the layers call where something happens. Each feeds the metrics (empty
+//! without the feature), the stream notes, and the inspector when one is enabled.
+
+use std::time::Duration;
+
+use tracing::field::Empty;
+use tracing::Span;
+
+use super::{inspect, metrics, notes};
+use crate::error::PublishError;
+use crate::log::reason;
+use crate::topic::Route;
+use crate::wire::EventId;
+
+/// An event was published (`id`: `None` when an event log engine assigns it later); per event,
+/// never per subscriber.
+#[inline]
+pub(crate) fn published(event: &str, route: &Route, id: Option<EventId>, bytes: usize) {
+    metrics::published(event);
+    if let Some(id) = id {
+        metrics::published_at(id);
+    }
+    inspect::published(event, route, id, bytes);
+}
+
+/// An event published through an event log engine arrived back from it, with its id.
+#[inline]
+pub(crate) fn arrived(id: EventId) {
+    metrics::published_at(id);
+}
+
+/// A reset event was built, for one subscriber or (a live reset) for all.
+pub(crate) fn reset(reason: &str) {
+    let (label, on_resume) = reset_label(reason);
+    metrics::reset(label);
+    if on_resume {
+        metrics::resume("reset");
+    }
+    notes::reset(label);
+}
+
+/// The bounded label of a reset reason, and whether it answers a `Last-Event-ID`.
+fn reset_label(text: &str) -> (&'static str, bool) {
+    match text {
+        t if t == reason::STALE => ("stale", true),
+        t if t == reason::TOO_OLD => ("too_old", true),
+        t if t == reason::UNREACHABLE => ("unreachable", true),
+        t if t == reason::TRIMMED => ("trimmed", false),
+        t if t == reason::NEW_EPOCH => ("new_epoch", false),
+        t if t.contains("fell behind") => ("fell_behind", false),
+        // The engine's marker for events dropped from a full outbox.
+        _ => ("lost", false),
+    }
+}
+
+/// A stream request was refused with `status`.
+#[inline]
+pub(crate) fn refused(status: u16) {
+    metrics::refused(status);
+}
+
+/// An `#[emit_event]` event was not published: `serialize`, `topic`, `publish` or
+/// `no_broadcaster`.
+#[inline]
+pub(crate) fn emit_failed(reason: &'static str) {
+    metrics::emit_failed(reason);
+}
+
+/// The `sse.emit` span of one event an `#[emit_event]` handler publishes: a child of the span
+/// current in the handler. Enter it around the publish, then call [`emitted`].
+pub(crate) fn emit_span(event: &str, route: &Route, bytes: usize) -> Span {
+    tracing::info_span!(
+        "sse.emit",
+        event,
+        topics = %route.topics.join(","),
+        private = route.private,
+        bytes,
+        id = Empty,
+        subscribers = Empty,
+        error = Empty,
+    )
+}
+
+/// Records how the publish of an `sse.emit` span went.
+pub(crate) fn emitted(span: &Span, result: &Result<EventId, PublishError>, subscribers: usize) {
+    match result {
+        Ok(id) => span.record("id", tracing::field::display(id)),
+        Err(err) => span.record("error", tracing::field::display(err)),
+    };
+    span.record("subscribers", subscribers);
+}
+
+/// The event log engine's publisher connected again after losing the store.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+#[inline]
+pub(crate) fn engine_reconnected() {
+    metrics::engine_reconnected();
+}
+
+/// The engine acknowledged a batch whose oldest event waited `waited` since `publish`;
+/// `outbox` events are still waiting.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+#[inline]
+pub(crate) fn engine_published(waited: Duration, outbox: usize) {
+    metrics::engine_published(waited);
+    metrics::engine_outbox(outbox);
+}
+
+/// The engine's outbox now holds `events`.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+#[inline]
+pub(crate) fn engine_outbox(events: usize) {
+    metrics::engine_outbox(events);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_reasons_get_bounded_labels() {
+        assert_eq!(reset_label(reason::STALE), ("stale", true));
+        assert_eq!(reset_label(reason::TOO_OLD), ("too_old", true));
+        assert_eq!(reset_label(reason::NEW_EPOCH), ("new_epoch", false));
+        assert_eq!(
+            reset_label("the subscriber fell behind further than the server's history reaches"),
+            ("fell_behind", false)
+        );
+        assert_eq!(
+            reset_label("12 events were lost while the event store was unreachable"),
+            ("lost", false)
+        );
+    }
+}

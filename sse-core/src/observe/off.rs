@@ -1,0 +1,58 @@
+//! The metric hooks without the `metrics` feature: empty and inlined, so a build without it
+//! runs exactly the code it ran before metrics existed.
+
+use std::time::Duration;
+
+use crate::wire::EventId;
+
+#[inline(always)]
+pub(super) fn published(_event: &str) {}
+
+#[inline(always)]
+pub(super) fn reset(_reason: &'static str) {}
+
+#[inline(always)]
+pub(super) fn resume(_outcome: &'static str) {}
+
+#[inline(always)]
+pub(super) fn caught_up() {}
+
+#[inline(always)]
+pub(super) fn refused(_status: u16) {}
+
+#[inline(always)]
+pub(super) fn emit_failed(_reason: &'static str) {}
+
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+#[inline(always)]
+pub(super) fn engine_reconnected() {}
+
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+#[inline(always)]
+pub(super) fn engine_published(_waited: Duration) {}
+
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+#[inline(always)]
+pub(super) fn engine_outbox(_events: usize) {}
+
+#[inline(always)]
+pub(super) fn published_at(_id: EventId) {}
+
+/// No handles: a zero-sized stand-in.
+pub(super) struct StreamMetrics;
+
+impl StreamMetrics {
+    #[inline(always)]
+    pub(super) fn open() -> Self {
+        Self
+    }
+
+    #[inline(always)]
+    pub(super) fn report(&self, _deliveries: u64, _bytes: u64, _keep_alives: u64) {}
+
+    #[inline(always)]
+    pub(super) fn sample(&self, _chunk: &[u8]) {}
+
+    #[inline(always)]
+    pub(super) fn closed(&self, _ended: &'static str, _lasted: Duration) {}
+}

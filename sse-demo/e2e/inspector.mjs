@@ -1,0 +1,102 @@
+// The live inspector (`sse-demo --inspector`) in Debian's headless Chromium: it goes live on
+// its private topic, shows its own stream, and a change made elsewhere appears in its last
+// events within seconds; without the token the page is refused the stream.
+//
+//   node inspector.mjs <base-url> <token>
+//
+// Run by sse-demo/tests/inspector.rs. Prints `LOG ...` lines, then `OK`; exits non-zero with
+// the reason on stderr on the first failure. Every wait is bounded.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [base, token] = process.argv.slice(2);
+if (!base || !token) {
+  console.error("usage: node inspector.mjs <base-url> <token>");
+  process.exit(2);
+}
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const say = (line) => process.stdout.write(`${line}\n`);
+const log = (message) => say(`LOG ${message}`);
+
+async function within(page, ms, what, check, arg) {
+  try {
+    await page.waitForFunction(check, arg, { timeout: ms, polling: 50 });
+  } catch (err) {
+    const status = await page.locator("#status").textContent().catch(() => "?");
+    throw new Error(`${what}: not within ${ms} ms (status: ${status}; ${err.message.split("\n")[0]})`);
+  }
+}
+
+async function scenario(context) {
+  const page = context.pages()[0] ?? (await context.newPage());
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+
+  await page.goto(new URL(`debug/sse?token=${encodeURIComponent(token)}`, base).href);
+  await within(page, 10_000, "inspector live", () => document.getElementById("status")?.dataset.state === "live");
+  await within(page, 10_000, "first update", () => document.body.dataset.updated);
+  await within(page, 5_000, "its own stream listed", () =>
+    [...document.querySelectorAll("#streams tr")].some((tr) => tr.cells[0].textContent === "debug/sse" && tr.cells[1].textContent === "1"),
+  );
+  log("live, own stream listed");
+
+  // A change made elsewhere (not from this page).
+  const res = await fetch(new URL("api/v1/users", base), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: "inspected", email: "inspected@example.com" }),
+  });
+  if (!res.ok) throw new Error(`POST /api/v1/users: HTTP ${res.status}`);
+  await within(page, 5_000, "the event in the last events", () =>
+    [...document.querySelectorAll("#recent tr")].some((tr) => tr.cells[1].textContent === "user_created"),
+  );
+  await within(page, 5_000, "counters", () =>
+    [...document.querySelectorAll("#counters tr")].some((tr) => tr.cells[0].textContent === "published" && Number(tr.cells[1].textContent) >= 1),
+  );
+  log("event and counters shown");
+
+  // Without the token: refused.
+  const other = await context.newPage();
+  await other.goto(new URL("debug/sse?token=nope", base).href);
+  await within(other, 5_000, "refusal shown", () => document.getElementById("status")?.textContent.includes("HTTP 401"));
+  await within(page, 5_000, "the refusal counted", () =>
+    [...document.querySelectorAll("#refusals tr")].some((tr) => tr.cells[0].textContent === "401" && Number(tr.cells[1].textContent) >= 1),
+  );
+  log("a page without the token is refused, and the refusal counted");
+  if (errors.length) throw new Error(`errors in the page: ${errors.join("; ")}`);
+}
+
+async function main() {
+  setTimeout(() => {
+    console.error("inspector test failed: not finished within 60 s");
+    process.exit(1);
+  }, 60_000).unref();
+  const profile = mkdtempSync(join(tmpdir(), "sse-demo-inspector-"));
+  let context;
+  let failure = null;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      timeout: 30_000,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+    });
+    await scenario(context);
+  } catch (err) {
+    failure = err;
+  } finally {
+    await context?.close().catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+  }
+  if (failure) {
+    console.error(`inspector test failed: ${failure.message}`);
+    process.exit(1);
+  }
+  say("OK");
+  process.exit(0);
+}
+
+main();

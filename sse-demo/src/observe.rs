@@ -1,0 +1,190 @@
+//! Seeing the demo run: `GET /metrics` in the Prometheus text format, and, with
+//! `--inspector`, a live page at `/debug/sse` fed through the event stream itself on a private
+//! topic that only the inspector's token may read.
+
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+use sse_core::observe::inspect;
+use sse_core::{Broadcaster, Delivery, InvalidTopic, TopicSelector};
+
+use crate::login::LoginKey;
+
+/// The private topic of the inspector's updates.
+pub const INSPECTOR_TOPIC: &str = "debug/sse";
+
+/// The event name of an inspector update.
+pub const INSPECTOR_EVENT: &str = "inspector";
+
+/// Where the inspector page is served.
+pub const INSPECTOR_PATH: &str = "/debug/sse";
+
+/// How long an inspector token is valid.
+const INSPECTOR_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How often the inspector is updated while one is watching.
+const INSPECTOR_EVERY: Duration = Duration::from_millis(500);
+
+/// Bucket bounds, in seconds, of every `_seconds` histogram: from a millisecond (a write) to an
+/// hour (a stream).
+const BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
+];
+
+/// Command-line flags.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ObserveArgs {
+    /// Serve a live inspector at /debug/sse: streams per topic, the last events, counters,
+    /// refusals. Its address, with the token that may read it, is logged at start.
+    #[arg(long, env = "SSE_INSPECTOR")]
+    pub inspector: bool,
+}
+
+/// The metrics recorder, and the inspector when enabled.
+#[derive(Clone)]
+pub struct Observe {
+    prometheus: PrometheusHandle,
+    inspector: bool,
+}
+
+/// The selector to add to the broadcaster's private topics.
+pub fn inspector_topic() -> Result<TopicSelector, InvalidTopic> {
+    TopicSelector::literal(INSPECTOR_TOPIC)
+}
+
+/// Installs the Prometheus recorder (once per process: later calls share it).
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let handle = match builder.install_recorder() {
+                Ok(handle) => handle,
+                Err(err) => {
+                    // Another recorder is installed: render an empty one rather than fail.
+                    tracing::warn!(%err, "metrics recorder not installed; /metrics stays empty");
+                    PrometheusBuilder::new().build_recorder().handle()
+                }
+            };
+            sse_core::observe::describe_metrics();
+            let upkeep = handle.clone();
+            // The exporter drains histogram samples only in its upkeep.
+            std::thread::spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(5));
+                upkeep.run_upkeep();
+            });
+            handle
+        })
+        .clone()
+}
+
+impl ObserveArgs {
+    /// Installs the recorder and, with `--inspector`, starts feeding the inspector.
+    pub fn start(&self, events: &Broadcaster, key: &LoginKey) -> Observe {
+        let observe = Observe {
+            prometheus: prometheus(),
+            inspector: self.inspector,
+        };
+        if self.inspector {
+            inspect::enable();
+            match key.token("inspector", &[INSPECTOR_TOPIC], INSPECTOR_TOKEN_LIFETIME) {
+                Ok(token) => tracing::info!(
+                    "inspector: open {INSPECTOR_PATH}?token={token} (on this server's address)"
+                ),
+                Err(err) => tracing::error!(%err, "cannot sign the inspector's token"),
+            }
+            let events = events.clone();
+            std::thread::spawn(move || feed(&events));
+        }
+        observe
+    }
+}
+
+impl Observe {
+    /// Registers `/metrics` and, with `--inspector`, the inspector page, for `App::configure`.
+    pub fn config(&self) -> impl FnOnce(&mut web::ServiceConfig) {
+        let this = self.clone();
+        move |cfg| {
+            let handle = this.prometheus.clone();
+            cfg.route(
+                "/metrics",
+                web::get().to(move || {
+                    let text = handle.render();
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type("text/plain; version=0.0.4; charset=utf-8")
+                            .body(text)
+                    }
+                }),
+            );
+            if this.inspector {
+                cfg.route(INSPECTOR_PATH, web::get().to(inspector_page));
+            }
+        }
+    }
+}
+
+async fn inspector_page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(include_str!("static/inspector.html"))
+}
+
+/// Publishes the inspector's view while an inspector is watching, until shutdown.
+fn feed(events: &Broadcaster) {
+    let audience = Delivery::to([INSPECTOR_TOPIC]).private();
+    loop {
+        std::thread::sleep(INSPECTOR_EVERY);
+        if events.is_shut_down() {
+            return;
+        }
+        let snapshot = inspect::snapshot();
+        let watched =
+            (snapshot.streams.iter()).any(|t| t.topics.split(',').any(|s| s == INSPECTOR_TOPIC));
+        if !watched {
+            continue;
+        }
+        let view = view(events, snapshot);
+        if let Err(err) = events.publish_with(&audience, INSPECTOR_EVENT, &view) {
+            tracing::debug!(%err, "inspector update not published");
+        }
+    }
+}
+
+/// What the page shows; its own updates left out of the last events.
+fn view(events: &Broadcaster, mut snapshot: inspect::Snapshot) -> serde_json::Value {
+    snapshot.recent.retain(|e| e.name != INSPECTOR_EVENT);
+    let s = events.stats();
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    json!({
+        "now_ms": now_ms,
+        "streams": snapshot.streams,
+        "recent": snapshot.recent,
+        "counters": {
+            "subscribers": s.subscribers,
+            "published": s.published,
+            "resumed": s.resumed,
+            "caught_up": s.caught_up,
+            "resets": s.resets,
+            "disconnects": s.disconnects,
+            "emit_failures": s.emit_failures,
+            "expired": s.expired,
+            "outbox": s.store.outbox,
+        },
+        "refusals": {
+            "400": s.bad_requests,
+            "401": s.unauthorized,
+            "403": s.forbidden,
+            "503": s.over_limit,
+        },
+    })
+}

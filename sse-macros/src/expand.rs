@@ -173,7 +173,7 @@ impl Gen<'_> {
 
     /// `payload = path`: spanned on `path`, so a wrong signature is reported there.
     fn emit_projected(&self, i: usize, path: &syn::Path, spec: &TokenStream) -> TokenStream {
-        let krate = self.krate;
+        let krate = &respan(self.krate, path.span());
         if self.nameable {
             let event_fn = format_ident!("__sse_event_{}", i);
             quote_spanned! {path.span()=>
@@ -194,14 +194,21 @@ impl Gen<'_> {
         }
         let Self { krate, ret, .. } = self;
         let event_fn = format_ident!("__sse_event_{}", i);
+        // Every call that names `path` is spanned on it, its crate path included: a call's
+        // span runs from its first token, and a mistake in `path` is reported there.
+        let at_path = respan(krate, path.span());
+        let at_ret = respan(krate, self.ret_span);
         let payload_of = quote_spanned! {self.ret_span=>
-            <#ret as #krate::__private::TypedPayload>::Payload
+            <#ret as #at_ret::__private::TypedPayload>::Payload
         };
         let project = quote_spanned! {path.span()=>
             |__sse_t: &#payload_of| #path(__sse_t)
         };
         let emit = quote_spanned! {path.span()=>
-            #krate::__private::emit_with(events, output, __sse_project)
+            #at_path::__private::emit_with(events, output, __sse_project)
+        };
+        let probe = quote_spanned! {self.ret_span=>
+            #at_ret::__private::projected::<#ret, _, _>(&__sse_project)
         };
         Some(quote! {
             fn #event_fn(
@@ -217,7 +224,7 @@ impl Gen<'_> {
                         ::core::default::Default::default()
                     }
                     ::core::option::Option::None => {
-                        let probe = #krate::__private::projected::<#ret, _, _>(&__sse_project);
+                        let probe = #probe;
                         (&&probe).payload_info()
                     }
                 }
@@ -274,6 +281,25 @@ impl Gen<'_> {
             }
         }
     }
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: impl ToTokens, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_token_stream()
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }
 
 fn take_sibling_attrs(

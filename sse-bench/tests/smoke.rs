@@ -123,7 +123,11 @@ fn targeted_events_reach_only_their_topic() {
             "{imp}: {r:#?}"
         );
         assert_eq!((r.duplicates, r.foreign), (0, 0), "{imp}: {r:#?}");
-        assert!(r.cpu_per_event_us > 0.0, "{imp}: {r:#?}");
+        // The kernel counts CPU time in 10 ms ticks: 20 events may cost less than one.
+        assert!(
+            r.cpu_per_event_us.is_finite() && r.cpu_per_event_us >= 0.0,
+            "{imp}: {r:#?}"
+        );
     }
 }
 

@@ -125,3 +125,47 @@ impl Refusal {
             .body(self.message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use actix_web::test::TestRequest;
+    use tracing::{Event, Level, Subscriber};
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+    use super::*;
+    use crate::Broadcaster;
+
+    /// The level of every event logged.
+    #[derive(Clone, Default)]
+    struct Levels(Arc<Mutex<Vec<Level>>>);
+
+    impl<S: Subscriber> Layer<S> for Levels {
+        fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+            if let Ok(mut levels) = self.0.lock() {
+                levels.push(*event.metadata().level());
+            }
+        }
+    }
+
+    #[test]
+    fn a_flood_of_refusals_is_logged_at_debug_with_one_warning() {
+        let events = Broadcaster::builder().keep_alive(None).build();
+        let levels = Levels::default();
+        let subscriber = tracing_subscriber::registry().with(levels.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..1000 {
+                let req = TestRequest::default().to_http_request();
+                let refusal = Refusal::bad(&events.shared, &req, format!("bad request {i}"));
+                assert_eq!(refusal.into_response().status(), StatusCode::BAD_REQUEST);
+            }
+        });
+        let levels = levels.0.lock().expect("levels").clone();
+        let count = |level| levels.iter().filter(|l| **l == level).count();
+        assert_eq!(count(Level::DEBUG), 1000, "one debug line per refusal");
+        assert_eq!(count(Level::WARN), 1, "one summary warning a minute");
+        assert_eq!(levels.len(), 1001, "nothing else: {levels:?}");
+        assert_eq!(events.stats().bad_requests, 1000);
+    }
+}

@@ -496,30 +496,7 @@ async fn an_instance_cut_off_while_others_publish_past_the_trimming_gets_a_reset
     eventually("b's outbox sent", || b.stats().store.outbox == 0).await;
     proxy.resume();
 
-    // Every event, or a reset before the first one missing: never a silent gap.
-    let mut during = 0;
-    let mut reset = false;
-    for _ in 0..700 {
-        let Some(event) = on_a.next_within(WAIT).await else {
-            break;
-        };
-        match event.event.as_str() {
-            // In order from the first: one missing before the reset is a silent gap.
-            "during" if !reset => {
-                assert_eq!(
-                    event.data,
-                    during.to_string(),
-                    "event {during} missing and no reset before it: a silent gap"
-                );
-                during += 1;
-            }
-            RESET_EVENT => {
-                reset = true;
-                break;
-            }
-            _ => {}
-        }
-    }
+    let (during, reset) = on_a.during_until_reset(600).await;
     assert!(
         reset || during == 600,
         "{during} of 600 events and no reset: a silent gap"

@@ -118,6 +118,31 @@ impl SseClient {
         }
     }
 
+    /// Reads `during` events (data `0`, `1`, ...) until an `sse-reset`, the `n`th one, or a
+    /// quiet [`WAIT`]: how many came before the reset, and whether it came. Fails the test at
+    /// a silent gap: an event missing with no reset before it.
+    pub async fn during_until_reset(&mut self, n: usize) -> (usize, bool) {
+        let mut during = 0;
+        while during < n {
+            let Some(event) = self.next_within(WAIT).await else {
+                break;
+            };
+            match event.event.as_str() {
+                "during" => {
+                    assert_eq!(
+                        event.data,
+                        during.to_string(),
+                        "event {during} missing and no reset before it: a silent gap"
+                    );
+                    during += 1;
+                }
+                "sse-reset" => return (during, true),
+                _ => {}
+            }
+        }
+        (during, false)
+    }
+
     /// The next `n` events.
     pub async fn take(&mut self, n: usize) -> Vec<Event> {
         let mut out = Vec::with_capacity(n);

@@ -41,7 +41,7 @@ export interface ConnectOptions {
   recent?: number;
 }
 
-export interface Client<EventMap extends Record<string, unknown> = Record<string, unknown>> {
+export interface Client<EventMap extends object = Record<string, unknown>> {
   /** Calls `handler` for each event named `name` with its data (parsed JSON when it is). */
   on<K extends keyof EventMap & string>(name: K, handler: (data: EventMap[K], event: RawEvent) => void): () => void;
   /** Calls `handler` on `sse-reset`: what was missed cannot be replayed; reload the state. */
@@ -58,7 +58,7 @@ export interface Client<EventMap extends Record<string, unknown> = Record<string
 }
 
 /** Connects to the event stream at `url`, the path given to `events.service(path)`. */
-export function connect<EventMap extends Record<string, unknown> = Record<string, unknown>>(
+export function connect<EventMap extends object = Record<string, unknown>>(
   url: string,
   options?: ConnectOptions,
 ): Client<EventMap>;

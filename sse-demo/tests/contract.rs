@@ -88,6 +88,57 @@ fn typescript_declarations_pass_tsc_strict() {
     node(&["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"]);
 }
 
+/// The live page's script (`index.html`, a plain static file that the browser runs as it is)
+/// is checked by `tsc --strict --checkJs` through its JSDoc: its imports of the client and of
+/// the event declarations are mapped onto `client.d.ts` and the committed `events.d.ts`, so a
+/// misspelled event name or payload field in the page fails here.
+#[test]
+#[ignore = "needs node (npm ci in tests/contract)"]
+fn the_page_script_type_checks_against_events_d_ts() {
+    const OPEN: &str = "<script type=\"module\">";
+    let page = std::fs::read_to_string(root().join("sse-demo/src/static/index.html"))
+        .expect("read index.html");
+    let start = page
+        .find(OPEN)
+        .unwrap_or_else(|| panic!("index.html has no `{OPEN}` block"))
+        + OPEN.len();
+    let end = page[start..]
+        .find("</script>")
+        .unwrap_or_else(|| panic!("index.html: `{OPEN}` is never closed"))
+        + start;
+
+    let absolute = |path: &str| {
+        let file = root().join(path);
+        std::fs::canonicalize(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    };
+    let tsconfig = serde_json::json!({
+        "compilerOptions": {
+            "strict": true,
+            "allowJs": true,
+            "checkJs": true,
+            "noEmit": true,
+            "target": "es2022",
+            "module": "es2022",
+            "moduleResolution": "bundler",
+            "lib": ["es2022", "dom", "dom.iterable"],
+            "paths": {
+                "/api/sse/stream/client.js": [absolute("sse-core/assets/client.d.ts")],
+                "/api/sse/stream/events.js": [absolute("sse-demo/contract/events.d.ts")],
+            },
+        },
+        "files": ["page.js"],
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("page.js"), &page[start..end]).expect("write page.js");
+    let config = dir.path().join("tsconfig.json");
+    std::fs::write(&config, tsconfig.to_string()).expect("write tsconfig.json");
+    node(&[
+        "node_modules/typescript/bin/tsc",
+        "-p",
+        config.to_str().expect("utf-8"),
+    ]);
+}
+
 fn node(args: &[&str]) {
     let dir = root().join("tests/contract");
     let out = Command::new("node")

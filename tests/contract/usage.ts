@@ -24,3 +24,13 @@ on("user_deleted", (gone) => {
 });
 const shown: UserPublic[] = [];
 void shown;
+
+// The generated map plugs into the browser client's types as it is.
+import type { Client } from "../../sse-core/assets/client";
+declare const client: Client<EventMap>;
+client.on("user_email_changed", (change) => {
+  const email: string = change.email;
+  void email;
+});
+// @ts-expect-error: not an event of this service
+client.on("user_renamed", () => {});

@@ -168,8 +168,9 @@ pub use crate::wire::{validate_event_name, EventId, MalformedEventId, WireFormat
 #[cfg(feature = "macros")]
 pub use sse_macros::emit_event;
 
-/// The README's complete examples, compiled and run as doc tests so that they cannot drift
-/// (sketches there are marked `ignore`).
+/// The README's complete examples, compiled and run as doc tests so that they cannot drift.
+/// Sketches there are fenced as `rs`, which GitHub highlights and rustdoc does not test
+/// (`ignore` would not do: CI runs the tests with `--include-ignored`).
 #[cfg(all(doctest, feature = "macros"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;

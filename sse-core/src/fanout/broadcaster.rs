@@ -377,15 +377,18 @@ impl Shared {
 /// Where the event log delivers: this broadcaster's history and live subscribers.
 impl Sink for Shared {
     fn start_epoch(&self, at: EventId) {
-        if self.lock().start_epoch(at, &self.config) {
-            self.counters.resets.fetch_add(1, Ordering::Relaxed);
+        // Counted before the reset is sent: whoever sees the reset sees the count.
+        if self
+            .lock()
+            .start_epoch(at, &self.config, &self.counters.resets)
+        {
             tracing::warn!("sse event store restarted empty or was flushed; subscribers reset");
         }
     }
 
     fn gap(&self, reason: &'static str) {
-        self.lock().reset_live(reason, &self.config);
         self.counters.resets.fetch_add(1, Ordering::Relaxed);
+        self.lock().reset_live(reason, &self.config);
         tracing::warn!(
             reason,
             "sse events lost before this instance read them; subscribers reset"

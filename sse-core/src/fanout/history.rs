@@ -2,6 +2,7 @@
 //! subscribers that fell behind, with the ids that say where everything stands.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -179,7 +180,7 @@ impl State {
     /// Starts reading the event log's stream of epoch `at.epoch()` after `at`. A new epoch
     /// empties the local history (its ids are meaningless in the new stream); after the first
     /// one, connected subscribers are reset too, since what they have is gone from the store.
-    pub(crate) fn start_epoch(&mut self, at: EventId, config: &Config) -> bool {
+    pub(crate) fn start_epoch(&mut self, at: EventId, config: &Config, resets: &AtomicU64) -> bool {
         let changed = self.epoch != at.epoch();
         let reset = changed && self.log_started;
         self.epoch = at.epoch();
@@ -190,6 +191,7 @@ impl State {
             self.bytes = 0;
         }
         if reset {
+            resets.fetch_add(1, Ordering::Relaxed);
             self.reset_live(reason::NEW_EPOCH, config);
         }
         reset

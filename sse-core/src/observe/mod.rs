@@ -3,7 +3,7 @@
 //! `tracing` spans for every stream (`sse.stream`) and every `#[emit_event]` emission
 //! (`sse.emit`), and what the live [`inspect`] page shows.
 //!
-//! ```ignore
+//! ```text
 //! // In an application, with `sse-core = { features = ["metrics"] }`:
 //! let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
 //! sse_core::observe::describe_metrics();

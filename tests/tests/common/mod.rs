@@ -119,9 +119,9 @@ impl SseClient {
     }
 
     /// Reads `during` events (data `0`, `1`, ...) until an `sse-reset`, the `n`th one, or a
-    /// quiet [`WAIT`]: how many came before the reset, and whether it came. Fails the test at
-    /// a silent gap: an event missing with no reset before it.
-    pub async fn during_until_reset(&mut self, n: usize) -> (usize, bool) {
+    /// quiet [`WAIT`]: how many came before the reset, and the reset's data if it came. Fails
+    /// the test at a silent gap: an event missing with no reset before it.
+    pub async fn during_until_reset(&mut self, n: usize) -> (usize, Option<String>) {
         let mut during = 0;
         while during < n {
             let Some(event) = self.next_within(WAIT).await else {
@@ -136,11 +136,11 @@ impl SseClient {
                     );
                     during += 1;
                 }
-                "sse-reset" => return (during, true),
+                "sse-reset" => return (during, Some(event.data)),
                 _ => {}
             }
         }
-        (during, false)
+        (during, None)
     }
 
     /// The next `n` events.

@@ -24,6 +24,8 @@ use crate::topic::Route;
 use crate::wire::{EventId, WireFormat};
 
 mod backoff;
+#[cfg(any(feature = "redis", feature = "nats"))]
+mod control;
 mod dedupe;
 pub(crate) mod memory;
 #[cfg(feature = "nats")]

@@ -30,11 +30,11 @@ struct Position {
 }
 
 pub(super) async fn run(log: &NatsLog, js: &Context, sink: &Weak<dyn Sink>) {
-    let mut stop = log.stop.subscribe();
+    let mut stop = log.ctl.stop.subscribe();
     let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_CAP);
     let mut position: Option<Position> = None;
     let mut senders = Senders::default();
-    while !log.stopping(sink) {
+    while !log.ctl.stopping(sink) {
         let (stream, epoch) = match log.stream(js).await {
             Ok(ok) => ok,
             Err(err) => {
@@ -80,7 +80,10 @@ async fn resume(
     let start = match previous {
         Some(p) if p.epoch == epoch => return Ok(Some(p)),
         Some(_) => {
-            log.counters.epoch_changes.fetch_add(1, Ordering::Relaxed);
+            log.ctl
+                .counters
+                .epoch_changes
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 stream = log.config.stream,
                 "sse nats engine: the stream's epoch changed (NATS restarted empty or the \
@@ -149,7 +152,7 @@ async fn follow(
             _ = check.tick() => {
                 let info = stream.info().await?;
                 let last = info.state.last_sequence;
-                log.counters.known_last.fetch_max(last, Ordering::Relaxed);
+                log.known_last.fetch_max(last, Ordering::Relaxed);
                 if epoch(info) != at.epoch {
                     return Ok(false);
                 }
@@ -176,11 +179,11 @@ async fn follow(
         }
         // Stream sequences are consecutive: a jump means messages trimmed unread.
         if seq > at.seq + 1 {
-            log.counters.gaps.fetch_add(1, Ordering::Relaxed);
+            log.ctl.counters.gaps.fetch_add(1, Ordering::Relaxed);
             sink.gap(reason::TRIMMED);
         }
         at.seq = seq;
-        log.counters.known_last.fetch_max(seq, Ordering::Relaxed);
+        log.known_last.fetch_max(seq, Ordering::Relaxed);
         if sender(message.headers.as_ref()).is_some_and(|(i, t)| senders.is_repeat(i, t)) {
             tracing::debug!(seq, "sse nats engine: skipped a repeated message");
             continue;
@@ -192,7 +195,7 @@ async fn follow(
 /// Hands the events of message `at.seq` to the fan-out, skipping malformed ones.
 fn deliver(log: &NatsLog, sink: &dyn Sink, at: &Position, payload: &[u8]) {
     let Some(records) = decode_batch(payload) else {
-        log.counters.errors.fetch_add(1, Ordering::Relaxed);
+        log.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             stream = log.config.stream,
             seq = at.seq,
@@ -202,7 +205,8 @@ fn deliver(log: &NatsLog, sink: &dyn Sink, at: &Position, payload: &[u8]) {
     };
     let (frames, malformed) = frames(at.epoch, at.seq, &records, None, log.format);
     if malformed > 0 {
-        log.counters
+        log.ctl
+            .counters
             .errors
             .fetch_add(malformed as u64, Ordering::Relaxed);
         tracing::warn!(

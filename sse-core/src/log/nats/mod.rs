@@ -17,16 +17,14 @@
 //! were trimmed (max messages, bytes or age) before this instance read them: a gap.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use tokio::sync::{mpsc, oneshot, watch, Notify};
-use tokio::time::Instant;
+use tokio::sync::watch;
 
-use super::outbox::Outbox;
-use super::StoreStats;
-use super::{reason, Append, EventLog, LogOptions, ReplayFuture, Senders, Sink, StopFuture};
+use super::control::Control;
+use super::{Append, EventLog, LogOptions, ReplayFuture, Senders, Sink, StopFuture, StoreStats};
 use crate::wire::{new_epoch, EventId, WireFormat};
 
 mod follower;
@@ -126,18 +124,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-#[derive(Default)]
-struct Counters {
-    reconnects: AtomicU64,
-    errors: AtomicU64,
-    epoch_changes: AtomicU64,
-    gaps: AtomicU64,
-    latency_last_us: AtomicU64,
-    latency_max_us: AtomicU64,
-    /// The newest stream sequence this instance knows of (acks, reads, stream info).
-    known_last: AtomicU64,
-}
-
 /// One instance's side of the shared stream.
 pub(crate) struct NatsLog {
     config: NatsConfig,
@@ -146,71 +132,41 @@ pub(crate) struct NatsLog {
     format: WireFormat,
     /// Names this instance's messages (with a ticket each) for duplicate detection.
     instance: u64,
-    outbox: Outbox<Record>,
-    wake: Notify,
-    stop: watch::Sender<bool>,
-    /// Set by `stop`: until when the publisher may still send what is queued.
-    flush_deadline: Mutex<Option<Instant>>,
-    /// Set when the publisher has finished (sent or abandoned the outbox).
-    done: watch::Sender<bool>,
+    /// The outbox, the stop and flush signals, the replay queue and the counters.
+    ctl: Control<Record, replay::Request>,
     /// Counts the client's (re)connections: a consumer does not always survive a server
     /// restart, so the follower makes a new one on each.
     connections: Arc<watch::Sender<u64>>,
-    /// Replay pages asked for, served by the replay task.
-    replays: mpsc::Sender<replay::Request>,
-    /// Taken by the replay task when it starts.
-    replay_requests: Mutex<Option<mpsc::Receiver<replay::Request>>>,
-    counters: Counters,
+    /// The newest stream sequence this instance knows of (acks, reads, stream info).
+    known_last: AtomicU64,
 }
 
 impl EventLog for NatsLog {
     fn follow(self: Arc<Self>, sink: Weak<dyn Sink>) {
-        let log = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("sse-nats".to_owned())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(err) => {
-                        tracing::error!(%err, "sse nats engine: cannot build its runtime; events stay in the outbox");
-                        log.done.send_replace(true);
-                        return;
+        Control::spawn(
+            self,
+            |log| &log.ctl,
+            |log, requests| async move {
+                let Some(js) = log.connect().await else {
+                    log.ctl.finished();
+                    return;
+                };
+                let replays = async {
+                    if let Some(requests) = requests {
+                        replay::run(&log, &js, &sink, requests).await;
                     }
                 };
-                let requests = log
-                    .replay_requests
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take();
-                rt.block_on(async {
-                    let Some(js) = log.connect().await else {
-                        log.done.send_replace(true);
-                        return;
-                    };
-                    let replays = async {
-                        if let Some(requests) = requests {
-                            replay::run(&log, &js, &sink, requests).await;
-                        }
-                    };
-                    tokio::join!(
-                        publisher::run(&log, &js, &sink),
-                        follower::run(&log, &js, &sink),
-                        replays,
-                    );
-                });
-            });
-        if let Err(err) = spawned {
-            tracing::error!(%err, "sse nats engine: cannot start its thread; events stay in the outbox");
-            self.done.send_replace(true);
-        }
+                tokio::join!(
+                    publisher::run(&log, &js, &sink),
+                    follower::run(&log, &js, &sink),
+                    replays,
+                );
+            },
+        );
     }
 
     fn append(&self, event: Append) {
-        self.outbox.push(Record::event(event));
-        self.wake.notify_one();
+        self.ctl.append(Record::event(event));
     }
 
     fn replay(
@@ -220,91 +176,45 @@ impl EventLog for NatsLog {
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
-        let (reply, answer) = oneshot::channel();
         let key = replay::PageKey {
             after,
             upto,
             max: max.clamp(1, MAX_REPLAY_PAGE),
         };
-        if self
-            .replays
-            .try_send(replay::Request { key, seen, reply })
-            .is_err()
-        {
-            self.counters.errors.fetch_add(1, Ordering::Relaxed);
-            return Box::pin(std::future::ready(Err(reason::UNREACHABLE)));
-        }
-        Box::pin(async move { answer.await.unwrap_or(Err(reason::UNREACHABLE)) })
+        self.ctl
+            .replay(|reply| replay::Request { key, seen, reply })
     }
 
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {
-        let known = self.counters.known_last.load(Ordering::Relaxed);
+        let known = self.known_last.load(Ordering::Relaxed);
         id.position().0 <= known.max(last_read.position().0) + AHEAD_MARGIN
     }
 
     fn stop(&self, flush: Duration) {
-        let deadline = Instant::now() + flush;
-        self.flush_deadline
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_or_insert(deadline);
-        self.stop.send_replace(true);
-        self.wake.notify_one();
+        self.ctl.stop(flush);
     }
 
     fn stopped(&self) -> StopFuture {
-        let mut done = self.done.subscribe();
-        Box::pin(async move {
-            // An error means the engine is gone: stopped too.
-            let _ = done.wait_for(|done| *done).await;
-        })
+        self.ctl.stopped()
     }
 
     fn stats(&self) -> StoreStats {
-        let c = &self.counters;
-        StoreStats {
-            outbox: self.outbox.len(),
-            outbox_dropped: self.outbox.dropped.load(Ordering::Relaxed),
-            reconnects: c.reconnects.load(Ordering::Relaxed),
-            errors: c.errors.load(Ordering::Relaxed),
-            epoch_changes: c.epoch_changes.load(Ordering::Relaxed),
-            gaps: c.gaps.load(Ordering::Relaxed),
-            publish_latency_last_us: c.latency_last_us.load(Ordering::Relaxed),
-            publish_latency_max_us: c.latency_max_us.load(Ordering::Relaxed),
-        }
+        self.ctl.stats()
     }
 }
 
 impl NatsLog {
     fn new(config: NatsConfig, options: LogOptions) -> Self {
-        let (replays, requests) = mpsc::channel(replay::QUEUE);
         Self {
             subject: format!("sse.{}", config.stream),
             config,
             history: options.history.max(1),
             format: options.format,
             instance: new_epoch(),
-            outbox: Outbox::new(options.outbox),
-            wake: Notify::new(),
-            stop: watch::channel(false).0,
-            flush_deadline: Mutex::new(None),
-            done: watch::channel(false).0,
+            ctl: Control::new("nats", options.outbox, replay::QUEUE),
             connections: Arc::new(watch::channel(0).0),
-            replays,
-            replay_requests: Mutex::new(Some(requests)),
-            counters: Counters::default(),
+            known_last: AtomicU64::new(0),
         }
-    }
-
-    fn flush_deadline_passed(&self) -> bool {
-        self.flush_deadline
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|deadline| Instant::now() >= deadline)
-    }
-
-    fn stopping(&self, sink: &Weak<dyn Sink>) -> bool {
-        *self.stop.borrow() || sink.strong_count() == 0
     }
 
     /// The client, shared by the three tasks. It reconnects by itself for as long as the
@@ -336,7 +246,7 @@ impl NatsLog {
             ),
             Err(err) => {
                 tracing::error!(server = self.config.shown, %err, "sse nats engine: cannot use the NATS settings; events stay in the outbox");
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
                 None
             }
         }
@@ -357,15 +267,14 @@ impl NatsLog {
             })
             .await?;
         let info = stream.info().await?;
-        self.counters
-            .known_last
+        self.known_last
             .fetch_max(info.state.last_sequence, Ordering::Relaxed);
         let epoch = epoch(info);
         Ok((stream, epoch))
     }
 
     fn failed(&self, task: &str, err: &dyn std::fmt::Display) {
-        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        self.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             task,
             stream = self.config.stream,

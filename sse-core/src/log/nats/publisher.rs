@@ -30,8 +30,8 @@ struct InFlight {
 
 pub(super) async fn run(log: &NatsLog, js: &Context, sink: &Weak<dyn Sink>) {
     // However this task ends, `stopped()` resolves.
-    let _done = Done(log);
-    let mut stop = log.stop.subscribe();
+    let _done = log.ctl.finish_on_drop();
+    let mut stop = log.ctl.stop.subscribe();
     let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_CAP);
     let mut in_flight: Option<InFlight> = None;
     let mut failing = false;
@@ -41,13 +41,14 @@ pub(super) async fn run(log: &NatsLog, js: &Context, sink: &Weak<dyn Sink>) {
         let message = match in_flight.take() {
             Some(message) => message,
             None => {
-                let (batch, lost) = log.outbox.peek(max_events);
+                let (batch, lost) = log.ctl.outbox.peek(max_events);
                 if batch.is_empty() && lost == 0 {
-                    if log.stopping(sink) {
+                    if log.ctl.stopping(sink) {
                         return;
                     }
                     // The timeout only bounds how late a dropped broadcaster is noticed.
-                    let _ = tokio::time::timeout(Duration::from_secs(1), log.wake.notified()).await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), log.ctl.wake.notified()).await;
                     continue;
                 }
                 match next_message(log, batch, lost) {
@@ -56,14 +57,14 @@ pub(super) async fn run(log: &NatsLog, js: &Context, sink: &Weak<dyn Sink>) {
                 }
             }
         };
-        if log.stopping(sink) && log.flush_deadline_passed() {
+        if log.ctl.stopping(sink) && log.ctl.flush_deadline_passed() {
             abandon(log);
             return;
         }
         match send(js, log, &message).await {
             Ok(sequence) => {
                 if std::mem::replace(&mut failing, false) {
-                    log.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    log.ctl.counters.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         stream = log.config.stream,
                         "sse nats engine: publishing again"
@@ -71,24 +72,22 @@ pub(super) async fn run(log: &NatsLog, js: &Context, sink: &Weak<dyn Sink>) {
                 }
                 backoff.reset();
                 max_events = BATCH;
-                log.counters
-                    .known_last
-                    .fetch_max(sequence, Ordering::Relaxed);
-                record_latency(log, message.queued_at);
-                log.outbox.ack(Some(message.ticket), message.lost);
+                log.known_last.fetch_max(sequence, Ordering::Relaxed);
+                log.ctl.published(message.queued_at);
+                log.ctl.outbox.ack(Some(message.ticket), message.lost);
             }
             Err(Failed::TooLarge) if message.events == 1 => {
-                log.counters.errors.fetch_add(1, Ordering::Relaxed);
-                log.outbox.dropped.fetch_add(1, Ordering::Relaxed);
+                log.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
+                log.ctl.outbox.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
                     stream = log.config.stream,
                     "sse nats engine: an event larger than the server's max_payload was dropped"
                 );
-                log.outbox.ack(Some(message.ticket), message.lost);
+                log.ctl.outbox.ack(Some(message.ticket), message.lost);
             }
             Err(Failed::TooLarge) => {
                 // Never sent: the next try takes fewer events.
-                log.counters.errors.fetch_add(1, Ordering::Relaxed);
+                log.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
                 max_events = (message.events / 2).max(1);
             }
             Err(Failed::Other(err)) => {
@@ -144,10 +143,11 @@ fn next_message(
         }),
         Err(err) => {
             log.failed("publisher", &err);
-            log.outbox
+            log.ctl
+                .outbox
                 .dropped
                 .fetch_add(events as u64, Ordering::Relaxed);
-            log.outbox.ack((ticket > 0).then_some(ticket), lost);
+            log.ctl.outbox.ack((ticket > 0).then_some(ticket), lost);
             None
         }
     }
@@ -186,27 +186,11 @@ async fn send(js: &Context, log: &NatsLog, message: &InFlight) -> Result<u64, Fa
     }
 }
 
-/// Queue time included: what a handler's event waits for NATS.
-fn record_latency(log: &NatsLog, queued_at: Instant) {
-    let us = u64::try_from(queued_at.elapsed().as_micros()).unwrap_or(u64::MAX);
-    log.counters.latency_last_us.store(us, Ordering::Relaxed);
-    log.counters.latency_max_us.fetch_max(us, Ordering::Relaxed);
-}
-
-/// Marks the publisher finished when dropped.
-struct Done<'a>(&'a NatsLog);
-
-impl Drop for Done<'_> {
-    fn drop(&mut self) {
-        self.0.done.send_replace(true);
-    }
-}
-
 /// Whether to stop retrying: the broadcaster is gone, or it stopped and its flush deadline
 /// passed. What is left then is abandoned.
 fn give_up(log: &NatsLog, sink: &Weak<dyn Sink>) -> bool {
     let dropped = sink.strong_count() == 0;
-    if dropped || (*log.stop.borrow() && log.flush_deadline_passed()) {
+    if dropped || (*log.ctl.stop.borrow() && log.ctl.flush_deadline_passed()) {
         abandon(log);
         return true;
     }
@@ -215,7 +199,7 @@ fn give_up(log: &NatsLog, sink: &Weak<dyn Sink>) -> bool {
 
 /// Logs and counts what is left in the outbox when the engine stops without having sent it.
 fn abandon(log: &NatsLog) {
-    let left = log.outbox.abandon();
+    let left = log.ctl.outbox.abandon();
     if left > 0 {
         tracing::error!(
             events = left,

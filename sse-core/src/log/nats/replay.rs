@@ -53,7 +53,7 @@ pub(super) async fn run(
     sink: &Weak<dyn Sink>,
     mut requests: mpsc::Receiver<Request>,
 ) {
-    let mut stop = log.stop.subscribe();
+    let mut stop = log.ctl.stop.subscribe();
     let mut stream: Option<(Stream, u64)> = None;
     let mut cache: VecDeque<(PageKey, Instant, Arc<ReplayPage>)> = VecDeque::new();
     loop {
@@ -64,7 +64,7 @@ pub(super) async fn run(
         let Some(request) = request else {
             return;
         };
-        if log.stopping(sink) {
+        if log.ctl.stopping(sink) {
             return;
         }
         // Only first pages are shared: later ones depend on what the client's replay saw.

@@ -12,19 +12,17 @@
 //! recognised as stale instead of being misread as positions in the new stream.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamId;
 use redis::{AsyncConnectionConfig, Value};
-use tokio::sync::{mpsc, oneshot, watch, Notify};
-use tokio::time::Instant;
 
+use super::control::Control;
 use super::{
-    reason, Append, EventLog, Frame, LogOptions, ReplayFuture, Senders, Sink, StopFuture,
-    StoreStats,
+    Append, EventLog, Frame, LogOptions, ReplayFuture, Senders, Sink, StopFuture, StoreStats,
 };
 use crate::topic::Route;
 use crate::wire::id::parse_entry;
@@ -34,8 +32,6 @@ mod outbox;
 mod publisher;
 mod reader;
 mod replay;
-
-use outbox::Outbox;
 
 /// Most entries one replay page fetches with `XRANGE`.
 const MAX_REPLAY_PAGE: usize = 1024;
@@ -99,23 +95,6 @@ impl std::fmt::Debug for RedisConfig {
     }
 }
 
-#[derive(Default)]
-struct Counters {
-    reconnects: AtomicU64,
-    errors: AtomicU64,
-    epoch_changes: AtomicU64,
-    gaps: AtomicU64,
-    latency_last_us: AtomicU64,
-    latency_max_us: AtomicU64,
-}
-
-impl Counters {
-    fn failed(&self, task: &str, stream: &str, err: &dyn std::fmt::Display) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(task, stream, %err, "sse redis engine: Redis unreachable or failing; retrying");
-    }
-}
-
 /// One instance's side of the shared stream.
 pub(crate) struct RedisLog {
     client: redis::Client,
@@ -125,64 +104,32 @@ pub(crate) struct RedisLog {
     format: WireFormat,
     /// Names this instance's entries (with a ticket each) for duplicate detection.
     instance: u64,
-    outbox: Outbox,
-    wake: Notify,
-    stop: watch::Sender<bool>,
-    /// Set by `stop`: until when the publisher may still send what is queued.
-    flush_deadline: Mutex<Option<Instant>>,
-    /// Set when the publisher has finished (sent or abandoned the outbox).
-    done: watch::Sender<bool>,
-    /// Replay pages asked for, served by the replay task.
-    replays: mpsc::Sender<replay::Request>,
-    /// Taken by the replay task when it starts.
-    replay_requests: Mutex<Option<mpsc::Receiver<replay::Request>>>,
-    counters: Arc<Counters>,
+    /// The outbox, the stop and flush signals, the replay queue and the counters.
+    ctl: Control<outbox::Fields, replay::Request>,
 }
 
 impl EventLog for RedisLog {
     fn follow(self: Arc<Self>, sink: Weak<dyn Sink>) {
-        let log = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("sse-redis".to_owned())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(err) => {
-                        tracing::error!(%err, "sse redis engine: cannot build its runtime; events stay in the outbox");
-                        log.done.send_replace(true);
-                        return;
+        Control::spawn(
+            self,
+            |log| &log.ctl,
+            |log, requests| async move {
+                let replays = async {
+                    if let Some(requests) = requests {
+                        replay::run(log.clone(), sink.clone(), requests).await;
                     }
                 };
-                let requests = log
-                    .replay_requests
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take();
-                rt.block_on(async {
-                    let replays = async {
-                        if let Some(requests) = requests {
-                            replay::run(log.clone(), sink.clone(), requests).await;
-                        }
-                    };
-                    tokio::join!(
-                        publisher::run(log.clone(), sink.clone()),
-                        reader::run(log.clone(), sink.clone()),
-                        replays,
-                    );
-                });
-            });
-        if let Err(err) = spawned {
-            tracing::error!(%err, "sse redis engine: cannot start its thread; events stay in the outbox");
-            self.done.send_replace(true);
-        }
+                tokio::join!(
+                    publisher::run(log.clone(), sink.clone()),
+                    reader::run(log.clone(), sink.clone()),
+                    replays,
+                );
+            },
+        );
     }
 
     fn append(&self, event: Append) {
-        self.outbox.push(outbox::fields(event));
-        self.wake.notify_one();
+        self.ctl.append(outbox::fields(event));
     }
 
     fn replay(
@@ -192,21 +139,13 @@ impl EventLog for RedisLog {
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
-        let (reply, answer) = oneshot::channel();
         let key = replay::PageKey {
             after,
             upto,
             max: max.min(MAX_REPLAY_PAGE),
         };
-        if self
-            .replays
-            .try_send(replay::Request { key, seen, reply })
-            .is_err()
-        {
-            self.counters.errors.fetch_add(1, Ordering::Relaxed);
-            return Box::pin(std::future::ready(Err(reason::UNREACHABLE)));
-        }
-        Box::pin(async move { answer.await.unwrap_or(Err(reason::UNREACHABLE)) })
+        self.ctl
+            .replay(|reply| replay::Request { key, seen, reply })
     }
 
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {
@@ -220,41 +159,20 @@ impl EventLog for RedisLog {
     }
 
     fn stop(&self, flush: Duration) {
-        let deadline = Instant::now() + flush;
-        self.flush_deadline
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_or_insert(deadline);
-        self.stop.send_replace(true);
-        self.wake.notify_one();
+        self.ctl.stop(flush);
     }
 
     fn stopped(&self) -> StopFuture {
-        let mut done = self.done.subscribe();
-        Box::pin(async move {
-            // An error means the engine is gone: stopped too.
-            let _ = done.wait_for(|done| *done).await;
-        })
+        self.ctl.stopped()
     }
 
     fn stats(&self) -> StoreStats {
-        let c = &self.counters;
-        StoreStats {
-            outbox: self.outbox.len(),
-            outbox_dropped: self.outbox.dropped.load(Ordering::Relaxed),
-            reconnects: c.reconnects.load(Ordering::Relaxed),
-            errors: c.errors.load(Ordering::Relaxed),
-            epoch_changes: c.epoch_changes.load(Ordering::Relaxed),
-            gaps: c.gaps.load(Ordering::Relaxed),
-            publish_latency_last_us: c.latency_last_us.load(Ordering::Relaxed),
-            publish_latency_max_us: c.latency_max_us.load(Ordering::Relaxed),
-        }
+        self.ctl.stats()
     }
 }
 
 impl RedisLog {
     fn new(redis: RedisConfig, options: LogOptions) -> Self {
-        let (replays, requests) = mpsc::channel(replay::QUEUE);
         Self {
             client: redis.client,
             epoch_key: format!("{}:epoch", redis.stream),
@@ -262,26 +180,8 @@ impl RedisLog {
             maxlen: options.history.max(1),
             format: options.format,
             instance: new_epoch(),
-            outbox: Outbox::new(options.outbox),
-            wake: Notify::new(),
-            stop: watch::channel(false).0,
-            flush_deadline: Mutex::new(None),
-            done: watch::channel(false).0,
-            replays,
-            replay_requests: Mutex::new(Some(requests)),
-            counters: Arc::default(),
+            ctl: Control::new("redis", options.outbox, replay::QUEUE),
         }
-    }
-
-    fn flush_deadline_passed(&self) -> bool {
-        self.flush_deadline
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|deadline| Instant::now() >= deadline)
-    }
-
-    fn stopping(&self, sink: &Weak<dyn Sink>) -> bool {
-        *self.stop.borrow() || sink.strong_count() == 0
     }
 
     /// Connects and makes sure the stream has an epoch; returns the connection and the epoch.
@@ -313,8 +213,9 @@ impl RedisLog {
         Ok((conn, epoch))
     }
 
-    fn failed(&self, task: &str, err: &redis::RedisError) {
-        self.counters.failed(task, &self.key, err);
+    fn failed(&self, task: &str, err: &dyn std::fmt::Display) {
+        self.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(task, stream = self.key, %err, "sse redis engine: Redis unreachable or failing; retrying");
     }
 }
 

@@ -1,14 +1,10 @@
-//! What the Redis engine queues in the shared outbox: an entry's fields.
+//! What the Redis engine queues in the shared outbox ([`crate::log::outbox`]): an entry's
+//! fields.
 
 use crate::log::Append;
 
 /// An entry's fields, as `XADD` takes them.
 pub(super) type Fields = Vec<(&'static str, String)>;
-
-/// The shared outbox ([`crate::log::outbox`]), holding entries' fields.
-pub(super) type Outbox = crate::log::outbox::Outbox<Fields>;
-/// One event waiting for Redis, already serialized.
-pub(super) type Outgoing = crate::log::outbox::Outgoing<Fields>;
 
 /// The fields of an event's stream entry.
 pub(super) fn fields(event: Append) -> Fields {

@@ -6,16 +6,14 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use tokio::time::Instant;
 
-use super::outbox::Outgoing;
 use super::{RedisLog, BACKOFF_CAP, BACKOFF_START, BATCH};
 use crate::log::{Backoff, Sink};
 
 pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
     // However this task ends, `stopped()` resolves.
-    let _done = Done(&log);
-    let mut stop = log.stop.subscribe();
+    let _done = log.ctl.finish_on_drop();
+    let mut stop = log.ctl.stop.subscribe();
     let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_CAP);
     let mut connected_before = false;
     loop {
@@ -31,7 +29,7 @@ pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
             }
         };
         if std::mem::replace(&mut connected_before, true) {
-            log.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+            log.ctl.counters.reconnects.fetch_add(1, Ordering::Relaxed);
             crate::observe::engine_reconnected();
             tracing::info!(stream = log.key, "sse redis engine: publisher reconnected");
         }
@@ -48,24 +46,15 @@ pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
     }
 }
 
-/// Marks the publisher finished when dropped.
-struct Done<'a>(&'a RedisLog);
-
-impl Drop for Done<'_> {
-    fn drop(&mut self) {
-        self.0.done.send_replace(true);
-    }
-}
-
 /// Whether to stop retrying: the broadcaster is gone, or it stopped and the outbox is empty
 /// or its flush deadline passed. What is left then is abandoned.
 fn give_up(log: &RedisLog, sink: &Weak<dyn Sink>) -> bool {
-    let stopped = *log.stop.borrow();
+    let stopped = *log.ctl.stop.borrow();
     let dropped = sink.strong_count() == 0;
     if !stopped && !dropped {
         return false;
     }
-    if dropped || log.outbox.len() == 0 || log.flush_deadline_passed() {
+    if dropped || log.ctl.outbox.len() == 0 || log.ctl.flush_deadline_passed() {
         abandon(log);
         return true;
     }
@@ -81,16 +70,16 @@ enum Drained {
 /// Redis fails.
 async fn drain(log: &RedisLog, sink: &Weak<dyn Sink>, conn: &mut MultiplexedConnection) -> Drained {
     loop {
-        let (batch, lost) = log.outbox.peek(BATCH);
+        let (batch, lost) = log.ctl.outbox.peek(BATCH);
         if batch.is_empty() && lost == 0 {
-            if log.stopping(sink) {
+            if log.ctl.stopping(sink) {
                 return Drained::Stopped;
             }
             // The timeout only bounds how late a dropped broadcaster is noticed.
-            let _ = tokio::time::timeout(Duration::from_secs(1), log.wake.notified()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), log.ctl.wake.notified()).await;
             continue;
         }
-        if log.stopping(sink) && log.flush_deadline_passed() {
+        if log.ctl.stopping(sink) && log.ctl.flush_deadline_passed() {
             abandon(log);
             return Drained::Stopped;
         }
@@ -105,19 +94,10 @@ async fn drain(log: &RedisLog, sink: &Weak<dyn Sink>, conn: &mut MultiplexedConn
         if let Err(err) = pipe.query_async::<()>(conn).await {
             return Drained::Failed(err);
         }
-        record_latency(log, &batch);
-        log.outbox.ack(batch.last().map(|o| o.ticket), lost);
-    }
-}
-
-/// Queue time included: what a handler's event waits for Redis.
-fn record_latency(log: &RedisLog, batch: &[Outgoing]) {
-    if let Some(oldest) = batch.first() {
-        let us = u64::try_from(Instant::now().duration_since(oldest.queued_at).as_micros())
-            .unwrap_or(u64::MAX);
-        log.counters.latency_last_us.store(us, Ordering::Relaxed);
-        log.counters.latency_max_us.fetch_max(us, Ordering::Relaxed);
-        crate::observe::engine_published(Duration::from_micros(us), log.outbox.len());
+        if let Some(oldest) = batch.first() {
+            log.ctl.published(oldest.queued_at);
+        }
+        log.ctl.outbox.ack(batch.last().map(|o| o.ticket), lost);
     }
 }
 
@@ -145,7 +125,7 @@ fn xadd(
 
 /// Logs and counts what is left in the outbox when the engine stops without having sent it.
 fn abandon(log: &RedisLog) {
-    let left = log.outbox.abandon();
+    let left = log.ctl.outbox.abandon();
     if left > 0 {
         tracing::error!(
             events = left,

@@ -31,11 +31,11 @@ struct Position {
 }
 
 pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
-    let mut stop = log.stop.subscribe();
+    let mut stop = log.ctl.stop.subscribe();
     let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_CAP);
     let mut position: Option<Position> = None;
     let mut senders = Senders::default();
-    while !log.stopping(&sink) {
+    while !log.ctl.stopping(&sink) {
         let (mut conn, epoch) = match log.connect().await {
             Ok(ok) => ok,
             Err(err) => {
@@ -75,7 +75,10 @@ async fn resume(
     let (last, ordinal) = match previous {
         Some(p) if p.epoch == epoch => return Ok(Some(p)),
         Some(_) => {
-            log.counters.epoch_changes.fetch_add(1, Ordering::Relaxed);
+            log.ctl
+                .counters
+                .epoch_changes
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 stream = log.key,
                 "sse redis engine: the stream's epoch changed (Redis restarted empty or was \
@@ -148,7 +151,7 @@ async fn follow(
             Ok(batch) => {
                 more = batch.entries.len() == BATCH;
                 if batch.advance(&mut at.ordinal, more) {
-                    log.counters.gaps.fetch_add(1, Ordering::Relaxed);
+                    log.ctl.counters.gaps.fetch_add(1, Ordering::Relaxed);
                     sink.gap(reason::TRIMMED);
                 }
                 deliver(log, &*sink, at, senders, batch.entries);
@@ -286,7 +289,7 @@ fn deliver(
         } else if let Some(frame) = frame(at.epoch, &entry, log.format) {
             sink.deliver(frame);
         } else {
-            log.counters.errors.fetch_add(1, Ordering::Relaxed);
+            log.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 stream = log.key,
                 entry = entry.id,

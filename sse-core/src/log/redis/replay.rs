@@ -44,7 +44,7 @@ pub(super) async fn run(
     sink: Weak<dyn Sink>,
     mut requests: mpsc::Receiver<Request>,
 ) {
-    let mut stop = log.stop.subscribe();
+    let mut stop = log.ctl.stop.subscribe();
     let mut conn: Option<MultiplexedConnection> = None;
     let mut cache: VecDeque<(PageKey, Instant, Arc<ReplayPage>)> = VecDeque::new();
     loop {
@@ -55,7 +55,7 @@ pub(super) async fn run(
         let Some(request) = request else {
             return;
         };
-        if log.stopping(&sink) {
+        if log.ctl.stopping(&sink) {
             return;
         }
         // Only first pages are shared: later ones depend on what the client's replay saw.
@@ -87,7 +87,7 @@ pub(super) async fn run(
                 Err(reason::UNREACHABLE)
             }
             Err(_) => {
-                log.counters.failed("replay", &log.key, &"timed out");
+                log.failed("replay", &"timed out");
                 conn = None;
                 Err(reason::UNREACHABLE)
             }

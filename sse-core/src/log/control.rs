@@ -1,0 +1,197 @@
+//! What a server engine (Redis, NATS) and the broadcaster that owns it share, whatever the
+//! engine: the outbox and its wake-up, the stop and flush signals, the replay queue, the
+//! counters, and the dedicated thread the engine's tasks run on.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::time::Instant;
+
+use super::outbox::Outbox;
+use super::{reason, ReplayError, ReplayFuture, ReplayPage, Sink, StopFuture, StoreStats};
+
+/// One replay page's answer, sent back to the stream that asked.
+pub(crate) type ReplayReply = oneshot::Sender<Result<ReplayPage, ReplayError>>;
+
+/// The counters behind [`StoreStats`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) epoch_changes: AtomicU64,
+    pub(crate) gaps: AtomicU64,
+    latency_last_us: AtomicU64,
+    latency_max_us: AtomicU64,
+}
+
+/// The shared part of an engine whose outbox holds `T` and whose replay task takes `R`.
+pub(crate) struct Control<T, R> {
+    /// Names the engine's thread and its logs: "redis", "nats".
+    name: &'static str,
+    pub(crate) outbox: Outbox<T>,
+    /// Woken when the outbox gets an event, or at stop.
+    pub(crate) wake: Notify,
+    pub(crate) stop: watch::Sender<bool>,
+    /// Set by `stop`: until when the publisher may still send what is queued.
+    flush_deadline: Mutex<Option<Instant>>,
+    /// Set when the publisher has finished (sent or abandoned the outbox).
+    done: watch::Sender<bool>,
+    /// Replay pages asked for, served by the replay task.
+    replays: mpsc::Sender<R>,
+    /// Taken by the replay task when it starts.
+    replay_requests: Mutex<Option<mpsc::Receiver<R>>>,
+    pub(crate) counters: Counters,
+}
+
+impl<T: Clone + 'static, R: Send + 'static> Control<T, R> {
+    /// An outbox of `outbox` events and a replay queue of `replay_queue` requests.
+    pub(crate) fn new(name: &'static str, outbox: usize, replay_queue: usize) -> Self {
+        let (replays, requests) = mpsc::channel(replay_queue);
+        Self {
+            name,
+            outbox: Outbox::new(outbox),
+            wake: Notify::new(),
+            stop: watch::channel(false).0,
+            flush_deadline: Mutex::new(None),
+            done: watch::channel(false).0,
+            replays,
+            replay_requests: Mutex::new(Some(requests)),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Runs the engine's tasks, made by `tasks` from the engine and the replay requests, on
+    /// a thread of their own with a current-thread runtime: they work whatever runtime (or
+    /// none) built the broadcaster. If the thread cannot start, events stay in the outbox
+    /// and the engine counts as stopped.
+    pub(crate) fn spawn<L, F, Fut>(log: Arc<L>, control: fn(&L) -> &Self, tasks: F)
+    where
+        L: Send + Sync + 'static,
+        F: FnOnce(Arc<L>, Option<mpsc::Receiver<R>>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()>,
+    {
+        let name = control(&log).name;
+        let on_thread = log.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("sse-{name}"))
+            .spawn(move || {
+                let ctl = control(&on_thread);
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(err) => {
+                        tracing::error!(engine = name, %err, "sse engine: cannot build its runtime; events stay in the outbox");
+                        ctl.finished();
+                        return;
+                    }
+                };
+                let requests = ctl
+                    .replay_requests
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                rt.block_on(tasks(on_thread.clone(), requests));
+            });
+        if let Err(err) = spawned {
+            tracing::error!(engine = name, %err, "sse engine: cannot start its thread; events stay in the outbox");
+            control(&log).finished();
+        }
+    }
+
+    /// Queues an event and wakes the publisher.
+    pub(crate) fn append(&self, item: T) {
+        self.outbox.push(item);
+        self.wake.notify_one();
+    }
+
+    /// Hands a replay request (made by `request` around the reply channel) to the replay
+    /// task; a full queue is answered at once with `UNREACHABLE`, counted.
+    pub(crate) fn replay(&self, request: impl FnOnce(ReplayReply) -> R) -> ReplayFuture {
+        let (reply, answer) = oneshot::channel();
+        if self.replays.try_send(request(reply)).is_err() {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            return Box::pin(std::future::ready(Err(reason::UNREACHABLE)));
+        }
+        Box::pin(async move { answer.await.unwrap_or(Err(reason::UNREACHABLE)) })
+    }
+
+    pub(crate) fn stop(&self, flush: Duration) {
+        let deadline = Instant::now() + flush;
+        self.flush_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(deadline);
+        self.stop.send_replace(true);
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn stopped(&self) -> StopFuture {
+        let mut done = self.done.subscribe();
+        Box::pin(async move {
+            // An error means the engine is gone: stopped too.
+            let _ = done.wait_for(|done| *done).await;
+        })
+    }
+
+    /// Marks the publisher finished: `stopped()` resolves.
+    pub(crate) fn finished(&self) {
+        self.done.send_replace(true);
+    }
+
+    pub(crate) fn stats(&self) -> StoreStats {
+        let c = &self.counters;
+        StoreStats {
+            outbox: self.outbox.len(),
+            outbox_dropped: self.outbox.dropped.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            epoch_changes: c.epoch_changes.load(Ordering::Relaxed),
+            gaps: c.gaps.load(Ordering::Relaxed),
+            publish_latency_last_us: c.latency_last_us.load(Ordering::Relaxed),
+            publish_latency_max_us: c.latency_max_us.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn flush_deadline_passed(&self) -> bool {
+        self.flush_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    /// Whether the engine should end: stopped, or its broadcaster dropped.
+    pub(crate) fn stopping(&self, sink: &Weak<dyn Sink>) -> bool {
+        *self.stop.borrow() || sink.strong_count() == 0
+    }
+
+    /// Records how long the oldest event of a batch the store acknowledged waited (queued
+    /// at `queued_at`), queue time included: what a handler's event waits for the store.
+    pub(crate) fn published(&self, queued_at: Instant) {
+        let waited = queued_at.elapsed();
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.counters.latency_last_us.store(us, Ordering::Relaxed);
+        self.counters
+            .latency_max_us
+            .fetch_max(us, Ordering::Relaxed);
+        crate::observe::engine_published(waited, self.outbox.len());
+    }
+
+    /// A guard that marks the publisher finished when dropped, however its task ends.
+    pub(crate) fn finish_on_drop(&self) -> FinishOnDrop<'_, T, R> {
+        FinishOnDrop(self)
+    }
+}
+
+/// See [`Control::finish_on_drop`].
+pub(crate) struct FinishOnDrop<'a, T: Clone + 'static, R: Send + 'static>(&'a Control<T, R>);
+
+impl<T: Clone + 'static, R: Send + 'static> Drop for FinishOnDrop<'_, T, R> {
+    fn drop(&mut self) {
+        self.0.finished();
+    }
+}

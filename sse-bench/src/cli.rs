@@ -132,6 +132,10 @@ struct LoadArgs {
     /// Pause between connecting and measuring memory, seconds.
     #[arg(long)]
     settle: Option<f64>,
+    /// Seconds the connected subscribers are held idle before publishing, to report CPU per
+    /// event without the idle connections' own cost (default: 2 for `targeted`, else 0).
+    #[arg(long)]
+    idle_baseline: Option<f64>,
     /// Prints per-second p99 latency and server RSS of every run.
     #[arg(long)]
     timeline: bool,
@@ -224,6 +228,7 @@ fn load(preset: Preset, args: &LoadArgs) -> Result<(), String> {
         publishers: args.publishers,
         drain_max: args.drain_max,
         settle: args.settle,
+        idle_baseline: args.idle_baseline,
     };
     let servers: Vec<ServerSpec> = match (&external, args.compare) {
         (Some((addr, host, _)), _) => vec![ServerSpec::External {

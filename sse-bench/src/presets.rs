@@ -61,6 +61,8 @@ pub struct Overrides {
     pub drain_max: Option<f64>,
     /// Pause between connecting and measuring memory.
     pub settle: Option<f64>,
+    /// Seconds of idle CPU measured before publishing (targeted: 2; others: 0).
+    pub idle_baseline: Option<f64>,
 }
 
 struct Defaults {
@@ -193,6 +195,13 @@ pub fn scenarios(preset: Preset, o: &Overrides) -> Vec<Scenario> {
                 drain_max: Duration::from_secs_f64(o.drain_max.unwrap_or(30.0)),
                 publish,
                 audience: d.audience,
+                // Where an event's audience is one subscriber, what the other connections
+                // cost idle (keep-alives) would otherwise be charged to events.
+                idle_baseline: Duration::from_secs_f64(if d.audience == Audience::OnePerTopic {
+                    o.idle_baseline.unwrap_or(2.0)
+                } else {
+                    o.idle_baseline.unwrap_or(0.0)
+                }),
             }
         })
         .collect()

@@ -145,6 +145,18 @@ const FIGURES: &[Figure] = &[
         optional: true,
     },
     Figure {
+        name: "  same, idle connections' CPU subtracted",
+        value: |r| r.cpu_per_event_net_us,
+        format: fixed2,
+        optional: true,
+    },
+    Figure {
+        name: "server CPU idle (% of a core)",
+        value: |r| r.idle_cpu_share * 100.0,
+        format: fixed2,
+        optional: true,
+    },
+    Figure {
         name: "server CPU in kernel",
         value: |r| r.server_sys_share,
         format: pct,

@@ -32,6 +32,10 @@ pub struct Scenario {
     pub drain_max: Duration,
     /// Who each event is for.
     pub audience: Audience,
+    /// How long the connected subscribers are held idle before publishing, to measure the
+    /// server's idle CPU (keep-alives, timers) and report CPU per event without it; zero
+    /// measures nothing.
+    pub idle_baseline: Duration,
 }
 
 /// Who receives each event of a run.
@@ -164,6 +168,12 @@ pub struct RunReport {
     pub cpu_per_million: f64,
     /// Server CPU microseconds per accepted event.
     pub cpu_per_event_us: f64,
+    /// Server CPU seconds per second while the subscribers were connected and idle (NaN
+    /// when not measured).
+    pub idle_cpu_share: f64,
+    /// Server CPU microseconds per accepted event, without what the same connections cost
+    /// idle over the same time (NaN when the idle cost was not measured).
+    pub cpu_per_event_net_us: f64,
     /// The kernel's share of the server's CPU time.
     pub server_sys_share: f64,
     /// Server RSS before any subscriber, bytes.
@@ -287,7 +297,20 @@ pub fn run(server: &ServerSpec, scenario: &Scenario, env: &Env) -> io::Result<Ru
             report.rss_connected.saturating_sub(report.rss_before) as f64 / connected as f64;
     }
 
-    let cpu0 = connected_sample;
+    let mut cpu0 = connected_sample;
+    report.idle_cpu_share = f64::NAN;
+    if !scenario.idle_baseline.is_zero() {
+        let t_idle = Instant::now();
+        std::thread::sleep(scenario.idle_baseline);
+        let idle_end = sample();
+        let wall = t_idle.elapsed().as_secs_f64();
+        report.idle_cpu_share = (idle_end.cpu_secs - cpu0.cpu_secs) / wall;
+        log(format!(
+            "idle for {wall:.1} s: server CPU {:.1} % of a core",
+            report.idle_cpu_share * 100.0
+        ));
+        cpu0 = idle_end;
+    }
     let threads0 = procfs::own_threads_cpu("bench-");
     let t0 = Instant::now();
     let mut watch = Watch {
@@ -360,6 +383,7 @@ pub fn run(server: &ServerSpec, scenario: &Scenario, env: &Env) -> io::Result<Ru
         }
     }
     let cpu1 = sample();
+    let measured_wall = t0.elapsed().as_secs_f64();
     let threads1 = procfs::own_threads_cpu("bench-");
     let last_progress = watch.last_progress;
     let busy_wall = (last_progress - t0).as_secs_f64().max(0.05);
@@ -390,11 +414,17 @@ pub fn run(server: &ServerSpec, scenario: &Scenario, env: &Env) -> io::Result<Ru
     }
     if report.published > 0 {
         report.cpu_per_event_us = report.server_cpu / report.published as f64 * 1e6;
+        let idle = report.idle_cpu_share * measured_wall;
+        report.cpu_per_event_net_us =
+            (report.server_cpu - idle).max(0.0) / report.published as f64 * 1e6;
+    } else {
+        report.cpu_per_event_net_us = f64::NAN;
     }
     if pid.is_none() {
         report.server_cpu = f64::NAN;
         report.cpu_per_million = f64::NAN;
         report.cpu_per_event_us = f64::NAN;
+        report.cpu_per_event_net_us = f64::NAN;
     }
     Ok(report)
 }

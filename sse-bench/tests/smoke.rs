@@ -109,6 +109,7 @@ fn targeted_events_reach_only_their_topic() {
         publishers: Some(2),
         settle: Some(0.05),
         drain_max: Some(5.0),
+        idle_baseline: Some(0.2),
         ..Overrides::default()
     };
     let s = presets::scenarios(Preset::Targeted, &o).remove(0);
@@ -126,6 +127,12 @@ fn targeted_events_reach_only_their_topic() {
         // The kernel counts CPU time in 10 ms ticks: 20 events may cost less than one.
         assert!(
             r.cpu_per_event_us.is_finite() && r.cpu_per_event_us >= 0.0,
+            "{imp}: {r:#?}"
+        );
+        // The idle cost was measured, and subtracting it leaves no more than the whole.
+        assert!(r.idle_cpu_share.is_finite(), "{imp}: {r:#?}");
+        assert!(
+            r.cpu_per_event_net_us <= r.cpu_per_event_us,
             "{imp}: {r:#?}"
         );
     }

@@ -188,7 +188,7 @@ fn load(preset: Preset, args: &LoadArgs) -> Result<(), String> {
     let external = args.server.as_deref().map(parse_server).transpose()?;
     let nofile = procfs::raise_nofile_limit();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let (server_cpus, load_cores) = pin_cores(args.no_pin || external.is_some())?;
+    let (server_cpus, load_cores) = procfs::pin_cores(args.no_pin || external.is_some())?;
     let pin = server_cpus.is_some();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     let events_path = match &external {
@@ -250,7 +250,7 @@ fn load(preset: Preset, args: &LoadArgs) -> Result<(), String> {
         (None, false) => vec![ServerSpec::Spawn(args.imp)],
     };
 
-    println!("$ {}", command_line());
+    println!("$ {}", procfs::command_line());
     println!("{}", machine(&env, pin, cores));
     for scenario in presets::scenarios(preset, &overrides) {
         println!("\n== {} ==\n{}", scenario.name, describe(&scenario));
@@ -301,24 +301,6 @@ fn load(preset: Preset, args: &LoadArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// With `taskset` and at least 2 cores (and unless `no_pin`): pins this process to CPUs 1..,
-/// and returns the CPU list for started servers (`0`) and the cores left to the load tool.
-pub(crate) fn pin_cores(no_pin: bool) -> Result<(Option<String>, usize), String> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if no_pin || cores < 2 || !procfs::have_taskset() {
-        return Ok((None, cores));
-    }
-    let load_cpus = if cores == 2 {
-        "1".to_owned()
-    } else {
-        format!("1-{}", cores - 1)
-    };
-    if !procfs::pin_self(&load_cpus) {
-        return Err("taskset could not pin the load tool".into());
-    }
-    Ok((Some("0".to_owned()), cores - 1))
-}
-
 /// `http://host:port[/path]` → address, Host header, path. Loopback addresses only.
 fn parse_server(url: &str) -> Result<(SocketAddr, String, Option<String>), String> {
     let rest = url
@@ -349,14 +331,8 @@ fn parse_server(url: &str) -> Result<(SocketAddr, String, Option<String>), Strin
     Ok((addr, authority.to_owned(), path))
 }
 
-pub(crate) fn command_line() -> String {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    args.insert(0, "cargo run -p sse-bench --release --".into());
-    args.join(" ")
-}
-
 fn machine(env: &Env, pinned: bool, cores: usize) -> String {
-    let cpu = cpu_model();
+    let cpu = procfs::cpu_model();
     let load = procfs::load_average().map_or("?".into(), |l| format!("{l:.2}"));
     let pinning = if pinned {
         format!(
@@ -372,19 +348,6 @@ fn machine(env: &Env, pinned: bool, cores: usize) -> String {
          {} client thread(s); open-file limit {}",
         env.serve.workers, env.client_threads, env.nofile
     )
-}
-
-/// The CPU's model name, from `/proc/cpuinfo`.
-pub(crate) fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 fn describe(s: &run::Scenario) -> String {

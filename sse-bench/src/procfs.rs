@@ -1,6 +1,6 @@
 //! What the load tool reads from `/proc` and asks of the OS: CPU time and RSS of a process,
-//! CPU time of its own threads, the open-file limit, CPU pinning, and which process listens on
-//! a port.
+//! CPU time of its own threads, the open-file limit, CPU pinning, the CPU model, which process
+//! listens on a port, and the command line that repeats a run.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -173,6 +173,44 @@ pub fn load_average() -> Option<f64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// With `taskset` and at least 2 cores (and unless `no_pin`): pins this process to CPUs 1..,
+/// and returns the CPU list for started servers (`0`) and the cores left to the load tool.
+pub(crate) fn pin_cores(no_pin: bool) -> Result<(Option<String>, usize), String> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if no_pin || cores < 2 || !have_taskset() {
+        return Ok((None, cores));
+    }
+    let load_cpus = if cores == 2 {
+        "1".to_owned()
+    } else {
+        format!("1-{}", cores - 1)
+    };
+    if !pin_self(&load_cpus) {
+        return Err("taskset could not pin the load tool".into());
+    }
+    Ok((Some("0".to_owned()), cores - 1))
+}
+
+/// How this run can be repeated: the command line, as a `cargo run` of the release build.
+pub(crate) fn command_line() -> String {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    args.insert(0, "cargo run -p sse-bench --release --".into());
+    args.join(" ")
+}
+
+/// The CPU's model name, from `/proc/cpuinfo`.
+pub(crate) fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 #[cfg(test)]

@@ -99,12 +99,12 @@ pub struct StormReport {
 /// Runs the subcommand.
 pub fn main(args: &ResumeStormArgs) -> Result<(), String> {
     procfs::raise_nofile_limit();
-    let (cpus, _) = crate::cli::pin_cores(args.no_pin)?;
+    let (cpus, _) = crate::procfs::pin_cores(args.no_pin)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
-    println!("$ {}", crate::cli::command_line());
+    println!("$ {}", crate::procfs::command_line());
     println!(
         "machine: {}, load average {}; server {}",
-        crate::cli::cpu_model(),
+        crate::procfs::cpu_model(),
         procfs::load_average().map_or("?".into(), |l| format!("{l:.2}")),
         cpus.as_deref()
             .map_or("not pinned".into(), |c| format!("pinned to CPU {c}"))

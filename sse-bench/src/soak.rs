@@ -136,9 +136,9 @@ fn mib(b: u64) -> f64 {
 /// Runs the subcommand; an error if an assertion failed.
 pub fn main(args: &SoakArgs) -> Result<(), String> {
     procfs::raise_nofile_limit();
-    let (cpus, _) = crate::cli::pin_cores(args.no_pin)?;
+    let (cpus, _) = crate::procfs::pin_cores(args.no_pin)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
-    println!("$ {}", crate::cli::command_line());
+    println!("$ {}", crate::procfs::command_line());
     let r = run(args, &exe, cpus.as_deref()).map_err(|e| format!("soak failed: {e}"))?;
     println!(
         "server RSS: start {:.1} MiB, peak {:.1} MiB, end {:.1} MiB ({:+.1} MiB)",

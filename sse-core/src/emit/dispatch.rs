@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use super::capture::CapturedEvent;
 use super::client_id;
-use super::payload::{EventPayload, PayloadWriter, TypedPayload};
 use super::scope::{current_target, Target, REGISTER_HINT};
 use crate::fanout::Broadcaster;
 use crate::observe;
@@ -34,25 +33,6 @@ impl EventSpec<'_> {
             Some(template) => topic::render(template, payload.unwrap_or(&Value::Null)),
         }
     }
-}
-
-/// Called by the code that `#[emit_event]` generates.
-#[doc(hidden)]
-pub fn emit<T: EventPayload + ?Sized>(events: &[EventSpec<'_>], output: &T) {
-    output.write_payload(PayloadWriter { events });
-}
-
-/// Called by the code that `#[emit_event(.., payload = path)]` generates, with
-/// `|t| path(t)`: the projection of the payload is what is serialized and published. The
-/// bounds make a `path` of the wrong signature a type error at the user's `path`.
-#[doc(hidden)]
-pub fn emit_with<O, F, P>(events: &[EventSpec<'_>], output: &O, project: F)
-where
-    O: TypedPayload + ?Sized,
-    F: FnOnce(&O::Payload) -> P,
-    P: Serialize,
-{
-    output.with_payload(|payload| dispatch(events, &project(payload)));
 }
 
 /// Why an event was not published.

@@ -11,6 +11,6 @@ mod scope;
 pub use capture::CapturedEvent;
 pub(crate) use client_id::parse_client_id;
 pub use client_id::{ClientIdMiddleware, ClientIdService, CLIENT_ID_HEADER};
-pub use dispatch::{emit, emit_with, EventSpec};
-pub use payload::{EventPayload, PayloadWriter, TypedPayload};
+pub use dispatch::EventSpec;
+pub use payload::{emit, emit_with, EventPayload, PayloadWriter, TypedPayload};
 pub(crate) use scope::{register_worker_default, scoped, Target, REGISTER_HINT};

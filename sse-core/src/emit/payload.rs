@@ -5,7 +5,7 @@ use actix_web::web::Json;
 use actix_web::Either;
 use serde::Serialize;
 
-use super::dispatch::EventSpec;
+use super::dispatch::{dispatch, EventSpec};
 
 /// A handler return type from which [`#[emit_event]`](crate::emit_event) can read the event
 /// payload.
@@ -59,8 +59,27 @@ impl PayloadWriter<'_> {
     /// A payload that fails to serialize, or whose fields cannot fill a topic template, is
     /// logged and counted; the handler's response is not affected.
     pub fn serialize<T: Serialize + ?Sized>(self, payload: &T) {
-        super::dispatch::dispatch(self.events, payload);
+        dispatch(self.events, payload);
     }
+}
+
+/// Called by the code that `#[emit_event]` generates.
+#[doc(hidden)]
+pub fn emit<T: EventPayload + ?Sized>(events: &[EventSpec<'_>], output: &T) {
+    output.write_payload(PayloadWriter { events });
+}
+
+/// Called by the code that `#[emit_event(.., payload = path)]` generates, with
+/// `|t| path(t)`: the projection of the payload is what is serialized and published. The
+/// bounds make a `path` of the wrong signature a type error at the user's `path`.
+#[doc(hidden)]
+pub fn emit_with<O, F, P>(events: &[EventSpec<'_>], output: &O, project: F)
+where
+    O: TypedPayload + ?Sized,
+    F: FnOnce(&O::Payload) -> P,
+    P: Serialize,
+{
+    output.with_payload(|payload| dispatch(events, &project(payload)));
 }
 
 impl<T: Serialize> EventPayload for Json<T> {

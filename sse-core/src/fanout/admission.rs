@@ -7,8 +7,6 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::builder::Config;
-
 /// Open endpoint streams, in total and per client address, against the configured limits.
 pub(crate) struct Limits {
     max_total: usize,
@@ -51,10 +49,11 @@ pub(crate) enum OverLimit {
 }
 
 impl Limits {
-    pub(crate) fn new(config: &Config) -> Self {
+    /// At most `max_total` streams, and `max_per_ip` from one address (or IPv6 /64).
+    pub(crate) fn new(max_total: usize, max_per_ip: usize) -> Self {
         Self {
-            max_total: config.max_subscribers,
-            max_per_ip: config.max_subscribers_per_ip,
+            max_total,
+            max_per_ip,
             admitted: Mutex::default(),
         }
     }

@@ -1,25 +1,19 @@
 //! The fan-out: publish once, deliver the same bytes to every subscriber.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-
-use bytes::Bytes;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::sync::broadcast;
 
-use super::admission::Limits;
 use super::builder::{BroadcasterBuilder, Config};
-use super::history::{CatchUp, Resume, Start, State, Wanted};
-use super::index::SubId;
-use super::stats::{Counters, Stats};
+use super::shared::Shared;
+use super::stats::Stats;
 use super::stream::EventStream;
 use crate::error::PublishError;
-use crate::log::{Append, EventLog, Frame, Sink, StoreStats};
+use crate::log::{Append, Frame, StoreStats};
 use crate::topic::{Delivery, Filter, Route};
-use crate::wire::{encode, new_epoch, Data, EventId};
+use crate::wire::{encode, Data, EventId};
 
 /// A cheap-to-clone handle to one event stream: publish events here, serve them to browsers with
 /// [`Broadcaster::service`].
@@ -47,17 +41,6 @@ use crate::wire::{encode, new_epoch, Data, EventId};
 #[derive(Clone)]
 pub struct Broadcaster {
     pub(crate) shared: Arc<Shared>,
-}
-
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) state: Mutex<State>,
-    pub(crate) closed: AtomicBool,
-    pub(crate) counters: Counters,
-    /// Open endpoint streams, in total and per peer address.
-    pub(crate) limits: Arc<Limits>,
-    /// The event log shared with other instances, when the builder chose one.
-    log: Option<Arc<dyn EventLog>>,
 }
 
 impl Default for Broadcaster {
@@ -89,24 +72,9 @@ impl Broadcaster {
 
     /// The broadcaster `config` describes, with a new epoch for its ids.
     pub(crate) fn from_config(config: Config) -> Self {
-        // A large history is served from the `VecDeque`; the channel only needs to absorb
-        // short bursts between a subscriber's polls.
-        let capacity = config.history.clamp(16, 1024);
-        let (tx, _) = broadcast::channel(capacity);
-        let log = config.open_log();
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(new_epoch(), tx)),
-            closed: AtomicBool::new(false),
-            counters: Counters::default(),
-            limits: Arc::new(Limits::new(&config)),
-            log,
-            config,
-        });
-        if let Some(log) = &shared.log {
-            let weak: Weak<Shared> = Arc::downgrade(&shared);
-            log.clone().follow(weak);
+        Broadcaster {
+            shared: Shared::start(config),
         }
-        Broadcaster { shared }
     }
 
     /// Publishes `payload`, serialized to JSON once, as the named event `event` to every
@@ -194,7 +162,7 @@ impl Broadcaster {
         route: Arc<Route>,
     ) -> Result<EventId, PublishError> {
         let shared = &self.shared;
-        if let Some(log) = &shared.log {
+        if let Some(log) = shared.log() {
             if shared.is_closed() {
                 return Err(PublishError::Closed);
             }
@@ -249,7 +217,7 @@ impl Broadcaster {
         // Closing the channel and the mailboxes wakes every subscriber, which then sees
         // `closed`.
         self.shared.lock().close();
-        if let Some(log) = &self.shared.log {
+        if let Some(log) = self.shared.log() {
             log.stop(self.shared.config.flush_timeout);
         }
         tracing::debug!("sse broadcaster shut down");
@@ -261,7 +229,7 @@ impl Broadcaster {
     /// [`StoreStats::outbox_dropped`]); at once without an engine. [`Broadcaster::serve`]
     /// and [`Broadcaster::stop_server`] wait for it.
     pub async fn flushed(&self) {
-        if let Some(log) = &self.shared.log {
+        if let Some(log) = self.shared.log() {
             log.stopped().await;
         }
     }
@@ -289,8 +257,7 @@ impl Broadcaster {
     pub fn stats(&self) -> Stats {
         let store = self
             .shared
-            .log
-            .as_ref()
+            .log()
             .map_or_else(StoreStats::default, |log| log.stats());
         let mut stats = self.shared.counters.snapshot(store);
         (stats.topic_subscribers, stats.followed_topics) = self.shared.lock().index.counts();
@@ -309,95 +276,6 @@ impl Broadcaster {
     /// ```
     pub fn presence(&self, topic: &str) -> usize {
         self.shared.lock().index.presence(topic)
-    }
-}
-
-impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is consistent after any panic in its short critical sections.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn log(&self) -> Option<&Arc<dyn EventLog>> {
-        self.log.as_ref()
-    }
-
-    /// Registers a subscriber resuming after `last_event_id` (the raw header or query value).
-    pub(crate) fn subscribe(
-        &self,
-        last_event_id: Option<&str>,
-        filter: &Arc<Filter>,
-    ) -> Option<Start> {
-        let start = self
-            .lock()
-            .start(last_event_id, filter, &self.config, self.log.as_deref())?;
-        let c = &self.counters;
-        match start.resume {
-            Resume::After(..) | Resume::Ahead(_) => {
-                c.resumed.fetch_add(1, Ordering::Relaxed);
-            }
-            Resume::Reset(reason) => {
-                c.resets.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    last_event_id = last_event_id.unwrap_or_default(),
-                    reason,
-                    "sse subscriber cannot resume; sent reset"
-                );
-            }
-            // Counted when the log answers.
-            Resume::Fresh | Resume::Log(_) => {}
-        }
-        c.subscribers.fetch_add(1, Ordering::Relaxed);
-        Some(start)
-    }
-
-    /// Forgets a selective subscriber whose stream ended.
-    pub(crate) fn unsubscribe(&self, id: SubId) {
-        self.lock().index.remove(id);
-    }
-
-    /// Queues what a subscriber that last saw `after` missed, a budget at a time, or a reset
-    /// if it is gone.
-    pub(crate) fn catch_up(
-        &self,
-        after: u64,
-        pending: &mut VecDeque<Bytes>,
-        wanted: Wanted<'_>,
-        budget: usize,
-    ) -> CatchUp {
-        self.lock()
-            .catch_up(after, pending, wanted, budget, &self.config)
-    }
-}
-
-/// Where the event log delivers: this broadcaster's history and live subscribers.
-impl Sink for Shared {
-    fn start_epoch(&self, at: EventId) {
-        // Counted before the reset is sent: whoever sees the reset sees the count.
-        if self
-            .lock()
-            .start_epoch(at, &self.config, &self.counters.resets)
-        {
-            tracing::warn!("sse event store restarted empty or was flushed; subscribers reset");
-        }
-    }
-
-    fn gap(&self, reason: &'static str) {
-        self.counters.resets.fetch_add(1, Ordering::Relaxed);
-        self.lock().reset_live(reason, &self.config);
-        tracing::warn!(
-            reason,
-            "sse events lost before this instance read them; subscribers reset"
-        );
-    }
-
-    fn deliver(&self, frame: Frame) {
-        crate::observe::arrived(frame.id);
-        self.lock().push_entry(frame, &self.config);
     }
 }
 

@@ -7,12 +7,13 @@ mod builder;
 mod history;
 mod index;
 mod mailbox;
+mod shared;
 mod stats;
 pub(crate) mod stream;
 
 pub use admission::{AddrBlock, InvalidAddrBlock};
 pub use broadcaster::Broadcaster;
-pub(crate) use broadcaster::Shared;
 pub use builder::BroadcasterBuilder;
+pub(crate) use shared::Shared;
 pub use stats::Stats;
 pub use stream::EventStream;

@@ -15,7 +15,7 @@ use futures_core::Stream;
 use tokio::time::{Instant, Sleep};
 
 use super::admission::Admission;
-use super::broadcaster::Shared;
+use super::shared::Shared;
 use crate::topic::Filter;
 
 mod batch;

@@ -1,0 +1,145 @@
+//! What a broadcaster's clones and its streams share: the configuration, the history and
+//! live state behind one lock, the counters, the subscriber limits and the event log; and
+//! where the event log delivers ([`Sink`]).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use super::admission::Limits;
+use super::builder::Config;
+use super::history::{CatchUp, Resume, Start, State, Wanted};
+use super::index::SubId;
+use super::stats::Counters;
+use crate::log::{EventLog, Frame, Sink};
+use crate::topic::Filter;
+use crate::wire::{new_epoch, EventId};
+
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) state: Mutex<State>,
+    pub(crate) closed: AtomicBool,
+    pub(crate) counters: Counters,
+    /// Open endpoint streams, in total and per peer address.
+    pub(crate) limits: Arc<Limits>,
+    /// The event log shared with other instances, when the builder chose one.
+    log: Option<Arc<dyn EventLog>>,
+}
+
+impl Shared {
+    /// The state `config` describes, with a new epoch for its ids; its event log (if the
+    /// builder chose one) starts following the shared stream.
+    pub(crate) fn start(config: Config) -> Arc<Self> {
+        // A large history is served from the `VecDeque`; the channel only needs to absorb
+        // short bursts between a subscriber's polls.
+        let capacity = config.history.clamp(16, 1024);
+        let (tx, _) = broadcast::channel(capacity);
+        let log = config.open_log();
+        let shared = Arc::new(Self {
+            state: Mutex::new(State::new(new_epoch(), tx)),
+            closed: AtomicBool::new(false),
+            counters: Counters::default(),
+            limits: Arc::new(Limits::new(
+                config.max_subscribers,
+                config.max_subscribers_per_ip,
+            )),
+            log,
+            config,
+        });
+        if let Some(log) = &shared.log {
+            let weak: Weak<Shared> = Arc::downgrade(&shared);
+            log.clone().follow(weak);
+        }
+        shared
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is consistent after any panic in its short critical sections.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn log(&self) -> Option<&Arc<dyn EventLog>> {
+        self.log.as_ref()
+    }
+
+    /// Registers a subscriber resuming after `last_event_id` (the raw header or query value).
+    pub(crate) fn subscribe(
+        &self,
+        last_event_id: Option<&str>,
+        filter: &Arc<Filter>,
+    ) -> Option<Start> {
+        let start = self
+            .lock()
+            .start(last_event_id, filter, &self.config, self.log.as_deref())?;
+        let c = &self.counters;
+        match start.resume {
+            Resume::After(..) | Resume::Ahead(_) => {
+                c.resumed.fetch_add(1, Ordering::Relaxed);
+            }
+            Resume::Reset(reason) => {
+                c.resets.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    last_event_id = last_event_id.unwrap_or_default(),
+                    reason,
+                    "sse subscriber cannot resume; sent reset"
+                );
+            }
+            // Counted when the log answers.
+            Resume::Fresh | Resume::Log(_) => {}
+        }
+        c.subscribers.fetch_add(1, Ordering::Relaxed);
+        Some(start)
+    }
+
+    /// Forgets a selective subscriber whose stream ended.
+    pub(crate) fn unsubscribe(&self, id: SubId) {
+        self.lock().index.remove(id);
+    }
+
+    /// Queues what a subscriber that last saw `after` missed, a budget at a time, or a reset
+    /// if it is gone.
+    pub(crate) fn catch_up(
+        &self,
+        after: u64,
+        pending: &mut VecDeque<Bytes>,
+        wanted: Wanted<'_>,
+        budget: usize,
+    ) -> CatchUp {
+        self.lock()
+            .catch_up(after, pending, wanted, budget, &self.config)
+    }
+}
+
+/// Where the event log delivers: this broadcaster's history and live subscribers.
+impl Sink for Shared {
+    fn start_epoch(&self, at: EventId) {
+        // Counted before the reset is sent: whoever sees the reset sees the count.
+        if self
+            .lock()
+            .start_epoch(at, &self.config, &self.counters.resets)
+        {
+            tracing::warn!("sse event store restarted empty or was flushed; subscribers reset");
+        }
+    }
+
+    fn gap(&self, reason: &'static str) {
+        self.counters.resets.fetch_add(1, Ordering::Relaxed);
+        self.lock().reset_live(reason, &self.config);
+        tracing::warn!(
+            reason,
+            "sse events lost before this instance read them; subscribers reset"
+        );
+    }
+
+    fn deliver(&self, frame: Frame) {
+        crate::observe::arrived(frame.id);
+        self.lock().push_entry(frame, &self.config);
+    }
+}

@@ -28,6 +28,14 @@ export interface UserPublic {
   version: number;
 }
 
+/** The payload of the `user_watchers` event, and an item of `GET /api/v1/watchers`. */
+export interface UserWatchers {
+  /** The user watched. */
+  id: number;
+  /** How many streams follow `watch/users/{id}` now. */
+  watchers: number;
+}
+
 /** Every event name and its payload type. */
 export interface EventMap {
   /** topic `users/{id}`; from sse_demo::users::create */
@@ -38,6 +46,8 @@ export interface EventMap {
   user_email_changed: EmailChanged;
   /** topic `users/{id}`; from sse_demo::users::update */
   user_updated: UserPublic;
+  /** topic `users/{id}`; from sse_demo::presence */
+  user_watchers: UserWatchers;
 }
 
 /** An event name. */

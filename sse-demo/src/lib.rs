@@ -18,12 +18,14 @@
 //! # }
 //! ```
 //!
-//! `main.rs` adds configuration, logging and CORS around the same [`app_config`].
+//! `main.rs` adds configuration, logging, CORS, the login and [`presence`] around the same
+//! [`app_config`].
 
 pub mod db;
 pub mod error;
 pub mod login;
 pub mod observe;
+pub mod presence;
 pub mod public;
 pub mod tls;
 pub mod users;

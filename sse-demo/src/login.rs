@@ -1,6 +1,8 @@
 //! **Demo only**: `POST /api/v1/login` hands out a token for any user id, without a password,
 //! so the private `user_email_changed` event can be tried from a terminal; it exists only
 //! with `--demo-login`. A real app issues such tokens from its own authentication.
+//! `GET /api/v1/login` answers 204 then (404 without the flag): the page asks it to decide
+//! whether to offer "View as user…".
 //!
 //! The same tokens tell who is asking ([`Viewer`]): a user's own responses include its email.
 
@@ -11,7 +13,7 @@ use std::future::{ready, Ready};
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::{self, Json};
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -100,11 +102,15 @@ impl LoginKey {
     }
 }
 
-/// Registers `POST /api/v1/login` (demo only, no password) with `key`, for `App::configure`.
+/// Registers `POST /api/v1/login` (demo only, no password) with `key`, and `GET
+/// /api/v1/login`, which says it is there, for `App::configure`.
 pub fn config(key: LoginKey) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        cfg.app_data(web::Data::new(key))
-            .route("/api/v1/login", web::post().to(login));
+        cfg.app_data(web::Data::new(key)).service(
+            web::resource("/api/v1/login")
+                .route(web::post().to(login))
+                .route(web::get().to(available)),
+        );
     }
 }
 
@@ -148,6 +154,11 @@ fn viewer(req: &HttpRequest) -> Option<i64> {
     )
     .ok()?;
     claims.claims.sub.parse().ok()
+}
+
+/// `GET /api/v1/login`: 204, the demo login is there (served only with `--demo-login`).
+async fn available() -> HttpResponse {
+    HttpResponse::NoContent().finish()
 }
 
 /// The body of `POST /api/v1/login`.

@@ -167,17 +167,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .trusted_proxies(config.trusted_proxies.iter().copied())
         .build();
     let observe = config.observe.start(&events, &login_key);
+    let presence = sse_demo::presence::Presence::start(&events);
 
     let server = HttpServer::new({
         let (pool, events, origins) = (pool.clone(), events.clone(), config.cors_origins.clone());
         let (login_key, demo_login) = (login_key.clone(), config.demo_login);
-        let observe = observe.clone();
+        let (observe, presence) = (observe.clone(), presence.clone());
         move || {
             App::new()
+                .wrap(presence.middleware())
                 .wrap(sse_demo::cors(&origins))
                 .wrap(middleware::Logger::new("%r %s %Dms"))
                 .wrap(events.snapshot_id_middleware())
                 .configure(sse_demo::app_config(pool.clone(), events.clone()))
+                .configure(presence.config())
                 .configure(|cfg| {
                     if demo_login {
                         sse_demo::login::config(login_key.clone())(cfg);
@@ -191,6 +194,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `events.serve` handles Ctrl-C and SIGTERM: it ends the open streams, then stops the
     // server, so the graceful drain has nothing left to wait for.
     .disable_signals()
+    // A browser that closes a page closes the stream's connection: end the stream at that EOF
+    // rather than at the next keep-alive write that fails (up to two periods later), so that
+    // the page stops counting as watching (`presence`) at once.
+    .h1_allow_half_closed(false)
     .shutdown_timeout(5);
     let tls = config.tls.server_config()?;
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -1,5 +1,6 @@
 //! The page in headless Chromium, driven by `e2e/browser.mjs`, against the real binary,
-//! including a restart of the server while the page stays open.
+//! including a restart of the server while the page stays open; its "View as user…" and
+//! presence counts, driven by `e2e/viewer.mjs`.
 
 #[path = "support/binary.rs"]
 #[allow(dead_code)] // shared with shutdown.rs, which uses the stream helpers
@@ -152,4 +153,84 @@ fn page_follows_changes_live_and_recovers_after_a_restart() {
     if let Some(server) = server {
         server.stop(Duration::from_secs(3));
     }
+}
+
+/// Runs `node viewer.mjs <scenario> <url>` to its end (at most 120 s); its stdout lines, after
+/// asserting that it printed `OK`.
+fn viewer_script(scenario: &str, url: &str) -> Vec<String> {
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e");
+    assert!(
+        e2e.join("node_modules/playwright-core").is_dir(),
+        "run `npm ci` in {} first",
+        e2e.display()
+    );
+    let mut child = Command::new("node")
+        .arg(e2e.join("viewer.mjs"))
+        .args([scenario, url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run node (is Node.js installed?)");
+    let lines = forward_lines(child.stdout.take().expect("piped stdout"));
+    let stderr = child.stderr.take().expect("piped stderr");
+    let errors = std::thread::spawn(move || {
+        (BufReader::new(stderr).lines().map_while(Result::ok)).collect::<Vec<_>>()
+    });
+    let script = Script(child);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut out = Vec::new();
+    loop {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                println!("[viewer] {line}");
+                out.push(line);
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => panic!("viewer.mjs still running after 120 s"),
+        }
+    }
+    drop(script);
+    let errors = errors.join().unwrap_or_default();
+    assert!(
+        out.iter().any(|l| l == "OK"),
+        "viewer.mjs {scenario} failed:\n{}",
+        errors.join("\n")
+    );
+    out
+}
+
+/// The milliseconds a `MEASURE name ms` line of the script reports.
+fn measured_ms(lines: &[String], name: &str) -> u64 {
+    let prefix = format!("MEASURE {name} ");
+    (lines.iter().find_map(|l| l.strip_prefix(&prefix)))
+        .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
+        .parse()
+        .unwrap_or_else(|err| panic!("{name}: {err}"))
+}
+
+#[test]
+#[ignore = "needs chromium and node_modules in sse-demo/e2e (see .ci/run)"]
+fn viewing_as_a_user_shows_her_new_email_live_and_an_anonymous_page_never_any() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Demo::start_with(dir.path().join("demo.db"), 0, &["--demo-login"]);
+    let out = viewer_script("view-as", &server.url);
+    // A private event, not a poll: within the time an event takes, well under a second.
+    assert!(measured_ms(&out, "email_shown_ms") < 2000, "{out:?}");
+    server.stop(Duration::from_secs(3));
+}
+
+#[test]
+#[ignore = "needs chromium and node_modules in sse-demo/e2e (see .ci/run)"]
+fn a_page_watching_a_user_is_counted_on_other_pages_until_it_closes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Without --demo-login: the script also checks that "View as" is not offered.
+    let server = Demo::start(dir.path().join("demo.db"), 0);
+    let out = viewer_script("presence", &server.url);
+    // Counted at the next presence tick (every 500 ms), published as an event; and uncounted
+    // as soon: the closed page's connection ends its stream at once (no waiting for a
+    // keep-alive write to fail, 5 s apart).
+    assert!(measured_ms(&out, "watcher_counted_ms") < 3000, "{out:?}");
+    assert!(measured_ms(&out, "watcher_gone_ms") < 3000, "{out:?}");
+    server.stop(Duration::from_secs(3));
 }

@@ -14,9 +14,10 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The demo's events (the handlers are linked in through `app_config`).
+/// The demo's events (the handlers are linked in through `app_config`, the presence counts
+/// through `Presence::start`).
 fn catalogue() -> Catalogue {
-    let _ = sse_demo::app_config;
+    let _ = (sse_demo::app_config, sse_demo::presence::Presence::start);
     Broadcaster::catalogue().filter(|e| e.origin.starts_with("sse_demo::"))
 }
 
@@ -34,7 +35,8 @@ fn event_catalogue() {
             "user_created",
             "user_deleted",
             "user_email_changed",
-            "user_updated"
+            "user_updated",
+            "user_watchers"
         ]
     );
 }

@@ -22,6 +22,15 @@ async fn login_status(demo: &Demo) -> u16 {
     post(demo, "/api/v1/login", serde_json::json!({"user_id": 1})).await
 }
 
+/// `GET /api/v1/login`: how the page finds out whether to offer "View as user…".
+async fn login_probe(demo: &Demo) -> u16 {
+    let res = awc::Client::new()
+        .get(format!("http://{}/api/v1/login", demo.addr))
+        .send()
+        .await;
+    res.expect("request").status().as_u16()
+}
+
 #[actix_rt::test]
 async fn login_exists_only_with_demo_login() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -31,9 +40,11 @@ async fn login_exists_only_with_demo_login() {
         404,
         "no login without --demo-login"
     );
+    assert_eq!(login_probe(&demo).await, 404, "the page offers no sign-in");
     demo.stop(Duration::from_secs(5));
 
     let demo = Demo::start_with(dir.path().join("b.db"), 0, &["--demo-login"]);
+    assert_eq!(login_probe(&demo).await, 204, "the page offers View as");
     // No user 1 yet: the endpoint exists and says so.
     assert_eq!(login_status(&demo).await, 404);
     let user = serde_json::json!({"username": "ada", "email": "a@b.co"});

@@ -56,12 +56,15 @@ impl TestApp {
             .authorizer(login_key.authorizer())
             .private_topics([LoginKey::private_topics().expect("selector")])
             .build();
+        let presence = sse_demo::presence::Presence::start(&events);
         let server = HttpServer::new({
             let events = events.clone();
             move || {
                 App::new()
+                    .wrap(presence.middleware())
                     .wrap(sse_demo::cors(&[ALLOWED_ORIGIN.to_owned()]))
                     .configure(sse_demo::app_config(pool.clone(), events.clone()))
+                    .configure(presence.config())
                     .configure(sse_demo::login::config(login_key.clone()))
             }
         })

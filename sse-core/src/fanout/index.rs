@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use super::mailbox::Mailbox;
 use crate::topic::{Part, Shape, TopicSelector};
 
@@ -14,7 +16,8 @@ pub(crate) type SubId = u64;
 
 #[derive(Default)]
 pub(crate) struct Index {
-    exact: HashMap<Box<str>, Vec<SubId>>,
+    /// Keyed by the selector's own text (shared, not copied); one subscriber inline.
+    exact: HashMap<Arc<str>, SmallVec<[SubId; 1]>>,
     patterns: Node,
     /// Subscribers with the selector `*`.
     any: Vec<SubId>,
@@ -106,7 +109,7 @@ impl Index {
         for selector in selectors(&mailbox) {
             match selector.shape() {
                 Shape::Any => self.any.push(id),
-                Shape::Exact(topic) => self.exact.entry(topic.into()).or_default().push(id),
+                Shape::Exact(topic) => self.exact.entry(Arc::clone(topic)).or_default().push(id),
                 Shape::Pattern(parts) => self.patterns.slot(parts).push(id),
             }
         }
@@ -123,10 +126,10 @@ impl Index {
             match selector.shape() {
                 Shape::Any => self.any.retain(|s| *s != id),
                 Shape::Exact(topic) => {
-                    if let Some(ids) = self.exact.get_mut(topic) {
+                    if let Some(ids) = self.exact.get_mut(&**topic) {
                         ids.retain(|s| *s != id);
                         if ids.is_empty() {
-                            self.exact.remove(topic);
+                            self.exact.remove(&**topic);
                         }
                     }
                 }

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::wire::rules;
 
@@ -38,14 +39,15 @@ pub const MAX_TOPIC_LEN: usize = rules::MAX_TOPIC_LEN;
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct TopicSelector {
-    raw: Box<str>,
+    /// Shared with the subscription index, which keys exact topics by it.
+    raw: Arc<str>,
     kind: Kind,
 }
 
 /// A selector's structure: every topic, one topic, or a pattern of segments.
 pub(crate) enum Shape<'a> {
     Any,
-    Exact(&'a str),
+    Exact(&'a Arc<str>),
     Pattern(&'a [Part]),
 }
 

@@ -34,7 +34,7 @@ pub struct Scenario {
     pub audience: Audience,
     /// How long the connected subscribers are held idle before publishing, to measure the
     /// server's idle CPU (keep-alives, timers) and report CPU per event without it; zero
-    /// measures nothing.
+    /// measures nothing, and a started server's keep-alive period is the least.
     pub idle_baseline: Duration,
 }
 
@@ -300,8 +300,10 @@ pub fn run(server: &ServerSpec, scenario: &Scenario, env: &Env) -> io::Result<Ru
     let mut cpu0 = connected_sample;
     report.idle_cpu_share = f64::NAN;
     if !scenario.idle_baseline.is_zero() {
+        // At least one keep-alive period: fewer would miss the keep-alives it exists for.
+        let idle = scenario.idle_baseline.max(env.serve.keep_alive());
         let t_idle = Instant::now();
-        std::thread::sleep(scenario.idle_baseline);
+        std::thread::sleep(idle);
         let idle_end = sample();
         let wall = t_idle.elapsed().as_secs_f64();
         report.idle_cpu_share = (idle_end.cpu_secs - cpu0.cpu_secs) / wall;

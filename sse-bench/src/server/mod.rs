@@ -125,7 +125,8 @@ impl ServeArgs {
         }
     }
 
-    fn keep_alive(&self) -> Duration {
+    /// The keep-alive period of started servers.
+    pub(crate) fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.keep_alive_secs)
     }
 

@@ -129,7 +129,14 @@ struct Seen {
 
 fn measure(backend: Backend, args: &EnginesArgs) -> Result<Figures, String> {
     let mut engine = Engine::start(backend)?;
-    let a = engine.builder()?.keep_alive(None).build();
+    let steady = (args.rate * args.seconds) as u64;
+    // The burst measures how fast events cross, not the outbox bound (the engine suite tests
+    // that): A's outbox holds every event of the run.
+    let a = engine
+        .builder()?
+        .keep_alive(None)
+        .outbox(usize::try_from(steady + args.burst).unwrap_or(usize::MAX).max(10_000))
+        .build();
     let b = engine.builder()?.keep_alive(None).build();
     for events in [&a, &b] {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -147,7 +154,7 @@ fn measure(backend: Backend, args: &EnginesArgs) -> Result<Figures, String> {
     let readers = spawn_subscribers(
         &a,
         &b,
-        args.subs,
+        (args.subs, steady),
         origin,
         (seen.clone(), progress.clone()),
         done.clone(),
@@ -157,7 +164,6 @@ fn measure(backend: Backend, args: &EnginesArgs) -> Result<Figures, String> {
     // Steady phase: latency, CPU, loss (and the outage).
     let cpu_before = procfs::sample(std::process::id()).map_or(0.0, |s| s.cpu_secs);
     let engine_before = engine.cpu_secs();
-    let steady = (args.rate * args.seconds) as u64;
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(1.0));
     let started = Instant::now();
     let mut stopped: Option<Instant> = None;
@@ -193,8 +199,9 @@ fn measure(backend: Backend, args: &EnginesArgs) -> Result<Figures, String> {
         a.publish("tick", &serde_json::json!({ "s": steady + i, "t": t }))
             .map_err(|e| e.to_string())?;
     }
-    let arrived = wait_for(&progress, steady + args.burst, Duration::from_secs(60));
-    let throughput = arrived.saturating_sub(steady) as f64 / burst_start.elapsed().as_secs_f64();
+    let (arrived, at) = wait_for(&progress, steady + args.burst, Duration::from_secs(60));
+    let burst_secs = at.duration_since(burst_start).as_secs_f64().max(1e-3);
+    let throughput = arrived.saturating_sub(steady) as f64 / burst_secs;
 
     eprintln!("instance B: {:?}", b.stats());
     done.store(true, Ordering::SeqCst);
@@ -230,14 +237,19 @@ fn fewest(progress: &Progress) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits until every subscriber of B has `total` distinct events, or `limit`; returns the
-/// fewest any has.
-fn wait_for(progress: &Progress, total: u64, limit: Duration) -> u64 {
+/// Waits until every subscriber of B has `total` distinct events, or nothing arrived for 3 s,
+/// or `limit`; returns the fewest any has, and when that count was reached.
+fn wait_for(progress: &Progress, total: u64, limit: Duration) -> (u64, Instant) {
     let deadline = Instant::now() + limit;
+    let (mut last, mut moved) = (fewest(progress), Instant::now());
     loop {
         let fewest = fewest(progress);
-        if fewest >= total || Instant::now() > deadline {
-            return fewest;
+        if fewest != last {
+            (last, moved) = (fewest, Instant::now());
+        }
+        if fewest >= total || Instant::now() > deadline || moved.elapsed() > Duration::from_secs(3)
+        {
+            return (fewest, moved);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -247,7 +259,7 @@ fn wait_for(progress: &Progress, total: u64, limit: Duration) -> u64 {
 fn spawn_subscribers(
     a: &Broadcaster,
     b: &Broadcaster,
-    subs: usize,
+    (subs, steady): (usize, u64),
     origin: Instant,
     (seen, progress): (Arc<Mutex<Seen>>, Progress),
     done: Arc<AtomicBool>,
@@ -299,7 +311,8 @@ fn spawn_subscribers(
                                     let Some(seq) = number_after(data, b"\"s\":") else {
                                         continue;
                                     };
-                                    if tally.record(seq) && probe {
+                                    // Latency is the steady phase's; the burst's is a backlog.
+                                    if tally.record(seq) && probe && seq <= steady {
                                         if let Some(t) = number_after(data, b"\"t\":") {
                                             latency.record(now.saturating_sub(t));
                                         }

@@ -135,7 +135,11 @@ fn measure(backend: Backend, args: &EnginesArgs) -> Result<Figures, String> {
     let a = engine
         .builder()?
         .keep_alive(None)
-        .outbox(usize::try_from(steady + args.burst).unwrap_or(usize::MAX).max(10_000))
+        .outbox(
+            usize::try_from(steady + args.burst)
+                .unwrap_or(usize::MAX)
+                .max(10_000),
+        )
         .build();
     let b = engine.builder()?.keep_alive(None).build();
     for events in [&a, &b] {

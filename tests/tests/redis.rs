@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{eventually, start, SseClient, WAIT};
 use eventsource_stream::Event;
 use serde_json::json;
-use sse_core::{Broadcaster, RESET_EVENT};
+use sse_core::{Broadcaster, BroadcasterBuilder, RESET_EVENT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PATH: &str = "/events";
@@ -55,6 +55,20 @@ fn instance(url: &str, stream: &str) -> (Broadcaster, common::TestServer) {
         start(1, move |cfg| events.service(PATH)(cfg))
     };
     (events, server)
+}
+
+/// An instance built from `builder` (without keep-alives), connected to Redis, served, and
+/// one client subscribed to it.
+async fn subscribed(builder: BroadcasterBuilder) -> (Broadcaster, common::TestServer, SseClient) {
+    let events = builder.keep_alive(None).build();
+    let server = {
+        let events = events.clone();
+        start(1, move |cfg| events.service(PATH)(cfg))
+    };
+    connected(&events).await;
+    let client = SseClient::connect(&server.url(PATH), None).await;
+    eventually("subscribed", || events.stats().subscribers == 1).await;
+    (events, server, client)
 }
 
 /// Waits until the instance has read the stream's epoch from Redis: its ids then name a
@@ -379,19 +393,11 @@ async fn a_flush_without_restart_is_noticed_and_stale_ids_get_a_reset() {
 async fn a_full_outbox_drops_the_oldest_and_subscribers_get_a_reset() {
     let mut redis = RedisServer::start().await;
     let url = redis.url();
-    let events = Broadcaster::builder()
+    let builder = Broadcaster::builder()
         .redis(&url, &unique_stream("overflow"))
         .expect("valid Redis URL")
-        .outbox(10)
-        .keep_alive(None)
-        .build();
-    let server = {
-        let events = events.clone();
-        start(1, move |cfg| events.service(PATH)(cfg))
-    };
-    connected(&events).await;
-    let mut client = SseClient::connect(&server.url(PATH), None).await;
-    eventually("subscribed", || events.stats().subscribers == 1).await;
+        .outbox(10);
+    let (events, _server, mut client) = subscribed(builder).await;
     redis.kill();
     for i in 0..25 {
         events.publish("e", &i).expect("publish never fails");
@@ -562,4 +568,106 @@ async fn what_cannot_reach_redis_by_the_flush_timeout_is_counted_as_dropped() {
     );
     let stats = events.stats().store;
     assert_eq!((stats.outbox, stats.outbox_dropped), (0, 5), "{stats:?}");
+}
+
+/// Watches a Redis server's commands (`MONITOR`).
+struct Monitor {
+    conn: tokio::net::TcpStream,
+}
+
+impl Monitor {
+    async fn start(port: u16) -> Monitor {
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect to redis-server");
+        conn.write_all(b"MONITOR\r\n").await.expect("send MONITOR");
+        let mut ok = [0u8; 5];
+        tokio::time::timeout(WAIT, conn.read_exact(&mut ok))
+            .await
+            .expect("MONITOR answers")
+            .expect("read");
+        assert_eq!(&ok, b"+OK\r\n");
+        Monitor { conn }
+    }
+
+    /// The arguments after the key of every `XRANGE` on `key` that a client sent since the
+    /// last call (not those of Lua scripts), in order; reads until 500 ms pass quietly.
+    async fn xranges(&mut self, key: &str) -> Vec<Vec<String>> {
+        let mut text = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(500), self.conn.read(&mut buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&text)
+            .lines()
+            .filter(|line| !line.contains("[0 lua]"))
+            .filter_map(|line| line.split_once("\"XRANGE\" ").map(|(_, args)| args))
+            // `"key" "a" "b" ...`: the quoted parts are the odd pieces.
+            .map(|args| {
+                args.split('"')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|args| args.first().is_some_and(|k| k == key))
+            .map(|args| args[1..].to_vec())
+            .collect()
+    }
+}
+
+#[actix_web::test]
+#[ignore = "needs the redis-server binary"]
+async fn a_replay_checks_that_the_resumed_entry_exists_before_reading_a_page() {
+    let redis = RedisServer::start().await;
+    let stream = unique_stream("existence");
+    let builder = Broadcaster::builder()
+        .redis(&redis.url(), &stream)
+        .expect("valid Redis URL")
+        .history(10);
+    let (events, server, mut live) = subscribed(builder).await;
+    for i in 0..50 {
+        events.publish("e", &i).unwrap();
+    }
+    let ids: Vec<String> = take_data(&mut live, 50)
+        .await
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let mut monitor = Monitor::start(redis.port).await;
+    // `<epoch>-<ms>-<n>`: the entry is `<ms>-<n>`.
+    let (epoch, entry) = ids[4].split_once('-').expect("an engine id");
+
+    // An entry the stream holds, older than the local history: first one cheap check that it
+    // is there, then the page after it.
+    let mut resumed = SseClient::connect(&server.url(PATH), Some(&ids[4])).await;
+    let replayed = take_data(&mut resumed, 45).await;
+    assert_eq!(
+        (replayed[0].data.as_str(), replayed[44].data.as_str()),
+        ("5", "49")
+    );
+    let xranges = monitor.xranges(&stream).await;
+    assert_eq!(
+        xranges.first(),
+        Some(&vec![entry.to_owned(), entry.to_owned()]),
+        "{xranges:?}"
+    );
+    assert!(
+        xranges[1..]
+            .iter()
+            .any(|args| args[0] == format!("({entry}")),
+        "{xranges:?}"
+    );
+
+    // An entry the stream never held: the check alone, then a reset; no page is read.
+    let missing = format!("{epoch}-1-0");
+    let mut stale = SseClient::connect(&server.url(PATH), Some(&missing)).await;
+    assert_eq!(stale.next().await.event, RESET_EVENT);
+    let xranges = monitor.xranges(&stream).await;
+    assert_eq!(xranges, vec![vec!["1-0".to_owned(), "1-0".to_owned()]]);
 }

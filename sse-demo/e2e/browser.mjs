@@ -11,25 +11,17 @@
 // lines start with `LOG`. Exits non-zero, with the reason on stderr, on the first failure.
 // Every wait is bounded.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { apiAt, log, runInChromium, say, sleep, within } from "./common.mjs";
 
 const [pageUrl, apiUrl, screenshot] = process.argv.slice(2);
 if (!pageUrl || !apiUrl || !screenshot) {
   console.error("usage: node browser.mjs <page-url> <api-url> <screenshot.png>");
   process.exit(2);
 }
-const base = new URL(apiUrl);
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const OVERALL_MS = 90_000;
 
 // ---- talking to the test -------------------------------------------------------------------
-
-const say = (line) => process.stdout.write(`${line}\n`);
-const log = (message) => say(`LOG ${message}`);
 
 const inbox = [];
 const waiting = [];
@@ -66,34 +58,11 @@ async function ask(command, answer, ms) {
 
 // ---- the API, from outside the page --------------------------------------------------------
 
-async function api(method, path, body) {
-  const res = await fetch(new URL(path, base), {
-    method,
-    headers: body ? { "content-type": "application/json" } : {},
-    body: body ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(5000),
-  });
-  const data = await res.json().catch(() => null);
-  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${JSON.stringify(data)}`);
-  return data;
-}
-const createUser = (username) =>
-  api("POST", "/api/v1/users", { username, email: `${username.replace(/\W/g, "")}@example.com` });
+const { api, createUser } = apiAt(apiUrl);
 const renameUser = (id, username) => api("PUT", `/api/v1/users/${id}`, { username });
 const deleteUser = (id) => api("DELETE", `/api/v1/users/${id}`);
 
 // ---- what the page shows -------------------------------------------------------------------
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// Waits until `check` (run in the page) returns true, or fails saying `what`.
-async function within(page, ms, what, check, arg) {
-  try {
-    await page.waitForFunction(check, arg, { timeout: ms, polling: 50 });
-  } catch (err) {
-    throw new Error(`${what}: not within ${ms} ms (${err.message.split("\n")[0]})`);
-  }
-}
 
 const shows = (page, id, username, ms = 2000) =>
   within(
@@ -261,60 +230,32 @@ async function scenario(page, pageErrors) {
   await sleep(1300); // let the highlight of the last change fade before the screenshot
 }
 
-async function main() {
-  const overall = setTimeout(() => {
-    console.error(`browser test failed: not finished within ${OVERALL_MS} ms`);
-    process.exit(1);
-  }, OVERALL_MS);
-  overall.unref();
-
-  const profile = mkdtempSync(join(tmpdir(), "sse-demo-chromium-"));
-  let context;
+// The scenario, then a screenshot of the page however it went (the first failure wins).
+async function run(context) {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(5000);
+  const pageErrors = [];
+  page.on("pageerror", (err) => pageErrors.push(err.message));
+  page.on("console", (msg) => {
+    if (msg.type() === "error" || msg.type() === "warning") log(`console ${msg.type()}: ${msg.text()}`);
+  });
   let failure = null;
   try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30_000,
-      viewport: { width: 900, height: 640 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(5000);
-    const pageErrors = [];
-    page.on("pageerror", (err) => pageErrors.push(err.message));
-    page.on("console", (msg) => {
-      if (msg.type() === "error" || msg.type() === "warning") log(`console ${msg.type()}: ${msg.text()}`);
-    });
-    try {
-      await scenario(page, pageErrors);
-    } catch (err) {
-      failure = err;
-    }
+    await scenario(page, pageErrors);
+  } catch (err) {
+    failure = err;
+  }
+  try {
     await page.screenshot({ path: screenshot, fullPage: true, timeout: 10_000 });
     say(`SCREENSHOT ${screenshot}`);
   } catch (err) {
     failure ??= err;
-  } finally {
-    await context?.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
-    input.close();
   }
-  if (failure) {
-    console.error(`browser test failed: ${failure.message}`);
-    process.exit(1);
-  }
-  say("OK");
-  process.exit(0);
+  if (failure) throw failure;
 }
 
-main();
+runInChromium(
+  "browser",
+  { overallMs: OVERALL_MS, viewport: { width: 900, height: 640 }, cleanup: () => input.close() },
+  run,
+);

@@ -7,28 +7,19 @@
 // Run by sse-demo/tests/inspector.rs. Prints `LOG ...` lines, then `OK`; exits non-zero with
 // the reason on stderr on the first failure. Every wait is bounded.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { apiAt, log, runInChromium, waiter } from "./common.mjs";
 
 const [base, token] = process.argv.slice(2);
 if (!base || !token) {
   console.error("usage: node inspector.mjs <base-url> <token>");
   process.exit(2);
 }
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const say = (line) => process.stdout.write(`${line}\n`);
-const log = (message) => say(`LOG ${message}`);
+const { createUser } = apiAt(base);
 
-async function within(page, ms, what, check, arg) {
-  try {
-    await page.waitForFunction(check, arg, { timeout: ms, polling: 50 });
-  } catch (err) {
-    const status = await page.locator("#status").textContent().catch(() => "?");
-    throw new Error(`${what}: not within ${ms} ms (status: ${status}; ${err.message.split("\n")[0]})`);
-  }
-}
+// A wait that fails also says what the page's status reads.
+const within = waiter({
+  detail: async (page) => `status: ${await page.locator("#status").textContent().catch(() => "?")}`,
+});
 
 async function scenario(context) {
   const page = context.pages()[0] ?? (await context.newPage());
@@ -44,12 +35,7 @@ async function scenario(context) {
   log("live, own stream listed");
 
   // A change made elsewhere (not from this page).
-  const res = await fetch(new URL("api/v1/users", base), {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ username: "inspected", email: "inspected@example.com" }),
-  });
-  if (!res.ok) throw new Error(`POST /api/v1/users: HTTP ${res.status}`);
+  await createUser("inspected");
   await within(page, 5_000, "the event in the last events", () =>
     [...document.querySelectorAll("#recent tr")].some((tr) => tr.cells[1].textContent === "user_created"),
   );
@@ -69,34 +55,5 @@ async function scenario(context) {
   if (errors.length) throw new Error(`errors in the page: ${errors.join("; ")}`);
 }
 
-async function main() {
-  setTimeout(() => {
-    console.error("inspector test failed: not finished within 60 s");
-    process.exit(1);
-  }, 60_000).unref();
-  const profile = mkdtempSync(join(tmpdir(), "sse-demo-inspector-"));
-  let context;
-  let failure = null;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30_000,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-    });
-    await scenario(context);
-  } catch (err) {
-    failure = err;
-  } finally {
-    await context?.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
-  }
-  if (failure) {
-    console.error(`inspector test failed: ${failure.message}`);
-    process.exit(1);
-  }
-  say("OK");
-  process.exit(0);
-}
-
-main();
+// Chromium without the quiet flags (see common.mjs), as this test has always run it.
+runInChromium("inspector", { overallMs: 60_000, quiet: false }, scenario);

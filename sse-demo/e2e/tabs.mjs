@@ -12,17 +12,10 @@
 //   node tabs.mjs recovery <url>         a test page (tests/tabs.rs) that checks tokens and
 //                                        Retry-After; prints its RESULT
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { log, runInChromium, say, sleep, waiter } from "./common.mjs";
 
 const [scenario, url, count, expectLive] = process.argv.slice(2);
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const OVERALL_MS = 120_000;
-const say = (line) => process.stdout.write(`${line}\n`);
-const log = (message) => say(`LOG ${message}`);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // The API from inside a tab: works for https with a self-signed certificate too.
 const api = (page, method, path, body) =>
@@ -40,13 +33,7 @@ const api = (page, method, path, body) =>
   );
 const createUser = (page, username) => api(page, "POST", "/api/v1/users", { username, email: `${username}@example.com` });
 
-async function within(page, ms, what, check, arg) {
-  try {
-    await page.waitForFunction(check, arg, { timeout: ms, polling: 20 });
-  } catch (err) {
-    throw new Error(`${what}: not within ${ms} ms (${err.message.split("\n")[0]})`);
-  }
-}
+const within = waiter({ polling: 20 });
 
 async function openTabs(context, n, target, waitUntil = "load", timeout = 20_000) {
   const pages = [];
@@ -187,51 +174,10 @@ async function recovery(context) {
 
 const scenarios = { tabs, leader, eventsource, recovery };
 
-async function main() {
-  const run = scenarios[scenario];
-  if (!run || !url) {
-    console.error("usage: node tabs.mjs tabs|leader|eventsource|recovery <url> [n] [expect-live]");
-    process.exit(2);
-  }
-  const overall = setTimeout(() => {
-    console.error(`tabs test failed: not finished within ${OVERALL_MS} ms`);
-    process.exit(1);
-  }, OVERALL_MS);
-  overall.unref();
-  const profile = mkdtempSync(join(tmpdir(), "sse-tabs-chromium-"));
-  let context;
-  let failure = null;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30_000,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--ignore-certificate-errors",
-      ],
-      ignoreHTTPSErrors: true,
-    });
-    await run(context);
-  } catch (err) {
-    failure = err;
-  } finally {
-    await context?.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
-  }
-  if (failure) {
-    console.error(`tabs test failed: ${failure.message}`);
-    process.exit(1);
-  }
-  say("OK");
-  process.exit(0);
+const run = scenarios[scenario];
+if (!run || !url) {
+  console.error("usage: node tabs.mjs tabs|leader|eventsource|recovery <url> [n] [expect-live]");
+  process.exit(2);
 }
-
-main();
+// https with a self-signed certificate too (`--tls-self-signed`).
+runInChromium("tabs", { overallMs: OVERALL_MS, selfSigned: true }, run);

@@ -12,45 +12,18 @@
 //                                    page opened then starts at 1, and closing the watcher
 //                                    brings it back to 0
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { apiAt, log, runInChromium, say, sleep, within } from "./common.mjs";
 
 const [scenario, url] = process.argv.slice(2);
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const OVERALL_MS = 90_000;
-const say = (line) => process.stdout.write(`${line}\n`);
-const log = (message) => say(`LOG ${message}`);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---- the API, from outside the pages ---------------------------------------------------------
 
-async function api(method, path, body) {
-  const res = await fetch(new URL(path, url), {
-    method,
-    headers: body ? { "content-type": "application/json" } : {},
-    body: body ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(5000),
-  });
-  const data = await res.json().catch(() => null);
-  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${JSON.stringify(data)}`);
-  return data;
-}
-const createUser = (username) => api("POST", "/api/v1/users", { username, email: `${username}@example.com` });
+const { api, createUser } = apiAt(url);
 const renameUser = (id, username) => api("PUT", `/api/v1/users/${id}`, { username });
 const changeEmail = (id, email) => api("PUT", `/api/v1/users/${id}/email`, { email });
 
 // ---- what a page shows -----------------------------------------------------------------------
-
-// Waits until `check` (run in the page) returns true, or fails saying `what`.
-async function within(page, ms, what, check, arg) {
-  try {
-    await page.waitForFunction(check, arg, { timeout: ms, polling: 50 });
-  } catch (err) {
-    throw new Error(`${what}: not within ${ms} ms (${err.message.split("\n")[0]})`);
-  }
-}
 
 const live = (page, name) =>
   within(page, 5000, `${name} is live`, () => document.getElementById("status")?.dataset.state === "live");
@@ -208,51 +181,13 @@ async function presence(context, errors) {
 
 const scenarios = { "view-as": viewAs, presence };
 
-async function main() {
-  const run = scenarios[scenario];
-  if (!run || !url) {
-    console.error("usage: node viewer.mjs view-as|presence <url>");
-    process.exit(2);
-  }
-  const overall = setTimeout(() => {
-    console.error(`viewer test failed: not finished within ${OVERALL_MS} ms`);
-    process.exit(1);
-  }, OVERALL_MS);
-  overall.unref();
-  const profile = mkdtempSync(join(tmpdir(), "sse-viewer-chromium-"));
-  let context;
-  let failure = null;
-  const errors = [];
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30_000,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-    await run(context, errors);
-    if (errors.length) throw new Error(`errors in the pages: ${errors.join("; ")}`);
-  } catch (err) {
-    failure = err;
-  } finally {
-    await context?.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
-  }
-  if (failure) {
-    console.error(`viewer test failed: ${failure.message}`);
-    process.exit(1);
-  }
-  say("OK");
-  process.exit(0);
+const run = scenarios[scenario];
+if (!run || !url) {
+  console.error("usage: node viewer.mjs view-as|presence <url>");
+  process.exit(2);
 }
-
-main();
+runInChromium("viewer", { overallMs: OVERALL_MS }, async (context) => {
+  const errors = [];
+  await run(context, errors);
+  if (errors.length) throw new Error(`errors in the pages: ${errors.join("; ")}`);
+});

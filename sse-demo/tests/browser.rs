@@ -5,39 +5,22 @@
 #[path = "support/binary.rs"]
 #[allow(dead_code)] // shared with shutdown.rs, which uses the stream helpers
 mod binary;
+#[path = "support/e2e.rs"]
+mod e2e;
 #[path = "support/proxy.rs"]
 mod proxy;
 
-use std::io::{BufRead, BufReader, Write};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::RecvTimeoutError;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use binary::{forward_lines, Demo};
+use binary::Demo;
+use e2e::{measure, Script};
 use proxy::Proxy;
-
-/// Kills the browser script if the test fails half-way.
-struct Script(Child);
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 #[test]
 #[ignore = "needs chromium and node_modules in sse-demo/e2e (see .ci/run)"]
 fn page_follows_changes_live_and_recovers_after_a_restart() {
-    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e");
-    assert!(
-        e2e.join("node_modules/playwright-core").is_dir(),
-        "run `npm ci` in {} first",
-        e2e.display()
-    );
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("demo.db");
     let screenshot = dir.path().join("page.png");
@@ -52,38 +35,14 @@ fn page_follows_changes_live_and_recovers_after_a_restart() {
     let proxy = Proxy::start(server.as_ref().expect("started").addr);
     let page_url = format!("http://{}/", proxy.addr);
 
-    let mut child = Command::new("node")
-        .arg(e2e.join("browser.mjs"))
-        .arg(&page_url)
-        .arg(&url)
-        .arg(&screenshot)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node (is Node.js installed?)");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let lines = forward_lines(child.stdout.take().expect("piped stdout"));
-    let stderr = child.stderr.take().expect("piped stderr");
-    let errors = std::thread::spawn(move || {
-        let lines = BufReader::new(stderr).lines().map_while(Result::ok);
-        lines
-            .inspect(|l| eprintln!("[browser] {l}"))
-            .collect::<Vec<_>>()
-    });
-    let mut script = Script(child);
-
-    let deadline = Instant::now() + Duration::from_secs(150);
+    let args = [
+        OsStr::new(&page_url),
+        OsStr::new(&url),
+        screenshot.as_os_str(),
+    ];
+    let mut script = Script::start("browser.mjs", &args, Duration::from_secs(150), true);
     let mut shot: Option<PathBuf> = None;
-    let mut ok = false;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = match lines.recv_timeout(left) {
-            Ok(line) => line,
-            Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => panic!("browser script still running after 150 s"),
-        };
-        println!("[browser] {line}");
+    while let Some(line) = script.next_line() {
         let reply = match line.as_str() {
             "CUT" => {
                 proxy.cut(true);
@@ -107,10 +66,6 @@ fn page_follows_changes_live_and_recovers_after_a_restart() {
                 server = Some(restarted);
                 Some(format!("STARTED {url}"))
             }
-            "OK" => {
-                ok = true;
-                None
-            }
             other => {
                 if let Some(path) = other.strip_prefix("SCREENSHOT ") {
                     shot = Some(PathBuf::from(path));
@@ -119,22 +74,10 @@ fn page_follows_changes_live_and_recovers_after_a_restart() {
             }
         };
         if let Some(reply) = reply {
-            writeln!(stdin, "{reply}").expect("answer the browser script");
+            script.answer(&reply);
         }
     }
-    drop(stdin);
 
-    let status = {
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = script.0.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(Instant::now() < end, "browser script did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    let stderr = errors.join().unwrap_or_default();
     if let Some(shot) = &shot {
         println!("screenshot: {}", shot.display());
         if let Some(keep) = std::env::var_os("SSE_DEMO_ARTIFACTS") {
@@ -143,11 +86,7 @@ fn page_follows_changes_live_and_recovers_after_a_restart() {
             println!("screenshot kept at {}", kept.display());
         }
     }
-    assert!(
-        status.success() && ok,
-        "browser script failed ({status}):\n{}",
-        stderr.join("\n")
-    );
+    script.finish();
     let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 0, "no screenshot at {}", screenshot.display());
     if let Some(server) = server {
@@ -156,57 +95,14 @@ fn page_follows_changes_live_and_recovers_after_a_restart() {
 }
 
 /// Runs `node viewer.mjs <scenario> <url>` to its end (at most 120 s); its stdout lines, after
-/// asserting that it printed `OK`.
+/// asserting that it succeeded and printed `OK`.
 fn viewer_script(scenario: &str, url: &str) -> Vec<String> {
-    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e");
-    assert!(
-        e2e.join("node_modules/playwright-core").is_dir(),
-        "run `npm ci` in {} first",
-        e2e.display()
-    );
-    let mut child = Command::new("node")
-        .arg(e2e.join("viewer.mjs"))
-        .args([scenario, url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node (is Node.js installed?)");
-    let lines = forward_lines(child.stdout.take().expect("piped stdout"));
-    let stderr = child.stderr.take().expect("piped stderr");
-    let errors = std::thread::spawn(move || {
-        (BufReader::new(stderr).lines().map_while(Result::ok)).collect::<Vec<_>>()
-    });
-    let script = Script(child);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut out = Vec::new();
-    loop {
-        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                println!("[viewer] {line}");
-                out.push(line);
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => panic!("viewer.mjs still running after 120 s"),
-        }
-    }
-    drop(script);
-    let errors = errors.join().unwrap_or_default();
-    assert!(
-        out.iter().any(|l| l == "OK"),
-        "viewer.mjs {scenario} failed:\n{}",
-        errors.join("\n")
-    );
-    out
+    e2e::run("viewer.mjs", &[scenario, url], Duration::from_secs(120))
 }
 
 /// The milliseconds a `MEASURE name ms` line of the script reports.
 fn measured_ms(lines: &[String], name: &str) -> u64 {
-    let prefix = format!("MEASURE {name} ");
-    (lines.iter().find_map(|l| l.strip_prefix(&prefix)))
-        .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
-        .parse()
-        .unwrap_or_else(|err| panic!("{name}: {err}"))
+    (measure(lines, name).parse()).unwrap_or_else(|err| panic!("{name}: {err}"))
 }
 
 #[test]

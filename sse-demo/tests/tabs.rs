@@ -5,84 +5,24 @@
 #[path = "support/binary.rs"]
 #[allow(dead_code)]
 mod binary;
+#[path = "support/e2e.rs"]
+#[allow(dead_code)] // no script here reads answers on its stdin
+mod e2e;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use binary::{forward_lines, Demo};
+use binary::Demo;
+use e2e::measure;
 use sse_core::{Broadcaster, Delivery, JwtAuth, TopicSelector};
 
-/// Kills the script if the test fails half-way.
-struct Script(Child);
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn e2e() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e");
-    assert!(
-        dir.join("node_modules/playwright-core").is_dir(),
-        "run `npm ci` in {} first",
-        dir.display()
-    );
-    dir
-}
-
 /// Runs `node tabs.mjs <args>` to its end (at most 150 s); its stdout lines, after asserting
-/// that it printed `OK`.
+/// that it succeeded and printed `OK`.
 fn tabs_script(args: &[&str]) -> Vec<String> {
-    let mut child = Command::new("node")
-        .arg(e2e().join("tabs.mjs"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run node (is Node.js installed?)");
-    let lines = forward_lines(child.stdout.take().expect("piped stdout"));
-    let stderr = child.stderr.take().expect("piped stderr");
-    let errors = std::thread::spawn(move || {
-        (BufReader::new(stderr).lines().map_while(Result::ok)).collect::<Vec<_>>()
-    });
-    let script = Script(child);
-    let deadline = Instant::now() + Duration::from_secs(150);
-    let mut out = Vec::new();
-    loop {
-        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                println!("[tabs] {line}");
-                out.push(line);
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => panic!("tabs.mjs still running after 150 s"),
-        }
-    }
-    drop(script);
-    let errors = errors.join().unwrap_or_default();
-    assert!(
-        out.iter().any(|l| l == "OK"),
-        "tabs.mjs {args:?} failed:\n{}",
-        errors.join("\n")
-    );
-    out
-}
-
-fn measure<'a>(lines: &'a [String], name: &str) -> &'a str {
-    let prefix = format!("MEASURE {name} ");
-    (lines.iter().find_map(|l| l.strip_prefix(&prefix))).unwrap_or_else(|| panic!("no {name}"))
+    e2e::run("tabs.mjs", args, Duration::from_secs(150))
 }
 
 fn demo(args: &[&str]) -> (Demo, tempfile::TempDir) {

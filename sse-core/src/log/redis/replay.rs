@@ -4,7 +4,7 @@
 //! reconnect together with the same id.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -103,9 +103,11 @@ pub(super) async fn run(
     }
 }
 
-/// One page. A first page checks that `after` is still there (a cheap call) before anything
-/// else, and reads the entries just before it to tell repeats apart; the page itself is one
-/// `XRANGE`.
+/// One page, read with a check that `after` is still in the stream, in one script: trimming
+/// removes the oldest entries first, so while `after` is there every entry after it is too,
+/// and the page has no hole. This holds for every page (each starts after the previous one's
+/// last entry), however long the client took between them. A first page then reads the
+/// entries just before `after` to tell repeats apart.
 async fn fetch(
     log: &RedisLog,
     conn: &mut MultiplexedConnection,
@@ -117,21 +119,20 @@ async fn fetch(
         return Ok(Err(reason::STALE));
     };
     let after = format!("{ams}-{an}");
+    let page: Option<StreamRangeReply> = PAGE
+        .key(&log.key)
+        .arg(&after)
+        .arg(format!("{ums}-{un}"))
+        .arg(key.max)
+        .invoke_async(conn)
+        .await?;
+    let Some(page) = page else {
+        return Ok(Err(reason::TOO_OLD));
+    };
     let mut senders = match seen {
         Some(seen) => seen,
-        None => match first_page(log, conn, &after).await? {
-            Some(senders) => senders,
-            None => return Ok(Err(reason::TOO_OLD)),
-        },
+        None => senders_up_to(log, conn, &after).await?,
     };
-    let page: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(&log.key)
-        .arg(format!("({after}"))
-        .arg(format!("{ums}-{un}"))
-        .arg("COUNT")
-        .arg(key.max)
-        .query_async(conn)
-        .await?;
     let epoch = key.after.epoch();
     let reached = page
         .ids
@@ -151,25 +152,26 @@ async fn fetch(
     }))
 }
 
-/// For a first page: `None` when `after` is no longer in the stream; else the senders of the
-/// entries just before it (up to and including it).
-async fn first_page(
+/// Entries after `ARGV[1]` up to `ARGV[2]`, at most `ARGV[3]`; nothing (nil) when `ARGV[1]`
+/// is no longer in the stream. `0-0` (a stream that was empty) is never an entry.
+static PAGE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if ARGV[1] ~= '0-0' and #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
+  return false
+end
+return redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], ARGV[2], 'COUNT', ARGV[3])
+",
+    )
+});
+
+/// The senders of the entries just before `after` (up to and including it), for a first
+/// page.
+async fn senders_up_to(
     log: &RedisLog,
     conn: &mut MultiplexedConnection,
     after: &str,
-) -> redis::RedisResult<Option<Senders>> {
-    // `0-0` (a stream that was empty) is never an entry.
-    if after != "0-0" {
-        let found: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&log.key)
-            .arg(after)
-            .arg(after)
-            .query_async(conn)
-            .await?;
-        if found.ids.is_empty() {
-            return Ok(None);
-        }
-    }
+) -> redis::RedisResult<Senders> {
     let before: StreamRangeReply = redis::cmd("XREVRANGE")
         .arg(&log.key)
         .arg(after)
@@ -184,5 +186,5 @@ async fn first_page(
             senders.is_repeat(instance, ticket);
         }
     }
-    Ok(Some(senders))
+    Ok(senders)
 }

@@ -627,19 +627,33 @@ impl Monitor {
 async fn a_replay_checks_that_the_resumed_entry_exists_before_reading_a_page() {
     let redis = RedisServer::start().await;
     let stream = unique_stream("existence");
-    let builder = Broadcaster::builder()
-        .redis(&redis.url(), &stream)
-        .expect("valid Redis URL")
-        .history(10);
-    let (events, server, mut live) = subscribed(builder).await;
+    let redis_of = |history| {
+        Broadcaster::builder()
+            .redis(&redis.url(), &stream)
+            .expect("valid Redis URL")
+            .history(history)
+    };
+    // A publishes and keeps them all (in Redis too: `MAXLEN ~ 1000`); B keeps only the last
+    // 10 locally, so a client resuming on B from an older id is answered from Redis.
+    let (a, _server_a, mut live) = subscribed(redis_of(1000)).await;
+    let b = redis_of(10).keep_alive(None).build();
+    let server = {
+        let b = b.clone();
+        start(1, move |cfg| b.service(PATH)(cfg))
+    };
+    connected(&b).await;
     for i in 0..50 {
-        events.publish("e", &i).unwrap();
+        a.publish("e", &i).unwrap();
     }
     let ids: Vec<String> = take_data(&mut live, 50)
         .await
         .into_iter()
         .map(|e| e.id)
         .collect();
+    eventually("B read every entry", || {
+        b.last_event_id().to_string() == ids[49]
+    })
+    .await;
     let mut monitor = Monitor::start(redis.port).await;
     // `<epoch>-<ms>-<n>`: the entry is `<ms>-<n>`.
     let (epoch, entry) = ids[4].split_once('-').expect("an engine id");

@@ -419,7 +419,12 @@ async fn a_stream_ends_when_its_token_expires() {
 
 #[actix_web::test]
 async fn subscriber_limits_refuse_with_retry_after() {
-    let events = Broadcaster::builder().max_subscribers_per_ip(2).build();
+    // The test server allows half-closed connections (actix-web's default), so a dropped client
+    // is noticed at the next write: a short keep-alive makes that write come soon.
+    let events = Broadcaster::builder()
+        .max_subscribers_per_ip(2)
+        .keep_alive(Duration::from_millis(200))
+        .build();
     let server = server_for(&events);
     let first = SseClient::connect(&server.url(PATH), None).await;
     let _second = SseClient::connect(&server.url(PATH), None).await;

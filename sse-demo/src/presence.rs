@@ -2,11 +2,12 @@
 //!
 //! A page that watches a user adds the exact topic `watch/users/{id}` to its stream (counting
 //! `users/{id}` would not do: every page follows `users/*`, which matches every user). The
-//! [`Presence::middleware`] notes the ids named by stream requests that opened a stream; a
-//! thread reads [`Broadcaster::presence`] for those ids every [`EVERY`] (sse-core has no
-//! change notification) and publishes `{"id", "watchers"}` on `users/{id}` when a count
-//! changed. An id back at 0 is forgotten once that 0 is published, so a tick costs one index
-//! lookup per user being watched, at most [`MAX_WATCHED`].
+//! [`Presence::middleware`] notes the ids named by stream requests that opened a stream; when
+//! a stream with topics opens or ends ([`Broadcaster::presence_changes`]) or an id is noted, a
+//! task reads [`Broadcaster::presence`] for those ids and publishes `{"id", "watchers"}` on
+//! `users/{id}` when a count changed. Nothing runs on a timer. An id back at 0 is forgotten
+//! once that 0 is published, so a count costs one index lookup per user being watched, at
+//! most [`MAX_WATCHED`].
 //!
 //! `GET /api/v1/watchers` lists the counts last published, for a page's snapshot (stamped with
 //! `SSE-Last-Event-ID` like the users list; the events after it bring the page up to date).
@@ -29,6 +30,7 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::web::{self, Json};
 use serde::{Deserialize, Serialize};
 use sse_core::Broadcaster;
+use tokio::sync::Notify;
 
 /// The topics a watching page adds to its stream.
 pub const WATCH_TOPICS: &str = "watch/users/{id}";
@@ -39,8 +41,8 @@ const WATCH_PREFIX: &str = "watch/users/";
 /// The event name of a count.
 pub const WATCHERS_EVENT: &str = "user_watchers";
 
-/// How often the counts are read.
-pub const EVERY: Duration = Duration::from_millis(500);
+/// How long a change waits for others before the counts are read.
+pub const SETTLE: Duration = Duration::from_millis(50);
 
 /// The most users counted at once; a stream watching another one is served but not counted.
 pub const MAX_WATCHED: usize = 4096;
@@ -66,16 +68,25 @@ pub struct Presence {
     /// The count last published for each user being watched; 0 for one noted but not yet
     /// counted (what a page assumes of a user it has no count for).
     published: Arc<Mutex<BTreeMap<i64, usize>>>,
+    /// Wakes the counting task for a newly noted user.
+    noted: Arc<Notify>,
 }
 
 impl Presence {
-    /// Starts counting for `events`, until it shuts down.
+    /// Starts counting for `events`, until it shuts down: a task on the current actix
+    /// runtime counts whenever a stream with topics opens or ends, or a watch is noted.
     pub fn start(events: &Broadcaster) -> Self {
         let presence = Self::default();
         let (this, events) = (presence.clone(), events.clone());
-        std::thread::spawn(move || {
-            while !events.is_shut_down() {
-                std::thread::sleep(EVERY);
+        let mut changes = events.presence_changes();
+        actix_web::rt::spawn(async move {
+            loop {
+                tokio::select! {
+                    more = changes.changed() => if !more { break },
+                    () = this.noted.notified() => {}
+                }
+                // Lets a burst of opens (a page load, a reconnect storm) settle into one count.
+                tokio::time::sleep(SETTLE).await;
                 this.tick(&events);
             }
         });
@@ -136,6 +147,8 @@ impl Presence {
         for id in ids {
             if published.len() < MAX_WATCHED || published.contains_key(&id) {
                 published.entry(id).or_insert(0);
+                // The stream may have been counted before it was noted: count it again.
+                self.noted.notify_one();
             } else {
                 tracing::debug!(
                     id,

@@ -123,7 +123,8 @@ fn a_page_watching_a_user_is_counted_on_other_pages_until_it_closes() {
     // Without --demo-login: the script also checks that "View as" is not offered.
     let server = Demo::start(dir.path().join("demo.db"), 0);
     let out = viewer_script("presence", &server.url);
-    // Counted at the next presence tick (every 500 ms), published as an event; and uncounted
+    // Counted when the stream opens (presence changes wake the demo), published as an event;
+    // and uncounted
     // as soon: the closed page's connection ends its stream at once (no waiting for a
     // keep-alive write to fail, 5 s apart).
     assert!(measured_ms(&out, "watcher_counted_ms") < 3000, "{out:?}");

@@ -15,9 +15,9 @@ use serde_json::{json, Value};
 use app::TestApp;
 use sse::SseStream;
 
-/// Longer than a presence tick (500 ms) and the time a closed stream takes to be noticed.
+/// Longer than a count takes (50 ms after a change) and a closed stream takes to be noticed.
 const WAIT: Duration = Duration::from_secs(5);
-/// Several presence ticks.
+/// Long enough for a count that should not come.
 const QUIET: Duration = Duration::from_millis(1500);
 
 async fn create(app: &TestApp, name: &str) -> i64 {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::builder::{BroadcasterBuilder, Config};
+use super::presence::PresenceChanges;
 use super::shared::Shared;
 use super::stats::Stats;
 use super::stream::EventStream;
@@ -217,6 +218,7 @@ impl Broadcaster {
         // Closing the channel and the mailboxes wakes every subscriber, which then sees
         // `closed`.
         self.shared.lock().close();
+        self.shared.presence_changed();
         if let Some(log) = self.shared.log() {
             log.stop(self.shared.config.flush_timeout);
         }
@@ -276,6 +278,13 @@ impl Broadcaster {
     /// ```
     pub fn presence(&self, topic: &str) -> usize {
         self.shared.lock().index.presence(topic)
+    }
+
+    /// Wakes when a stream with topics opens or ends (and at shutdown): read
+    /// [`presence`](Broadcaster::presence) then, rather than on a timer. See
+    /// [`PresenceChanges`].
+    pub fn presence_changes(&self) -> PresenceChanges {
+        PresenceChanges::new(self.shared.clone())
     }
 }
 

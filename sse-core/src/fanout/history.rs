@@ -65,6 +65,13 @@ pub(crate) struct Start {
     pub(crate) resume: Resume,
 }
 
+impl Start {
+    /// Whether the subscriber chose topics (and so sits in the subscription index).
+    pub(crate) fn is_selective(&self) -> bool {
+        matches!(self.live, Live::Mailbox(..))
+    }
+}
+
 /// Where a `Last-Event-ID` resumes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Resume {

@@ -401,4 +401,44 @@ mod tests {
             assert_eq!(b.stats().followed_topics, 2);
         });
     }
+
+    #[test]
+    fn presence_changes_wake_when_a_stream_with_topics_opens_or_ends() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let b = Broadcaster::new();
+            let mut changes = b.presence_changes();
+            let woken = |changes: &mut crate::PresenceChanges| changes.changed().now_or_never();
+            assert_eq!(woken(&mut changes), None, "nothing changed yet");
+
+            let everything = b.subscribe(None).unwrap();
+            assert_eq!(woken(&mut changes), None, "no topic: not in the index");
+            let sub = Sub {
+                selectors: Some(vec!["users/42".into()]),
+                grants: vec![],
+                resume_after: None,
+            };
+            let first = open(&b, &sub, None);
+            let second = open(&b, &sub, None);
+            assert_eq!(woken(&mut changes), Some(true), "two opened: one wake-up");
+            assert_eq!(woken(&mut changes), None, "seen");
+            assert_eq!(b.presence("users/42"), 2);
+
+            drop(first);
+            assert_eq!(woken(&mut changes), Some(true), "one ended");
+            assert_eq!(b.presence("users/42"), 1);
+            drop(everything);
+            assert_eq!(woken(&mut changes), None);
+
+            let waiting = tokio::spawn(async move { changes.changed().await });
+            tokio::task::yield_now().await;
+            b.shutdown();
+            assert!(!waiting.await.unwrap(), "shutdown ends the waiting");
+            assert!(!b.presence_changes().changed().await);
+            drop(second);
+        });
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use bytes::Bytes;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::admission::Limits;
 use super::builder::Config;
@@ -27,6 +27,9 @@ pub(crate) struct Shared {
     pub(crate) limits: Arc<Limits>,
     /// The event log shared with other instances, when the builder chose one.
     log: Option<Arc<dyn EventLog>>,
+    /// Bumped when a selective subscriber comes or goes, and at shutdown: what
+    /// [`PresenceChanges`](super::PresenceChanges) waits on.
+    pub(crate) presence: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -47,6 +50,7 @@ impl Shared {
                 config.max_subscribers_per_ip,
             )),
             log,
+            presence: watch::Sender::new(0),
             config,
         });
         if let Some(log) = &shared.log {
@@ -95,12 +99,22 @@ impl Shared {
             Resume::Fresh | Resume::Log(_) => {}
         }
         c.subscribers.fetch_add(1, Ordering::Relaxed);
+        if start.is_selective() {
+            self.presence_changed();
+        }
         Some(start)
     }
 
     /// Forgets a selective subscriber whose stream ended.
     pub(crate) fn unsubscribe(&self, id: SubId) {
         self.lock().index.remove(id);
+        self.presence_changed();
+    }
+
+    /// Wakes whoever waits for a change of presence (after the index changed, outside its
+    /// lock).
+    pub(crate) fn presence_changed(&self) {
+        self.presence.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Queues what a subscriber that last saw `after` missed, a budget at a time, or a reset

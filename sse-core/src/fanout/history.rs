@@ -37,8 +37,9 @@ pub(crate) struct State {
 
 /// Where a subscriber's live frames come from.
 pub(crate) enum Live {
-    /// Every public event, through the broadcast channel (no topic chosen).
-    Broadcast(broadcast::Receiver<Frame>),
+    /// Every public event, through the broadcast channel (no topic chosen); the filter still
+    /// decides on private events and the sender's own.
+    Broadcast(broadcast::Receiver<Frame>, Filter),
     /// Only the events it wants, from the subscription index.
     Mailbox(Arc<Mailbox>, SubId),
 }
@@ -253,17 +254,17 @@ impl State {
     pub(crate) fn start(
         &mut self,
         last_event_id: Option<&str>,
-        filter: &Arc<Filter>,
+        filter: Filter,
         config: &Config,
         log: Option<&dyn EventLog>,
     ) -> Option<Start> {
-        let rx = self.tx.as_ref()?.subscribe();
+        let tx = self.tx.as_ref()?;
         let live = if filter.selectors.is_some() {
-            let mailbox = Arc::new(Mailbox::new(filter.clone()));
+            let mailbox = Arc::new(Mailbox::new(filter));
             let id = self.index.insert(mailbox.clone());
             Live::Mailbox(mailbox, id)
         } else {
-            Live::Broadcast(rx)
+            Live::Broadcast(tx.subscribe(), filter)
         };
         let current = self.last_seq;
         let current_id = self.last_id;
@@ -271,7 +272,9 @@ impl State {
             Err(_) => Resume::Reset("malformed Last-Event-ID"),
             Ok(id) => self.resolve(id, log),
         });
-        let mut pending = VecDeque::new();
+        // Room for the preamble alone: an idle stream keeps this queue, and the default first
+        // growth (to four frames) would cost each one 96 bytes more.
+        let mut pending = VecDeque::with_capacity(1);
         let preamble_id = match resume {
             Resume::Fresh => Some(current_id),
             Resume::After(after, _) => (after == current).then_some(current_id),

@@ -2,7 +2,7 @@
 //! events the subscriber wants, so a publish wakes its audience, not everyone.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use crate::log::Frame;
@@ -22,8 +22,9 @@ pub(crate) enum Received {
 }
 
 pub(crate) struct Mailbox {
-    /// What the subscriber may see: checked at publish, per frame of its audience.
-    pub(crate) filter: Arc<Filter>,
+    /// What the subscriber may see: checked at publish, per frame of its audience (and by
+    /// its stream, which holds no copy).
+    pub(crate) filter: Filter,
     inner: Mutex<Inner>,
 }
 
@@ -38,7 +39,7 @@ struct Inner {
 }
 
 impl Mailbox {
-    pub(crate) fn new(filter: Arc<Filter>) -> Self {
+    pub(crate) fn new(filter: Filter) -> Self {
         Self {
             filter,
             inner: Mutex::default(),

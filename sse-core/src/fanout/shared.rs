@@ -74,11 +74,7 @@ impl Shared {
     }
 
     /// Registers a subscriber resuming after `last_event_id` (the raw header or query value).
-    pub(crate) fn subscribe(
-        &self,
-        last_event_id: Option<&str>,
-        filter: &Arc<Filter>,
-    ) -> Option<Start> {
+    pub(crate) fn subscribe(&self, last_event_id: Option<&str>, filter: Filter) -> Option<Start> {
         let start = self
             .lock()
             .start(last_event_id, filter, &self.config, self.log.as_deref())?;

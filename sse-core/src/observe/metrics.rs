@@ -7,8 +7,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use metrics::{
-    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
-    Gauge, Histogram, Unit,
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
 };
 
 use crate::wire::EventId;
@@ -118,47 +117,31 @@ pub(super) fn engine_outbox(events: usize) {
     gauge!("sse_engine_outbox_events").set(events as f64);
 }
 
-/// One stream's metric handles, looked up once when it opens (a write then costs no lookup).
-pub(super) struct StreamMetrics {
-    open: Gauge,
-    deliveries: Counter,
-    bytes: Counter,
-    keep_alives: Counter,
-    latency: Histogram,
+// A stream's metrics are looked up when they are reported (once per `REPORT_EVERY` writes, per
+// keep-alive, and at open and close), not held: handles would cost every open stream 80 bytes.
+
+pub(super) fn stream_opened() {
+    counter!("sse_streams_total").increment(1);
+    gauge!("sse_streams_open").increment(1.0);
 }
 
-impl StreamMetrics {
-    pub(super) fn open() -> Self {
-        counter!("sse_streams_total").increment(1);
-        let open = gauge!("sse_streams_open");
-        open.increment(1.0);
-        Self {
-            open,
-            deliveries: counter!("sse_deliveries_total"),
-            bytes: counter!("sse_written_bytes_total"),
-            keep_alives: counter!("sse_keep_alives_total"),
-            latency: histogram!("sse_publish_to_write_seconds"),
-        }
-    }
+/// Adds what a stream wrote since its last report.
+pub(super) fn stream_wrote(deliveries: u64, bytes: u64, keep_alives: u64) {
+    counter!("sse_deliveries_total").increment(deliveries);
+    counter!("sse_written_bytes_total").increment(bytes);
+    counter!("sse_keep_alives_total").increment(keep_alives);
+}
 
-    /// Adds what the stream wrote since the last report.
-    pub(super) fn report(&self, deliveries: u64, bytes: u64, keep_alives: u64) {
-        self.deliveries.increment(deliveries);
-        self.bytes.increment(bytes);
-        self.keep_alives.increment(keep_alives);
+/// A sampled write: how long ago the event that `chunk` starts with was published.
+pub(super) fn sample(chunk: &[u8]) {
+    if let Some(waited) = since_published(chunk) {
+        histogram!("sse_publish_to_write_seconds").record(waited.as_secs_f64());
     }
+}
 
-    /// A sampled write: how long ago the event that `chunk` starts with was published.
-    pub(super) fn sample(&self, chunk: &[u8]) {
-        if let Some(waited) = since_published(chunk) {
-            self.latency.record(waited.as_secs_f64());
-        }
-    }
-
-    pub(super) fn closed(&self, ended: &'static str, lasted: Duration) {
-        self.open.decrement(1.0);
-        histogram!("sse_stream_duration_seconds", "ended" => ended).record(lasted.as_secs_f64());
-    }
+pub(super) fn stream_closed(ended: &'static str, lasted: Duration) {
+    gauge!("sse_streams_open").decrement(1.0);
+    histogram!("sse_stream_duration_seconds", "ended" => ended).record(lasted.as_secs_f64());
 }
 
 /// When recent events were published, for the sampled publish-to-write latency: a slot per

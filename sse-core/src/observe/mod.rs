@@ -63,4 +63,4 @@ pub(crate) use hooks::*;
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use metrics::describe_metrics;
 pub(crate) use notes::{Reported, CAUGHT_UP, RESUMED};
-pub(crate) use stream::{Observed, Opening};
+pub(crate) use stream::{Ending, Observed, Opening};

@@ -38,21 +38,14 @@ pub(super) fn engine_outbox(_events: usize) {}
 #[inline(always)]
 pub(super) fn published_at(_id: EventId) {}
 
-/// No handles: a zero-sized stand-in.
-pub(super) struct StreamMetrics;
+#[inline(always)]
+pub(super) fn stream_opened() {}
 
-impl StreamMetrics {
-    #[inline(always)]
-    pub(super) fn open() -> Self {
-        Self
-    }
+#[inline(always)]
+pub(super) fn stream_wrote(_deliveries: u64, _bytes: u64, _keep_alives: u64) {}
 
-    #[inline(always)]
-    pub(super) fn report(&self, _deliveries: u64, _bytes: u64, _keep_alives: u64) {}
+#[inline(always)]
+pub(super) fn sample(_chunk: &[u8]) {}
 
-    #[inline(always)]
-    pub(super) fn sample(&self, _chunk: &[u8]) {}
-
-    #[inline(always)]
-    pub(super) fn closed(&self, _ended: &'static str, _lasted: Duration) {}
-}
+#[inline(always)]
+pub(super) fn stream_closed(_ended: &'static str, _lasted: Duration) {}

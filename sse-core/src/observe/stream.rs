@@ -1,9 +1,8 @@
-//! One stream, observed: its `sse.stream` span, its metric handles, and what it wrote, added
+//! One stream, observed: its `sse.stream` span, its metrics, and what it wrote, added
 //! up locally and reported in batches, so a write costs a few additions and no shared atomic.
 
 use std::ops::Deref;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -13,7 +12,7 @@ use tracing::field::Empty;
 use tracing::Span;
 
 use super::inspect;
-use super::metrics::StreamMetrics;
+use super::metrics;
 use super::notes::{self, Notes};
 use crate::fanout::Shared;
 use crate::topic::Filter;
@@ -33,43 +32,48 @@ pub(crate) struct Opening {
     resumed_from: Option<EventId>,
     resuming: bool,
     topics: Option<Box<str>>,
-    expires_at: Option<tokio::time::Instant>,
 }
 
 /// A stream of chunks, wrapped to observe what it writes and how it ends. Transparent: it
-/// derefs to the stream it wraps.
+/// derefs to the stream it wraps. Small, since every open stream carries one: what only the
+/// span and the inspector need is boxed apart, and absent when neither is on.
 pub(crate) struct Observed<S> {
     inner: S,
-    shared: Arc<Shared>,
-    span: Span,
-    metrics: StreamMetrics,
+    traced: Option<Box<Traced>>,
     opened: Instant,
-    expires_at: Option<tokio::time::Instant>,
+    /// Not yet reported.
+    bytes: u64,
+    deliveries: u32,
+    keep_alives: u32,
+    unreported: u32,
+    until_sample: u32,
+    /// How the stream ended, once its owner or the inner stream knows; else the client left.
+    ending: Option<Ending>,
+}
+
+/// How a stream ended, for the span's `ended` and the duration metric's label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Shutdown,
+    Expired,
+}
+
+/// The `sse.stream` span (when enabled) and the inspector's record (when on).
+struct Traced {
+    span: Span,
     /// Opened with a `Last-Event-ID` whose outcome is not known yet.
     resuming: bool,
     /// Under the inspector, the topics it was recorded with.
     topics: Option<Box<str>>,
-    /// Not yet reported.
-    deliveries: u64,
-    bytes: u64,
-    keep_alives: u64,
-    unreported: u32,
     /// Totals, for the span.
     writes: u64,
     written: u64,
     catch_ups: u32,
-    until_sample: u32,
-    /// The inner stream ended (shutdown).
-    ended: bool,
 }
 
 impl Opening {
     /// Starts observing a stream with `filter`, resuming after `last_event_id`.
-    pub(crate) fn new(
-        filter: &Filter,
-        last_event_id: Option<&str>,
-        expires_at: Option<tokio::time::Instant>,
-    ) -> Opening {
+    pub(crate) fn new(filter: &Filter, last_event_id: Option<&str>) -> Opening {
         notes::clear();
         let resumed_from = last_event_id.and_then(|id| id.parse().ok());
         let span = tracing::info_span!(
@@ -90,61 +94,75 @@ impl Opening {
             resumed_from,
             resuming: last_event_id.is_some(),
             topics: topics.filter(|t| inspect::stream_opened(t)),
-            expires_at,
         }
     }
 }
 
 impl<S> Observed<S> {
     /// The stream for the request that was [opening](Opening::new), registered now.
-    pub(crate) fn new(opening: Opening, inner: S, shared: &Arc<Shared>) -> Self {
-        let mut this = Self {
-            inner,
-            shared: shared.clone(),
-            span: opening.span,
-            metrics: StreamMetrics::open(),
-            opened: Instant::now(),
-            expires_at: opening.expires_at,
-            resuming: opening.resuming,
-            topics: opening.topics,
-            deliveries: 0,
-            bytes: 0,
-            keep_alives: 0,
-            unreported: 0,
-            writes: 0,
-            written: 0,
-            catch_ups: 0,
-            // The first event write is sampled, so a quiet stream shows its latency too.
-            until_sample: 1,
-            ended: false,
-        };
-        if !this.span.is_disabled() {
+    pub(crate) fn new(opening: Opening, inner: S, shared: &Shared) -> Self {
+        if !opening.span.is_disabled() {
             if let Some(from) = opening.resumed_from {
                 let head = shared.lock().last_id;
                 if from.epoch() == head.epoch() && from.entry_parts().is_none() {
-                    this.span
+                    opening
+                        .span
                         .record("missed", head.seq().saturating_sub(from.seq()));
                 }
             }
         }
+        let traced = (!opening.span.is_disabled() || opening.topics.is_some()).then(|| {
+            Box::new(Traced {
+                span: opening.span,
+                resuming: opening.resuming,
+                topics: opening.topics,
+                writes: 0,
+                written: 0,
+                catch_ups: 0,
+            })
+        });
+        metrics::stream_opened();
+        let mut this = Self {
+            inner,
+            traced,
+            opened: Instant::now(),
+            bytes: 0,
+            deliveries: 0,
+            keep_alives: 0,
+            unreported: 0,
+            // The first event write is sampled, so a quiet stream shows its latency too.
+            until_sample: 1,
+            ending: None,
+        };
         this.noted(notes::take());
         this
     }
 
+    /// Tells how the stream is ending, for the span and the metrics; a stream dropped without
+    /// it ended because its client left. The first told is kept.
+    pub(crate) fn ending(&mut self, how: Ending) {
+        self.ending.get_or_insert(how);
+    }
+
     /// Takes what the fan-out noted during a poll (or the registration).
     fn noted(&mut self, notes: Notes) {
-        if self.resuming && (notes.resumed || notes.reset.is_some()) {
-            self.resuming = false;
+        let Some(traced) = &mut self.traced else {
+            return;
+        };
+        if traced.resuming && (notes.resumed || notes.reset.is_some()) {
+            traced.resuming = false;
             let outcome = if notes.resumed { "resumed" } else { "reset" };
-            self.span.record("resume", outcome);
+            traced.span.record("resume", outcome);
         }
-        self.catch_ups = self.catch_ups.saturating_add(notes.caught_up);
+        traced.catch_ups = traced.catch_ups.saturating_add(notes.caught_up);
     }
 
     fn wrote(&mut self, chunk: &Bytes) {
         let len = chunk.len() as u64;
-        self.writes += 1;
-        self.written += len;
+        if let Some(traced) = &mut self.traced {
+            traced.writes += 1;
+            traced.written += len;
+        }
         self.bytes += len;
         self.unreported += 1;
         let keep_alive = chunk.starts_with(b": keep-alive");
@@ -155,7 +173,7 @@ impl<S> Observed<S> {
             self.until_sample -= 1;
             if self.until_sample == 0 {
                 self.until_sample = SAMPLE_EVERY;
-                self.metrics.sample(chunk);
+                metrics::sample(chunk);
             }
         }
         if keep_alive || self.unreported >= REPORT_EVERY {
@@ -164,28 +182,20 @@ impl<S> Observed<S> {
     }
 
     fn report(&mut self) {
-        self.metrics
-            .report(self.deliveries, self.bytes, self.keep_alives);
+        if self.unreported == 0 {
+            return;
+        }
+        metrics::stream_wrote(
+            u64::from(self.deliveries),
+            self.bytes,
+            u64::from(self.keep_alives),
+        );
         (
             self.deliveries,
             self.bytes,
             self.keep_alives,
             self.unreported,
         ) = (0, 0, 0, 0);
-    }
-
-    /// How the stream ended.
-    fn ending(&self) -> &'static str {
-        if self.ended || self.shared.is_closed() {
-            "shutdown"
-        } else if self
-            .expires_at
-            .is_some_and(|at| at <= tokio::time::Instant::now())
-        {
-            "expired"
-        } else {
-            "client_gone"
-        }
     }
 }
 
@@ -202,19 +212,20 @@ impl<S: Stream<Item = Bytes> + Unpin> Stream for Observed<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let this = self.get_mut();
-        let polled = if this.span.is_disabled() {
-            Pin::new(&mut this.inner).poll_next(cx)
-        } else {
-            notes::clear();
-            let polled = this
-                .span
-                .in_scope(|| Pin::new(&mut this.inner).poll_next(cx));
-            this.noted(notes::take());
-            polled
+        let polled = match &this.traced {
+            Some(traced) if !traced.span.is_disabled() => {
+                notes::clear();
+                let polled = traced
+                    .span
+                    .in_scope(|| Pin::new(&mut this.inner).poll_next(cx));
+                this.noted(notes::take());
+                polled
+            }
+            _ => Pin::new(&mut this.inner).poll_next(cx),
         };
         match &polled {
             Poll::Ready(Some(chunk)) => this.wrote(chunk),
-            Poll::Ready(None) => this.ended = true,
+            Poll::Ready(None) => this.ending(Ending::Shutdown),
             Poll::Pending => {}
         }
         polled
@@ -224,16 +235,23 @@ impl<S: Stream<Item = Bytes> + Unpin> Stream for Observed<S> {
 impl<S> Drop for Observed<S> {
     fn drop(&mut self) {
         self.report();
-        let ended = self.ending();
+        let ended = match self.ending {
+            Some(Ending::Shutdown) => "shutdown",
+            Some(Ending::Expired) => "expired",
+            None => "client_gone",
+        };
         let lasted = self.opened.elapsed();
-        self.metrics.closed(ended, lasted);
-        if let Some(topics) = &self.topics {
+        metrics::stream_closed(ended, lasted);
+        let Some(traced) = &self.traced else {
+            return;
+        };
+        if let Some(topics) = &traced.topics {
             inspect::stream_closed(topics);
         }
-        let span = &self.span;
-        span.record("catch_ups", self.catch_ups);
-        span.record("writes", self.writes);
-        span.record("bytes", self.written);
+        let span = &traced.span;
+        span.record("catch_ups", traced.catch_ups);
+        span.record("writes", traced.writes);
+        span.record("bytes", traced.written);
         span.record("ended", ended);
         span.record(
             "duration_ms",

@@ -12,28 +12,31 @@ use tokio::time::{Instant, Sleep};
 
 use crate::wire::{encode, EventId};
 
-/// A stream that knows whether events after the last one it sent were skipped, so that the
-/// keep-alive can carry the current id and the client's next reconnect starts past them.
+/// A stream that knows its keep-alive period, and whether events after the last one it sent
+/// were skipped, so that the keep-alive can carry the current id and the client's next
+/// reconnect starts past them.
 pub(super) trait Skipped {
+    /// How long without a write before a keep-alive comment; `None`: never. Asked of the
+    /// inner stream (which has the configuration) rather than kept in every stream.
+    fn keep_alive(&self) -> Option<Duration>;
+
     /// The id to carry, once, when events were skipped since the last write.
     fn take_skipped(&mut self) -> Option<EventId>;
 }
 
-/// Sends a keep-alive comment after `every` without a write.
+/// Sends a keep-alive comment after the inner stream's period without a write.
 pub(super) struct KeepAlive<S> {
     inner: S,
-    every: Option<Duration>,
     timer: Option<Pin<Box<Sleep>>>,
     last_write: Instant,
 }
 
-impl<S> KeepAlive<S> {
-    pub(super) fn new(inner: S, every: Option<Duration>) -> Self {
+impl<S: Skipped> KeepAlive<S> {
+    pub(super) fn new(inner: S) -> Self {
         let now = Instant::now();
         Self {
+            timer: (inner.keep_alive()).map(|d| Box::pin(tokio::time::sleep_until(now + d))),
             inner,
-            every,
-            timer: every.map(|d| Box::pin(tokio::time::sleep_until(now + d))),
             last_write: now,
         }
     }
@@ -59,7 +62,7 @@ impl<S: Stream<Item = Bytes> + Skipped + Unpin> Stream for KeepAlive<S> {
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => {}
         }
-        let (Some(every), Some(timer)) = (this.every, &mut this.timer) else {
+        let (Some(every), Some(timer)) = (this.inner.keep_alive(), &mut this.timer) else {
             return Poll::Pending;
         };
         // The timer is re-armed lazily (here, not on every write), so a busy stream costs no

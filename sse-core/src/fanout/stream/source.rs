@@ -4,8 +4,9 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -32,10 +33,11 @@ pub(super) struct Source {
     /// The id of the frame at `last_seq`.
     last_id: EventId,
     /// Live frames up to this id were already seen by the client (on another instance).
-    floor: Option<EventId>,
+    /// Boxed, like `replay`: rare, and every open stream would carry the space.
+    floor: Option<Box<EventId>>,
     /// Missed events being fetched from the event log, a page at a time as the client reads;
     /// live frames wait meanwhile.
-    replay: Option<Replay>,
+    replay: Option<Box<Replay>>,
     /// Whether events after the last one sent were skipped by the filter: the next keep-alive
     /// then carries the current id.
     skipped: bool,
@@ -44,15 +46,18 @@ pub(super) struct Source {
     behind: bool,
     /// Behind because of a resume (counted as a resume, not a catch-up).
     resuming: bool,
-    filter: Arc<Filter>,
 }
 
-/// A subscriber's live frames: the broadcast channel (no topic chosen) or its mailbox in the
-/// subscription index.
+/// A subscriber's live frames, and its filter: the broadcast channel (no topic chosen) or its
+/// mailbox in the subscription index (which holds the filter). A broadcast subscriber's filter
+/// is boxed only when it is not the plain "every public event" (it names its client).
 enum LiveFrames {
-    Broadcast(BroadcastStream<Frame>),
+    Broadcast(BroadcastStream<Frame>, Option<Box<Filter>>),
     Mailbox(Arc<Mailbox>, SubId),
 }
+
+/// The filter of a subscriber that chose no topic and named no client.
+static EVERY_PUBLIC_EVENT: LazyLock<Filter> = LazyLock::new(Filter::default);
 
 /// One live frame, a lag, or the end.
 enum Next {
@@ -63,9 +68,17 @@ enum Next {
 }
 
 impl LiveFrames {
+    fn filter(&self) -> &Filter {
+        match self {
+            LiveFrames::Broadcast(_, Some(filter)) => filter,
+            LiveFrames::Broadcast(_, None) => &EVERY_PUBLIC_EVENT,
+            LiveFrames::Mailbox(mailbox, _) => &mailbox.filter,
+        }
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) -> Next {
         match self {
-            LiveFrames::Broadcast(rx) => match Pin::new(rx).poll_next(cx) {
+            LiveFrames::Broadcast(rx, _) => match Pin::new(rx).poll_next(cx) {
                 Poll::Ready(Some(Ok(frame))) => Next::Frame(frame),
                 Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => Next::Lagged,
                 Poll::Ready(None) => Next::Closed,
@@ -107,28 +120,33 @@ fn replay_page(
 }
 
 impl Source {
-    pub(super) fn new(shared: Arc<Shared>, start: Start, filter: Arc<Filter>) -> Self {
-        let replay = start.replay_after.map(|after| Replay {
-            page: replay_page(&shared, after, start.last_id, None),
-            upto: start.last_id,
-            last_sent: false,
+    pub(super) fn new(shared: Arc<Shared>, start: Start) -> Self {
+        let replay = start.replay_after.map(|after| {
+            Box::new(Replay {
+                page: replay_page(&shared, after, start.last_id, None),
+                upto: start.last_id,
+                last_sent: false,
+            })
         });
         let queued = start.pending.iter().map(Bytes::len).sum();
         Self {
             live: match start.live {
-                Live::Broadcast(rx) => LiveFrames::Broadcast(BroadcastStream::new(rx)),
+                Live::Broadcast(rx, filter) => {
+                    let plain = filter.client_id.is_none() && filter.grants.is_empty();
+                    let filter = (!plain).then(|| Box::new(filter));
+                    LiveFrames::Broadcast(BroadcastStream::new(rx), filter)
+                }
                 Live::Mailbox(mailbox, id) => LiveFrames::Mailbox(mailbox, id),
             },
             pending: start.pending,
             queued,
             last_seq: start.last_seq,
             last_id: start.last_id,
-            floor: start.floor,
+            floor: start.floor.map(Box::new),
             replay,
             skipped: false,
             behind: start.catch_up,
             resuming: start.catch_up,
-            filter,
             shared,
         }
     }
@@ -189,7 +207,7 @@ impl Source {
         match result {
             Ok(mut page) => {
                 for frame in std::mem::take(&mut page.frames) {
-                    replay.last_sent = self.filter.wants(&frame.route);
+                    replay.last_sent = self.live.filter().wants(&frame.route);
                     if replay.last_sent {
                         self.queue(frame.bytes);
                     }
@@ -221,8 +239,8 @@ impl Source {
         let budget = MAX_BATCH.saturating_sub(self.queued);
         let before = self.pending.len();
         let wanted = Wanted {
-            filter: &self.filter,
-            floor: self.floor,
+            filter: self.live.filter(),
+            floor: self.floor.as_deref().copied(),
         };
         let outcome = self
             .shared
@@ -269,7 +287,7 @@ impl Source {
         };
         self.last_seq = last_seq;
         self.last_id = last_id;
-        if self.floor.is_some_and(|floor| {
+        if self.floor.as_deref().is_some_and(|floor| {
             last_id.epoch() != floor.epoch() || last_id.position() >= floor.position()
         }) {
             self.floor = None;
@@ -284,14 +302,14 @@ impl Source {
         }
         self.last_seq = frame.seq;
         self.last_id = frame.id;
-        if let Some(floor) = self.floor {
+        if let Some(floor) = self.floor.as_deref() {
             if frame.id.epoch() == floor.epoch() && frame.id.position() <= floor.position() {
                 return;
             }
             self.floor = None;
         }
         // Per subscriber, only a look at the shared route: no encoding.
-        if self.filter.wants(&frame.route) {
+        if self.live.filter().wants(&frame.route) {
             self.skipped = false;
             self.queue(frame.bytes);
         } else {
@@ -342,6 +360,10 @@ impl Stream for Source {
 }
 
 impl Skipped for Source {
+    fn keep_alive(&self) -> Option<Duration> {
+        self.shared.config.keep_alive
+    }
+
     fn take_skipped(&mut self) -> Option<EventId> {
         if std::mem::take(&mut self.skipped) {
             return Some(self.last_id);

@@ -32,6 +32,8 @@ pub(crate) mod memory;
 pub(crate) mod nats;
 #[cfg(any(feature = "redis", feature = "nats"))]
 mod outbox;
+#[cfg(any(feature = "redis", feature = "nats"))]
+mod pages;
 mod redact;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;

@@ -24,6 +24,7 @@ use async_nats::jetstream::{self, stream};
 use tokio::sync::watch;
 
 use super::control::Control;
+use super::pages;
 use super::{Append, EventLog, LogOptions, ReplayFuture, Senders, Sink, StopFuture, StoreStats};
 use crate::wire::{new_epoch, EventId, WireFormat};
 
@@ -133,7 +134,7 @@ pub(crate) struct NatsLog {
     /// Names this instance's messages (with a ticket each) for duplicate detection.
     instance: u64,
     /// The outbox, the stop and flush signals, the replay queue and the counters.
-    ctl: Control<Record, replay::Request>,
+    ctl: Control<Record, pages::Request>,
     /// Counts the client's (re)connections: a consumer does not always survive a server
     /// restart, so the follower makes a new one on each.
     connections: Arc<watch::Sender<u64>>,
@@ -153,7 +154,8 @@ impl EventLog for NatsLog {
                 };
                 let replays = async {
                     if let Some(requests) = requests {
-                        replay::run(&log, &js, &sink, requests).await;
+                        let pages = replay::Pages { log: &log, js: &js };
+                        pages::run(&pages, &log.ctl, &sink, requests).await;
                     }
                 };
                 tokio::join!(
@@ -176,13 +178,12 @@ impl EventLog for NatsLog {
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
-        let key = replay::PageKey {
+        let key = pages::PageKey {
             after,
             upto,
             max: max.clamp(1, MAX_REPLAY_PAGE),
         };
-        self.ctl
-            .replay(|reply| replay::Request { key, seen, reply })
+        self.ctl.replay(|reply| pages::Request { key, seen, reply })
     }
 
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {
@@ -211,7 +212,7 @@ impl NatsLog {
             history: options.history.max(1),
             format: options.format,
             instance: new_epoch(),
-            ctl: Control::new("nats", options.outbox, replay::QUEUE),
+            ctl: Control::new("nats", options.outbox, pages::QUEUE),
             connections: Arc::new(watch::channel(0).0),
             known_last: AtomicU64::new(0),
         }

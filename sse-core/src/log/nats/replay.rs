@@ -1,29 +1,18 @@
-//! `Last-Event-ID` replay from the stream, for ids older than the local history: a task on
-//! the engine's thread serving one page per request with gets by sequence (several in flight
-//! at once), each page encoded once and kept briefly for the clients that reconnect together
-//! with the same id.
+//! `Last-Event-ID` replay from the stream, for ids older than the local history: the pages
+//! the engine's replay task ([`pages`](crate::log::pages)) serves, read with gets by sequence
+//! (several in flight at once), each page encoded once.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
 use async_nats::jetstream::Context;
 use futures_util::future::join_all;
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
 use super::record::{decode_batch, frames};
 use super::{sender, NatsLog, RESPONSE_TIMEOUT};
-use crate::log::{reason, ReplayError, ReplayPage, Senders, Sink};
-use crate::wire::EventId;
+use crate::log::pages::{PageKey, PageSource};
+use crate::log::{reason, ReplayError, ReplayPage, Senders};
 
-/// Requests waiting for the replay task; past this, a replay is answered with a reset.
-pub(super) const QUEUE: usize = 1024;
-/// Pages kept for clients that ask for the same one (after a deploy, every client reconnects
-/// with the same id).
-const CACHE_PAGES: usize = 64;
-const CACHE_FOR: Duration = Duration::from_secs(1);
 /// Messages fetched at once.
 const WINDOW: u64 = 32;
 /// Messages before `after` read to tell repeats apart: a message is only ever sent again
@@ -31,88 +20,34 @@ const WINDOW: u64 = 32;
 /// between them.
 const DEDUPE_MESSAGES: u64 = 16;
 
-/// One page asked for by a subscriber's stream.
-pub(super) struct Request {
-    pub(super) key: PageKey,
-    /// `None` for a first page; else the previous page's senders.
-    pub(super) seen: Option<Senders>,
-    pub(super) reply: oneshot::Sender<Result<ReplayPage, ReplayError>>,
+/// The pages of one NATS connection's stream: its handle and epoch are what a page is read
+/// through, asked anew for each first page (the epoch may have changed since).
+pub(super) struct Pages<'a> {
+    pub(super) log: &'a NatsLog,
+    pub(super) js: &'a Context,
 }
 
-/// Which page: after an event, up to another, at most `max` events.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) struct PageKey {
-    pub(super) after: EventId,
-    pub(super) upto: EventId,
-    pub(super) max: usize,
-}
+impl PageSource for Pages<'_> {
+    type Conn = (Stream, u64);
+    type Error = async_nats::Error;
+    const TIMEOUT: Duration = RESPONSE_TIMEOUT.saturating_mul(2);
+    const CONNECT_FOR_FIRST_PAGE: bool = true;
 
-pub(super) async fn run(
-    log: &NatsLog,
-    js: &Context,
-    sink: &Weak<dyn Sink>,
-    mut requests: mpsc::Receiver<Request>,
-) {
-    let mut stop = log.ctl.stop.subscribe();
-    let mut stream: Option<(Stream, u64)> = None;
-    let mut cache: VecDeque<(PageKey, Instant, Arc<ReplayPage>)> = VecDeque::new();
-    loop {
-        let request = tokio::select! {
-            request = requests.recv() => request,
-            _ = stop.changed() => None,
-        };
-        let Some(request) = request else {
-            return;
-        };
-        if log.ctl.stopping(sink) {
-            return;
-        }
-        // Only first pages are shared: later ones depend on what the client's replay saw.
-        let first = request.seen.is_none();
-        cache.retain(|(_, at, _)| at.elapsed() < CACHE_FOR);
-        if let Some((_, _, page)) = cache
-            .iter()
-            .find(|(key, _, _)| first && *key == request.key)
-        {
-            let _ = request.reply.send(Ok(ReplayPage::clone(page)));
-            continue;
-        }
-        // A first page asks the stream anew: its epoch may have changed since.
-        if stream.is_none() || first {
-            match log.stream(js).await {
-                Ok(s) => stream = Some(s),
-                Err(err) => {
-                    log.failed("replay", &err);
-                    stream = None;
-                }
-            }
-        }
-        let Some((s, epoch)) = &stream else {
-            let _ = request.reply.send(Err(reason::UNREACHABLE));
-            continue;
-        };
-        let fetched = fetch(log, s, *epoch, request.key, request.seen);
-        let result = match tokio::time::timeout(RESPONSE_TIMEOUT * 2, fetched).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(err)) => {
-                log.failed("replay", &err);
-                stream = None;
-                Err(reason::UNREACHABLE)
-            }
-            Err(_) => {
-                log.failed("replay", &"timed out");
-                stream = None;
-                Err(reason::UNREACHABLE)
-            }
-        };
-        if let (Ok(page), true) = (&result, first) {
-            if cache.len() == CACHE_PAGES {
-                cache.pop_front();
-            }
-            cache.push_back((request.key, Instant::now(), Arc::new(page.clone())));
-        }
-        // The stream may have ended meanwhile: nobody to answer.
-        let _ = request.reply.send(result);
+    async fn connect(&self) -> Result<(Stream, u64), async_nats::Error> {
+        self.log.stream(self.js).await
+    }
+
+    async fn fetch(
+        &self,
+        (stream, epoch): &mut (Stream, u64),
+        key: PageKey,
+        seen: Option<Senders>,
+    ) -> Result<Result<ReplayPage, ReplayError>, async_nats::Error> {
+        fetch(self.log, stream, *epoch, key, seen).await
+    }
+
+    fn failed(&self, err: &dyn std::fmt::Display) {
+        self.log.failed("replay", err);
     }
 }
 

@@ -21,6 +21,7 @@ use redis::streams::StreamId;
 use redis::{AsyncConnectionConfig, Value};
 
 use super::control::Control;
+use super::pages;
 use super::{
     Append, EventLog, Frame, LogOptions, ReplayFuture, Senders, Sink, StopFuture, StoreStats,
 };
@@ -105,7 +106,7 @@ pub(crate) struct RedisLog {
     /// Names this instance's entries (with a ticket each) for duplicate detection.
     instance: u64,
     /// The outbox, the stop and flush signals, the replay queue and the counters.
-    ctl: Control<outbox::Fields, replay::Request>,
+    ctl: Control<outbox::Fields, pages::Request>,
 }
 
 impl EventLog for RedisLog {
@@ -116,7 +117,7 @@ impl EventLog for RedisLog {
             |log, requests| async move {
                 let replays = async {
                     if let Some(requests) = requests {
-                        replay::run(log.clone(), sink.clone(), requests).await;
+                        pages::run(&*log, &log.ctl, &sink, requests).await;
                     }
                 };
                 tokio::join!(
@@ -139,13 +140,12 @@ impl EventLog for RedisLog {
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
-        let key = replay::PageKey {
+        let key = pages::PageKey {
             after,
             upto,
             max: max.min(MAX_REPLAY_PAGE),
         };
-        self.ctl
-            .replay(|reply| replay::Request { key, seen, reply })
+        self.ctl.replay(|reply| pages::Request { key, seen, reply })
     }
 
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {
@@ -180,7 +180,7 @@ impl RedisLog {
             maxlen: options.history.max(1),
             format: options.format,
             instance: new_epoch(),
-            ctl: Control::new("redis", options.outbox, replay::QUEUE),
+            ctl: Control::new("redis", options.outbox, pages::QUEUE),
         }
     }
 

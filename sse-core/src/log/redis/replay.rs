@@ -1,105 +1,39 @@
-//! `Last-Event-ID` replay from the stream, for ids older than the local history: a task on
-//! the engine's thread with a connection of its own (a large reply never delays `XADD`),
-//! serving one page per request, each encoded once and kept briefly for the clients that
-//! reconnect together with the same id.
+//! `Last-Event-ID` replay from the stream, for ids older than the local history: the pages
+//! the engine's replay task ([`pages`](crate::log::pages)) serves, read through a connection
+//! of its own (a large reply never delays `XADD`), each encoded once.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, LazyLock, Weak};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamRangeReply;
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
 use super::{frame, sender, RedisLog, RESPONSE_TIMEOUT};
-use crate::log::{reason, ReplayError, ReplayPage, Senders, Sink, DEDUPE_WINDOW};
+use crate::log::pages::{PageKey, PageSource};
+use crate::log::{reason, ReplayError, ReplayPage, Senders, DEDUPE_WINDOW};
 use crate::wire::EventId;
 
-/// Requests waiting for the replay task; past this, a replay is answered with a reset.
-pub(super) const QUEUE: usize = 1024;
-/// Pages kept for clients that ask for the same one (after a deploy, every client reconnects
-/// with the same id).
-const CACHE_PAGES: usize = 64;
-const CACHE_FOR: Duration = Duration::from_secs(1);
+impl PageSource for RedisLog {
+    type Conn = MultiplexedConnection;
+    type Error = redis::RedisError;
+    const TIMEOUT: Duration = RESPONSE_TIMEOUT;
+    const CONNECT_FOR_FIRST_PAGE: bool = false;
 
-/// One page asked for by a subscriber's stream.
-pub(super) struct Request {
-    pub(super) key: PageKey,
-    /// `None` for a first page; else the previous page's senders.
-    pub(super) seen: Option<Senders>,
-    pub(super) reply: oneshot::Sender<Result<ReplayPage, ReplayError>>,
-}
+    async fn connect(&self) -> redis::RedisResult<MultiplexedConnection> {
+        Ok(RedisLog::connect(self).await?.0)
+    }
 
-/// Which page: after an entry, up to another, at most `max` entries.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) struct PageKey {
-    pub(super) after: EventId,
-    pub(super) upto: EventId,
-    pub(super) max: usize,
-}
+    async fn fetch(
+        &self,
+        conn: &mut MultiplexedConnection,
+        key: PageKey,
+        seen: Option<Senders>,
+    ) -> redis::RedisResult<Result<ReplayPage, ReplayError>> {
+        fetch(self, conn, key, seen).await
+    }
 
-pub(super) async fn run(
-    log: Arc<RedisLog>,
-    sink: Weak<dyn Sink>,
-    mut requests: mpsc::Receiver<Request>,
-) {
-    let mut stop = log.ctl.stop.subscribe();
-    let mut conn: Option<MultiplexedConnection> = None;
-    let mut cache: VecDeque<(PageKey, Instant, Arc<ReplayPage>)> = VecDeque::new();
-    loop {
-        let request = tokio::select! {
-            request = requests.recv() => request,
-            _ = stop.changed() => None,
-        };
-        let Some(request) = request else {
-            return;
-        };
-        if log.ctl.stopping(&sink) {
-            return;
-        }
-        // Only first pages are shared: later ones depend on what the client's replay saw.
-        let first = request.seen.is_none();
-        cache.retain(|(_, at, _)| at.elapsed() < CACHE_FOR);
-        if let Some((_, _, page)) = cache
-            .iter()
-            .find(|(key, _, _)| first && *key == request.key)
-        {
-            let _ = request.reply.send(Ok(ReplayPage::clone(page)));
-            continue;
-        }
-        if conn.is_none() {
-            match log.connect().await {
-                Ok((c, _)) => conn = Some(c),
-                Err(err) => log.failed("replay", &err),
-            }
-        }
-        let Some(c) = &mut conn else {
-            let _ = request.reply.send(Err(reason::UNREACHABLE));
-            continue;
-        };
-        let fetched = fetch(&log, c, request.key, request.seen);
-        let result = match tokio::time::timeout(RESPONSE_TIMEOUT, fetched).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(err)) => {
-                log.failed("replay", &err);
-                conn = None;
-                Err(reason::UNREACHABLE)
-            }
-            Err(_) => {
-                log.failed("replay", &"timed out");
-                conn = None;
-                Err(reason::UNREACHABLE)
-            }
-        };
-        if let (Ok(page), true) = (&result, first) {
-            if cache.len() == CACHE_PAGES {
-                cache.pop_front();
-            }
-            cache.push_back((request.key, Instant::now(), Arc::new(page.clone())));
-        }
-        // The stream may have ended meanwhile: nobody to answer.
-        let _ = request.reply.send(result);
+    fn failed(&self, err: &dyn std::fmt::Display) {
+        RedisLog::failed(self, "replay", err);
     }
 }
 

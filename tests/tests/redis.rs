@@ -686,3 +686,156 @@ async fn a_replay_checks_that_the_resumed_entry_exists_before_reading_a_page() {
     let xranges = monitor.xranges(&stream).await;
     assert_eq!(xranges, vec![vec!["1-0".to_owned(), "1-0".to_owned()]]);
 }
+
+/// A server for `events` whose connections have a fixed 8 KiB send buffer (no autotuning, which
+/// would let the kernel take megabytes for a client that does not read).
+fn small_send_buffers(events: &Broadcaster) -> common::TestServer {
+    let events = events.clone();
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().configure(events.service(PATH)))
+            .on_connect(|conn, _| {
+                use std::os::fd::AsRawFd;
+                if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                    let size: libc::c_int = 8192;
+                    // SAFETY: sets one option of a socket this process owns, from a live c_int.
+                    #[allow(unsafe_code)]
+                    let set = unsafe {
+                        libc::setsockopt(
+                            tcp.as_raw_fd(),
+                            libc::SOL_SOCKET,
+                            libc::SO_SNDBUF,
+                            std::ptr::from_ref(&size).cast(),
+                            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                        )
+                    };
+                    assert_eq!(set, 0, "SO_SNDBUF");
+                }
+            })
+            .workers(1)
+            .disable_signals()
+            .bind(("127.0.0.1", 0))
+            .expect("bind to an ephemeral loopback port");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    let task = actix_web::rt::spawn(server);
+    common::TestServer { addr, handle, task }
+}
+
+/// The body of a chunked response (`<hex size>\r\n<bytes>\r\n`...), as far as it goes.
+fn dechunk(raw: &str) -> String {
+    let mut body = String::new();
+    let mut rest = raw;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || after.len() < size {
+            body.push_str(after.get(..size.min(after.len())).unwrap_or_default());
+            break;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].strip_prefix("\r\n").unwrap_or_default();
+    }
+    body
+}
+
+#[actix_web::test]
+#[ignore = "needs the redis-server binary"]
+async fn trimming_between_two_replay_pages_gives_a_reset_never_a_silent_gap() {
+    let redis = RedisServer::start().await;
+    let stream = unique_stream("between-pages");
+    let redis_of = |history| {
+        Broadcaster::builder()
+            .redis(&redis.url(), &stream)
+            .expect("valid Redis URL")
+            .history(history)
+    };
+    // A publishes with `MAXLEN ~ 1000`; B keeps 10 locally, so a resume on B from an old id
+    // is replayed from Redis, 256 entries a page.
+    let (a, _server_a, mut live) = subscribed(redis_of(1000)).await;
+    let b = redis_of(10).keep_alive(None).build();
+    let server = small_send_buffers(&b);
+    connected(&b).await;
+    // 4 KiB each: the first page (1 MiB) is far more than the sockets and actix buffer for a
+    // client that does not read, so the second page waits until the client reads.
+    let pad = "x".repeat(4096);
+    let publish = |from: usize, to: usize| {
+        for n in from..to {
+            a.publish("e", &json!({ "n": n, "pad": pad })).unwrap();
+        }
+    };
+    publish(0, 600);
+    let ids: Vec<String> = take_data(&mut live, 600)
+        .await
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    eventually("B read every entry", || {
+        b.last_event_id().to_string() == ids[599]
+    })
+    .await;
+    let first = &ids[0];
+    let mut monitor = Monitor::start(redis.port).await;
+    // `<epoch>-<ms>-<n>`: the entry is `<ms>-<n>`.
+    let (_, entry) = first.split_once('-').expect("an engine id");
+
+    let path = format!("{PATH}?lastEventId={first}");
+    let mut client = common::RawClient::connect(server.addr, &path, Some(4096)).await;
+    // The stream reads one page ahead: the first is queued for the client, the second
+    // waits beside it, and the third is asked for only when the client has read the first.
+    let page_reads = |pages: &[Vec<String>]| pages.iter().filter(|a| a[0].starts_with('(')).count();
+    let mut pages = Vec::new();
+    for _ in 0..20 {
+        pages.extend(monitor.xranges(&stream).await);
+        if page_reads(&pages) >= 2 {
+            break;
+        }
+    }
+    assert_eq!(page_reads(&pages), 2, "two pages read: {pages:?}");
+    let first_page = pages.iter().find(|a| a[0].starts_with('('));
+    assert_eq!(first_page.map(|a| a[0].clone()), Some(format!("({entry}")));
+    drop(monitor);
+    // While the client reads nothing, the stream is trimmed to about its last 1000 of 1560
+    // entries: past the second page's end (entry 512), not past the replay's end (599). A
+    // third page read without a check would start after the trimming, leaving a silent hole.
+    publish(600, 1560);
+
+    let raw = client.read_until(RESET_EVENT).await;
+    let body = dechunk(&raw);
+    let mut numbers = Vec::new();
+    let mut reset = None;
+    for frame in body.split("\n\n") {
+        let field = |name: &str| {
+            frame
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(str::to_owned))
+        };
+        match (field("event: ").as_deref(), field("data: ")) {
+            (Some(RESET_EVENT), data) => {
+                reset = data;
+                break;
+            }
+            (Some("e"), Some(data)) => {
+                let value: serde_json::Value = serde_json::from_str(&data).expect("JSON data");
+                numbers.push(value["n"].as_u64().expect("n"));
+            }
+            _ => {}
+        }
+    }
+    let hole = (1..).zip(&numbers).find(|(want, got)| want != *got);
+    assert_eq!(
+        hole, None,
+        "events before the reset are the ones after the resumed id (1, 2, ...), with no hole"
+    );
+    assert!(
+        (256..599).contains(&numbers.len()),
+        "the first page came whole, and the reset before the replay's end: {}",
+        numbers.len()
+    );
+    let reason = reset.expect("a reset");
+    assert!(
+        reason.contains("older than the server's history"),
+        "{reason}"
+    );
+}

@@ -11,7 +11,9 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 
 use super::outbox::Outbox;
-use super::{reason, ReplayError, ReplayFuture, ReplayPage, Sink, StopFuture, StoreStats};
+use super::pages::{self, PageKey, Request};
+use super::{reason, ReplayError, ReplayFuture, ReplayPage, Senders, Sink, StopFuture, StoreStats};
+use crate::wire::EventId;
 
 /// One replay page's answer, sent back to the stream that asked.
 pub(crate) type ReplayReply = oneshot::Sender<Result<ReplayPage, ReplayError>>;
@@ -27,8 +29,8 @@ pub(crate) struct Counters {
     latency_max_us: AtomicU64,
 }
 
-/// The shared part of an engine whose outbox holds `T` and whose replay task takes `R`.
-pub(crate) struct Control<T, R> {
+/// The shared part of an engine whose outbox holds `T`.
+pub(crate) struct Control<T> {
     /// Names the engine's thread and its logs: "redis", "nats".
     name: &'static str,
     pub(crate) outbox: Outbox<T>,
@@ -40,16 +42,16 @@ pub(crate) struct Control<T, R> {
     /// Set when the publisher has finished (sent or abandoned the outbox).
     done: watch::Sender<bool>,
     /// Replay pages asked for, served by the replay task.
-    replays: mpsc::Sender<R>,
+    replays: mpsc::Sender<Request>,
     /// Taken by the replay task when it starts.
-    replay_requests: Mutex<Option<mpsc::Receiver<R>>>,
+    replay_requests: Mutex<Option<mpsc::Receiver<Request>>>,
     pub(crate) counters: Counters,
 }
 
-impl<T: Clone + 'static, R: Send + 'static> Control<T, R> {
-    /// An outbox of `outbox` events and a replay queue of `replay_queue` requests.
-    pub(crate) fn new(name: &'static str, outbox: usize, replay_queue: usize) -> Self {
-        let (replays, requests) = mpsc::channel(replay_queue);
+impl<T: Clone + 'static> Control<T> {
+    /// An outbox of `outbox` events and a replay queue of [`pages::QUEUE`] requests.
+    pub(crate) fn new(name: &'static str, outbox: usize) -> Self {
+        let (replays, requests) = mpsc::channel(pages::QUEUE);
         Self {
             name,
             outbox: Outbox::new(outbox),
@@ -70,7 +72,7 @@ impl<T: Clone + 'static, R: Send + 'static> Control<T, R> {
     pub(crate) fn spawn<L, F, Fut>(log: Arc<L>, control: fn(&L) -> &Self, tasks: F)
     where
         L: Send + Sync + 'static,
-        F: FnOnce(Arc<L>, Option<mpsc::Receiver<R>>) -> Fut + Send + 'static,
+        F: FnOnce(Arc<L>, Option<mpsc::Receiver<Request>>) -> Fut + Send + 'static,
         Fut: Future<Output = ()>,
     {
         let name = control(&log).name;
@@ -109,11 +111,19 @@ impl<T: Clone + 'static, R: Send + 'static> Control<T, R> {
         self.wake.notify_one();
     }
 
-    /// Hands a replay request (made by `request` around the reply channel) to the replay
-    /// task; a full queue is answered at once with `UNREACHABLE`, counted.
-    pub(crate) fn replay(&self, request: impl FnOnce(ReplayReply) -> R) -> ReplayFuture {
+    /// Asks the replay task for the page after `after`, up to `upto`, at most `max` events
+    /// (`seen`: the previous page's senders); a full queue is answered at once with
+    /// `UNREACHABLE`, counted.
+    pub(crate) fn replay(
+        &self,
+        after: EventId,
+        upto: EventId,
+        max: usize,
+        seen: Option<Senders>,
+    ) -> ReplayFuture {
         let (reply, answer) = oneshot::channel();
-        if self.replays.try_send(request(reply)).is_err() {
+        let key = PageKey { after, upto, max };
+        if self.replays.try_send(Request { key, seen, reply }).is_err() {
             self.counters.errors.fetch_add(1, Ordering::Relaxed);
             return Box::pin(std::future::ready(Err(reason::UNREACHABLE)));
         }
@@ -182,15 +192,15 @@ impl<T: Clone + 'static, R: Send + 'static> Control<T, R> {
     }
 
     /// A guard that marks the publisher finished when dropped, however its task ends.
-    pub(crate) fn finish_on_drop(&self) -> FinishOnDrop<'_, T, R> {
+    pub(crate) fn finish_on_drop(&self) -> FinishOnDrop<'_, T> {
         FinishOnDrop(self)
     }
 }
 
 /// See [`Control::finish_on_drop`].
-pub(crate) struct FinishOnDrop<'a, T: Clone + 'static, R: Send + 'static>(&'a Control<T, R>);
+pub(crate) struct FinishOnDrop<'a, T: Clone + 'static>(&'a Control<T>);
 
-impl<T: Clone + 'static, R: Send + 'static> Drop for FinishOnDrop<'_, T, R> {
+impl<T: Clone + 'static> Drop for FinishOnDrop<'_, T> {
     fn drop(&mut self) {
         self.0.finished();
     }

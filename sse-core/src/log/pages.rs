@@ -70,7 +70,7 @@ pub(crate) trait PageSource {
 /// Serves `requests` until the engine stops or its broadcaster is dropped.
 pub(crate) async fn run<S: PageSource, T: Clone + 'static>(
     source: &S,
-    ctl: &Control<T, Request>,
+    ctl: &Control<T>,
     sink: &Weak<dyn Sink>,
     mut requests: mpsc::Receiver<Request>,
 ) {

@@ -134,7 +134,7 @@ pub(crate) struct NatsLog {
     /// Names this instance's messages (with a ticket each) for duplicate detection.
     instance: u64,
     /// The outbox, the stop and flush signals, the replay queue and the counters.
-    ctl: Control<Record, pages::Request>,
+    ctl: Control<Record>,
     /// Counts the client's (re)connections: a consumer does not always survive a server
     /// restart, so the follower makes a new one on each.
     connections: Arc<watch::Sender<u64>>,
@@ -178,12 +178,7 @@ impl EventLog for NatsLog {
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
-        let key = pages::PageKey {
-            after,
-            upto,
-            max: max.clamp(1, MAX_REPLAY_PAGE),
-        };
-        self.ctl.replay(|reply| pages::Request { key, seen, reply })
+        (self.ctl).replay(after, upto, max.clamp(1, MAX_REPLAY_PAGE), seen)
     }
 
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {
@@ -212,7 +207,7 @@ impl NatsLog {
             history: options.history.max(1),
             format: options.format,
             instance: new_epoch(),
-            ctl: Control::new("nats", options.outbox, pages::QUEUE),
+            ctl: Control::new("nats", options.outbox),
             connections: Arc::new(watch::channel(0).0),
             known_last: AtomicU64::new(0),
         }

@@ -106,7 +106,7 @@ pub(crate) struct RedisLog {
     /// Names this instance's entries (with a ticket each) for duplicate detection.
     instance: u64,
     /// The outbox, the stop and flush signals, the replay queue and the counters.
-    ctl: Control<outbox::Fields, pages::Request>,
+    ctl: Control<outbox::Fields>,
 }
 
 impl EventLog for RedisLog {
@@ -140,12 +140,7 @@ impl EventLog for RedisLog {
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
-        let key = pages::PageKey {
-            after,
-            upto,
-            max: max.min(MAX_REPLAY_PAGE),
-        };
-        self.ctl.replay(|reply| pages::Request { key, seen, reply })
+        (self.ctl).replay(after, upto, max.clamp(1, MAX_REPLAY_PAGE), seen)
     }
 
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {
@@ -180,7 +175,7 @@ impl RedisLog {
             maxlen: options.history.max(1),
             format: options.format,
             instance: new_epoch(),
-            ctl: Control::new("redis", options.outbox, pages::QUEUE),
+            ctl: Control::new("redis", options.outbox),
         }
     }
 

@@ -158,97 +158,6 @@ async fn inline_command(port: u16, command: &str, reply: &str) -> bool {
 }
 
 #[actix_web::test]
-#[ignore = "needs a Redis server on 127.0.0.1:6379 (started by .ci/run)"]
-async fn an_event_published_on_one_instance_reaches_all_with_the_same_id() {
-    let stream = SharedStream::new("fanout");
-    let stream = &stream.0;
-    let (a, server_a) = instance(SHARED, stream);
-    let (b, server_b) = instance(SHARED, stream);
-    connected(&a).await;
-    connected(&b).await;
-    let mut on_a = SseClient::connect(&server_a.url(PATH), None).await;
-    let mut on_b = SseClient::connect(&server_b.url(PATH), None).await;
-    eventually("subscribed", || {
-        a.stats().subscribers == 1 && b.stats().subscribers == 1
-    })
-    .await;
-    for i in 0..20 {
-        let publisher = if i % 2 == 0 { &a } else { &b };
-        publisher.publish("e", &json!({ "n": i })).unwrap();
-    }
-    let got_a = take_data(&mut on_a, 20).await;
-    let got_b = take_data(&mut on_b, 20).await;
-    let key = |e: &Event| (e.id.clone(), e.event.clone(), e.data.clone());
-    assert_eq!(
-        got_a.iter().map(key).collect::<Vec<_>>(),
-        got_b.iter().map(key).collect::<Vec<_>>()
-    );
-    let mut ns: Vec<u64> = got_a
-        .iter()
-        .map(|e| {
-            serde_json::from_str::<serde_json::Value>(&e.data).unwrap()["n"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
-    // Each instance's events keep their order; together, each exactly once.
-    let evens: Vec<_> = ns.iter().copied().filter(|n| n % 2 == 0).collect();
-    assert!(evens.windows(2).all(|w| w[0] < w[1]), "{ns:?}");
-    ns.sort_unstable();
-    assert_eq!(ns, (0..20).collect::<Vec<_>>());
-    assert!(
-        got_a.iter().all(|e| e.id.matches('-').count() == 2),
-        "{got_a:?}"
-    );
-    on_a.assert_quiet(Duration::from_millis(200)).await;
-    on_b.assert_quiet(Duration::from_millis(50)).await;
-    assert_eq!(a.stats().store.errors + b.stats().store.errors, 0);
-}
-
-#[actix_web::test]
-#[ignore = "needs a Redis server on 127.0.0.1:6379 (started by .ci/run)"]
-async fn a_client_resumes_on_another_instance_with_exactly_the_missed_events() {
-    let stream = SharedStream::new("resume");
-    let stream = &stream.0;
-    let (a, server_a) = instance(SHARED, stream);
-    let (b, server_b) = instance(SHARED, stream);
-    connected(&a).await;
-    connected(&b).await;
-    let mut client = SseClient::connect(&server_a.url(PATH), None).await;
-    eventually("subscribed", || a.stats().subscribers == 1).await;
-    for i in 0..5 {
-        a.publish("e", &i).unwrap();
-    }
-    let seen = take_data(&mut client, 5).await;
-    drop(client);
-    for i in 5..10 {
-        if i % 2 == 0 { &a } else { &b }.publish("e", &i).unwrap();
-    }
-    let last = &seen[4].id;
-    let mut on_b = SseClient::connect(&server_b.url(PATH), Some(last)).await;
-    let missed = take_data(&mut on_b, 5).await;
-    let mut data: Vec<_> = missed.iter().map(|e| e.data.clone()).collect();
-    data.sort();
-    assert_eq!(data, ["5", "6", "7", "8", "9"]);
-    on_b.assert_quiet(Duration::from_millis(200)).await;
-
-    // An instance started after those events has none of them locally: `XRANGE` answers.
-    let (c, server_c) = instance(SHARED, stream);
-    connected(&c).await;
-    let mut on_c = SseClient::connect(&server_c.url(PATH), Some(last)).await;
-    let from_store = take_data(&mut on_c, 5).await;
-    let key = |e: &Event| (e.id.clone(), e.data.clone());
-    assert_eq!(
-        from_store.iter().map(key).collect::<Vec<_>>(),
-        missed.iter().map(key).collect::<Vec<_>>()
-    );
-    on_c.assert_quiet(Duration::from_millis(200)).await;
-    c.publish("e", &10).unwrap();
-    assert_eq!(on_c.next().await.data, "10");
-    assert_eq!(c.stats().resumed, 1);
-}
-
-#[actix_web::test]
 #[ignore = "needs the redis-server binary"]
 async fn nothing_is_lost_or_repeated_through_a_redis_outage() {
     let mut redis = RedisServer::start().await;
@@ -289,31 +198,6 @@ async fn nothing_is_lost_or_repeated_through_a_redis_outage() {
     assert_eq!(stats.store.outbox_dropped, 0);
     assert!(stats.store.reconnects >= 1, "{stats:?}");
     assert!(stats.store.errors >= 1, "{stats:?}");
-}
-
-#[actix_web::test]
-#[ignore = "needs the redis-server binary"]
-async fn an_id_from_before_redis_restarted_empty_gets_a_reset() {
-    let mut redis = RedisServer::start().await;
-    let (events, server) = instance(&redis.url(), &unique_stream("restart"));
-    connected(&events).await;
-    let mut client = SseClient::connect(&server.url(PATH), None).await;
-    eventually("subscribed", || events.stats().subscribers == 1).await;
-    events.publish("e", &1).unwrap();
-    let stale = client.next().await.id;
-    drop(client);
-
-    redis.restart().await;
-    eventually("the new epoch seen", || {
-        events.stats().store.epoch_changes == 1
-    })
-    .await;
-    let mut client = SseClient::connect(&server.url(PATH), Some(&stale)).await;
-    let reset = client.next().await;
-    assert_eq!(reset.event, RESET_EVENT);
-    assert_ne!(reset.id, stale);
-    events.publish("e", &2).unwrap();
-    assert_eq!(client.next().await.data, "2");
 }
 
 #[actix_web::test]
@@ -622,26 +506,51 @@ impl Monitor {
     }
 }
 
+/// Two instances on one stream for the replay tests: A publishes and keeps them all (in Redis
+/// too: `MAXLEN ~ 1000`), with a client reading it; B keeps only the last 10 locally, so a
+/// client resuming on B from an older id is answered from Redis. B is not served yet.
+struct Replaying {
+    a: Broadcaster,
+    _server_a: common::TestServer,
+    live: SseClient,
+    b: Broadcaster,
+}
+
+impl Replaying {
+    async fn start(redis: &RedisServer, stream: &str) -> Replaying {
+        let redis_of = |history| {
+            Broadcaster::builder()
+                .redis(&redis.url(), stream)
+                .expect("valid Redis URL")
+                .history(history)
+        };
+        let (a, _server_a, live) = subscribed(redis_of(1000)).await;
+        let b = redis_of(10).keep_alive(None).build();
+        connected(&b).await;
+        Replaying {
+            a,
+            _server_a,
+            live,
+            b,
+        }
+    }
+}
+
 #[actix_web::test]
 #[ignore = "needs the redis-server binary"]
 async fn a_replay_checks_that_the_resumed_entry_exists_before_reading_a_page() {
     let redis = RedisServer::start().await;
     let stream = unique_stream("existence");
-    let redis_of = |history| {
-        Broadcaster::builder()
-            .redis(&redis.url(), &stream)
-            .expect("valid Redis URL")
-            .history(history)
-    };
-    // A publishes and keeps them all (in Redis too: `MAXLEN ~ 1000`); B keeps only the last
-    // 10 locally, so a client resuming on B from an older id is answered from Redis.
-    let (a, _server_a, mut live) = subscribed(redis_of(1000)).await;
-    let b = redis_of(10).keep_alive(None).build();
+    let Replaying {
+        a,
+        _server_a,
+        mut live,
+        b,
+    } = Replaying::start(&redis, &stream).await;
     let server = {
         let b = b.clone();
         start(1, move |cfg| b.service(PATH)(cfg))
     };
-    connected(&b).await;
     for i in 0..50 {
         a.publish("e", &i).unwrap();
     }
@@ -745,18 +654,14 @@ fn dechunk(raw: &str) -> String {
 async fn trimming_between_two_replay_pages_gives_a_reset_never_a_silent_gap() {
     let redis = RedisServer::start().await;
     let stream = unique_stream("between-pages");
-    let redis_of = |history| {
-        Broadcaster::builder()
-            .redis(&redis.url(), &stream)
-            .expect("valid Redis URL")
-            .history(history)
-    };
-    // A publishes with `MAXLEN ~ 1000`; B keeps 10 locally, so a resume on B from an old id
-    // is replayed from Redis, 256 entries a page.
-    let (a, _server_a, mut live) = subscribed(redis_of(1000)).await;
-    let b = redis_of(10).keep_alive(None).build();
+    // A resume on B is replayed from Redis, 256 entries a page.
+    let Replaying {
+        a,
+        _server_a,
+        mut live,
+        b,
+    } = Replaying::start(&redis, &stream).await;
     let server = small_send_buffers(&b);
-    connected(&b).await;
     // 4 KiB each: the first page (1 MiB) is far more than the sockets and actix buffer for a
     // client that does not read, so the second page waits until the client reads.
     let pad = "x".repeat(4096);

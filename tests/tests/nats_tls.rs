@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::{eventually, start, SseClient, WAIT};
+use common::{eventually, serve, SseClient, WAIT};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use sse_core::Broadcaster;
 
@@ -185,11 +185,6 @@ fn broadcaster(url: &str, stream: &str) -> Broadcaster {
         .build()
 }
 
-fn serve(events: &Broadcaster) -> common::TestServer {
-    let events = events.clone();
-    start(1, move |cfg| events.service(PATH)(cfg))
-}
-
 /// Whether the instance has read the stream's epoch: its ids then name an entry of the
 /// shared stream (`<epoch>-<seq>-<n>`), not its own start (`<epoch>-<n>`).
 fn is_connected(events: &Broadcaster) -> bool {
@@ -224,7 +219,7 @@ async fn events_go_through_a_tls_only_nats_server() {
     let stream = unique_stream("through");
     let a = broadcaster(&url, &stream);
     let b = broadcaster(&url, &stream);
-    let server_b = serve(&b);
+    let server_b = serve(&b, PATH);
     for events in [&a, &b] {
         connected(events).await;
     }
@@ -252,7 +247,7 @@ async fn a_nats_server_whose_certificate_does_not_name_the_host_is_refused() {
     let stream = unique_stream("refused");
     // The server works for a host its certificate names.
     let good = broadcaster(&nats.url("tls", "127.0.0.1"), &stream);
-    let server_good = serve(&good);
+    let server_good = serve(&good, PATH);
     connected(&good).await;
     let mut on_good = SseClient::connect(&server_good.url(PATH), None).await;
     eventually("subscribed", || good.stats().subscribers == 1).await;
@@ -266,7 +261,7 @@ async fn a_nats_server_whose_certificate_does_not_name_the_host_is_refused() {
     // is refused for the name too. (For a named host, it goes through:
     // `a_nats_url_to_a_tls_only_server_is_upgraded_to_tls`.)
     let plain = broadcaster(&nats.url("nats", "localhost"), &stream);
-    let servers = [serve(&mismatch), serve(&plain)];
+    let servers = [serve(&mismatch, PATH), serve(&plain, PATH)];
     let mut on_mismatch = SseClient::connect(&servers[0].url(PATH), None).await;
     let mut on_plain = SseClient::connect(&servers[1].url(PATH), None).await;
     eventually("subscribed", || {
@@ -306,7 +301,7 @@ async fn a_nats_url_to_a_tls_only_server_is_upgraded_to_tls() {
     let stream = unique_stream("upgraded");
     let a = broadcaster(&url, &stream);
     let b = broadcaster(&url, &stream);
-    let server_b = serve(&b);
+    let server_b = serve(&b, PATH);
     for events in [&a, &b] {
         connected(events).await;
     }

@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eventually, start, SseClient, WAIT};
+use common::{eventually, serve, SseClient, WAIT};
 use eventsource_stream::Event;
 use serde_json::json;
 use sse_core::{Broadcaster, BroadcasterBuilder, RESET_EVENT};
@@ -50,10 +50,7 @@ fn instance(url: &str, stream: &str) -> (Broadcaster, common::TestServer) {
         .expect("valid Redis URL")
         .keep_alive(None)
         .build();
-    let server = {
-        let events = events.clone();
-        start(1, move |cfg| events.service(PATH)(cfg))
-    };
+    let server = serve(&events, PATH);
     (events, server)
 }
 
@@ -61,10 +58,7 @@ fn instance(url: &str, stream: &str) -> (Broadcaster, common::TestServer) {
 /// one client subscribed to it.
 async fn subscribed(builder: BroadcasterBuilder) -> (Broadcaster, common::TestServer, SseClient) {
     let events = builder.keep_alive(None).build();
-    let server = {
-        let events = events.clone();
-        start(1, move |cfg| events.service(PATH)(cfg))
-    };
+    let server = serve(&events, PATH);
     connected(&events).await;
     let client = SseClient::connect(&server.url(PATH), None).await;
     eventually("subscribed", || events.stats().subscribers == 1).await;
@@ -315,10 +309,7 @@ async fn measure_cross_instance_latency_and_throughput() {
     connected(&a).await;
     connected(&b).await;
     let memory = Broadcaster::builder().keep_alive(None).build();
-    let server_m = {
-        let m = memory.clone();
-        start(1, move |cfg| m.service(PATH)(cfg))
-    };
+    let server_m = serve(&memory, PATH);
     for (label, publisher, url) in [
         ("in-memory", &memory, server_m.url(PATH)),
         ("redis A->B", &a, server_b.url(PATH)),
@@ -367,10 +358,7 @@ async fn an_instance_cut_off_while_others_publish_past_the_trimming_gets_a_reset
     };
     let a = small(&format!("redis://{}", proxy.addr));
     let b = small(SHARED);
-    let server_a = {
-        let a = a.clone();
-        start(1, move |cfg| a.service(PATH)(cfg))
-    };
+    let server_a = serve(&a, PATH);
     connected(&a).await;
     connected(&b).await;
     let mut on_a = SseClient::connect(&server_a.url(PATH), None).await;
@@ -547,10 +535,7 @@ async fn a_replay_checks_that_the_resumed_entry_exists_before_reading_a_page() {
         mut live,
         b,
     } = Replaying::start(&redis, &stream).await;
-    let server = {
-        let b = b.clone();
-        start(1, move |cfg| b.service(PATH)(cfg))
-    };
+    let server = serve(&b, PATH);
     for i in 0..50 {
         a.publish("e", &i).unwrap();
     }

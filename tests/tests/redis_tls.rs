@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eventually, start, SseClient, WAIT};
+use common::{eventually, serve, SseClient, WAIT};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use sse_core::Broadcaster;
 
@@ -89,10 +89,7 @@ fn instance(url: &str, stream: &str) -> (Broadcaster, common::TestServer) {
         .expect("valid Redis URL")
         .keep_alive(None)
         .build();
-    let server = {
-        let events = events.clone();
-        start(1, move |cfg| events.service(PATH)(cfg))
-    };
+    let server = serve(&events, PATH);
     (events, server)
 }
 

@@ -6,21 +6,16 @@ use std::time::{Duration, Instant};
 
 use actix_web::middleware::Compress;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use common::{eventually, start, RawClient, SseClient};
+use common::{eventually, serve, start, RawClient, SseClient};
 use serde_json::json;
 use sse_core::{emit_event, Broadcaster, RESET_EVENT};
 
 const PATH: &str = "/events";
 
-fn server_for(events: &Broadcaster) -> common::TestServer {
-    let events = events.clone();
-    start(1, move |cfg| events.service(PATH)(cfg))
-}
-
 #[actix_web::test]
 async fn named_events_arrive_in_order_with_ids_and_headers() {
     let events = Broadcaster::new();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let mut client = SseClient::connect(&server.url(PATH), None).await;
     assert_eq!(client.status, 200);
     let h = |name: &str| {
@@ -54,7 +49,7 @@ async fn named_events_arrive_in_order_with_ids_and_headers() {
 #[actix_web::test]
 async fn last_event_id_replays_exactly_the_missed_events() {
     let events = Broadcaster::new();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let mut first = SseClient::connect(&server.url(PATH), None).await;
     eventually("subscribed", || events.stats().subscribers == 1).await;
     events.publish("e", &1).unwrap();
@@ -92,7 +87,7 @@ async fn last_event_id_replays_exactly_the_missed_events() {
 #[actix_web::test]
 async fn header_wins_over_query_parameter() {
     let events = Broadcaster::new();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let ids: Vec<_> = (1..=4).map(|i| events.publish("e", &i).unwrap()).collect();
     let url = server.url(&format!("{PATH}?lastEventId={}", ids[0]));
     let mut client = SseClient::connect(&url, Some(&ids[2].to_string())).await;
@@ -102,7 +97,7 @@ async fn header_wins_over_query_parameter() {
 #[actix_web::test]
 async fn unusable_last_event_id_gets_a_reset_never_an_error() {
     let events = Broadcaster::builder().history(2).build();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     for i in 0..5 {
         events.publish("e", &i).unwrap();
     }
@@ -160,7 +155,7 @@ async fn stalled_client_does_not_delay_a_reading_client() {
         .history(4096)
         .keep_alive(None)
         .build();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     // Never reads, with a small receive buffer: the server's writes to it block early.
     let stalled = RawClient::connect(server.addr, PATH, Some(4096)).await;
     let mut reader = SseClient::connect(&server.url(PATH), None).await;
@@ -209,7 +204,7 @@ async fn thousand_clients_connect_and_disconnect() {
     let events = Broadcaster::builder()
         .keep_alive(Duration::from_millis(200))
         .build();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let mut clients = Vec::new();
     for _ in 0..1000 {
         clients.push(RawClient::connect(server.addr, PATH, None).await);
@@ -226,7 +221,7 @@ async fn thousand_clients_connect_and_disconnect() {
 #[actix_web::test]
 async fn shutdown_with_open_streams_is_prompt() {
     let events = Broadcaster::new();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let mut clients = Vec::new();
     for _ in 0..1000 {
         clients.push(RawClient::connect(server.addr, PATH, None).await);
@@ -357,7 +352,7 @@ async fn keep_alive_comments_are_sent_when_idle() {
         .keep_alive(Duration::from_millis(100))
         .retry(Duration::from_millis(1500))
         .build();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let mut raw = RawClient::connect(server.addr, PATH, None).await;
     let seen = raw.read_until(": keep-alive\n\n").await;
     assert!(seen.contains("retry: 1500\n"), "{seen:?}");
@@ -385,7 +380,7 @@ async fn a_missing_broadcaster_is_explained() {
 #[actix_web::test]
 async fn shut_down_broadcaster_refuses_new_streams() {
     let events = Broadcaster::new();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     events.shutdown();
     let resp = awc::Client::new()
         .get(server.url(PATH))
@@ -401,7 +396,7 @@ async fn envelope_format_serves_onmessage_clients() {
     let events = Broadcaster::builder()
         .wire_format(sse_core::WireFormat::Envelope)
         .build();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let mut client = SseClient::connect(&server.url(PATH), None).await;
     eventually("subscribed", || events.stats().subscribers == 1).await;
     events

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::{web, App, HttpServer};
-use common::{eventually, start, SseClient, TestServer};
+use common::{eventually, serve, start, SseClient};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use proptest::prelude::*;
 use serde_json::json;
@@ -16,11 +16,6 @@ use sse_core::{
 const PATH: &str = "/events";
 const SECRET: &[u8] = b"test secret, long enough for HS256 use";
 const QUIET: Duration = Duration::from_millis(300);
-
-fn server_for(events: &Broadcaster) -> TestServer {
-    let events = events.clone();
-    start(1, move |cfg| events.service(PATH)(cfg))
-}
 
 fn now() -> u64 {
     SystemTime::now()
@@ -69,7 +64,7 @@ fn n_of(data: &str) -> i64 {
 #[actix_web::test]
 async fn exact_and_wildcard_selectors_filter_events() {
     let events = Broadcaster::new();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let mut exact = SseClient::connect(&server.url("/events?topic=users/42"), None).await;
     let mut wild = SseClient::connect(&server.url("/events?topic=users/*"), None).await;
     let mut var = SseClient::connect(&server.url("/events?topic=users/{id}"), None).await;
@@ -187,7 +182,7 @@ async fn capture_fills_topics() {
 /// Private events reach only the authorized subscriber: live, on replay, in both formats.
 async fn private_delivery(format: WireFormat) {
     let events = private_broadcaster(format);
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let exp = now() + 600;
     let alice = token(&["users/1/private"], exp);
     let bob = token(&["users/2/private"], exp);
@@ -264,7 +259,7 @@ async fn rs256_tokens_are_accepted() {
     let events = Broadcaster::builder()
         .authorizer(JwtAuth::rs256_pem(public).expect("public key"))
         .build();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let claims = json!({ "sse": { "subscribe": ["orders/*"] }, "exp": now() + 600 });
     let token = encode(
         &Header::new(Algorithm::RS256),
@@ -295,7 +290,7 @@ fn token_for_any() -> String {
 #[actix_web::test]
 async fn bad_requests_get_precise_statuses() {
     let events = private_broadcaster(WireFormat::Named);
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let exp = now() + 600;
     let alice = token(&["users/1/private"], exp);
     let expired = token(&["users/1/private"], now() - 10);
@@ -391,7 +386,7 @@ async fn bad_requests_get_precise_statuses() {
 #[actix_web::test]
 async fn a_token_in_a_cookie_is_read() {
     let events = private_broadcaster(WireFormat::Named);
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let alice = token(&["users/1/private"], now() + 600);
     let url = server.url("/events?topic=users/1/private");
     let client = SseClient::connect_with(&url, |r| {
@@ -404,7 +399,7 @@ async fn a_token_in_a_cookie_is_read() {
 #[actix_web::test]
 async fn a_stream_ends_when_its_token_expires() {
     let events = private_broadcaster(WireFormat::Named);
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let soon = token(&["users/1/private"], now() + 2);
     let mut client = connect_as(
         &server.url("/events?topic=users/1/private"),
@@ -425,7 +420,7 @@ async fn subscriber_limits_refuse_with_retry_after() {
         .max_subscribers_per_ip(2)
         .keep_alive(Duration::from_millis(200))
         .build();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let first = SseClient::connect(&server.url(PATH), None).await;
     let _second = SseClient::connect(&server.url(PATH), None).await;
     let third = SseClient::connect(&server.url(PATH), None).await;
@@ -438,7 +433,7 @@ async fn subscriber_limits_refuse_with_retry_after() {
     assert_eq!(again.status, 200);
 
     let events = Broadcaster::builder().max_subscribers(1).build();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let _only = SseClient::connect(&server.url(PATH), None).await;
     let refused = SseClient::connect(&server.url(PATH), None).await;
     assert_eq!(refused.status, 503);
@@ -494,7 +489,7 @@ async fn to_others_skips_the_senders_stream() {
 #[actix_web::test]
 async fn a_reset_still_reaches_a_filtered_subscriber() {
     let events = Broadcaster::builder().history(2).build();
-    let server = server_for(&events);
+    let server = serve(&events, PATH);
     let old = events.publish("e", &0).unwrap().to_string();
     for i in 0..5 {
         events.publish("e", &i).unwrap();

@@ -45,6 +45,12 @@ where
     TestServer { addr, handle, task }
 }
 
+/// Starts a one-worker server with `events`' ready-made endpoint at `path`.
+pub fn serve(events: &sse_core::Broadcaster, path: &'static str) -> TestServer {
+    let events = events.clone();
+    start(1, move |cfg| events.service(path)(cfg))
+}
+
 /// Raises the soft limit on open files to the hard limit: some tests hold 2000+ sockets.
 pub fn raise_fd_limit() {
     // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.

@@ -12,7 +12,7 @@ mod servers;
 
 use std::time::{Duration, Instant};
 
-use common::{eventually, start, SseClient};
+use common::{eventually, serve, SseClient};
 use engine::{connected, Engine};
 use eventsource_stream::Event;
 use serde_json::json;
@@ -20,15 +20,10 @@ use sse_core::{Broadcaster, BroadcasterBuilder, RESET_EVENT};
 
 const PATH: &str = "/events";
 
-fn serve(events: &Broadcaster) -> common::TestServer {
-    let events = events.clone();
-    start(1, move |cfg| events.service(PATH)(cfg))
-}
-
 async fn instance(builder: BroadcasterBuilder) -> (Broadcaster, common::TestServer) {
     let events = builder.keep_alive(None).build();
     connected(&events).await;
-    let server = serve(&events);
+    let server = serve(&events, PATH);
     (events, server)
 }
 

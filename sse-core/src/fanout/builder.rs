@@ -36,6 +36,7 @@ impl Config {
         let (open, _) = self.log.0.as_ref()?;
         Some(open(LogOptions {
             history: self.history,
+            history_bytes: self.history_bytes,
             outbox: self.outbox,
             format: self.format,
         }))
@@ -183,8 +184,11 @@ impl BroadcasterBuilder {
     /// # Ok(()) }
     /// ```
     ///
-    /// The stream (subject `sse.<stream>`) is created if missing, keeping about `history`
-    /// messages; one made beforehand keeps its own limits (messages, bytes, age). `publish`
+    /// The stream (subject `sse.<stream>`) is created if missing, keeping at most `history`
+    /// messages (an event each, or a batch of those published together) and
+    /// [`history_bytes`](Self::history_bytes) bytes (at least 1 MiB, so that a batch always
+    /// fits), the oldest discarded first; one made beforehand keeps its own limits (messages,
+    /// bytes, age). `publish`
     /// never waits for NATS: events go to a bounded [outbox](Self::outbox) that a background
     /// task publishes in order, a batch per message with a `Nats-Msg-Id` so that a batch sent
     /// again after a lost ack is stored once. Each instance follows the stream with an

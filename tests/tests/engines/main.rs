@@ -285,3 +285,42 @@ macro_rules! suite {
 suite!(memory, engine::Memory);
 suite!(redis, engine::Redis, "needs redis-server");
 suite!(nats, engine::Nats, "needs nats-server");
+
+/// The stream sse-core makes on NATS keeps about `history_bytes`, not only `history`
+/// messages: a client resuming from before what it keeps gets a reset.
+#[actix_web::test]
+#[ignore = "needs nats-server"]
+async fn a_nats_stream_keeps_about_history_bytes() {
+    let mut engine = engine::Nats::new("bytes").await;
+    let (a, server_a) = instance(engine.builder().history_bytes(1 << 20)).await;
+    let mut live = SseClient::connect(&server_a.url(PATH), None).await;
+    eventually("subscribed", || a.stats().subscribers == 1).await;
+    let pad = "x".repeat(1024);
+    a.publish("e", &json!({ "n": 0, "pad": pad })).unwrap();
+    let first = live.next().await.id;
+    // 3 MiB in all, in messages of at most 512 KiB.
+    for n in 1..3000 {
+        a.publish("e", &json!({ "n": n, "pad": pad })).unwrap();
+    }
+    eventually("a's outbox sent", || a.stats().store.outbox == 0).await;
+
+    // B keeps 10 locally: a resume from the first event is asked of the stream.
+    let (b, server_b) = instance(engine.builder().history(10)).await;
+    eventually("B read every message", || {
+        b.last_event_id().to_string() == a.last_event_id().to_string()
+    })
+    .await;
+    let mut resumed = SseClient::connect(&server_b.url(PATH), Some(&first)).await;
+    let reset = resumed.next().await;
+    assert_eq!(
+        reset.event,
+        RESET_EVENT,
+        "{:?}",
+        &reset.data[..reset.data.len().min(80)]
+    );
+    assert!(
+        reset.data.contains("older than the server's history"),
+        "{}",
+        reset.data
+    );
+}

@@ -130,6 +130,7 @@ pub(crate) struct NatsLog {
     config: NatsConfig,
     subject: String,
     history: usize,
+    history_bytes: usize,
     format: WireFormat,
     /// Names this instance's messages (with a ticket each) for duplicate detection.
     instance: u64,
@@ -205,6 +206,9 @@ impl NatsLog {
             subject: format!("sse.{}", config.stream),
             config,
             history: options.history.max(1),
+            // A published message (a batch) is at most `BATCH_BYTES` or one event: the stream
+            // must hold one, or NATS refuses it.
+            history_bytes: options.history_bytes.max(2 * BATCH_BYTES),
             format: options.format,
             instance: new_epoch(),
             ctl: Control::new("nats", options.outbox),
@@ -248,8 +252,8 @@ impl NatsLog {
         }
     }
 
-    /// The stream, created if missing (limits: about `history` messages), and its epoch.
-    /// A stream made beforehand keeps its own limits (bytes, age).
+    /// The stream, created if missing (limits: `history` messages, `history_bytes` bytes),
+    /// and its epoch. A stream made beforehand keeps its own limits.
     async fn stream(
         &self,
         js: &jetstream::Context,
@@ -259,6 +263,7 @@ impl NatsLog {
                 name: self.config.stream.clone(),
                 subjects: vec![self.subject.clone()],
                 max_messages: i64::try_from(self.history).unwrap_or(i64::MAX),
+                max_bytes: i64::try_from(self.history_bytes).unwrap_or(i64::MAX),
                 ..Default::default()
             })
             .await?;

@@ -1,7 +1,9 @@
 //! What a server engine (Redis, NATS) and the broadcaster that owns it share, whatever the
-//! engine: the outbox and its wake-up, the stop and flush signals, the replay queue, the
-//! counters, and the dedicated thread the engine's tasks run on.
+//! engine: the outbox and its wake-up, the stop and flush signals, the replay queue and the
+//! replay task that serves it, the counters, and the dedicated thread the engine's tasks run
+//! on.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -11,12 +13,13 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 
 use super::outbox::Outbox;
-use super::pages::{self, PageKey, Request};
-use super::{reason, ReplayError, ReplayFuture, ReplayPage, Senders, Sink, StopFuture, StoreStats};
+use super::pages::{self, PageKey, PageSource, Request};
+use super::{reason, ReplayFuture, ReplayPage, Senders, Sink, StopFuture, StoreStats};
 use crate::wire::EventId;
 
-/// One replay page's answer, sent back to the stream that asked.
-pub(crate) type ReplayReply = oneshot::Sender<Result<ReplayPage, ReplayError>>;
+/// First replay pages kept for clients that ask for the same one.
+const CACHE_PAGES: usize = 64;
+const CACHE_FOR: Duration = Duration::from_secs(1);
 
 /// The counters behind [`StoreStats`].
 #[derive(Default)]
@@ -189,6 +192,78 @@ impl<T: Clone + 'static> Control<T> {
             .latency_max_us
             .fetch_max(us, Ordering::Relaxed);
         crate::observe::engine_published(waited, self.outbox.len());
+    }
+
+    /// The replay task: serves one page per request from the streams, keeps first pages briefly
+    /// for the clients that reconnect together with the same id (after a deploy, every client
+    /// does), and makes its connection again after a failure; until the engine stops or its
+    /// broadcaster is dropped. `source` connects and reads pages.
+    pub(crate) async fn serve_replays<S: PageSource>(
+        &self,
+        source: &S,
+        sink: &Weak<dyn Sink>,
+        mut requests: mpsc::Receiver<Request>,
+    ) {
+        let mut stop = self.stop.subscribe();
+        let mut conn: Option<S::Conn> = None;
+        let mut cache: VecDeque<(PageKey, Instant, Arc<ReplayPage>)> = VecDeque::new();
+        loop {
+            let request = tokio::select! {
+                request = requests.recv() => request,
+                _ = stop.changed() => None,
+            };
+            let Some(request) = request else {
+                return;
+            };
+            if self.stopping(sink) {
+                return;
+            }
+            // Only first pages are shared: later ones depend on what the client's replay saw.
+            let first = request.seen.is_none();
+            cache.retain(|(_, at, _)| at.elapsed() < CACHE_FOR);
+            if let Some((_, _, page)) = cache
+                .iter()
+                .find(|(key, _, _)| first && *key == request.key)
+            {
+                let _ = request.reply.send(Ok(ReplayPage::clone(page)));
+                continue;
+            }
+            if conn.is_none() || (first && S::CONNECT_FOR_FIRST_PAGE) {
+                conn = match source.connect().await {
+                    Ok(c) => Some(c),
+                    Err(err) => {
+                        source.failed(&err);
+                        None
+                    }
+                };
+            }
+            let Some(c) = &mut conn else {
+                let _ = request.reply.send(Err(reason::UNREACHABLE));
+                continue;
+            };
+            let fetched = source.fetch(c, request.key, request.seen);
+            let result = match tokio::time::timeout(S::TIMEOUT, fetched).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(err)) => {
+                    source.failed(&err);
+                    conn = None;
+                    Err(reason::UNREACHABLE)
+                }
+                Err(_) => {
+                    source.failed(&"timed out");
+                    conn = None;
+                    Err(reason::UNREACHABLE)
+                }
+            };
+            if let (Ok(page), true) = (&result, first) {
+                if cache.len() == CACHE_PAGES {
+                    cache.pop_front();
+                }
+                cache.push_back((request.key, Instant::now(), Arc::new(page.clone())));
+            }
+            // The stream may have ended meanwhile: nobody to answer.
+            let _ = request.reply.send(result);
+        }
     }
 
     /// A guard that marks the publisher finished when dropped, however its task ends.

@@ -85,7 +85,9 @@ pub(crate) struct Append {
 pub(crate) struct LogOptions {
     /// About how many entries the log keeps (it trims older ones).
     pub(crate) history: usize,
-    /// About how many bytes of events the log keeps, where the engine can bound them.
+    /// About how many bytes of events the log keeps, where the engine can bound them (NATS;
+    /// a Redis stream is trimmed by count only).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
     pub(crate) history_bytes: usize,
     /// Most events waiting for the log during an outage before the oldest are dropped.
     pub(crate) outbox: usize,

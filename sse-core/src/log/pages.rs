@@ -1,27 +1,23 @@
-//! The replay task of a server engine (Redis, NATS), whatever the engine: it serves one
-//! `Last-Event-ID` replay page per request from the streams, keeps first pages briefly for
-//! the clients that reconnect together with the same id (after a deploy, every client does),
-//! and makes its connection again after a failure. The engine says how to connect and how to
-//! read a page ([`PageSource`]).
+//! What a server engine's (Redis, NATS) replay task takes and asks of the engine: the page
+//! requests from the streams, and how the engine connects and reads a page ([`PageSource`]).
+//! The task itself, the same for every engine, is [`Control::serve_replays`].
+//!
+//! [`Control::serve_replays`]: super::control::Control::serve_replays
 
-use std::collections::VecDeque;
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::sync::oneshot;
 
-use super::control::{Control, ReplayReply};
-use super::{reason, ReplayError, ReplayPage, Senders, Sink};
+use super::{ReplayError, ReplayPage, Senders};
 use crate::wire::EventId;
 
 /// Requests waiting for the replay task; past this, a replay is answered with a reset.
 pub(crate) const QUEUE: usize = 1024;
-/// First pages kept for clients that ask for the same one.
-const CACHE_PAGES: usize = 64;
-const CACHE_FOR: Duration = Duration::from_secs(1);
+
+/// One replay page's answer, sent back to the stream that asked.
+pub(crate) type ReplayReply = oneshot::Sender<Result<ReplayPage, ReplayError>>;
 
 /// One page asked for by a subscriber's stream.
 pub(crate) struct Request {
@@ -65,73 +61,4 @@ pub(crate) trait PageSource {
 
     /// Logs and counts a failure of the store.
     fn failed(&self, err: &dyn Display);
-}
-
-/// Serves `requests` until the engine stops or its broadcaster is dropped.
-pub(crate) async fn run<S: PageSource, T: Clone + 'static>(
-    source: &S,
-    ctl: &Control<T>,
-    sink: &Weak<dyn Sink>,
-    mut requests: mpsc::Receiver<Request>,
-) {
-    let mut stop = ctl.stop.subscribe();
-    let mut conn: Option<S::Conn> = None;
-    let mut cache: VecDeque<(PageKey, Instant, Arc<ReplayPage>)> = VecDeque::new();
-    loop {
-        let request = tokio::select! {
-            request = requests.recv() => request,
-            _ = stop.changed() => None,
-        };
-        let Some(request) = request else {
-            return;
-        };
-        if ctl.stopping(sink) {
-            return;
-        }
-        // Only first pages are shared: later ones depend on what the client's replay saw.
-        let first = request.seen.is_none();
-        cache.retain(|(_, at, _)| at.elapsed() < CACHE_FOR);
-        if let Some((_, _, page)) = cache
-            .iter()
-            .find(|(key, _, _)| first && *key == request.key)
-        {
-            let _ = request.reply.send(Ok(ReplayPage::clone(page)));
-            continue;
-        }
-        if conn.is_none() || (first && S::CONNECT_FOR_FIRST_PAGE) {
-            conn = match source.connect().await {
-                Ok(c) => Some(c),
-                Err(err) => {
-                    source.failed(&err);
-                    None
-                }
-            };
-        }
-        let Some(c) = &mut conn else {
-            let _ = request.reply.send(Err(reason::UNREACHABLE));
-            continue;
-        };
-        let fetched = source.fetch(c, request.key, request.seen);
-        let result = match tokio::time::timeout(S::TIMEOUT, fetched).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(err)) => {
-                source.failed(&err);
-                conn = None;
-                Err(reason::UNREACHABLE)
-            }
-            Err(_) => {
-                source.failed(&"timed out");
-                conn = None;
-                Err(reason::UNREACHABLE)
-            }
-        };
-        if let (Ok(page), true) = (&result, first) {
-            if cache.len() == CACHE_PAGES {
-                cache.pop_front();
-            }
-            cache.push_back((request.key, Instant::now(), Arc::new(page.clone())));
-        }
-        // The stream may have ended meanwhile: nobody to answer.
-        let _ = request.reply.send(result);
-    }
 }

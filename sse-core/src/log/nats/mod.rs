@@ -24,7 +24,6 @@ use async_nats::jetstream::{self, stream};
 use tokio::sync::watch;
 
 use super::control::Control;
-use super::pages;
 use super::{Append, EventLog, LogOptions, ReplayFuture, Senders, Sink, StopFuture, StoreStats};
 use crate::wire::{new_epoch, EventId, WireFormat};
 
@@ -156,7 +155,7 @@ impl EventLog for NatsLog {
                 let replays = async {
                     if let Some(requests) = requests {
                         let pages = replay::Pages { log: &log, js: &js };
-                        pages::run(&pages, &log.ctl, &sink, requests).await;
+                        log.ctl.serve_replays(&pages, &sink, requests).await;
                     }
                 };
                 tokio::join!(

@@ -21,7 +21,6 @@ use redis::streams::StreamId;
 use redis::{AsyncConnectionConfig, Value};
 
 use super::control::Control;
-use super::pages;
 use super::{
     Append, EventLog, Frame, LogOptions, ReplayFuture, Senders, Sink, StopFuture, StoreStats,
 };
@@ -117,7 +116,7 @@ impl EventLog for RedisLog {
             |log, requests| async move {
                 let replays = async {
                     if let Some(requests) = requests {
-                        pages::run(&*log, &log.ctl, &sink, requests).await;
+                        log.ctl.serve_replays(&*log, &sink, requests).await;
                     }
                 };
                 tokio::join!(

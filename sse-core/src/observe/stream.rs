@@ -14,7 +14,6 @@ use tracing::Span;
 use super::inspect;
 use super::metrics;
 use super::notes::{self, Notes};
-use crate::fanout::Shared;
 use crate::topic::Filter;
 use crate::wire::EventId;
 
@@ -99,11 +98,12 @@ impl Opening {
 }
 
 impl<S> Observed<S> {
-    /// The stream for the request that was [opening](Opening::new), registered now.
-    pub(crate) fn new(opening: Opening, inner: S, shared: &Shared) -> Self {
+    /// The stream for the request that was [opening](Opening::new), registered now; `head`
+    /// reads the newest id (only when the span records how many events a resume missed).
+    pub(crate) fn new(opening: Opening, inner: S, head: impl FnOnce() -> EventId) -> Self {
         if !opening.span.is_disabled() {
             if let Some(from) = opening.resumed_from {
-                let head = shared.lock().last_id;
+                let head = head();
                 if from.epoch() == head.epoch() && from.entry_parts().is_none() {
                     opening
                         .span

@@ -54,7 +54,7 @@ impl EventStream {
             inner: crate::observe::Observed::new(
                 observing,
                 KeepAlive::new(Source::new(shared.clone(), start)),
-                &shared,
+                || shared.lock().last_id,
             ),
             expiry: expires_at.map(|at| Box::pin(tokio::time::sleep_until(at))),
             done: false,

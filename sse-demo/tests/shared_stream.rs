@@ -1,5 +1,5 @@
-//! Two instances of the real binary sharing one event stream through Redis and one database
-//! on PostgreSQL, as the README's walk-through runs them.
+//! Two instances of the real binary sharing one event stream (through Redis, or NATS
+//! JetStream) and one database on PostgreSQL, as the README's walk-through runs them.
 
 #[path = "support/binary.rs"]
 #[allow(dead_code)]
@@ -34,9 +34,7 @@ fn read_until(stream: &mut TcpStream, needle: &str) -> String {
 
 #[test]
 #[ignore = "needs Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (started by .ci/run)"]
-fn a_change_on_one_instance_reaches_the_pages_of_another() {
-    let database = TestDatabase::create();
-    let db = database.url.as_str();
+fn through_redis_a_change_on_one_instance_reaches_the_pages_of_another() {
     let stream_key = format!("sse-demo-test:{}", std::process::id());
     let args = [
         "--redis",
@@ -44,10 +42,29 @@ fn a_change_on_one_instance_reaches_the_pages_of_another() {
         "--redis-stream",
         &stream_key,
     ];
-    let a = Demo::start_with(db, 0, &args);
-    let b = Demo::start_with(db, 0, &args);
+    a_change_on_one_instance_reaches_the_pages_of_another(&args);
+    if let Ok(mut redis) = TcpStream::connect("127.0.0.1:6379") {
+        let _ = write!(redis, "DEL {stream_key} {stream_key}:epoch\r\n");
+    }
+}
+
+#[test]
+#[ignore = "needs NATS with JetStream on 127.0.0.1:4222 and PostgreSQL on 127.0.0.1:5432 (started by .ci/run)"]
+fn through_nats_a_change_on_one_instance_reaches_the_pages_of_another() {
+    let stream = format!("sse-demo-test-{}", std::process::id());
+    let args = ["--nats", "nats://127.0.0.1:4222", "--nats-stream", &stream];
+    a_change_on_one_instance_reaches_the_pages_of_another(&args);
+}
+
+/// Two instances started with `args` on one fresh database: a user created on A reaches a
+/// page on B, with an engine id, and a deletion on B reaches a page on A.
+fn a_change_on_one_instance_reaches_the_pages_of_another(args: &[&str]) {
+    let database = TestDatabase::create();
+    let db = database.url.as_str();
+    let a = Demo::start_with(db, 0, args);
+    let b = Demo::start_with(db, 0, args);
     let mut on_b = open_stream(b.addr);
-    // The instances connect to Redis in the background; retry the write until B sees one.
+    // The instances connect to the engine in the background; retry the write until B sees one.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut n = 0;
     let seen = loop {
@@ -70,7 +87,7 @@ fn a_change_on_one_instance_reaches_the_pages_of_another() {
         }
     };
     assert!(seen.contains("event: user_created"), "{seen}");
-    // Ids are Redis entry ids with the stream's epoch: `<epoch>-<ms>-<n>`.
+    // Ids are the engine's entry ids with the stream's epoch: `<epoch>-<a>-<b>`.
     let id = seen
         .lines()
         .find_map(|l| l.strip_prefix("id: "))
@@ -80,7 +97,4 @@ fn a_change_on_one_instance_reaches_the_pages_of_another() {
     let mut on_a = open_stream(a.addr);
     request(b.addr, "DELETE", "/api/v1/users/1", "");
     read_until(&mut on_a, "user_deleted");
-    if let Ok(mut redis) = TcpStream::connect("127.0.0.1:6379") {
-        let _ = write!(redis, "DEL {stream_key} {stream_key}:epoch\r\n");
-    }
 }

@@ -215,7 +215,7 @@ impl BroadcasterBuilder {
     /// let b = Broadcaster::builder().memory_log(&store).build();
     /// # let _ = (a, b);
     /// ```
-    pub fn memory_log(self, store: &Arc<crate::testing::MemoryStore>) -> Self {
+    pub fn memory_log(self, store: &Arc<crate::log::memory::MemoryStore>) -> Self {
         self.engine("memory".to_owned(), store.engine())
     }
 

@@ -211,7 +211,7 @@ impl State {
         self.frames.clear();
         self.bytes = 0;
         let id = self.last_id;
-        let bytes = encode::reset(id, reason, config.format);
+        let bytes = crate::observe::reset_frame(id, reason, config.format);
         let mut frame = Frame::new(id, bytes, Arc::new(Route::everyone()));
         self.last_seq += 1;
         frame.seq = self.last_seq;
@@ -282,7 +282,11 @@ impl State {
         };
         pending.push_back(encode::preamble(config.retry, preamble_id));
         if let Resume::Reset(reason) = resume {
-            pending.push_back(encode::reset(current_id, reason, config.format));
+            pending.push_back(crate::observe::reset_frame(
+                current_id,
+                reason,
+                config.format,
+            ));
         }
         // A resume from the history is not copied here, under the publish lock: the stream
         // reads it a batch per poll, so a client that never reads costs one batch at most.
@@ -324,7 +328,7 @@ impl State {
         let oldest = self.frames.front().map_or(current + 1, |f| f.seq);
         if after + 1 < oldest {
             let reason = "the subscriber fell behind further than the server's history reaches";
-            pending.push_back(encode::reset(last_id, reason, config.format));
+            pending.push_back(crate::observe::reset_frame(last_id, reason, config.format));
             return CatchUp::Reset {
                 last_seq: current,
                 last_id,

@@ -215,7 +215,7 @@ impl MemoryLog {
             }
             Err(reason) => Frame::new(
                 id,
-                encode::reset(id, reason, self.format),
+                crate::observe::reset_frame(id, reason, self.format),
                 Arc::new(Route::everyone()),
             ),
         }

@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use tracing::field::Empty;
 use tracing::Span;
 
 use super::{inspect, metrics, notes};
 use crate::error::PublishError;
-use crate::log::reason;
 use crate::topic::Route;
-use crate::wire::EventId;
+use crate::wire::{encode, reason, EventId, WireFormat};
 
 /// An event was published (`id`: `None` when an event log engine assigns it later); per event,
 /// never per subscriber.
@@ -29,8 +29,14 @@ pub(crate) fn arrived(id: EventId) {
     metrics::published_at(id);
 }
 
-/// A reset event was built, for one subscriber or (a live reset) for all.
-pub(crate) fn reset(reason: &str) {
+/// The reset event for `reason` (see [`encode::reset`]), counted: built for one subscriber or
+/// (a live reset) for all.
+pub(crate) fn reset_frame(id: EventId, reason: &str, format: WireFormat) -> Bytes {
+    reset(reason);
+    encode::reset(id, reason, format)
+}
+
+fn reset(reason: &str) {
     let (label, on_resume) = reset_label(reason);
     metrics::reset(label);
     if on_resume {

@@ -121,9 +121,9 @@ fn data_lines_continued(buf: &mut BytesMut, data: &str) {
     buf.put_slice(&bytes[start..]);
 }
 
-/// The reset event, with the id the client should resume from afterwards.
+/// The reset event, with the id the client should resume from afterwards. Sent through
+/// [`observe::reset_frame`](crate::observe::reset_frame), which counts it.
 pub(crate) fn reset(id: EventId, reason: &str, format: WireFormat) -> Bytes {
-    crate::observe::reset(reason);
     let data = serde_json::json!({ "reason": reason }).to_string();
     event(id, RESET_EVENT, Data::Json(&data), format)
 }

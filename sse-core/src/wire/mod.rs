@@ -3,6 +3,7 @@
 
 pub(crate) mod encode;
 pub(crate) mod id;
+pub(crate) mod reason;
 pub(crate) mod rules;
 
 pub(crate) use encode::Data;

@@ -227,7 +227,7 @@ impl Source {
             }
             Err(reason) => {
                 let format = shared.config.format;
-                self.queue(encode::reset(self.last_id, reason, format));
+                self.queue(crate::observe::reset_frame(self.last_id, reason, format));
                 counters.resets.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(reason, "sse subscriber cannot resume; sent reset");
             }

@@ -63,7 +63,7 @@ impl Record {
     /// Encoded once, as the event `id` (for every subscriber); `None` if malformed.
     pub(super) fn frame(&self, id: EventId, format: WireFormat) -> Option<Frame> {
         if let Some(reason) = &self.r {
-            let bytes = encode::reset(id, reason, format);
+            let bytes = crate::observe::reset_frame(id, reason, format);
             return Some(Frame::new(id, bytes, Arc::new(Route::everyone())));
         }
         crate::wire::validate_event_name(&self.n).ok()?;

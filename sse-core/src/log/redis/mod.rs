@@ -220,7 +220,7 @@ fn frame(epoch: u64, entry: &StreamId, format: WireFormat) -> Option<Frame> {
     let id = EventId::entry(epoch, ms, n);
     let map = &entry.map;
     if let Some(reason) = text(map, "r") {
-        let bytes = encode::reset(id, &reason, format);
+        let bytes = crate::observe::reset_frame(id, &reason, format);
         return Some(Frame::new(id, bytes, Arc::new(Route::everyone())));
     }
     let name = text(map, "n")?;

@@ -276,6 +276,23 @@ fn events_arrive_through_nginx_unbuffered() {
     assert_eq!(page, 200);
 }
 
+/// The stream through `nginx`, resuming after `last`, once the demo behind it answers again
+/// (tries for 15 s, as a client's reconnects would).
+fn resume_through(nginx: &Nginx, last: &str) -> Raw {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut attempt = Raw::get(nginx.addr, "/api/sse/stream", Some(last));
+        if attempt.status() == 200 {
+            return attempt;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no stream through nginx after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 #[ignore = "needs nginx (apt-get install nginx)"]
 fn a_client_resumes_through_nginx_across_a_demo_restart() {
@@ -298,18 +315,7 @@ fn a_client_resumes_through_nginx_across_a_demo_restart() {
     let down = Raw::get(nginx.addr, "/api/sse/stream", Some(&last)).status();
     assert_eq!(down, 502);
     let demo = Demo::start(&db, port);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut resumed = loop {
-        let mut attempt = Raw::get(nginx.addr, "/api/sse/stream", Some(&last));
-        if attempt.status() == 200 {
-            break attempt;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no stream through nginx after the restart"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let mut resumed = resume_through(&nginx, &last);
     // A new process has a new epoch: the client is told to reload, then gets live events.
     assert!(
         resumed
@@ -358,18 +364,7 @@ fn with_redis_a_client_resumes_through_nginx_across_a_demo_restart_with_what_it_
     // A change made while the client is away, on the restarted demo.
     let demo = Demo::start_with(&db, port, &args);
     create_user(demo.addr, "during");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut resumed = loop {
-        let mut attempt = Raw::get(nginx.addr, "/api/sse/stream", Some(&last));
-        if attempt.status() == 200 {
-            break attempt;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no stream through nginx after the restart"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let mut resumed = resume_through(&nginx, &last);
     // The stream's epoch lives in Redis, so the new process resumes the client where it was:
     // the missed change comes, and no reset.
     assert!(

@@ -253,6 +253,14 @@ mod tests {
         EventStream::open(b.shared.clone(), after.as_deref(), filter, None, None).unwrap()
     }
 
+    /// A runtime for one test (the proptest cases cannot be `#[tokio::test]`s).
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime")
+    }
+
     /// The event ids (as numbers) a stream has ready.
     fn received(stream: &mut EventStream) -> Vec<u64> {
         let mut text = String::new();
@@ -281,8 +289,7 @@ mod tests {
             events in prop::collection::vec(
                 (prop::collection::vec(topic(), 1..3), any::<bool>()), 1..30),
         ) {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-            rt.block_on(async {
+            runtime().block_on(async {
                 let b = Broadcaster::builder().keep_alive(None).build();
                 let mut live: Vec<_> = subs.iter().map(|s| open(&b, s, None)).collect();
                 let mut ids = Vec::new();
@@ -316,11 +323,7 @@ mod tests {
 
     #[test]
     fn subscribers_joining_and_leaving_while_threads_publish_lose_nothing_and_leave_no_trace() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let b = Broadcaster::builder().keep_alive(None).build();
             let sub = |t: &str| Sub {
                 selectors: Some(vec![t.to_owned()]),
@@ -371,11 +374,7 @@ mod tests {
 
     #[test]
     fn presence_counts_the_streams_that_follow_a_topic() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let b = Broadcaster::new();
             let s = |t: &[&str]| Sub {
                 selectors: Some(t.iter().map(|s| s.to_string()).collect()),
@@ -404,11 +403,7 @@ mod tests {
 
     #[test]
     fn presence_changes_wake_when_a_stream_with_topics_opens_or_ends() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let b = Broadcaster::new();
             let mut changes = b.presence_changes();
             let woken = |changes: &mut crate::PresenceChanges| changes.changed().now_or_never();

@@ -115,8 +115,8 @@ impl<T: Clone + 'static> Control<T> {
     }
 
     /// Asks the replay task for the page after `after`, up to `upto`, at most `max` events
-    /// (`seen`: the previous page's senders); a full queue is answered at once with
-    /// `UNREACHABLE`, counted.
+    /// (1 to [`pages::MAX_PAGE`]; `seen`: the previous page's senders); a full queue is
+    /// answered at once with `UNREACHABLE`, counted.
     pub(crate) fn replay(
         &self,
         after: EventId,
@@ -125,6 +125,7 @@ impl<T: Clone + 'static> Control<T> {
         seen: Option<Senders>,
     ) -> ReplayFuture {
         let (reply, answer) = oneshot::channel();
+        let max = max.clamp(1, pages::MAX_PAGE);
         let key = PageKey { after, upto, max };
         if self.replays.try_send(Request { key, seen, reply }).is_err() {
             self.counters.errors.fetch_add(1, Ordering::Relaxed);

@@ -16,6 +16,9 @@ use crate::wire::EventId;
 /// Requests waiting for the replay task; past this, a replay is answered with a reset.
 pub(crate) const QUEUE: usize = 1024;
 
+/// Most events one replay page holds, whatever a stream asks for.
+pub(crate) const MAX_PAGE: usize = 1024;
+
 /// One replay page's answer, sent back to the stream that asked.
 pub(crate) type ReplayReply = oneshot::Sender<Result<ReplayPage, ReplayError>>;
 

@@ -34,8 +34,6 @@ mod replay;
 
 use record::Record;
 
-/// Most events one replay page holds.
-const MAX_REPLAY_PAGE: usize = 1024;
 /// Most events in one published message (and so in flight at once).
 const BATCH: usize = 256;
 /// Most payload bytes in one published message: under NATS's default `max_payload` (1 MiB).
@@ -178,7 +176,7 @@ impl EventLog for NatsLog {
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
-        (self.ctl).replay(after, upto, max.clamp(1, MAX_REPLAY_PAGE), seen)
+        self.ctl.replay(after, upto, max, seen)
     }
 
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {

@@ -33,8 +33,6 @@ mod publisher;
 mod reader;
 mod replay;
 
-/// Most entries one replay page fetches with `XRANGE`.
-const MAX_REPLAY_PAGE: usize = 1024;
 /// Entries published in one pipeline, and read in one `XREAD`.
 const BATCH: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -139,7 +137,7 @@ impl EventLog for RedisLog {
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
-        (self.ctl).replay(after, upto, max.clamp(1, MAX_REPLAY_PAGE), seen)
+        self.ctl.replay(after, upto, max, seen)
     }
 
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {

@@ -181,16 +181,6 @@ impl Raw {
             .unwrap_or(0)
     }
 
-    /// The value of the first `id:` line of the stream.
-    fn first_id(&mut self) -> String {
-        self.wait_for("\nid: ", Duration::from_secs(5))
-            .expect("an id line");
-        self.wait_for_after("\nid: ", "\n");
-        let start = self.text.find("\nid: ").expect("id") + 5;
-        let end = self.text[start..].find('\n').expect("end of line") + start;
-        self.text[start..end].trim().to_owned()
-    }
-
     /// The id of the event whose frame holds `needle` (already read).
     fn id_of(&self, needle: &str) -> String {
         let at = self.text.find(needle).expect("the event was read");
@@ -200,21 +190,6 @@ impl Raw {
             + 5;
         let end = self.text[start..].find('\n').expect("end of line") + start;
         self.text[start..end].trim().to_owned()
-    }
-
-    fn wait_for_after(&mut self, first: &str, then: &str) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            let at = self.text.find(first).map(|i| i + first.len());
-            if at.is_some_and(|i| self.text[i..].contains(then)) {
-                return;
-            }
-            let mut buf = [0; 1024];
-            match self.stream.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => self.text.push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
     }
 }
 
@@ -276,6 +251,26 @@ fn events_arrive_through_nginx_unbuffered() {
     assert_eq!(page, 200);
 }
 
+/// Starts the demo on `db` with `args` behind nginx, reads one event (a user "before")
+/// through nginx, and stops the demo: nginx, the demo's port, and that event's id.
+fn one_event_then_stopped(db: &Path, args: &[&str]) -> (Nginx, u16, String) {
+    let demo = Demo::start_with(db, 0, args);
+    let (port, upstream) = (demo.addr.port(), demo.addr);
+    let nginx = Nginx::start(upstream);
+    let mut stream = Raw::get(nginx.addr, "/api/sse/stream", None);
+    assert_eq!(stream.status(), 200);
+    // With an engine, the demo connects to it in the background: its first event may wait in
+    // the outbox.
+    create_user(upstream, "before");
+    stream
+        .wait_for(r#""username":"before""#, Duration::from_secs(10))
+        .expect("event before the restart");
+    let last = stream.id_of(r#""username":"before""#);
+    drop(stream);
+    demo.stop(Duration::from_secs(5));
+    (nginx, port, last)
+}
+
 /// The stream through `nginx`, resuming after `last`, once the demo behind it answers again
 /// (tries for 15 s, as a client's reconnects would).
 fn resume_through(nginx: &Nginx, last: &str) -> Raw {
@@ -298,18 +293,7 @@ fn resume_through(nginx: &Nginx, last: &str) -> Raw {
 fn a_client_resumes_through_nginx_across_a_demo_restart() {
     let db = tempfile::tempdir().expect("temp dir");
     let db = db.path().join("demo.db");
-    let demo = Demo::start(&db, 0);
-    let (port, upstream) = (demo.addr.port(), demo.addr);
-    let nginx = Nginx::start(upstream);
-
-    let mut stream = Raw::get(nginx.addr, "/api/sse/stream", None);
-    assert_eq!(stream.status(), 200);
-    create_user(upstream, "before");
-    stream
-        .wait_for(r#""username":"before""#, Duration::from_secs(2))
-        .expect("event before the restart");
-    let last = stream.first_id();
-    demo.stop(Duration::from_secs(5));
+    let (nginx, port, last) = one_event_then_stopped(&db, &[]);
 
     // While the demo is down nginx answers 502; the client keeps trying (bounded here).
     let down = Raw::get(nginx.addr, "/api/sse/stream", Some(&last)).status();
@@ -346,20 +330,7 @@ fn with_redis_a_client_resumes_through_nginx_across_a_demo_restart_with_what_it_
         "--redis-stream",
         &stream_key,
     ];
-    let demo = Demo::start_with(&db, 0, &args);
-    let (port, upstream) = (demo.addr.port(), demo.addr);
-    let nginx = Nginx::start(upstream);
-
-    let mut stream = Raw::get(nginx.addr, "/api/sse/stream", None);
-    assert_eq!(stream.status(), 200);
-    // The demo connects to Redis in the background: its first event may wait in the outbox.
-    create_user(upstream, "before");
-    stream
-        .wait_for(r#""username":"before""#, Duration::from_secs(10))
-        .expect("event before the restart");
-    let last = stream.id_of(r#""username":"before""#);
-    drop(stream);
-    demo.stop(Duration::from_secs(5));
+    let (nginx, port, last) = one_event_then_stopped(&db, &args);
 
     // A change made while the client is away, on the restarted demo.
     let demo = Demo::start_with(&db, port, &args);

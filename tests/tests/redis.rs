@@ -581,41 +581,6 @@ async fn a_replay_checks_that_the_resumed_entry_exists_before_reading_a_page() {
     assert_eq!(xranges, vec![vec!["1-0".to_owned(), "1-0".to_owned()]]);
 }
 
-/// A server for `events` whose connections have a fixed 8 KiB send buffer (no autotuning, which
-/// would let the kernel take megabytes for a client that does not read).
-fn small_send_buffers(events: &Broadcaster) -> common::TestServer {
-    let events = events.clone();
-    let server =
-        actix_web::HttpServer::new(move || actix_web::App::new().configure(events.service(PATH)))
-            .on_connect(|conn, _| {
-                use std::os::fd::AsRawFd;
-                if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                    let size: libc::c_int = 8192;
-                    // SAFETY: sets one option of a socket this process owns, from a live c_int.
-                    #[allow(unsafe_code)]
-                    let set = unsafe {
-                        libc::setsockopt(
-                            tcp.as_raw_fd(),
-                            libc::SOL_SOCKET,
-                            libc::SO_SNDBUF,
-                            std::ptr::from_ref(&size).cast(),
-                            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                        )
-                    };
-                    assert_eq!(set, 0, "SO_SNDBUF");
-                }
-            })
-            .workers(1)
-            .disable_signals()
-            .bind(("127.0.0.1", 0))
-            .expect("bind to an ephemeral loopback port");
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    let task = actix_web::rt::spawn(server);
-    common::TestServer { addr, handle, task }
-}
-
 /// The body of a chunked response (`<hex size>\r\n<bytes>\r\n`...), as far as it goes.
 fn dechunk(raw: &str) -> String {
     let mut body = String::new();
@@ -646,7 +611,7 @@ async fn trimming_between_two_replay_pages_gives_a_reset_never_a_silent_gap() {
         mut live,
         b,
     } = Replaying::start(&redis, &stream).await;
-    let server = small_send_buffers(&b);
+    let server = common::serve_with_send_buffer(&b, PATH, 8192);
     // 4 KiB each: the first page (1 MiB) is far more than the sockets and actix buffer for a
     // client that does not read, so the second page waits until the client reads.
     let pad = "x".repeat(4096);

@@ -32,8 +32,44 @@ pub fn start<F>(workers: usize, configure: F) -> TestServer
 where
     F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
+    launch(workers, configure, None)
+}
+
+/// [`serve`], with each connection's send buffer fixed at `bytes` (no autotuning, which would
+/// let the kernel take megabytes for a client that does not read).
+pub fn serve_with_send_buffer(
+    events: &sse_core::Broadcaster,
+    path: &'static str,
+    bytes: libc::c_int,
+) -> TestServer {
+    let events = events.clone();
+    launch(1, move |cfg| events.service(path)(cfg), Some(bytes))
+}
+
+fn launch<F>(workers: usize, configure: F, send_buffer: Option<libc::c_int>) -> TestServer
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
     raise_fd_limit();
     let server = HttpServer::new(move || App::new().configure(configure.clone()))
+        .on_connect(move |conn, _| {
+            use std::os::fd::AsRawFd;
+            let (Some(size), Some(tcp)) = (send_buffer, conn.downcast_ref::<TcpStream>()) else {
+                return;
+            };
+            // SAFETY: sets one option of a socket this process owns, from a live c_int.
+            #[allow(unsafe_code)]
+            let set = unsafe {
+                libc::setsockopt(
+                    tcp.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDBUF,
+                    std::ptr::from_ref(&size).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(set, 0, "SO_SNDBUF");
+        })
         .workers(workers)
         .disable_signals()
         .bind(("127.0.0.1", 0))

@@ -90,7 +90,7 @@ mod emit;
 mod error;
 mod fanout;
 mod http;
-mod log;
+mod engine;
 pub mod observe;
 pub mod testing;
 mod topic;
@@ -113,10 +113,10 @@ pub use crate::fanout::{
 };
 pub use crate::http::{SnapshotIdMiddleware, SnapshotIdService, SNAPSHOT_ID_HEADER};
 #[cfg(feature = "nats")]
-pub use crate::log::InvalidNatsConfig;
+pub use crate::engine::InvalidNatsConfig;
 #[cfg(feature = "redis")]
-pub use crate::log::InvalidRedisUrl;
-pub use crate::log::{redact_url, StoreStats};
+pub use crate::engine::InvalidRedisUrl;
+pub use crate::engine::{redact_url, EngineStats};
 pub use crate::topic::{Delivery, InvalidTopic, TopicSelector, MAX_TOPIC_LEN};
 pub use crate::wire::{validate_event_name, EventId, MalformedEventId, WireFormat, RESET_EVENT};
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 pub use crate::emit::CapturedEvent;
 use crate::emit::{scoped, Target};
-pub use crate::log::memory::MemoryStore;
+pub use crate::engine::memory::MemoryStore;
 
 /// Runs `fut` (a handler called directly, or `actix_web::test::call_service`) and returns its
 /// output with the events its `#[emit_event]` handlers emitted, in order. Nothing is

@@ -12,7 +12,7 @@ use super::shared::Shared;
 use super::stats::Stats;
 use super::stream::EventStream;
 use crate::error::PublishError;
-use crate::log::{Append, Frame, StoreStats};
+use crate::engine::{Append, Frame, EngineStats};
 use crate::topic::{Delivery, Filter, Route};
 use crate::wire::{encode, Data, EventId};
 
@@ -228,7 +228,7 @@ impl Broadcaster {
     /// After [`Broadcaster::shutdown`], resolves once the events published before it were
     /// handed to the event log engine, or abandoned after the
     /// [flush timeout](BroadcasterBuilder::flush_timeout) (logged and counted in
-    /// [`StoreStats::outbox_dropped`]); at once without an engine. [`Broadcaster::serve`]
+    /// [`EngineStats::outbox_dropped`]); at once without an engine. [`Broadcaster::serve`]
     /// and [`Broadcaster::stop_server`] wait for it.
     pub async fn flushed(&self) {
         if let Some(log) = self.shared.log() {
@@ -260,7 +260,7 @@ impl Broadcaster {
         let store = self
             .shared
             .log()
-            .map_or_else(StoreStats::default, |log| log.stats());
+            .map_or_else(EngineStats::default, |log| log.stats());
         let mut stats = self.shared.counters.snapshot(store);
         (stats.topic_subscribers, stats.followed_topics) = self.shared.lock().index.counts();
         stats

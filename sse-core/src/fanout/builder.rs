@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::admission::AddrBlock;
 use super::Broadcaster;
 use crate::auth::Authorize;
-use crate::log::{EventLog, LogOptions};
+use crate::engine::{Engine, EngineOptions};
 use crate::topic::TopicSelector;
 use crate::wire::WireFormat;
 
@@ -32,9 +32,9 @@ pub(crate) struct Config {
 
 impl Config {
     /// The event log this configuration chose, opened for one broadcaster.
-    pub(crate) fn open_log(&self) -> Option<Arc<dyn EventLog>> {
+    pub(crate) fn open_log(&self) -> Option<Arc<dyn Engine>> {
         let (open, _) = self.log.0.as_ref()?;
-        Some(open(LogOptions {
+        Some(open(EngineOptions {
             history: self.history,
             history_bytes: self.history_bytes,
             outbox: self.outbox,
@@ -49,7 +49,7 @@ impl Config {
 pub(crate) struct Engine(Option<(Arc<OpenLog>, String)>);
 
 /// Opens one broadcaster's side of an event log.
-type OpenLog = dyn Fn(LogOptions) -> Arc<dyn EventLog> + Send + Sync;
+type OpenLog = dyn Fn(EngineOptions) -> Arc<dyn Engine> + Send + Sync;
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -165,7 +165,7 @@ impl BroadcasterBuilder {
     /// `Debug`.
     #[cfg(feature = "redis")]
     pub fn redis(self, url: &str, stream: &str) -> Result<Self, crate::InvalidRedisUrl> {
-        let redis = crate::log::redis::RedisConfig::new(url, stream)?;
+        let redis = crate::engine::redis::RedisConfig::new(url, stream)?;
         let shown = format!("{redis:?}");
         Ok(self.engine(shown, move |options| redis.open(options)))
     }
@@ -198,7 +198,7 @@ impl BroadcasterBuilder {
     /// trimmed before this instance read them. See [`Stats::store`](crate::Stats::store).
     #[cfg(feature = "nats")]
     pub fn nats(self, url: &str, stream: &str) -> Result<Self, crate::InvalidNatsConfig> {
-        let nats = crate::log::nats::NatsConfig::new(url, stream)?;
+        let nats = crate::engine::nats::NatsConfig::new(url, stream)?;
         let shown = format!("{nats:?}");
         Ok(self.engine(shown, move |options| nats.open(options)))
     }
@@ -215,7 +215,7 @@ impl BroadcasterBuilder {
     /// let b = Broadcaster::builder().memory_log(&store).build();
     /// # let _ = (a, b);
     /// ```
-    pub fn memory_log(self, store: &Arc<crate::log::memory::MemoryStore>) -> Self {
+    pub fn memory_log(self, store: &Arc<crate::engine::memory::MemoryStore>) -> Self {
         self.engine("memory".to_owned(), store.engine())
     }
 
@@ -223,7 +223,7 @@ impl BroadcasterBuilder {
     pub(crate) fn engine(
         mut self,
         shown: String,
-        open: impl Fn(LogOptions) -> Arc<dyn EventLog> + Send + Sync + 'static,
+        open: impl Fn(EngineOptions) -> Arc<dyn Engine> + Send + Sync + 'static,
     ) -> Self {
         self.config.log = Engine(Some((Arc::new(open), shown)));
         self

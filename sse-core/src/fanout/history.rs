@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 use super::builder::Config;
 use super::index::{Index, SubId};
 use super::mailbox::Mailbox;
-use crate::log::{reason, EventLog, Frame};
+use crate::engine::{reason, Engine, Frame};
 use crate::topic::{Filter, Route};
 use crate::wire::{encode, EventId};
 
@@ -219,7 +219,7 @@ impl State {
     }
 
     /// Where the client that last saw `id` resumes.
-    fn resolve(&self, id: EventId, log: Option<&dyn EventLog>) -> Resume {
+    fn resolve(&self, id: EventId, log: Option<&dyn Engine>) -> Resume {
         let current = self.last_seq;
         if id.epoch() != self.epoch {
             return Resume::Reset(reason::STALE);
@@ -256,7 +256,7 @@ impl State {
         last_event_id: Option<&str>,
         filter: Filter,
         config: &Config,
-        log: Option<&dyn EventLog>,
+        log: Option<&dyn Engine>,
     ) -> Option<Start> {
         let tx = self.tx.as_ref()?;
         let live = if filter.selectors.is_some() {

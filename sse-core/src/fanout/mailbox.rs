@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use crate::log::Frame;
+use crate::engine::Frame;
 use crate::topic::Filter;
 
 /// Most frames, and bytes, waiting for one subscriber; past either, the subscriber catches up

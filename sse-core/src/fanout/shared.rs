@@ -14,7 +14,7 @@ use super::builder::Config;
 use super::history::{CatchUp, Resume, Start, State, Wanted};
 use super::index::SubId;
 use super::stats::Counters;
-use crate::log::{EventLog, Frame, Sink};
+use crate::engine::{Engine, Frame, Sink};
 use crate::topic::Filter;
 use crate::wire::{new_epoch, EventId};
 
@@ -26,7 +26,7 @@ pub(crate) struct Shared {
     /// Open endpoint streams, in total and per peer address.
     pub(crate) limits: Arc<Limits>,
     /// The event log shared with other instances, when the builder chose one.
-    log: Option<Arc<dyn EventLog>>,
+    log: Option<Arc<dyn Engine>>,
     /// Bumped when a selective subscriber comes or goes, and at shutdown: what
     /// [`PresenceChanges`](super::PresenceChanges) waits on.
     pub(crate) presence: watch::Sender<u64>,
@@ -69,7 +69,7 @@ impl Shared {
         self.closed.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn log(&self) -> Option<&Arc<dyn EventLog>> {
+    pub(crate) fn log(&self) -> Option<&Arc<dyn Engine>> {
         self.log.as_ref()
     }
 

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::log::StoreStats;
+use crate::engine::EngineStats;
 
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -67,12 +67,12 @@ pub struct Stats {
     /// Distinct exact topics (such as `users/42`) that some stream follows.
     pub followed_topics: usize,
     /// The event log's outbox and connection (such as Redis's).
-    pub store: StoreStats,
+    pub store: EngineStats,
 }
 
 impl Counters {
     /// The counters now, with the event log's.
-    pub(crate) fn snapshot(&self, store: StoreStats) -> Stats {
+    pub(crate) fn snapshot(&self, store: EngineStats) -> Stats {
         Stats {
             subscribers: self.subscribers.load(Ordering::Relaxed),
             published: self.published.load(Ordering::Relaxed),

@@ -19,7 +19,7 @@ use crate::fanout::history::{CatchUp, Live, Start, Wanted};
 use crate::fanout::index::SubId;
 use crate::fanout::mailbox::{Mailbox, Received};
 use crate::fanout::shared::Shared;
-use crate::log::{reason, Frame, ReplayError, ReplayFuture, ReplayPage, Senders};
+use crate::engine::{reason, Frame, ReplayError, ReplayFuture, ReplayPage, Senders};
 use crate::topic::Filter;
 use crate::wire::{encode, EventId};
 

@@ -1,7 +1,7 @@
-//! What the Redis engine queues in the shared outbox ([`crate::log::outbox`]): an entry's
+//! What the Redis engine queues in the shared outbox ([`crate::engine::outbox`]): an entry's
 //! fields.
 
-use crate::log::Append;
+use crate::engine::Append;
 
 /// An entry's fields, as `XADD` takes them.
 pub(super) type Fields = Vec<(&'static str, String)>;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 
 use super::{RedisLog, BACKOFF_CAP, BACKOFF_START, BATCH};
-use crate::log::{Backoff, Sink};
+use crate::engine::{Backoff, Sink};
 
 pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
     // However this task ends, `stopped()` resolves.

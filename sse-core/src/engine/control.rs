@@ -14,14 +14,14 @@ use tokio::time::Instant;
 
 use super::outbox::Outbox;
 use super::pages::{self, PageKey, PageSource, Request};
-use super::{reason, ReplayFuture, ReplayPage, Senders, Sink, StopFuture, StoreStats};
+use super::{reason, ReplayFuture, ReplayPage, Senders, Sink, StopFuture, EngineStats};
 use crate::wire::EventId;
 
 /// First replay pages kept for clients that ask for the same one.
 const CACHE_PAGES: usize = 64;
 const CACHE_FOR: Duration = Duration::from_secs(1);
 
-/// The counters behind [`StoreStats`].
+/// The counters behind [`EngineStats`].
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) reconnects: AtomicU64,
@@ -157,9 +157,9 @@ impl<T: Clone + 'static> Control<T> {
         self.done.send_replace(true);
     }
 
-    pub(crate) fn stats(&self) -> StoreStats {
+    pub(crate) fn stats(&self) -> EngineStats {
         let c = &self.counters;
-        StoreStats {
+        EngineStats {
             outbox: self.outbox.len(),
             outbox_dropped: self.outbox.dropped.load(Ordering::Relaxed),
             reconnects: c.reconnects.load(Ordering::Relaxed),

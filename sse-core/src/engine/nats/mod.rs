@@ -1,6 +1,6 @@
 //! The NATS JetStream engine: one JetStream stream shared by several server instances.
 //!
-//! Publishing appends to the bounded shared [outbox](crate::log::outbox) and returns at once;
+//! Publishing appends to the bounded shared [outbox](crate::engine::outbox) and returns at once;
 //! the [publisher] sends what is queued as one JetStream message (a [record] batch) at a
 //! time, with `Nats-Msg-Id: <instance>-<ticket>`, and sends the next only once the previous
 //! is acknowledged: a publish lost in an outage is sent again, the same, before anything
@@ -24,7 +24,7 @@ use async_nats::jetstream::{self, stream};
 use tokio::sync::watch;
 
 use super::control::Control;
-use super::{Append, EventLog, LogOptions, ReplayFuture, Senders, Sink, StopFuture, StoreStats};
+use super::{Append, Engine, EngineOptions, ReplayFuture, Senders, Sink, StopFuture, EngineStats};
 use crate::wire::{new_epoch, EventId, WireFormat};
 
 mod follower;
@@ -106,7 +106,7 @@ impl NatsConfig {
     }
 
     /// The engine for one broadcaster.
-    pub(crate) fn open(&self, options: LogOptions) -> Arc<dyn EventLog> {
+    pub(crate) fn open(&self, options: EngineOptions) -> Arc<dyn Engine> {
         Arc::new(NatsLog::new(self.clone(), options))
     }
 }
@@ -140,7 +140,7 @@ pub(crate) struct NatsLog {
     known_last: AtomicU64,
 }
 
-impl EventLog for NatsLog {
+impl Engine for NatsLog {
     fn follow(self: Arc<Self>, sink: Weak<dyn Sink>) {
         Control::spawn(
             self,
@@ -192,13 +192,13 @@ impl EventLog for NatsLog {
         self.ctl.stopped()
     }
 
-    fn stats(&self) -> StoreStats {
+    fn stats(&self) -> EngineStats {
         self.ctl.stats()
     }
 }
 
 impl NatsLog {
-    fn new(config: NatsConfig, options: LogOptions) -> Self {
+    fn new(config: NatsConfig, options: EngineOptions) -> Self {
         Self {
             subject: format!("sse.{}", config.stream),
             config,

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::record::{encode_batch, Record};
 use super::{NatsLog, BACKOFF_CAP, BACKOFF_START, BATCH, BATCH_BYTES, RESPONSE_TIMEOUT};
-use crate::log::{Backoff, Sink};
+use crate::engine::{Backoff, Sink};
 
 /// A message sent and not yet acknowledged. Kept as sent: a copy sent again must be the same
 /// (same `Nats-Msg-Id`, same events) for JetStream to drop it if the first was stored.
@@ -107,7 +107,7 @@ pub(super) async fn run(log: &NatsLog, js: &Context, sink: &Weak<dyn Sink>) {
 /// marker if events were lost. `None` (counted) if it cannot be encoded.
 fn next_message(
     log: &NatsLog,
-    batch: Vec<crate::log::outbox::Outgoing<Record>>,
+    batch: Vec<crate::engine::outbox::Outgoing<Record>>,
     lost: u64,
 ) -> Option<InFlight> {
     let marker = (lost > 0).then(|| {

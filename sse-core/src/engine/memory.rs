@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use super::StoreStats;
+use super::EngineStats;
 use super::{
-    reason, Append, EventLog, Frame, LogOptions, ReplayFuture, ReplayPage, Senders, Sink,
+    reason, Append, Engine, Frame, EngineOptions, ReplayFuture, ReplayPage, Senders, Sink,
     StopFuture, DEDUPE_WINDOW,
 };
 use crate::topic::Route;
@@ -85,7 +85,7 @@ impl MemoryStore {
     /// numbered in the order they are built (see [`MemoryStore::set_online`]).
     pub(crate) fn engine(
         self: &Arc<Self>,
-    ) -> impl Fn(LogOptions) -> Arc<dyn EventLog> + Send + Sync + 'static {
+    ) -> impl Fn(EngineOptions) -> Arc<dyn Engine> + Send + Sync + 'static {
         let store = self.clone();
         move |options| {
             let log = Arc::new(MemoryLog {
@@ -282,7 +282,7 @@ impl MemoryLog {
     }
 }
 
-impl EventLog for MemoryLog {
+impl Engine for MemoryLog {
     fn follow(self: Arc<Self>, sink: Weak<dyn Sink>) {
         *lock(&self.sink) = Some(sink);
         self.pump();
@@ -361,11 +361,11 @@ impl EventLog for MemoryLog {
         Box::pin(std::future::ready(()))
     }
 
-    fn stats(&self) -> StoreStats {
-        StoreStats {
+    fn stats(&self) -> EngineStats {
+        EngineStats {
             outbox: lock(&self.outbox).len(),
             outbox_dropped: self.dropped.load(Ordering::SeqCst),
-            ..StoreStats::default()
+            ..EngineStats::default()
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `Last-Event-ID` replay from the stream, for ids older than the local history: the pages
-//! the engine's replay task ([`pages`](crate::log::pages)) serves, read through a connection
+//! the engine's replay task ([`pages`](crate::engine::pages)) serves, read through a connection
 //! of its own (a large reply never delays `XADD`), each encoded once.
 
 use std::sync::LazyLock;
@@ -9,8 +9,8 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::StreamRangeReply;
 
 use super::{frame, sender, RedisLog, RESPONSE_TIMEOUT};
-use crate::log::pages::{PageKey, PageSource};
-use crate::log::{reason, ReplayError, ReplayPage, Senders, DEDUPE_WINDOW};
+use crate::engine::pages::{PageKey, PageSource};
+use crate::engine::{reason, ReplayError, ReplayPage, Senders, DEDUPE_WINDOW};
 use crate::wire::EventId;
 
 impl PageSource for RedisLog {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::log::{Append, Frame};
+use crate::engine::{Append, Frame};
 use crate::topic::Route;
 use crate::wire::{encode, Data, EventId, WireFormat};
 

@@ -3,10 +3,10 @@
 //!
 //! The fan-out ([`crate::fanout`]) works the same with or without one. Without a log, it
 //! numbers events itself and keeps them in its local history. With one, `publish` hands the
-//! event to [`EventLog::append`] and returns; the log's follower delivers every entry, from
+//! event to [`Engine::append`] and returns; the log's follower delivers every entry, from
 //! whichever instance, to the fan-out's [`Sink`] in the log's order, where it is encoded once
 //! and placed in the local history. A `Last-Event-ID` older than that history is answered
-//! from [`EventLog::replay`].
+//! from [`Engine::replay`].
 //!
 //! This is the only module where an engine's `cfg(feature)` appears.
 
@@ -82,7 +82,7 @@ pub(crate) struct Append {
 
 /// What a log needs to know of the broadcaster that owns it.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct LogOptions {
+pub(crate) struct EngineOptions {
     /// About how many entries the log keeps (it trims older ones).
     pub(crate) history: usize,
     /// About how many bytes of events the log keeps, where the engine can bound them (NATS;
@@ -142,9 +142,9 @@ pub(crate) trait Sink: Send + Sync {
 /// Implementations never make `append` wait for the store: they queue (boundedly) and send
 /// in the background, dropping the oldest queued event when an outage outlasts the queue, and
 /// publishing a reset marker afterwards so every subscriber learns of the loss.
-pub(crate) trait EventLog: Send + Sync + 'static {
+pub(crate) trait Engine: Send + Sync + 'static {
     /// Starts following the store: every entry, from any instance, is encoded once and
-    /// given to `sink` in the store's order, until [`EventLog::stop`] or the sink is dropped.
+    /// given to `sink` in the store's order, until [`Engine::stop`] or the sink is dropped.
     fn follow(self: Arc<Self>, sink: Weak<dyn Sink>);
 
     /// Queues `event` for the store; never waits.
@@ -172,21 +172,21 @@ pub(crate) trait EventLog: Send + Sync + 'static {
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool;
 
     /// Stops following; sends what is queued for up to `flush` more, then abandons the rest
-    /// (logged and counted in [`StoreStats::outbox_dropped`]).
+    /// (logged and counted in [`EngineStats::outbox_dropped`]).
     fn stop(&self, flush: Duration);
 
     /// Resolves once that is done (at once if the log never started).
     fn stopped(&self) -> StopFuture;
 
     /// The link to the store.
-    fn stats(&self) -> StoreStats;
+    fn stats(&self) -> EngineStats;
 }
 
 /// With an event log engine (such as `BroadcasterBuilder::redis`, feature `redis`), how the
 /// link to it fares; all zero without one. Part of [`Stats`](crate::Stats).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct StoreStats {
+pub struct EngineStats {
     /// Events published here and not yet acknowledged by the store.
     pub outbox: usize,
     /// Events dropped from a full outbox during an outage (subscribers then get a reset), or

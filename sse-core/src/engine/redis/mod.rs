@@ -22,7 +22,7 @@ use redis::{AsyncConnectionConfig, Value};
 
 use super::control::Control;
 use super::{
-    Append, EventLog, Frame, LogOptions, ReplayFuture, Senders, Sink, StopFuture, StoreStats,
+    Append, Engine, Frame, EngineOptions, ReplayFuture, Senders, Sink, StopFuture, EngineStats,
 };
 use crate::topic::Route;
 use crate::wire::id::parse_entry;
@@ -79,7 +79,7 @@ impl RedisConfig {
     }
 
     /// The engine for one broadcaster.
-    pub(crate) fn open(&self, options: LogOptions) -> Arc<dyn EventLog> {
+    pub(crate) fn open(&self, options: EngineOptions) -> Arc<dyn Engine> {
         Arc::new(RedisLog::new(self.clone(), options))
     }
 }
@@ -106,7 +106,7 @@ pub(crate) struct RedisLog {
     ctl: Control<outbox::Fields>,
 }
 
-impl EventLog for RedisLog {
+impl Engine for RedisLog {
     fn follow(self: Arc<Self>, sink: Weak<dyn Sink>) {
         Control::spawn(
             self,
@@ -158,13 +158,13 @@ impl EventLog for RedisLog {
         self.ctl.stopped()
     }
 
-    fn stats(&self) -> StoreStats {
+    fn stats(&self) -> EngineStats {
         self.ctl.stats()
     }
 }
 
 impl RedisLog {
-    fn new(redis: RedisConfig, options: LogOptions) -> Self {
+    fn new(redis: RedisConfig, options: EngineOptions) -> Self {
         Self {
             client: redis.client,
             epoch_key: format!("{}:epoch", redis.stream),

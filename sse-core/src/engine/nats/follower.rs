@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::record::{decode_batch, frames};
 use super::{epoch, sender, NatsLog, BACKOFF_CAP, BACKOFF_START};
-use crate::log::{reason, Backoff, Senders, Sink};
+use crate::engine::{reason, Backoff, Senders, Sink};
 use crate::wire::EventId;
 
 /// How often the follower checks the stream's creation time, to notice a stream deleted

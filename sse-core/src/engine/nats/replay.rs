@@ -1,5 +1,5 @@
 //! `Last-Event-ID` replay from the stream, for ids older than the local history: the pages
-//! the engine's replay task ([`pages`](crate::log::pages)) serves, read with gets by sequence
+//! the engine's replay task ([`pages`](crate::engine::pages)) serves, read with gets by sequence
 //! (several in flight at once), each page encoded once.
 
 use std::time::Duration;
@@ -10,8 +10,8 @@ use futures_util::future::join_all;
 
 use super::record::{decode_batch, frames};
 use super::{sender, NatsLog, RESPONSE_TIMEOUT};
-use crate::log::pages::{PageKey, PageSource};
-use crate::log::{reason, ReplayError, ReplayPage, Senders};
+use crate::engine::pages::{PageKey, PageSource};
+use crate::engine::{reason, ReplayError, ReplayPage, Senders};
 
 /// Messages fetched at once.
 const WINDOW: u64 = 32;

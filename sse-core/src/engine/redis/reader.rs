@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{frame, sender, RedisLog, BACKOFF_CAP, BACKOFF_START, BATCH};
-use crate::log::{reason, Backoff, Senders, Sink};
+use crate::engine::{reason, Backoff, Senders, Sink};
 use crate::wire::id::parse_entry;
 use crate::wire::EventId;
 

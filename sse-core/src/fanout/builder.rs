@@ -25,15 +25,15 @@ pub(crate) struct Config {
     pub(crate) trusted_proxies: Vec<AddrBlock>,
     pub(crate) max_selectors: usize,
     pub(crate) max_query_len: usize,
-    pub(crate) log: Engine,
+    pub(crate) engine: EngineChoice,
     pub(crate) outbox: usize,
     pub(crate) flush_timeout: Duration,
 }
 
 impl Config {
-    /// The event log this configuration chose, opened for one broadcaster.
-    pub(crate) fn open_log(&self) -> Option<Arc<dyn Engine>> {
-        let (open, _) = self.log.0.as_ref()?;
+    /// The engine this configuration chose, opened for one broadcaster.
+    pub(crate) fn open_engine(&self) -> Option<Arc<dyn Engine>> {
+        let (open, _) = self.engine.0.as_ref()?;
         Some(open(EngineOptions {
             history: self.history,
             history_bytes: self.history_bytes,
@@ -46,12 +46,12 @@ impl Config {
 /// Opens the event log engine chosen on the builder (none: the in-memory history alone), with
 /// a description for `Debug` that holds no secret.
 #[derive(Clone, Default)]
-pub(crate) struct Engine(Option<(Arc<OpenLog>, String)>);
+pub(crate) struct EngineChoice(Option<(Arc<OpenEngine>, String)>);
 
 /// Opens one broadcaster's side of an event log.
-type OpenLog = dyn Fn(EngineOptions) -> Arc<dyn Engine> + Send + Sync;
+type OpenEngine = dyn Fn(EngineOptions) -> Arc<dyn Engine> + Send + Sync;
 
-impl fmt::Debug for Engine {
+impl fmt::Debug for EngineChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Some((_, shown)) => f.write_str(shown),
@@ -93,7 +93,7 @@ impl Default for BroadcasterBuilder {
                 trusted_proxies: Vec::new(),
                 max_selectors: 32,
                 max_query_len: 4096,
-                log: Engine::default(),
+                engine: EngineChoice::default(),
                 outbox: 10_000,
                 flush_timeout: Duration::from_secs(5),
             },
@@ -225,7 +225,7 @@ impl BroadcasterBuilder {
         shown: String,
         open: impl Fn(EngineOptions) -> Arc<dyn Engine> + Send + Sync + 'static,
     ) -> Self {
-        self.config.log = Engine(Some((Arc::new(open), shown)));
+        self.config.engine = EngineChoice(Some((Arc::new(open), shown)));
         self
     }
 

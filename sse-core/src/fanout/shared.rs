@@ -40,7 +40,7 @@ impl Shared {
         // short bursts between a subscriber's polls.
         let capacity = config.history.clamp(16, 1024);
         let (tx, _) = broadcast::channel(capacity);
-        let log = config.open_log();
+        let log = config.open_engine();
         let shared = Arc::new(Self {
             state: Mutex::new(State::new(new_epoch(), tx)),
             closed: AtomicBool::new(false),

@@ -115,7 +115,7 @@ async fn a_stream_span_tells_how_the_stream_went() {
     events.publish("e", &3).unwrap();
     {
         let request = tracing::info_span!("request");
-        let mut stream = request.in_scope(|| events.subscribe(Some(&first.to_string())).unwrap());
+        let mut stream = request.in_scope(|| events.subscribe(Some(first)).unwrap());
         let mut bytes = 0;
         while let Some(Some(Ok(chunk))) = futures_util::FutureExt::now_or_never(stream.next()) {
             bytes += chunk.len();
@@ -136,11 +136,14 @@ async fn a_stream_span_tells_how_the_stream_went() {
         assert!(span.fields.contains_key("duration_ms"));
     }
 
-    let _stream = events.subscribe(Some("garbage")).unwrap();
+    let request = actix_web::test::TestRequest::default()
+        .insert_header(("last-event-id", "garbage"))
+        .to_http_request();
+    let _response = events.respond(&request);
     let spans = capture.named("sse.stream");
     let reset = spans
         .iter()
-        .find(|s| s.fields["resumed_from"] == "garbage")
+        .find(|s| s.fields["resumed_from"] == "malformed")
         .expect("second stream");
     assert_eq!(reset.fields["resume"], "reset");
 }

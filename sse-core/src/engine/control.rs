@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::outbox::Outbox;
 use super::pages::{self, PageKey, PageSource, Request};
-use super::{reason, ReplayFuture, ReplayPage, Senders, Sink, StopFuture, EngineStats};
+use super::{EngineStats, ReplayFuture, ReplayPage, ResetReason, Senders, Sink, StopFuture};
 use crate::wire::EventId;
 
 /// First replay pages kept for clients that ask for the same one.
@@ -129,9 +129,9 @@ impl<T: Clone + 'static> Control<T> {
         let key = PageKey { after, upto, max };
         if self.replays.try_send(Request { key, seen, reply }).is_err() {
             self.counters.errors.fetch_add(1, Ordering::Relaxed);
-            return Box::pin(std::future::ready(Err(reason::UNREACHABLE)));
+            return Box::pin(std::future::ready(Err(ResetReason::Unreachable)));
         }
-        Box::pin(async move { answer.await.unwrap_or(Err(reason::UNREACHABLE)) })
+        Box::pin(async move { answer.await.unwrap_or(Err(ResetReason::Unreachable)) })
     }
 
     pub(crate) fn stop(&self, flush: Duration) {
@@ -239,7 +239,7 @@ impl<T: Clone + 'static> Control<T> {
                 };
             }
             let Some(c) = &mut conn else {
-                let _ = request.reply.send(Err(reason::UNREACHABLE));
+                let _ = request.reply.send(Err(ResetReason::Unreachable));
                 continue;
             };
             let fetched = source.fetch(c, request.key, request.seen);
@@ -248,12 +248,12 @@ impl<T: Clone + 'static> Control<T> {
                 Ok(Err(err)) => {
                     source.failed(&err);
                     conn = None;
-                    Err(reason::UNREACHABLE)
+                    Err(ResetReason::Unreachable)
                 }
                 Err(_) => {
                     source.failed(&"timed out");
                     conn = None;
-                    Err(reason::UNREACHABLE)
+                    Err(ResetReason::Unreachable)
                 }
             };
             if let (Ok(page), true) = (&result, first) {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::EngineStats;
 use super::{
-    reason, Append, Engine, Frame, EngineOptions, ReplayFuture, ReplayPage, Senders, Sink,
+    Append, Engine, EngineOptions, Frame, ReplayFuture, ReplayPage, ResetReason, Senders, Sink,
     StopFuture, DEDUPE_WINDOW,
 };
 use crate::topic::Route;
@@ -215,7 +215,7 @@ impl MemoryLog {
             }
             Err(reason) => Frame::new(
                 id,
-                crate::observe::reset_frame(id, reason, self.format),
+                crate::observe::reset_frame(id, ResetReason::from_marker(reason), self.format),
                 Arc::new(Route::everyone()),
             ),
         }
@@ -249,7 +249,7 @@ impl MemoryLog {
             };
             // Entries after `last` that are gone were trimmed before this instance read them.
             if store.entries.front().is_some_and(|e| e.pos > last + 1) {
-                sink.gap(reason::TRIMMED);
+                sink.gap(ResetReason::Trimmed);
             }
             let entries: Vec<Entry> = store
                 .entries
@@ -313,12 +313,12 @@ impl Engine for MemoryLog {
         let result = (|| {
             let store = lock(&self.store.inner);
             if after.epoch() != store.epoch {
-                return Err(reason::STALE);
+                return Err(ResetReason::Stale);
             }
             let (after, upto) = (after.position().1, upto.position().1);
             let first = seen.is_none();
             if first && after != 0 && !store.entries.iter().any(|e| e.pos == after) {
-                return Err(reason::TOO_OLD);
+                return Err(ResetReason::TooOld);
             }
             let mut senders = seen.unwrap_or_else(|| {
                 // Entries just before `after` tell repeats of them apart (a re-sent batch).
@@ -417,7 +417,7 @@ mod tests {
         }
         // Started after those events: its local history is empty.
         let b = instance(&store, 10);
-        let mut stream = b.subscribe(Some(&store.id(1).to_string())).unwrap();
+        let mut stream = b.subscribe(Some(store.id(1))).unwrap();
         assert_eq!(names(&events(&mut stream).await), ["e2", "e3", "e4", "e5"]);
         assert_eq!(b.stats().resumed, 1);
     }
@@ -432,7 +432,7 @@ mod tests {
         // A batch sent again, as after a lost reply, in the middle of the range.
         store.resend(300);
         let b = instance(&store, 2000);
-        let mut stream = b.subscribe(Some(&store.id(1).to_string())).unwrap();
+        let mut stream = b.subscribe(Some(store.id(1))).unwrap();
         let mut text = String::new();
         while let Ok(Some(Ok(chunk))) =
             tokio::time::timeout(Duration::from_millis(50), stream.next()).await
@@ -456,7 +456,7 @@ mod tests {
         let seen = events(&mut on_b).await;
         assert_eq!(seen[0].0, first.to_string());
         assert_eq!(names(&seen), ["e1", "e2"]);
-        let mut resumed = b.subscribe(Some(&first.to_string())).unwrap();
+        let mut resumed = b.subscribe(Some(first)).unwrap();
         assert_eq!(names(&events(&mut resumed).await), ["e2"]);
     }
 
@@ -469,7 +469,7 @@ mod tests {
             a.publish(name, &0).unwrap();
         }
         // The client saw e2 on instance a; instance b has not read it yet.
-        let mut stream = b.subscribe(Some(&store.id(2).to_string())).unwrap();
+        let mut stream = b.subscribe(Some(store.id(2))).unwrap();
         store.set_online(1, true);
         a.publish("e4", &0).unwrap();
         assert_eq!(names(&events(&mut stream).await), ["e3", "e4"]);
@@ -484,7 +484,7 @@ mod tests {
             a.publish("e", &i).unwrap();
         }
         store.trim(3);
-        let mut stream = a.subscribe(Some(&store.id(2).to_string())).unwrap();
+        let mut stream = a.subscribe(Some(store.id(2))).unwrap();
         assert_eq!(names(&events(&mut stream).await), [RESET_EVENT]);
         assert_eq!(a.stats().resets, 1);
     }
@@ -498,7 +498,7 @@ mod tests {
         store.restart_empty();
         a.publish("new", &0).unwrap();
         assert_ne!(a.last_event_id().epoch(), old.epoch());
-        let mut stream = a.subscribe(Some(&old.to_string())).unwrap();
+        let mut stream = a.subscribe(Some(old)).unwrap();
         assert_eq!(names(&events(&mut stream).await), [RESET_EVENT]);
         let mut fresh = a.subscribe(None).unwrap();
         a.publish("newer", &0).unwrap();
@@ -517,7 +517,7 @@ mod tests {
         a.publish("e4", &0).unwrap();
         assert_eq!(names(&events(&mut live).await), ["e1", "e2", "e3", "e4"]);
         let b = instance(&store, 10);
-        let mut replayed = b.subscribe(Some(&store.id(1).to_string())).unwrap();
+        let mut replayed = b.subscribe(Some(store.id(1))).unwrap();
         assert_eq!(names(&events(&mut replayed).await), ["e2", "e3", "e4"]);
     }
 
@@ -594,7 +594,7 @@ mod faults {
             a.publish("e", &i).unwrap();
         }
         // The client saw the first 1500 on instance a; b has read none of them yet.
-        let mut stream = b.subscribe(Some(&store.id(1500).to_string())).unwrap();
+        let mut stream = b.subscribe(Some(store.id(1500))).unwrap();
         store.set_online(1, true);
         let got = names(&mut stream).await;
         assert_eq!(got.len(), 500, "events the client already had came again");

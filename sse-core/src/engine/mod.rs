@@ -102,7 +102,7 @@ pub(crate) const DEDUPE_WINDOW: usize = 256;
 pub(crate) type StopFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Why a replay could not be served; sent to the client in its reset event.
-pub(crate) type ReplayError = &'static str;
+pub(crate) type ReplayError = ResetReason;
 
 /// One page of missed events fetched from a log, or why they cannot be.
 pub(crate) type ReplayFuture =
@@ -120,7 +120,7 @@ pub(crate) struct ReplayPage {
     pub(crate) seen: Senders,
 }
 
-pub(crate) use crate::wire::reason;
+pub(crate) use crate::wire::ResetReason;
 
 /// Where a log delivers what it reads: the fan-out of one broadcaster.
 pub(crate) trait Sink: Send + Sync {
@@ -134,7 +134,7 @@ pub(crate) trait Sink: Send + Sync {
     /// Entries were lost between the last one delivered and the next (trimmed before they
     /// were read): every subscriber gets a reset, and the local history is emptied so that no
     /// client resumes across the gap.
-    fn gap(&self, reason: &'static str);
+    fn gap(&self, reason: ResetReason);
 }
 
 /// A store of events shared by several broadcasters (one per server instance).
@@ -152,7 +152,7 @@ pub(crate) trait Engine: Send + Sync + 'static {
 
     /// One page of a `Last-Event-ID` replay: up to `max` encoded entries after `after`, up
     /// to and including `upto` (ids of this log), repeats removed. The first page
-    /// (`seen: None`) fails with [`reason::TOO_OLD`] when `after` itself is no longer in the
+    /// (`seen: None`) fails with [`ResetReason::TooOld`] when `after` itself is no longer in the
     /// store (what followed it may have been trimmed), checked before anything is fetched,
     /// and learns the senders from the entries just before `after`; each next page gets the
     /// previous page's [`ReplayPage::seen`]. The caller asks for the next page after

@@ -11,8 +11,8 @@ use super::presence::PresenceChanges;
 use super::shared::Shared;
 use super::stats::Stats;
 use super::stream::EventStream;
+use crate::engine::{Append, EngineStats, Frame};
 use crate::error::PublishError;
-use crate::engine::{Append, Frame, EngineStats};
 use crate::topic::{Delivery, Filter, Route};
 use crate::wire::{encode, Data, EventId};
 
@@ -236,12 +236,30 @@ impl Broadcaster {
         }
     }
 
-    /// Opens a stream of encoded frames resuming after `last_event_id`, or `None` once the
-    /// broadcaster is shut down. [`Broadcaster::respond`] wraps it in a response.
-    pub fn subscribe(&self, last_event_id: Option<&str>) -> Option<EventStream> {
+    /// Opens a stream of encoded frames that resumes after `last_event_id` (the events
+    /// after it, or a reset when they are gone), or starts with the next event; `None` once
+    /// the broadcaster is shut down. [`Broadcaster::respond`] wraps it in a response, reading
+    /// the `Last-Event-ID` of the request.
+    ///
+    /// ```
+    /// # #[actix_rt::main] async fn main() {
+    /// use futures_util::StreamExt;
+    /// use sse_core::{Broadcaster, EventId};
+    ///
+    /// let events = Broadcaster::new();
+    /// let first = events.publish("tick", &1).unwrap();
+    /// events.publish("tick", &2).unwrap();
+    /// let mut stream = events.subscribe(Some(first)).unwrap();
+    /// let mut text = String::new();
+    /// while !text.contains("data: 2") {
+    ///     text.push_str(&String::from_utf8_lossy(&stream.next().await.unwrap().unwrap()));
+    /// }
+    /// # }
+    /// ```
+    pub fn subscribe(&self, last_event_id: Option<EventId>) -> Option<EventStream> {
         EventStream::open(
             self.shared.clone(),
-            last_event_id,
+            last_event_id.into(),
             Filter::default(),
             None,
             None,
@@ -295,7 +313,14 @@ mod tests {
     /// The frames a new subscriber gets now, as text.
     fn frames(b: &Broadcaster, last_event_id: Option<&str>) -> Vec<String> {
         use futures_util::StreamExt;
-        let mut stream = b.subscribe(last_event_id).unwrap();
+        let mut stream = EventStream::open(
+            b.shared.clone(),
+            crate::wire::LastEventId::parse(last_event_id),
+            Filter::default(),
+            None,
+            None,
+        )
+        .unwrap();
         let mut text = String::new();
         while let Some(Some(Ok(chunk))) = futures_util::FutureExt::now_or_never(stream.next()) {
             text.push_str(&String::from_utf8_lossy(&chunk));
@@ -369,13 +394,25 @@ mod tests {
         let epoch = b.last_event_id().epoch();
         let too_old = EventId::new(epoch, 1).to_string();
         let future = EventId::new(epoch, 99).to_string();
-        for bad in ["garbage", "", &other_epoch, &too_old, &future] {
+        let cases = [
+            ("garbage", "malformed_id"),
+            (&other_epoch, "stale"),
+            (&too_old, "too_old"),
+            (&future, "ahead"),
+        ];
+        for (bad, code) in cases {
             let f = frames(&b, Some(bad));
             assert_eq!(f.len(), 2, "{bad:?}: {f:?}");
             assert!(f[1].contains("event: sse-reset\n"), "{bad:?}: {f:?}");
+            assert!(
+                f[1].contains(&format!(r#""code":"{code}""#)),
+                "{bad:?}: {f:?}"
+            );
             assert!(f[1].starts_with(&format!("id: {}\n", b.last_event_id())));
         }
-        assert_eq!(b.stats().resets, 5);
+        assert_eq!(b.stats().resets, 4);
+        // A blank id is no id: the stream starts with the next event.
+        assert_eq!(frames(&b, Some("  ")).len(), 1);
     }
 
     #[tokio::test]

@@ -11,9 +11,9 @@ use tokio::sync::broadcast;
 use super::builder::Config;
 use super::index::{Index, SubId};
 use super::mailbox::Mailbox;
-use crate::engine::{reason, Engine, Frame};
+use crate::engine::{Engine, Frame, ResetReason};
 use crate::topic::{Filter, Route};
-use crate::wire::{encode, EventId};
+use crate::wire::{encode, EventId, LastEventId};
 
 /// Everything the publish lock guards.
 pub(crate) struct State {
@@ -84,7 +84,7 @@ pub(crate) enum Resume {
     Log(EventId),
     /// Not read here yet (another instance published it): live frames up to it are skipped.
     Ahead(EventId),
-    Reset(&'static str),
+    Reset(ResetReason),
 }
 
 /// What a subscriber gets after falling behind.
@@ -200,14 +200,14 @@ impl State {
         }
         if reset {
             resets.fetch_add(1, Ordering::Relaxed);
-            self.reset_live(reason::NEW_EPOCH, config);
+            self.reset_live(ResetReason::NewEpoch, config);
         }
         reset
     }
 
     /// Sends every live subscriber a reset, and empties the history so that no client
     /// resumes across what was lost.
-    pub(crate) fn reset_live(&mut self, reason: &str, config: &Config) {
+    pub(crate) fn reset_live(&mut self, reason: ResetReason, config: &Config) {
         self.frames.clear();
         self.bytes = 0;
         let id = self.last_id;
@@ -222,14 +222,15 @@ impl State {
     fn resolve(&self, id: EventId, log: Option<&dyn Engine>) -> Resume {
         let current = self.last_seq;
         if id.epoch() != self.epoch {
-            return Resume::Reset(reason::STALE);
+            return Resume::Reset(ResetReason::Stale);
         }
         let Some(log) = log else {
             let oldest = self.frames.front().map_or(current + 1, |f| f.seq);
             return match id.seq() {
-                seq if seq > current || id.entry_parts().is_some() => Resume::Reset(reason::STALE),
+                _ if id.entry_parts().is_some() => Resume::Reset(ResetReason::Stale),
+                seq if seq > current => Resume::Reset(ResetReason::Ahead),
                 seq if seq + 1 >= oldest => Resume::After(seq, id),
-                _ => Resume::Reset(reason::TOO_OLD),
+                _ => Resume::Reset(ResetReason::TooOld),
             };
         };
         let pos = id.position();
@@ -240,7 +241,7 @@ impl State {
             return if log.may_be_ahead(id, self.last_id) {
                 Resume::Ahead(id)
             } else {
-                Resume::Reset(reason::STALE)
+                Resume::Reset(ResetReason::Ahead)
             };
         }
         match self.frames.binary_search_by(|f| f.id.position().cmp(&pos)) {
@@ -249,11 +250,10 @@ impl State {
         }
     }
 
-    /// A new subscriber resuming after `last_event_id` (the raw header or query value);
-    /// `None` once shut down.
+    /// A new subscriber resuming after `last_event_id`; `None` once shut down.
     pub(crate) fn start(
         &mut self,
-        last_event_id: Option<&str>,
+        last_event_id: LastEventId,
         filter: Filter,
         config: &Config,
         log: Option<&dyn Engine>,
@@ -268,10 +268,11 @@ impl State {
         };
         let current = self.last_seq;
         let current_id = self.last_id;
-        let resume = last_event_id.map_or(Resume::Fresh, |raw| match raw.trim().parse() {
-            Err(_) => Resume::Reset("malformed Last-Event-ID"),
-            Ok(id) => self.resolve(id, log),
-        });
+        let resume = match last_event_id {
+            LastEventId::None => Resume::Fresh,
+            LastEventId::Malformed => Resume::Reset(ResetReason::MalformedId),
+            LastEventId::After(id) => self.resolve(id, log),
+        };
         // Room for the preamble alone: an idle stream keeps this queue, and the default first
         // growth (to four frames) would cost each one 96 bytes more.
         let mut pending = VecDeque::with_capacity(1);
@@ -327,8 +328,11 @@ impl State {
         let last_id = self.last_id;
         let oldest = self.frames.front().map_or(current + 1, |f| f.seq);
         if after + 1 < oldest {
-            let reason = "the subscriber fell behind further than the server's history reaches";
-            pending.push_back(crate::observe::reset_frame(last_id, reason, config.format));
+            pending.push_back(crate::observe::reset_frame(
+                last_id,
+                ResetReason::FellBehind,
+                config.format,
+            ));
             return CatchUp::Reset {
                 last_seq: current,
                 last_id,

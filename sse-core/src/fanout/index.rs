@@ -250,7 +250,14 @@ mod tests {
             grants: parse(&sub.grants),
             client_id: None,
         };
-        EventStream::open(b.shared.clone(), after.as_deref(), filter, None, None).unwrap()
+        EventStream::open(
+            b.shared.clone(),
+            crate::wire::LastEventId::parse(after.as_deref()),
+            filter,
+            None,
+            None,
+        )
+        .unwrap()
     }
 
     /// A runtime for one test (the proptest cases cannot be `#[tokio::test]`s).

@@ -16,7 +16,8 @@ use super::index::SubId;
 use super::stats::Counters;
 use crate::engine::{Engine, Frame, Sink};
 use crate::topic::Filter;
-use crate::wire::{new_epoch, EventId};
+use crate::wire::ResetReason;
+use crate::wire::{new_epoch, EventId, LastEventId};
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
@@ -73,8 +74,8 @@ impl Shared {
         self.log.as_ref()
     }
 
-    /// Registers a subscriber resuming after `last_event_id` (the raw header or query value).
-    pub(crate) fn subscribe(&self, last_event_id: Option<&str>, filter: Filter) -> Option<Start> {
+    /// Registers a subscriber resuming after `last_event_id`.
+    pub(crate) fn subscribe(&self, last_event_id: LastEventId, filter: Filter) -> Option<Start> {
         let start = self
             .lock()
             .start(last_event_id, filter, &self.config, self.log.as_deref())?;
@@ -85,9 +86,11 @@ impl Shared {
             }
             Resume::Reset(reason) => {
                 c.resets.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    last_event_id = last_event_id.unwrap_or_default(),
-                    reason,
+                // A client's doing, at any rate it likes: a debug line, counted in the stats
+                // and metrics (by reason), never a log line per request at INFO.
+                tracing::debug!(
+                    ?last_event_id,
+                    reason = reason.label(),
                     "sse subscriber cannot resume; sent reset"
                 );
             }
@@ -139,11 +142,11 @@ impl Sink for Shared {
         }
     }
 
-    fn gap(&self, reason: &'static str) {
+    fn gap(&self, reason: ResetReason) {
         self.counters.resets.fetch_add(1, Ordering::Relaxed);
         self.lock().reset_live(reason, &self.config);
         tracing::warn!(
-            reason,
+            reason = reason.label(),
             "sse events lost before this instance read them; subscribers reset"
         );
     }

@@ -15,13 +15,14 @@ use crate::emit::{parse_client_id, CLIENT_ID_HEADER};
 use crate::fanout::admission::{Admission, OverLimit};
 use crate::fanout::Shared;
 use crate::topic::{Filter, TopicSelector};
+use crate::wire::LastEventId;
 
 /// What a stream request asks for.
 pub(super) struct StreamRequest {
     selectors: Vec<TopicSelector>,
     client_id: Option<Arc<str>>,
-    /// The raw id to resume after, as sent.
-    pub(super) last_event_id: Option<String>,
+    /// Where to resume, parsed here once.
+    pub(super) last_event_id: LastEventId,
 }
 
 /// What the credentials allow.
@@ -88,9 +89,12 @@ impl StreamRequest {
             .headers()
             .get("last-event-id")
             .map(|value| String::from_utf8_lossy(value.as_bytes()).trim().to_owned());
-        let last_event_id = header
-            .filter(|v| !v.is_empty())
-            .or_else(|| last_event_id.filter(|v| !v.trim().is_empty()));
+        let last_event_id = LastEventId::parse(
+            header
+                .filter(|v| !v.is_empty())
+                .or_else(|| last_event_id.filter(|v| !v.trim().is_empty()))
+                .as_deref(),
+        );
         Ok(Self {
             selectors,
             client_id,

@@ -132,15 +132,15 @@ impl Broadcaster {
     /// stream.
     fn open(&self, req: &HttpRequest) -> Result<EventStream, Refusal> {
         let shared = &self.shared;
-        let mut request = StreamRequest::parse(shared, req)?;
+        let request = StreamRequest::parse(shared, req)?;
         let authorized = request.authorize(shared, req)?;
         let admission = StreamRequest::admit(shared, req)?;
         let expires_at = authorized.expires_at;
-        let last_event_id = request.last_event_id.take();
+        let last_event_id = request.last_event_id;
         let filter = request.filter(authorized);
         EventStream::open(
             shared.clone(),
-            last_event_id.as_deref(),
+            last_event_id,
             filter,
             Some(admission),
             expires_at,

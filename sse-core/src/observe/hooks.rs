@@ -10,7 +10,7 @@ use tracing::Span;
 use super::{inspect, metrics, notes};
 use crate::error::PublishError;
 use crate::topic::Route;
-use crate::wire::{encode, reason, EventId, WireFormat};
+use crate::wire::{encode, EventId, ResetReason, WireFormat};
 
 /// An event was published (`id`: `None` when an event log engine assigns it later); per event,
 /// never per subscriber.
@@ -31,32 +31,17 @@ pub(crate) fn arrived(id: EventId) {
 
 /// The reset event for `reason` (see [`encode::reset`]), counted: built for one subscriber or
 /// (a live reset) for all.
-pub(crate) fn reset_frame(id: EventId, reason: &str, format: WireFormat) -> Bytes {
+pub(crate) fn reset_frame(id: EventId, reason: ResetReason, format: WireFormat) -> Bytes {
     reset(reason);
     encode::reset(id, reason, format)
 }
 
-fn reset(reason: &str) {
-    let (label, on_resume) = reset_label(reason);
-    metrics::reset(label);
-    if on_resume {
+fn reset(reason: ResetReason) {
+    metrics::reset(reason.label());
+    if reason.answers_resume() {
         metrics::resume("reset");
     }
-    notes::reset(label);
-}
-
-/// The bounded label of a reset reason, and whether it answers a `Last-Event-ID`.
-fn reset_label(text: &str) -> (&'static str, bool) {
-    match text {
-        t if t == reason::STALE => ("stale", true),
-        t if t == reason::TOO_OLD => ("too_old", true),
-        t if t == reason::UNREACHABLE => ("unreachable", true),
-        t if t == reason::TRIMMED => ("trimmed", false),
-        t if t == reason::NEW_EPOCH => ("new_epoch", false),
-        t if t.contains("fell behind") => ("fell_behind", false),
-        // The engine's marker for events dropped from a full outbox.
-        _ => ("lost", false),
-    }
+    notes::reset(reason.label());
 }
 
 /// A stream request was refused with `status`.
@@ -117,24 +102,4 @@ pub(crate) fn engine_published(waited: Duration, outbox: usize) {
 #[inline]
 pub(crate) fn engine_outbox(events: usize) {
     metrics::engine_outbox(events);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reset_reasons_get_bounded_labels() {
-        assert_eq!(reset_label(reason::STALE), ("stale", true));
-        assert_eq!(reset_label(reason::TOO_OLD), ("too_old", true));
-        assert_eq!(reset_label(reason::NEW_EPOCH), ("new_epoch", false));
-        assert_eq!(
-            reset_label("the subscriber fell behind further than the server's history reaches"),
-            ("fell_behind", false)
-        );
-        assert_eq!(
-            reset_label("12 events were lost while the event store was unreachable"),
-            ("lost", false)
-        );
-    }
 }

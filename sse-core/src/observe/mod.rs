@@ -11,7 +11,7 @@
 //! ```
 //!
 //! This module stands beside the layers: every layer reports to it through one-line hooks,
-//! and it depends on none of them but for the texts of reset reasons. Without the feature the
+//! and it depends on none of them but for the typed reset reason. Without the feature the
 //! metric hooks are empty inline functions, so the hot path is the same as without this
 //! module.
 //!
@@ -27,7 +27,7 @@
 //! | `sse_written_bytes_total` | counter | | bytes written to streams, keep-alives included |
 //! | `sse_keep_alives_total` | counter | | keep-alive comments written |
 //! | `sse_resumes_total` | counter | `outcome` | streams opened with a `Last-Event-ID`: `resumed` or `reset` |
-//! | `sse_resets_total` | counter | `reason` | reset events built: `stale`, `too_old`, `unreachable`, `fell_behind`, `trimmed`, `new_epoch`, `lost` |
+//! | `sse_resets_total` | counter | `reason` | reset events built, by [`ResetReason::label`](crate::ResetReason::label): `malformed_id`, `stale`, `ahead`, `too_old`, `unreachable` (the first five answer a `Last-Event-ID` and are resume outcomes too), `fell_behind`, `trimmed`, `new_epoch`, `lost` |
 //! | `sse_catch_ups_total` | counter | | times a subscriber fell behind and was caught up from the history |
 //! | `sse_refusals_total` | counter | `status` | stream requests refused, by HTTP status |
 //! | `sse_emit_failures_total` | counter | `reason` | `#[emit_event]` events not published: `serialize`, `topic`, `publish`, `no_broadcaster` |

@@ -15,7 +15,7 @@ use super::inspect;
 use super::metrics;
 use super::notes::{self, Notes};
 use crate::topic::Filter;
-use crate::wire::EventId;
+use crate::wire::{EventId, LastEventId};
 
 /// Writes between two reports of a stream's counters (also reported at each keep-alive and
 /// when it ends).
@@ -72,13 +72,16 @@ struct Traced {
 
 impl Opening {
     /// Starts observing a stream with `filter`, resuming after `last_event_id`.
-    pub(crate) fn new(filter: &Filter, last_event_id: Option<&str>) -> Opening {
+    pub(crate) fn new(filter: &Filter, last_event_id: LastEventId) -> Opening {
         notes::clear();
-        let resumed_from = last_event_id.and_then(|id| id.parse().ok());
+        let resumed_from = match last_event_id {
+            LastEventId::After(id) => Some(id),
+            _ => None,
+        };
         let span = tracing::info_span!(
             "sse.stream",
             topics = %inspect::topics_of(filter),
-            resumed_from = last_event_id,
+            resumed_from = Empty,
             missed = Empty,
             resume = Empty,
             catch_ups = Empty,
@@ -87,11 +90,21 @@ impl Opening {
             ended = Empty,
             duration_ms = Empty,
         );
+        // The parsed id, or `malformed`: never the client's text, which may be kilobytes.
+        match last_event_id {
+            LastEventId::After(id) => {
+                span.record("resumed_from", tracing::field::display(id));
+            }
+            LastEventId::Malformed => {
+                span.record("resumed_from", "malformed");
+            }
+            LastEventId::None => {}
+        }
         let topics = inspect::enabled().then(|| inspect::topics_of(filter));
         Opening {
             span,
             resumed_from,
-            resuming: last_event_id.is_some(),
+            resuming: last_event_id != LastEventId::None,
             topics: topics.filter(|t| inspect::stream_opened(t)),
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::EventId;
+use super::{EventId, ResetReason};
 use crate::error::PublishError;
 
 /// The event a client receives when it cannot be resumed from where it was: its
@@ -123,8 +123,9 @@ fn data_lines_continued(buf: &mut BytesMut, data: &str) {
 
 /// The reset event, with the id the client should resume from afterwards. Sent through
 /// [`observe::reset_frame`](crate::observe::reset_frame), which counts it.
-pub(crate) fn reset(id: EventId, reason: &str, format: WireFormat) -> Bytes {
-    let data = serde_json::json!({ "reason": reason }).to_string();
+pub(crate) fn reset(id: EventId, reason: ResetReason, format: WireFormat) -> Bytes {
+    let data =
+        serde_json::json!({ "reason": reason.message(), "code": reason.label() }).to_string();
     event(id, RESET_EVENT, Data::Json(&data), format)
 }
 

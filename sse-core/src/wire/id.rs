@@ -159,6 +159,34 @@ fn parse_base36(s: &str) -> Option<u64> {
     })
 }
 
+/// What a new subscriber sent as its `Last-Event-ID`, parsed once, where the request is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum LastEventId {
+    /// None: the stream starts with the next event.
+    #[default]
+    None,
+    /// Resume after this event.
+    After(EventId),
+    /// Something that is no id of ours: the stream starts now, with a reset.
+    Malformed,
+}
+
+impl LastEventId {
+    /// Parses the header or query value (blank counts as none).
+    pub(crate) fn parse(raw: Option<&str>) -> Self {
+        match raw.map(str::trim) {
+            None | Some("") => Self::None,
+            Some(raw) => raw.parse().map_or(Self::Malformed, Self::After),
+        }
+    }
+}
+
+impl From<Option<EventId>> for LastEventId {
+    fn from(id: Option<EventId>) -> Self {
+        id.map_or(Self::None, Self::After)
+    }
+}
+
 /// A new epoch for a broadcaster: different across restarts and across broadcasters in one
 /// process, without a random-number dependency.
 pub(crate) fn new_epoch() -> u64 {

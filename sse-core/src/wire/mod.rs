@@ -3,10 +3,11 @@
 
 pub(crate) mod encode;
 pub(crate) mod id;
-pub(crate) mod reason;
+mod reason;
 pub(crate) mod rules;
 
 pub(crate) use encode::Data;
 pub use encode::{validate_event_name, WireFormat, RESET_EVENT};
-pub(crate) use id::new_epoch;
+pub(crate) use id::{new_epoch, LastEventId};
 pub use id::{EventId, MalformedEventId};
+pub use reason::ResetReason;

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::record::{decode_batch, frames};
 use super::{epoch, sender, NatsLog, BACKOFF_CAP, BACKOFF_START};
-use crate::engine::{reason, Backoff, Senders, Sink};
+use crate::engine::{Backoff, ResetReason, Senders, Sink};
 use crate::wire::EventId;
 
 /// How often the follower checks the stream's creation time, to notice a stream deleted
@@ -180,7 +180,7 @@ async fn follow(
         // Stream sequences are consecutive: a jump means messages trimmed unread.
         if seq > at.seq + 1 {
             log.ctl.counters.gaps.fetch_add(1, Ordering::Relaxed);
-            sink.gap(reason::TRIMMED);
+            sink.gap(ResetReason::Trimmed);
         }
         at.seq = seq;
         log.known_last.fetch_max(seq, Ordering::Relaxed);

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{Append, Frame};
 use crate::topic::Route;
+use crate::wire::ResetReason;
 use crate::wire::{encode, Data, EventId, WireFormat};
 
 /// One event of a message.
@@ -63,7 +64,7 @@ impl Record {
     /// Encoded once, as the event `id` (for every subscriber); `None` if malformed.
     pub(super) fn frame(&self, id: EventId, format: WireFormat) -> Option<Frame> {
         if let Some(reason) = &self.r {
-            let bytes = crate::observe::reset_frame(id, reason, format);
+            let bytes = crate::observe::reset_frame(id, ResetReason::from_marker(reason), format);
             return Some(Frame::new(id, bytes, Arc::new(Route::everyone())));
         }
         crate::wire::validate_event_name(&self.n).ok()?;

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use super::record::{decode_batch, frames};
 use super::{sender, NatsLog, RESPONSE_TIMEOUT};
 use crate::engine::pages::{PageKey, PageSource};
-use crate::engine::{reason, ReplayError, ReplayPage, Senders};
+use crate::engine::{ReplayError, ReplayPage, ResetReason, Senders};
 
 /// Messages fetched at once.
 const WINDOW: u64 = 32;
@@ -92,10 +92,10 @@ async fn fetch(
     let (Some((after, after_n)), Some((upto, upto_n))) =
         (key.after.entry_parts(), key.upto.entry_parts())
     else {
-        return Ok(Err(reason::STALE));
+        return Ok(Err(ResetReason::Stale));
     };
     if key.after.epoch() != epoch {
-        return Ok(Err(reason::STALE));
+        return Ok(Err(ResetReason::Stale));
     }
     let mut senders = match seen {
         Some(seen) => seen,
@@ -106,7 +106,7 @@ async fn fetch(
                 let before =
                     get_range(stream, after.saturating_sub(DEDUPE_MESSAGES).max(1), after).await?;
                 if before.last().is_none_or(|m| m.seq != after) {
-                    return Ok(Err(reason::TOO_OLD));
+                    return Ok(Err(ResetReason::TooOld));
                 }
                 for m in &before {
                     if let Some((instance, ticket)) = m.sender {

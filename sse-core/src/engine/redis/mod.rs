@@ -22,10 +22,11 @@ use redis::{AsyncConnectionConfig, Value};
 
 use super::control::Control;
 use super::{
-    Append, Engine, Frame, EngineOptions, ReplayFuture, Senders, Sink, StopFuture, EngineStats,
+    Append, Engine, EngineOptions, EngineStats, Frame, ReplayFuture, Senders, Sink, StopFuture,
 };
 use crate::topic::Route;
 use crate::wire::id::parse_entry;
+use crate::wire::ResetReason;
 use crate::wire::{encode, new_epoch, Data, EventId, WireFormat};
 
 mod outbox;
@@ -218,7 +219,7 @@ fn frame(epoch: u64, entry: &StreamId, format: WireFormat) -> Option<Frame> {
     let id = EventId::entry(epoch, ms, n);
     let map = &entry.map;
     if let Some(reason) = text(map, "r") {
-        let bytes = crate::observe::reset_frame(id, &reason, format);
+        let bytes = crate::observe::reset_frame(id, ResetReason::from_marker(&reason), format);
         return Some(Frame::new(id, bytes, Arc::new(Route::everyone())));
     }
     let name = text(map, "n")?;

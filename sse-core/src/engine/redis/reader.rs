@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{frame, sender, RedisLog, BACKOFF_CAP, BACKOFF_START, BATCH};
-use crate::engine::{reason, Backoff, Senders, Sink};
+use crate::engine::{Backoff, ResetReason, Senders, Sink};
 use crate::wire::id::parse_entry;
 use crate::wire::EventId;
 
@@ -152,7 +152,7 @@ async fn follow(
                 more = batch.entries.len() == BATCH;
                 if batch.advance(&mut at.ordinal, more) {
                     log.ctl.counters.gaps.fetch_add(1, Ordering::Relaxed);
-                    sink.gap(reason::TRIMMED);
+                    sink.gap(ResetReason::Trimmed);
                 }
                 deliver(log, &*sink, at, senders, batch.entries);
             }

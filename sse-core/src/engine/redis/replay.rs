@@ -10,7 +10,7 @@ use redis::streams::StreamRangeReply;
 
 use super::{frame, sender, RedisLog, RESPONSE_TIMEOUT};
 use crate::engine::pages::{PageKey, PageSource};
-use crate::engine::{reason, ReplayError, ReplayPage, Senders, DEDUPE_WINDOW};
+use crate::engine::{ReplayError, ReplayPage, ResetReason, Senders, DEDUPE_WINDOW};
 use crate::wire::EventId;
 
 impl PageSource for RedisLog {
@@ -50,7 +50,7 @@ async fn fetch(
 ) -> redis::RedisResult<Result<ReplayPage, ReplayError>> {
     let (Some((ams, an)), Some((ums, un))) = (key.after.entry_parts(), key.upto.entry_parts())
     else {
-        return Ok(Err(reason::STALE));
+        return Ok(Err(ResetReason::Stale));
     };
     let after = format!("{ams}-{an}");
     let page: Option<StreamRangeReply> = PAGE
@@ -61,7 +61,7 @@ async fn fetch(
         .invoke_async(conn)
         .await?;
     let Some(page) = page else {
-        return Ok(Err(reason::TOO_OLD));
+        return Ok(Err(ResetReason::TooOld));
     };
     let mut senders = match seen {
         Some(seen) => seen,

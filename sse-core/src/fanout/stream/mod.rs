@@ -18,6 +18,7 @@ use super::admission::Admission;
 use super::shared::Shared;
 use crate::observe::Ending;
 use crate::topic::Filter;
+use crate::wire::LastEventId;
 
 mod batch;
 mod keep_alive;
@@ -43,7 +44,7 @@ impl EventStream {
     /// A stream resuming after `last_event_id`; `None` once shut down.
     pub(crate) fn open(
         shared: Arc<Shared>,
-        last_event_id: Option<&str>,
+        last_event_id: LastEventId,
         filter: Filter,
         admission: Option<Admission>,
         expires_at: Option<Instant>,
@@ -191,8 +192,14 @@ mod tests {
             grants: Box::new(["t/mine".parse().unwrap()]),
             client_id: None,
         };
-        let mut stream =
-            super::EventStream::open(b.shared.clone(), None, filter, None, None).unwrap();
+        let mut stream = super::EventStream::open(
+            b.shared.clone(),
+            crate::wire::LastEventId::None,
+            filter,
+            None,
+            None,
+        )
+        .unwrap();
         let secret = crate::Delivery::to(["t/other"]).private();
         let mine = crate::Delivery::to(["t/mine"]).private();
         for i in 0..3000 {
@@ -295,7 +302,7 @@ mod hostile {
         for _ in 0..20_000 {
             b.publish("e", &"x".repeat(200)).unwrap();
         }
-        let stream = b.subscribe(Some(&first.to_string())).unwrap();
+        let stream = b.subscribe(Some(first)).unwrap();
         // At most one batch is ever queued per subscriber, whatever it missed.
         assert!(
             stream.queued_bytes() <= super::batch::MAX_BATCH,

@@ -15,11 +15,11 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::batch::{take_chunk, MAX_BATCH};
 use super::keep_alive::Skipped;
+use crate::engine::{Frame, ReplayError, ReplayFuture, ReplayPage, ResetReason, Senders};
 use crate::fanout::history::{CatchUp, Live, Start, Wanted};
 use crate::fanout::index::SubId;
 use crate::fanout::mailbox::{Mailbox, Received};
 use crate::fanout::shared::Shared;
-use crate::engine::{reason, Frame, ReplayError, ReplayFuture, ReplayPage, Senders};
 use crate::topic::Filter;
 use crate::wire::{encode, EventId};
 
@@ -115,7 +115,7 @@ fn replay_page(
 ) -> ReplayFuture {
     match shared.log() {
         Some(log) => log.replay(after, upto, REPLAY_PAGE, seen),
-        None => Box::pin(std::future::ready(Err(reason::STALE))),
+        None => Box::pin(std::future::ready(Err(ResetReason::Stale))),
     }
 }
 
@@ -229,7 +229,10 @@ impl Source {
                 let format = shared.config.format;
                 self.queue(crate::observe::reset_frame(self.last_id, reason, format));
                 counters.resets.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(reason, "sse subscriber cannot resume; sent reset");
+                tracing::debug!(
+                    reason = reason.label(),
+                    "sse subscriber cannot resume; sent reset"
+                );
             }
         }
     }

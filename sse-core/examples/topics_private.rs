@@ -10,7 +10,7 @@
 
 use actix_web::{web, App, HttpRequest, HttpServer};
 use serde::Serialize;
-use sse_core::{emit_event, AuthError, Authorize, Broadcaster, Grant, TopicSelector};
+use sse_core::{emit_event, error::AuthError, Authorize, Broadcaster, Grant, TopicSelector};
 
 #[derive(Serialize)]
 struct Order {

@@ -1,4 +1,6 @@
-//! What can go wrong when publishing an event.
+//! Every error of the public API, in one place: what can go wrong when publishing, when a
+//! subscriber's credentials or a selector are checked, and when a setting cannot be used.
+//! Each is a plain type a caller can match; none exposes a dependency's error type.
 
 /// Why an event could not be published.
 ///
@@ -36,4 +38,103 @@ pub enum PublishError {
     /// The broadcaster was shut down; no more events are accepted.
     #[error("the broadcaster is shut down")]
     Closed,
+}
+
+/// Why a selector, topic or template was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct InvalidTopic {
+    reason: String,
+}
+
+impl InvalidTopic {
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A `Last-Event-ID` that is not of the form `<epoch>-<seq>` (or `<epoch>-<ms>-<seq>`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed event id")]
+pub struct MalformedEventId;
+
+/// Why a subscriber's credentials were refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The credentials are malformed, badly signed or expired: 401.
+    #[error("invalid credentials: {0}")]
+    Invalid(String),
+    /// Valid credentials that may not open a stream at all: 403.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+}
+
+impl AuthError {
+    /// [`AuthError::Invalid`] with a message for the client.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid(message.into())
+    }
+}
+
+#[cfg(feature = "jwt")]
+/// An error of a library we do not expose.
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+/// A key that [`JwtAuth`](crate::auth::JwtAuth) cannot verify tokens with.
+#[cfg(feature = "jwt")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidKey {
+    /// Not the PEM of an RSA public key.
+    #[error("not the PEM of an RSA public key: {0}")]
+    Pem(#[source] Source),
+    /// Not a JWK set in JSON (`{"keys": [...]}`).
+    #[error("not a JWK set: {0}")]
+    JwkSet(#[source] Source),
+    /// A key of the set has a supported type but cannot be read.
+    #[error("JWK {kid:?}: {source}")]
+    Jwk {
+        /// The key's `kid`, if it has one.
+        kid: Option<String>,
+        /// What is wrong with it.
+        #[source]
+        source: Source,
+    },
+    /// No key of the set can verify signatures (all were encryption keys, symmetric, or of an
+    /// unsupported type or algorithm).
+    #[error("the JWK set has no signature verification key ({skipped} skipped)")]
+    NoUsableKey {
+        /// How many keys were skipped.
+        skipped: usize,
+    },
+}
+
+/// A string that is not an address block.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid address block {0:?}: expected an IP address, optionally with /prefix")]
+pub struct InvalidAddrBlock(pub(crate) String);
+
+#[cfg(feature = "redis")]
+/// A Redis URL that redis-rs cannot use, from
+/// [`BroadcasterBuilder::redis`](crate::BroadcasterBuilder::redis). The URL it shows has no
+/// password ([`redact_url`](crate::engine::redact_url)).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Redis URL {url:?}: {reason}")]
+pub struct InvalidRedisUrl {
+    pub(crate) url: String,
+    pub(crate) reason: String,
+}
+
+#[cfg(feature = "nats")]
+/// NATS settings that cannot be used, from
+/// [`BroadcasterBuilder::nats`](crate::BroadcasterBuilder::nats): the URL, or the stream name.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid NATS setting {what}: {reason}")]
+pub struct InvalidNatsConfig {
+    /// The URL (credentials removed) or the stream name.
+    pub(crate) what: String,
+    pub(crate) reason: String,
 }

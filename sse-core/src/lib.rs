@@ -82,43 +82,28 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-// Layers, each depending only on those above it: wire -> topic -> log -> fanout -> {http, emit};
-// auth -> http.
-mod auth;
-mod contract;
+// Layers, each depending only on those above it:
+// error -> wire -> topic -> engine -> fanout -> {http, emit, contract}; auth -> http.
+// `observe` stands beside them all.
+pub mod auth;
+pub mod contract;
 mod emit;
-mod engine;
-mod error;
+pub mod engine;
+pub mod error;
 mod fanout;
-mod http;
+pub mod http;
 pub mod observe;
 pub mod testing;
-mod topic;
-mod wire;
+pub mod topic;
+pub mod wire;
 
-#[cfg(feature = "jwt")]
-pub use crate::auth::InvalidKey;
-#[cfg(feature = "jwt")]
-pub use crate::auth::JwtAuth;
-pub use crate::auth::{AuthError, Authorize, Grant};
-pub use crate::contract::{Catalogue, EventInfo, Location, StreamServer};
-pub use crate::emit::{
-    ClientIdMiddleware, ClientIdService, EventPayload, PayloadWriter, TypedPayload,
-    CLIENT_ID_HEADER,
-};
-#[cfg(feature = "nats")]
-pub use crate::engine::InvalidNatsConfig;
-#[cfg(feature = "redis")]
-pub use crate::engine::InvalidRedisUrl;
-pub use crate::engine::{redact_url, EngineStats};
-pub use crate::error::PublishError;
+pub use crate::auth::{Authorize, Grant};
+pub use crate::emit::{EventPayload, PayloadWriter};
 pub use crate::fanout::{
-    AddrBlock, Broadcaster, BroadcasterBuilder, EventStream, InvalidAddrBlock, PresenceChanges,
-    Stats,
+    Broadcaster, BroadcasterBuilder, Event, EventStream, PresenceChanges, Stats,
 };
-pub use crate::http::{SnapshotIdMiddleware, SnapshotIdService, SNAPSHOT_ID_HEADER};
-pub use crate::topic::{Delivery, InvalidTopic, TopicSelector, MAX_TOPIC_LEN};
-pub use crate::wire::{validate_event_name, EventId, MalformedEventId, WireFormat, RESET_EVENT};
+pub use crate::topic::TopicSelector;
+pub use crate::wire::{EventId, ResetReason, RESET_EVENT};
 
 /// Publishes the handler's successful result as a named SSE event.
 ///
@@ -151,7 +136,7 @@ pub use crate::wire::{validate_event_name, EventId, MalformedEventId, WireFormat
 ///   Default: the event name. Subscribers choose topics with `?topic=` ([`TopicSelector`]).
 /// - `private`: only for subscribers authorized for the topic (see [`Authorize`]).
 /// - `to_others`: not echoed to the stream of the client that made the request (its
-///   `X-SSE-Client-Id` header, read by [`Broadcaster::client_id_middleware`]).
+///   `X-SSE-Client-Id` header, read by [`http::ClientIdMiddleware`]).
 ///
 /// ```
 /// # use actix_web::web;
@@ -232,7 +217,7 @@ pub mod __private {
 }
 
 /// Declares an event that code publishes with [`Broadcaster::publish`] and friends, so that
-/// the [`Catalogue`] (and the AsyncAPI and TypeScript documents made from it) lists it too.
+/// the [`Catalogue`](contract::Catalogue) (and the AsyncAPI and TypeScript documents made from it) lists it too.
 ///
 /// ```
 /// #[derive(serde::Serialize)]

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 pub use crate::emit::CapturedEvent;
 use crate::emit::{scoped, Target};
+#[cfg(any(test, feature = "testing"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub use crate::engine::memory::MemoryStore;
 
 /// Runs `fut` (a handler called directly, or `actix_web::test::call_service`) and returns its
@@ -40,7 +42,7 @@ pub async fn capture<F: Future>(fut: F) -> (F::Output, Vec<CapturedEvent>) {
     (output, events)
 }
 
-/// Fails with every problem of the event [catalogue](crate::Catalogue), each with its source
+/// Fails with every problem of the event [catalogue](crate::contract::Catalogue), each with its source
 /// locations: an event name published with two different payloads (or both privately and
 /// publicly), an invalid name or topic template, a topic field its payload's schema lacks.
 /// One line in a test keeps the contract honest:

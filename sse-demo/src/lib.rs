@@ -78,7 +78,7 @@ pub fn cors(origins: &[String]) -> Cors {
         ])
         // The snapshot id, so a page on another origin can subscribe from its snapshot.
         .expose_headers([header::HeaderName::from_static(
-            sse_core::SNAPSHOT_ID_HEADER,
+            sse_core::http::SNAPSHOT_ID_HEADER,
         )])
         .max_age(3600)
 }

@@ -17,7 +17,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sse_core::{InvalidTopic, JwtAuth, TopicSelector};
+use sse_core::{auth::JwtAuth, error::InvalidTopic, TopicSelector};
 
 use crate::db::{self, Db};
 use crate::error::ApiError;

@@ -89,7 +89,7 @@ struct Config {
         env = "SSE_TRUSTED_PROXIES",
         value_delimiter = ','
     )]
-    trusted_proxies: Vec<sse_core::AddrBlock>,
+    trusted_proxies: Vec<sse_core::http::AddrBlock>,
 
     /// Share the event stream with other instances through NATS JetStream, like
     /// `nats://127.0.0.1:4222` (`tls://` for TLS). Default: in memory, this instance only.
@@ -129,7 +129,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     // The URLs may carry a password: only their redacted forms are ever printed.
-    let database = sse_core::redact_url(&config.database_url);
+    let database = sse_core::engine::redact_url(&config.database_url);
     let pool = sse_demo::db::connect(&config.database_url)
         .await
         .map_err(|err| format!("cannot open database {database:?}: {err}"))?;
@@ -219,7 +219,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         origins = ?config.cors_origins,
         redis = %config.redis.as_deref().map_or(
             "(not used: events stay in this instance)".into(),
-            sse_core::redact_url
+            sse_core::engine::redact_url
         ),
         // Never the NATS URL: it can hold credentials.
         nats = config.nats.is_some(),

@@ -10,7 +10,7 @@ use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use sse_core::observe::inspect;
-use sse_core::{Broadcaster, Delivery, InvalidTopic, TopicSelector};
+use sse_core::{error::InvalidTopic, Broadcaster, Event, TopicSelector};
 
 use crate::login::LoginKey;
 
@@ -139,7 +139,6 @@ async fn inspector_page() -> HttpResponse {
 
 /// Publishes the inspector's view while an inspector is watching, until shutdown.
 fn feed(events: &Broadcaster) {
-    let audience = Delivery::to([INSPECTOR_TOPIC]).private();
     loop {
         std::thread::sleep(INSPECTOR_EVERY);
         if events.is_shut_down() {
@@ -152,7 +151,8 @@ fn feed(events: &Broadcaster) {
             continue;
         }
         let view = view(events, snapshot);
-        if let Err(err) = events.publish_with(&audience, INSPECTOR_EVENT, &view) {
+        let update = Event::new(INSPECTOR_EVENT).json(&view);
+        if let Err(err) = events.publish_event(update.topic(INSPECTOR_TOPIC).private()) {
             tracing::debug!(%err, "inspector update not published");
         }
     }
@@ -178,7 +178,7 @@ fn view(events: &Broadcaster, mut snapshot: inspect::Snapshot) -> serde_json::Va
             "disconnects": s.disconnects,
             "emit_failures": s.emit_failures,
             "expired": s.expired,
-            "outbox": s.store.outbox,
+            "outbox": s.engine.outbox,
         },
         "refusals": {
             "400": s.bad_requests,

@@ -29,7 +29,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::web::{self, Json};
 use serde::{Deserialize, Serialize};
-use sse_core::Broadcaster;
+use sse_core::{Broadcaster, Event};
 use tokio::sync::Notify;
 
 /// The topics a watching page adds to its stream.
@@ -177,7 +177,8 @@ impl Presence {
         };
         for count in changed {
             let topic = format!("users/{}", count.id);
-            if let Err(err) = events.publish_to([topic], WATCHERS_EVENT, &count) {
+            let update = Event::new(WATCHERS_EVENT).json(&count).topic(topic);
+            if let Err(err) = events.publish_event(update) {
                 tracing::debug!(%err, id = count.id, "presence: count not published");
             }
         }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sse_core::{Broadcaster, Catalogue, StreamServer};
+use sse_core::{contract::Catalogue, contract::StreamServer, Broadcaster};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

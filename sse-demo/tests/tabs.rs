@@ -17,7 +17,7 @@ use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use binary::Demo;
 use e2e::measure;
-use sse_core::{Broadcaster, Delivery, JwtAuth, TopicSelector};
+use sse_core::{auth::JwtAuth, Broadcaster, Event, TopicSelector};
 
 /// Runs `node tabs.mjs <args>` to its end (at most 150 s); its stdout lines, after asserting
 /// that it succeeded and printed `OK`.
@@ -165,9 +165,9 @@ async fn the_client_renews_an_expired_token_and_honours_retry_after() {
     let ticking = {
         let events = events.clone();
         actix_web::rt::spawn(async move {
-            let topic = Delivery::to(["counter/private"]).private();
             for n in 0u64..400 {
-                let _ = events.publish_with(&topic, "tick", &n);
+                let tick = Event::new("tick").json(&n).topic("counter/private");
+                let _ = events.publish_event(tick.private());
                 tokio::time::sleep(Duration::from_millis(40)).await;
             }
         })

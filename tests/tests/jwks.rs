@@ -7,7 +7,7 @@ use actix_web::test::TestRequest;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{encode, Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::json;
-use sse_core::{Authorize, InvalidKey, JwtAuth};
+use sse_core::{auth::JwtAuth, error::InvalidKey, Authorize};
 
 const RSA_PUBLIC: &[u8] = include_bytes!("../fixtures/rs256-test-public.pem");
 const RSA_PRIVATE: &[u8] = include_bytes!("../fixtures/rs256-test-private.pem");

@@ -204,9 +204,9 @@ fn epoch(events: &Broadcaster) -> String {
 /// An instance that reaches the server but must not connect: it keeps failing and counting,
 /// and neither reads the stream nor gets what it publishes into it.
 async fn assert_refused(refused: &Broadcaster, what: &str) {
-    eventually(what, || refused.stats().store.errors >= 2).await;
+    eventually(what, || refused.stats().engine.errors >= 2).await;
     assert!(!is_connected(refused), "{what}: yet it connected");
-    let store = refused.stats().store;
+    let store = refused.stats().engine;
     assert_eq!(store.reconnects, 0, "{what}: {store:?}");
 }
 
@@ -232,8 +232,8 @@ async fn events_go_through_a_tls_only_nats_server() {
     assert_eq!((event.event.as_str(), event.data.as_str()), ("e", "7"));
     // The first message of a new stream, its first event.
     assert_eq!(event.id, format!("{}-1-0", epoch(&a)));
-    eventually("acknowledged", || a.stats().store.outbox == 0).await;
-    let (sa, sb) = (a.stats().store, b.stats().store);
+    eventually("acknowledged", || a.stats().engine.outbox == 0).await;
+    let (sa, sb) = (a.stats().engine, b.stats().engine);
     assert_eq!(sa.errors + sb.errors, 0, "{sa:?} {sb:?}");
     assert_eq!(sa.outbox_dropped + sb.outbox_dropped, 0, "{sa:?} {sb:?}");
     on_b.assert_quiet(Duration::from_millis(300)).await;
@@ -284,9 +284,9 @@ async fn a_nats_server_whose_certificate_does_not_name_the_host_is_refused() {
     );
     for refused in [&mismatch, &plain] {
         assert!(!is_connected(refused));
-        assert_eq!(refused.stats().store.outbox, 1);
+        assert_eq!(refused.stats().engine.outbox, 1);
     }
-    assert_eq!(good.stats().store.errors, 0);
+    assert_eq!(good.stats().engine.errors, 0);
 }
 
 #[actix_web::test]
@@ -311,5 +311,5 @@ async fn a_nats_url_to_a_tls_only_server_is_upgraded_to_tls() {
     let event = on_b.next().await;
     assert_eq!(event.data, "8");
     assert_eq!(event.id, format!("{}-1-0", epoch(&a)));
-    assert_eq!(a.stats().store.errors + b.stats().store.errors, 0);
+    assert_eq!(a.stats().engine.errors + b.stats().engine.errors, 0);
 }

@@ -188,10 +188,10 @@ async fn nothing_is_lost_or_repeated_through_a_redis_outage() {
     assert_eq!(ticks, (0..total as u64).collect::<Vec<_>>());
     client.assert_quiet(Duration::from_millis(300)).await;
     let stats = events.stats();
-    assert_eq!(stats.store.outbox, 0);
-    assert_eq!(stats.store.outbox_dropped, 0);
-    assert!(stats.store.reconnects >= 1, "{stats:?}");
-    assert!(stats.store.errors >= 1, "{stats:?}");
+    assert_eq!(stats.engine.outbox, 0);
+    assert_eq!(stats.engine.outbox_dropped, 0);
+    assert!(stats.engine.reconnects >= 1, "{stats:?}");
+    assert!(stats.engine.errors >= 1, "{stats:?}");
 }
 
 #[actix_web::test]
@@ -221,12 +221,12 @@ async fn an_acl_user_with_a_password_shares_the_stream_and_a_wrong_password_is_r
     eventually("subscribed", || b.stats().subscribers == 1).await;
     a.publish("e", &1).unwrap();
     assert_eq!(take_data(&mut on_b, 1).await[0].data, "1");
-    assert_eq!(a.stats().store.errors + b.stats().store.errors, 0);
+    assert_eq!(a.stats().engine.errors + b.stats().engine.errors, 0);
     drop(server_a);
 
     let (wrong, _server) = instance(&url("wrong"), "sse-acl:events");
     eventually("the wrong password is refused", || {
-        wrong.stats().store.errors >= 2
+        wrong.stats().engine.errors >= 2
     })
     .await;
     assert!(
@@ -252,7 +252,7 @@ async fn a_flush_without_restart_is_noticed_and_stale_ids_get_a_reset() {
 
     assert!(inline_command(redis.port, "FLUSHALL", "+OK\r\n").await);
     eventually("the new epoch seen", || {
-        events.stats().store.epoch_changes == 1
+        events.stats().engine.epoch_changes == 1
     })
     .await;
     // The subscriber that stayed connected is told (what it had is gone from the store),
@@ -280,8 +280,8 @@ async fn a_full_outbox_drops_the_oldest_and_subscribers_get_a_reset() {
     for i in 0..25 {
         events.publish("e", &i).expect("publish never fails");
     }
-    assert_eq!(events.stats().store.outbox, 10);
-    assert_eq!(events.stats().store.outbox_dropped, 15);
+    assert_eq!(events.stats().engine.outbox, 10);
+    assert_eq!(events.stats().engine.outbox_dropped, 15);
     redis.restart().await;
     // Redis came back empty (a new epoch: one reset), and the outbox lost 15 (another).
     let resets = take_data(&mut client, 2).await;
@@ -371,7 +371,7 @@ async fn an_instance_cut_off_while_others_publish_past_the_trimming_gets_a_reset
     for i in 0..600 {
         b.publish("during", &i).unwrap();
     }
-    eventually("b's outbox sent", || b.stats().store.outbox == 0).await;
+    eventually("b's outbox sent", || b.stats().engine.outbox == 0).await;
     proxy.resume();
 
     let (during, reset) = on_a.during_until_reset(600).await;
@@ -400,7 +400,7 @@ async fn events_queued_at_shutdown_reach_redis_before_flushed_returns() {
     for i in 0..50 {
         events.publish("e", &i).expect("publish never fails");
     }
-    assert_eq!(events.stats().store.outbox, 50);
+    assert_eq!(events.stats().engine.outbox, 50);
     events.shutdown();
     // Redis comes back within the flush timeout (5 s by default).
     redis.restart().await;
@@ -411,7 +411,7 @@ async fn events_queued_at_shutdown_reach_redis_before_flushed_returns() {
         inline_command(redis.port, &format!("XLEN {stream}"), ":50\r\n").await,
         "the 50 queued events are in the stream"
     );
-    assert_eq!(events.stats().store.outbox_dropped, 0);
+    assert_eq!(events.stats().engine.outbox_dropped, 0);
 }
 
 #[actix_web::test]
@@ -438,7 +438,7 @@ async fn what_cannot_reach_redis_by_the_flush_timeout_is_counted_as_dropped() {
         "{:?}",
         started.elapsed()
     );
-    let stats = events.stats().store;
+    let stats = events.stats().engine;
     assert_eq!((stats.outbox, stats.outbox_dropped), (0, 5), "{stats:?}");
 }
 

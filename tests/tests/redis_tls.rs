@@ -116,14 +116,14 @@ async fn rediss_urls_connect_over_tls_and_the_certificate_is_checked() {
     eventually("subscribed", || b.stats().subscribers == 1).await;
     a.publish("e", &7).unwrap();
     assert_eq!(on_b.take(1).await[0].data, "7");
-    assert_eq!(a.stats().store.errors + b.stats().store.errors, 0);
+    assert_eq!(a.stats().engine.errors + b.stats().engine.errors, 0);
 
     // The certificate names 127.0.0.1, not 127.0.0.2, where the server listens too.
     assert!(std::net::TcpStream::connect(("127.0.0.2", redis.port)).is_ok());
     let wrong_name = format!("rediss://127.0.0.2:{}", redis.port);
     let (mismatch, _server) = instance(&wrong_name, "sse-tls:events");
     eventually("the certificate is refused for another name", || {
-        mismatch.stats().store.errors >= 2
+        mismatch.stats().engine.errors >= 2
     })
     .await;
     assert!(mismatch.last_event_id().to_string().matches('-').count() == 1);
@@ -131,7 +131,7 @@ async fn rediss_urls_connect_over_tls_and_the_certificate_is_checked() {
     let plain = format!("redis://127.0.0.1:{}", redis.port);
     let (plain, _server) = instance(&plain, "sse-tls:events");
     eventually("plain text is refused by the TLS port", || {
-        plain.stats().store.errors >= 2
+        plain.stats().engine.errors >= 2
     })
     .await;
     assert!(plain.last_event_id().to_string().matches('-').count() == 1);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use common::{eventually, SseClient, WAIT};
-use sse_core::{Broadcaster, SNAPSHOT_ID_HEADER};
+use sse_core::{http::SNAPSHOT_ID_HEADER, Broadcaster};
 
 const PATH: &str = "/events";
 

@@ -394,7 +394,7 @@ async fn shut_down_broadcaster_refuses_new_streams() {
 #[actix_web::test]
 async fn envelope_format_serves_onmessage_clients() {
     let events = Broadcaster::builder()
-        .wire_format(sse_core::WireFormat::Envelope)
+        .wire_format(sse_core::wire::WireFormat::Envelope)
         .build();
     let server = serve(&events, PATH);
     let mut client = SseClient::connect(&server.url(PATH), None).await;

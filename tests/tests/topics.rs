@@ -10,7 +10,7 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use proptest::prelude::*;
 use serde_json::json;
 use sse_core::{
-    emit_event, Broadcaster, Delivery, JwtAuth, TopicSelector, WireFormat, RESET_EVENT,
+    auth::JwtAuth, emit_event, wire::WireFormat, Broadcaster, Event, TopicSelector, RESET_EVENT,
 };
 
 const PATH: &str = "/events";
@@ -74,16 +74,20 @@ async fn exact_and_wildcard_selectors_filter_events() {
     eventually("subscribed", || events.stats().subscribers == 5).await;
 
     events
-        .publish_to(["users/42"], "u", &json!({"n": 1}))
+        .publish_event(Event::new("u").json(&json!({"n": 1})).topic("users/42"))
         .unwrap();
     events
-        .publish_to(["users/7/orders"], "u", &json!({"n": 2}))
+        .publish_event(
+            Event::new("u")
+                .json(&json!({"n": 2}))
+                .topic("users/7/orders"),
+        )
         .unwrap();
     events
-        .publish_to(["orders/1"], "o", &json!({"n": 3}))
+        .publish_event(Event::new("o").json(&json!({"n": 3})).topic("orders/1"))
         .unwrap();
     events
-        .publish_to(["users/7"], "u", &json!({"n": 4}))
+        .publish_event(Event::new("u").json(&json!({"n": 4})).topic("users/7"))
         .unwrap();
 
     let ns =
@@ -200,15 +204,16 @@ async fn private_delivery(format: WireFormat) {
     eventually("subscribed", || events.stats().subscribers == 5).await;
     let first = events.last_event_id().to_string();
 
-    let private = |user: u32| Delivery::to([format!("users/{user}/private")]).private();
+    let private = |user: u32, data| {
+        Event::new("secret")
+            .json(&data)
+            .topic(format!("users/{user}/private"))
+            .private()
+    };
+    events.publish_event(private(1, json!({"n": 1}))).unwrap();
+    events.publish_event(private(2, json!({"n": 2}))).unwrap();
     events
-        .publish_with(&private(1), "secret", &json!({"n": 1}))
-        .unwrap();
-    events
-        .publish_with(&private(2), "secret", &json!({"n": 2}))
-        .unwrap();
-    events
-        .publish_to(["users/1"], "public", &json!({"n": 3}))
+        .publish_event(Event::new("public").json(&json!({"n": 3})).topic("users/1"))
         .unwrap();
 
     let ns =
@@ -270,9 +275,9 @@ async fn rs256_tokens_are_accepted() {
     let mut client = connect_as(&server.url("/events?topic=orders/*"), Some(&token), None).await;
     assert_eq!(client.status, 200);
     eventually("subscribed", || events.stats().subscribers == 1).await;
-    let shipped = Delivery::to(["orders/9"]).private();
+    let shipped = Event::new("order_shipped").json(&json!({"n": 9}));
     events
-        .publish_with(&shipped, "order_shipped", &json!({"n": 9}))
+        .publish_event(shipped.topic("orders/9").private())
         .unwrap();
     assert_eq!(n_of(&client.next().await.data), 9);
     // An HS256 token is refused by an RS256 authorizer.
@@ -451,7 +456,7 @@ async fn to_others_skips_the_senders_stream() {
     let app_events = events.clone();
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(app_events.client_id_middleware())
+            .wrap(sse_core::http::ClientIdMiddleware)
             .configure(app_events.service(PATH))
             .route("/notes", web::post().to(save_note))
     })

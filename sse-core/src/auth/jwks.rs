@@ -1,40 +1,10 @@
-//! The keys [`JwtAuth`](crate::JwtAuth) verifies with: one key, or a JWK set chosen by `kid`,
+//! The keys [`JwtAuth`](crate::auth::JwtAuth) verifies with: one key, or a JWK set chosen by `kid`,
 //! and [`InvalidKey`], which keeps `jsonwebtoken`'s error type out of our API.
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use super::AuthError;
-
-type Source = Box<dyn std::error::Error + Send + Sync>;
-
-/// A key that [`JwtAuth`](crate::JwtAuth) cannot verify tokens with.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum InvalidKey {
-    /// Not the PEM of an RSA public key.
-    #[error("not the PEM of an RSA public key: {0}")]
-    Pem(#[source] Source),
-    /// Not a JWK set in JSON (`{"keys": [...]}`).
-    #[error("not a JWK set: {0}")]
-    JwkSet(#[source] Source),
-    /// A key of the set has a supported type but cannot be read.
-    #[error("JWK {kid:?}: {source}")]
-    Jwk {
-        /// The key's `kid`, if it has one.
-        kid: Option<String>,
-        /// What is wrong with it.
-        #[source]
-        source: Source,
-    },
-    /// No key of the set can verify signatures (all were encryption keys, symmetric, or of an
-    /// unsupported type or algorithm).
-    #[error("the JWK set has no signature verification key ({skipped} skipped)")]
-    NoUsableKey {
-        /// How many keys were skipped.
-        skipped: usize,
-    },
-}
+use crate::error::{AuthError, InvalidKey};
 
 /// One key and the algorithm it verifies.
 pub(crate) struct Key {
@@ -53,7 +23,7 @@ impl Key {
     }
 }
 
-/// The keys of a [`JwtAuth`](crate::JwtAuth): one, or a set whose tokens name theirs by `kid`.
+/// The keys of a [`JwtAuth`](crate::auth::JwtAuth): one, or a set whose tokens name theirs by `kid`.
 pub(crate) enum Keys {
     One(Key),
     Set(Vec<Key>),

@@ -9,8 +9,9 @@ use actix_web::{web, HttpRequest};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use super::jwks::{InvalidKey, Key, Keys};
-use super::{AuthError, Authorize, Grant};
+use super::jwks::{Key, Keys};
+use super::{Authorize, Grant};
+use crate::error::{AuthError, InvalidKey};
 use crate::topic::TopicSelector;
 
 /// Authorizes subscribers with a JWT whose `sse.subscribe` claim lists the selectors of the
@@ -29,7 +30,7 @@ use crate::topic::TopicSelector;
 /// [`JwtAuth::issuer`] and [`JwtAuth::audience`] check `iss` and `aud`.
 ///
 /// ```
-/// use sse_core::{Broadcaster, JwtAuth};
+/// use sse_core::{Broadcaster, auth::JwtAuth};
 ///
 /// let events = Broadcaster::builder()
 ///     .authorizer(JwtAuth::hs256(b"a secret of at least 32 bytes, please"))
@@ -78,8 +79,8 @@ impl JwtAuth {
     /// let jwks = r#"{"keys": [{"kty": "EC", "kid": "k1", "crv": "P-256", "alg": "ES256",
     ///     "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
     ///     "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
-    /// let auth = sse_core::JwtAuth::jwks(jwks)?;
-    /// # Ok::<(), sse_core::InvalidKey>(())
+    /// let auth = sse_core::auth::JwtAuth::jwks(jwks)?;
+    /// # Ok::<(), sse_core::error::InvalidKey>(())
     /// ```
     ///
     /// Fetching and refreshing the set is up to the application: build a new `JwtAuth` (and

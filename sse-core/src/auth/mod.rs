@@ -11,9 +11,9 @@ mod jwks;
 #[cfg(feature = "jwt")]
 mod jwt;
 #[cfg(feature = "jwt")]
-pub use jwks::InvalidKey;
-#[cfg(feature = "jwt")]
 pub use jwt::JwtAuth;
+
+use crate::error::AuthError;
 
 /// Decides, from the stream request, which private topics a subscriber may see. Set it with
 /// [`BroadcasterBuilder::authorizer`](crate::BroadcasterBuilder::authorizer);
@@ -21,7 +21,7 @@ pub use jwt::JwtAuth;
 ///
 /// ```
 /// use actix_web::HttpRequest;
-/// use sse_core::{AuthError, Authorize, Broadcaster, Grant, TopicSelector};
+/// use sse_core::{error::AuthError, Authorize, Broadcaster, Grant, TopicSelector};
 ///
 /// /// Trusts a header set by an authenticating proxy in front of the app.
 /// struct ProxyUser;
@@ -74,24 +74,5 @@ impl Grant {
     pub fn expires_at(mut self, at: SystemTime) -> Self {
         self.expires_at = Some(at);
         self
-    }
-}
-
-/// Why a subscriber's credentials were refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AuthError {
-    /// The credentials are malformed, badly signed or expired: 401.
-    #[error("invalid credentials: {0}")]
-    Invalid(String),
-    /// Valid credentials that may not open a stream at all: 403.
-    #[error("forbidden: {0}")]
-    Forbidden(String),
-}
-
-impl AuthError {
-    /// [`AuthError::Invalid`] with a message for the client.
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self::Invalid(message.into())
     }
 }

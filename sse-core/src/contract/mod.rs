@@ -13,15 +13,18 @@ use std::path::Path;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+pub use crate::emit::TypedPayload;
 pub use asyncapi::StreamServer;
-pub use catalogue::{Catalogue, EventInfo, Location, PayloadInfo, Registration};
+pub use catalogue::{Catalogue, EventInfo, Location};
+#[doc(hidden)] // for the code `#[emit_event]` generates
+pub use catalogue::{PayloadInfo, Registration};
 
 impl Catalogue {
     /// Writes `asyncapi.json` and `events.d.ts` into `dir` (created if missing), for front-end
     /// builds: from a test, or a small binary of your own.
     ///
     /// ```no_run
-    /// use sse_core::{Broadcaster, StreamServer};
+    /// use sse_core::{Broadcaster, contract::StreamServer};
     ///
     /// let server = StreamServer::new("https", "api.example.com", "/api/sse/stream");
     /// Broadcaster::catalogue().write_documents("web/generated", &server)?;

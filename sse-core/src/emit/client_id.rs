@@ -46,11 +46,12 @@ pub(crate) fn parse_client_id(raw: &[u8]) -> Result<Arc<str>, &'static str> {
 ///
 /// ```
 /// use actix_web::App;
+/// use sse_core::http::ClientIdMiddleware;
 /// use sse_core::Broadcaster;
 ///
 /// let events = Broadcaster::new();
 /// let app = App::new()
-///     .wrap(events.client_id_middleware())
+///     .wrap(ClientIdMiddleware)
 ///     .configure(events.service("/events"));
 /// ```
 ///

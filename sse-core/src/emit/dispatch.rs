@@ -11,9 +11,10 @@ use serde_json::Value;
 use super::capture::CapturedEvent;
 use super::client_id;
 use super::scope::{current_target, Target, REGISTER_HINT};
+use crate::error::InvalidTopic;
 use crate::fanout::Broadcaster;
 use crate::observe;
-use crate::topic::{self, InvalidTopic, Route};
+use crate::topic::{self, Route};
 
 /// One `#[emit_event(...)]` attribute, as the macro passes it on.
 #[doc(hidden)]
@@ -185,7 +186,7 @@ fn sender() -> Option<Arc<str>> {
         tracing::warn!(
             "an `#[emit_event(.., to_others)]` handler ran without the client id middleware, so \
              its event is echoed to the sender too; add \
-             `.wrap(events.client_id_middleware())` to the `App`"
+             `.wrap(sse_core::http::ClientIdMiddleware)` to the `App`"
         );
     }
     client_id::current()

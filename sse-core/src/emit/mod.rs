@@ -3,14 +3,14 @@
 //! once and publishes each event.
 
 mod capture;
-mod client_id;
+pub(crate) mod client_id;
 mod dispatch;
 mod payload;
 mod scope;
 
 pub use capture::CapturedEvent;
 pub(crate) use client_id::parse_client_id;
-pub use client_id::{ClientIdMiddleware, ClientIdService, CLIENT_ID_HEADER};
+pub(crate) use client_id::CLIENT_ID_HEADER;
 pub use dispatch::EventSpec;
 pub use payload::{emit, emit_with, EventPayload, PayloadWriter, TypedPayload};
 pub(crate) use scope::{register_worker_default, scoped, Target, REGISTER_HINT};

@@ -130,7 +130,7 @@ impl<L: EventPayload, R: EventPayload> EventPayload for Either<L, R> {
 /// payload type). A responder type of your own implements it next to [`EventPayload`]:
 ///
 /// ```
-/// use sse_core::TypedPayload;
+/// use sse_core::contract::TypedPayload;
 ///
 /// #[derive(serde::Serialize)]
 /// struct User { id: u64 }
@@ -148,7 +148,7 @@ impl<L: EventPayload, R: EventPayload> EventPayload for Either<L, R> {
     message = "`payload = ...` cannot find one payload type in a handler that returns `{Self}`",
     label = "`payload = ...` needs one payload type in this return type",
     note = "return `web::Json<T>`, possibly inside `Result<_, E>`, `Option<_>`, `(_, StatusCode)`, or `Either<_, _>` with the same `T` on both sides",
-    note = "for a responder type of your own, implement `sse_core::TypedPayload` for it"
+    note = "for a responder type of your own, implement `sse_core::contract::TypedPayload` for it"
 )]
 pub trait TypedPayload {
     /// The type of the payload: the `T` of `web::Json<T>`.

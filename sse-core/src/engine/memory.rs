@@ -534,7 +534,7 @@ mod tests {
         for name in ["e1", "e2", "e3"] {
             a.publish(name, &0).unwrap();
         }
-        assert_eq!(a.stats().store.outbox_dropped, 1);
+        assert_eq!(a.stats().engine.outbox_dropped, 1);
         store.set_online(0, true);
         assert_eq!(names(&events(&mut live).await), [RESET_EVENT, "e2", "e3"]);
     }

@@ -1,14 +1,24 @@
-//! Event logs: a store outside the process that several server instances share (Redis
-//! Streams, NATS JetStream, or the in-memory fake the tests use), behind one trait.
+//! Engines: an event store outside the process that several server instances share, so an
+//! event published on any of them reaches the subscribers of all, with the same ids, and a
+//! client resumes with its `Last-Event-ID` on any of them.
 //!
-//! The fan-out ([`crate::fanout`]) works the same with or without one. Without a log, it
-//! numbers events itself and keeps them in its local history. With one, `publish` hands the
-//! event to [`Engine::append`] and returns; the log's follower delivers every entry, from
-//! whichever instance, to the fan-out's [`Sink`] in the log's order, where it is encoded once
-//! and placed in the local history. A `Last-Event-ID` older than that history is answered
-//! from [`Engine::replay`].
+//! | engine | feature | builder |
+//! |---|---|---|
+//! | Redis Streams | `redis` (`redis-tls` for `rediss://`) | [`BroadcasterBuilder::redis`](crate::BroadcasterBuilder::redis) |
+//! | NATS JetStream | `nats` | [`BroadcasterBuilder::nats`](crate::BroadcasterBuilder::nats) |
+//! | in memory, with fault injection, for tests | `testing` | `BroadcasterBuilder::memory_log` |
 //!
-//! This is the only module where an engine's `cfg(feature)` appears.
+//! Publishing never waits for an engine: events queue in a bounded outbox during an outage,
+//! and subscribers get an `sse-reset` if some are dropped. [`EngineStats`] (in
+//! [`Stats::engine`](crate::Stats::engine)) shows how the link fares; [`redact_url`] is how
+//! engine URLs appear in logs and errors.
+
+// Inside: without an engine, the fan-out numbers events itself and keeps them in its local
+// history. With one, `publish` hands the event to `Engine::append` and returns; the engine's
+// follower delivers every entry, from whichever instance, to the fan-out's `Sink` in the
+// engine's order, where it is encoded once and placed in the local history. A `Last-Event-ID`
+// older than that history is answered from `Engine::replay`. This is the only module where an
+// engine's `cfg(feature)` appears.
 
 // Without an engine compiled in, only the tests' fake implements the seam.
 #![cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
@@ -27,6 +37,7 @@ mod backoff;
 #[cfg(any(feature = "redis", feature = "nats"))]
 mod control;
 mod dedupe;
+#[cfg(any(test, feature = "testing"))]
 pub(crate) mod memory;
 #[cfg(feature = "nats")]
 pub(crate) mod nats;
@@ -41,11 +52,7 @@ pub(crate) mod redis;
 #[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(unused_imports))]
 pub(crate) use backoff::Backoff;
 pub(crate) use dedupe::Senders;
-#[cfg(feature = "nats")]
-pub use nats::InvalidNatsConfig;
 pub use redact::redact_url;
-#[cfg(feature = "redis")]
-pub use redis::InvalidRedisUrl;
 
 /// One encoded event, shared by the history and every subscriber.
 #[derive(Clone, Debug)]

@@ -7,10 +7,10 @@ use std::borrow::Cow;
 ///
 /// ```
 /// assert_eq!(
-///     sse_core::redact_url("rediss://app:s3cret@cache.example:6380/0"),
+///     sse_core::engine::redact_url("rediss://app:s3cret@cache.example:6380/0"),
 ///     "rediss://app:***@cache.example:6380/0"
 /// );
-/// assert_eq!(sse_core::redact_url("redis://127.0.0.1"), "redis://127.0.0.1");
+/// assert_eq!(sse_core::engine::redact_url("redis://127.0.0.1"), "redis://127.0.0.1");
 /// ```
 pub fn redact_url(url: &str) -> Cow<'_, str> {
     let (before, rest) = match url.find("://") {

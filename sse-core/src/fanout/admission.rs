@@ -7,6 +7,8 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::error::InvalidAddrBlock;
+
 /// Open endpoint streams, in total and per client address, against the configured limits.
 pub(crate) struct Limits {
     max_total: usize,
@@ -109,11 +111,6 @@ pub struct AddrBlock {
     addr: IpAddr,
     prefix: u8,
 }
-
-/// A string that is not an address block.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid address block {0:?}: expected an IP address, optionally with /prefix")]
-pub struct InvalidAddrBlock(String);
 
 impl FromStr for AddrBlock {
     type Err = InvalidAddrBlock;

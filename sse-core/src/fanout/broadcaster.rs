@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::builder::{BroadcasterBuilder, Config};
+use super::event::{Data as EventData, Event};
 use super::presence::PresenceChanges;
 use super::shared::Shared;
 use super::stats::Stats;
@@ -88,49 +89,28 @@ impl Broadcaster {
     /// the event is queued for it, and Redis assigns its id later; the id returned is then
     /// the last one this instance had read, which the event will follow.
     ///
-    /// Its topic is the event name; see [`Broadcaster::publish_to`] to choose.
+    /// Its topic is the event name; build an [`Event`] to choose topics, privacy or plain
+    /// text, and publish it with [`Broadcaster::publish_event`].
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::InvalidEventName`] when the name cannot go on the wire,
+    /// [`PublishError::Serialize`] when the payload does not serialize to JSON,
+    /// [`PublishError::Closed`] once the broadcaster is shut down; nothing is published then.
+    ///
+    /// ```
+    /// let events = sse_core::Broadcaster::new();
+    /// let id = events.publish("user_updated", &serde_json::json!({ "id": 42 }))?;
+    /// assert_eq!(events.last_event_id(), id);
+    /// # Ok::<(), sse_core::error::PublishError>(())
+    /// ```
     pub fn publish<T: Serialize + ?Sized>(
         &self,
         event: &str,
         payload: &T,
     ) -> Result<EventId, PublishError> {
-        self.publish_with(&Delivery::to([event]), event, payload)
-    }
-
-    /// Publishes `payload` as the public event `event` on `topics` (one or more): it reaches
-    /// subscribers whose selectors match one of them, and those that chose no topic.
-    ///
-    /// ```
-    /// let events = sse_core::Broadcaster::new();
-    /// events.publish_to(["users/42"], "user_updated", &serde_json::json!({"id": 42})).unwrap();
-    /// ```
-    pub fn publish_to<S: AsRef<str>, T: Serialize + ?Sized>(
-        &self,
-        topics: impl IntoIterator<Item = S>,
-        event: &str,
-        payload: &T,
-    ) -> Result<EventId, PublishError> {
-        self.publish_with(&Delivery::to(topics), event, payload)
-    }
-
-    /// Publishes `payload` as the event `event` to the audience described by `delivery`:
-    /// topics, privacy, and a client not to echo the event to.
-    ///
-    /// ```
-    /// use sse_core::{Broadcaster, Delivery};
-    ///
-    /// let events = Broadcaster::new();
-    /// let private = Delivery::to(["orders/7"]).private();
-    /// events.publish_with(&private, "order_shipped", &serde_json::json!({"id": 7})).unwrap();
-    /// ```
-    pub fn publish_with<T: Serialize + ?Sized>(
-        &self,
-        delivery: &Delivery,
-        event: &str,
-        payload: &T,
-    ) -> Result<EventId, PublishError> {
         encode::validate_event_name(event)?;
-        let route = delivery.route()?;
+        let route = Delivery::to([event]).route()?;
         let json = serde_json::to_string(payload).map_err(|source| PublishError::Serialize {
             event: event.to_owned(),
             source,
@@ -138,11 +118,29 @@ impl Broadcaster {
         self.publish_data(event, Data::Json(&json), route)
     }
 
-    /// Publishes plain text as the data of the named event `event`. Line breaks in `text` are
-    /// sent as several `data:` lines, which the browser joins back with `\n`.
-    pub fn publish_text(&self, event: &str, text: &str) -> Result<EventId, PublishError> {
-        encode::validate_event_name(event)?;
-        self.publish_data(event, Data::Text(text), Delivery::to([event]).route()?)
+    /// Publishes an [`Event`] of the application's making: its topics, privacy, and JSON or
+    /// text data, encoded once for every subscriber. Returns its id, as
+    /// [`publish`](Broadcaster::publish) does.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Broadcaster::publish), and [`PublishError::InvalidTopic`] for a topic
+    /// that cannot be one (empty, too long, control characters).
+    ///
+    /// ```
+    /// use sse_core::{Broadcaster, Event};
+    ///
+    /// let events = Broadcaster::new();
+    /// events.publish_event(Event::new("user_updated").json(&42).topic("users/42"))?;
+    /// # Ok::<(), sse_core::error::PublishError>(())
+    /// ```
+    pub fn publish_event(&self, event: Event) -> Result<EventId, PublishError> {
+        let (name, data, route) = event.into_parts()?;
+        let data = match &data {
+            EventData::Json(json) => Data::Json(json),
+            EventData::Text(text) => Data::Text(text),
+        };
+        self.publish_data(&name, data, route)
     }
 
     /// Publishes an already serialized JSON document (name and route are checked by the
@@ -275,11 +273,11 @@ impl Broadcaster {
 impl Broadcaster {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        let store = self
+        let engine = self
             .shared
             .log()
             .map_or_else(EngineStats::default, |log| log.stats());
-        let mut stats = self.shared.counters.snapshot(store);
+        let mut stats = self.shared.counters.snapshot(engine);
         (stats.topic_subscribers, stats.followed_topics) = self.shared.lock().index.counts();
         stats
     }

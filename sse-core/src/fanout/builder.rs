@@ -146,7 +146,7 @@ impl BroadcasterBuilder {
     /// Redis entry id); a client resumes with its `Last-Event-ID` on any instance.
     ///
     /// ```no_run
-    /// # fn main() -> Result<(), sse_core::InvalidRedisUrl> {
+    /// # fn main() -> Result<(), sse_core::error::InvalidRedisUrl> {
     /// let events = sse_core::Broadcaster::builder()
     ///     .redis("redis://127.0.0.1:6379", "myapp:events")?
     ///     .build();
@@ -158,13 +158,13 @@ impl BroadcasterBuilder {
     /// reconnecting with backoff while Redis is down. Each instance reads the stream with
     /// `XREAD` into its local history; a `Last-Event-ID` older than that is answered from
     /// `XRANGE`. Ids from before Redis was restarted empty get a reset. See
-    /// [`Stats::store`](crate::Stats::store).
+    /// [`Stats::engine`](crate::Stats::engine).
     ///
     /// `rediss://` (TLS) needs the `redis-tls` feature; an ACL user and password go in the URL
     /// (`redis://user:password@host:6379`). The password never shows in logs, errors or
     /// `Debug`.
     #[cfg(feature = "redis")]
-    pub fn redis(self, url: &str, stream: &str) -> Result<Self, crate::InvalidRedisUrl> {
+    pub fn redis(self, url: &str, stream: &str) -> Result<Self, crate::error::InvalidRedisUrl> {
         let redis = crate::engine::redis::RedisConfig::new(url, stream)?;
         let shown = format!("{redis:?}");
         Ok(self.engine(shown, move |options| redis.open(options)))
@@ -177,7 +177,7 @@ impl BroadcasterBuilder {
     /// the event's place in it); a client resumes with its `Last-Event-ID` on any instance.
     ///
     /// ```no_run
-    /// # fn main() -> Result<(), sse_core::InvalidNatsConfig> {
+    /// # fn main() -> Result<(), sse_core::error::InvalidNatsConfig> {
     /// let events = sse_core::Broadcaster::builder()
     ///     .nats("nats://127.0.0.1:4222", "myapp-events")?
     ///     .build();
@@ -195,9 +195,9 @@ impl BroadcasterBuilder {
     /// ordered consumer into its local history; a `Last-Event-ID` older than that is answered
     /// by getting messages by sequence. Ids from before the stream was made again (or NATS
     /// restarted without its storage) get a reset, and so do subscribers when messages were
-    /// trimmed before this instance read them. See [`Stats::store`](crate::Stats::store).
+    /// trimmed before this instance read them. See [`Stats::engine`](crate::Stats::engine).
     #[cfg(feature = "nats")]
-    pub fn nats(self, url: &str, stream: &str) -> Result<Self, crate::InvalidNatsConfig> {
+    pub fn nats(self, url: &str, stream: &str) -> Result<Self, crate::error::InvalidNatsConfig> {
         let nats = crate::engine::nats::NatsConfig::new(url, stream)?;
         let shown = format!("{nats:?}");
         Ok(self.engine(shown, move |options| nats.open(options)))
@@ -207,6 +207,8 @@ impl BroadcasterBuilder {
     /// engine for tests, with the faults a live one has (outages, trimming, restarts) at a
     /// call. See [`MemoryStore`](crate::testing::MemoryStore).
     ///
+    /// Feature `testing`.
+    ///
     /// ```
     /// use sse_core::{testing::MemoryStore, Broadcaster};
     ///
@@ -215,11 +217,14 @@ impl BroadcasterBuilder {
     /// let b = Broadcaster::builder().memory_log(&store).build();
     /// # let _ = (a, b);
     /// ```
+    #[cfg(any(test, feature = "testing"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
     pub fn memory_log(self, store: &Arc<crate::engine::memory::MemoryStore>) -> Self {
         self.engine("memory".to_owned(), store.engine())
     }
 
-    /// Shares the event stream through `open`'s event log (one per broadcaster).
+    /// Shares the event stream through `open`'s engine (one per broadcaster).
+    #[cfg(any(feature = "redis", feature = "nats", feature = "testing", test))]
     pub(crate) fn engine(
         mut self,
         shown: String,
@@ -267,7 +272,7 @@ impl BroadcasterBuilder {
     ///
     /// ```
     /// use sse_core::{Broadcaster, TopicSelector};
-    /// # fn main() -> Result<(), sse_core::InvalidTopic> {
+    /// # fn main() -> Result<(), sse_core::error::InvalidTopic> {
     /// let events = Broadcaster::builder()
     ///     .private_topics([TopicSelector::parse("users/{id}/private")?])
     ///     .build();
@@ -300,7 +305,7 @@ impl BroadcasterBuilder {
     /// none.
     ///
     /// ```
-    /// # fn main() -> Result<(), sse_core::InvalidAddrBlock> {
+    /// # fn main() -> Result<(), sse_core::error::InvalidAddrBlock> {
     /// let events = sse_core::Broadcaster::builder()
     ///     .trusted_proxies(["127.0.0.1".parse()?, "10.0.0.0/8".parse()?])
     ///     .max_subscribers_per_ip(20)

@@ -186,7 +186,8 @@ mod tests {
     use futures_util::{FutureExt, StreamExt};
     use proptest::prelude::*;
 
-    use crate::topic::{Delivery, Filter, TopicSelector};
+    use crate::fanout::Event;
+    use crate::topic::{Filter, TopicSelector};
     use crate::{Broadcaster, EventStream};
 
     /// Topics over a small alphabet, so that selectors and topics meet often.
@@ -301,11 +302,11 @@ mod tests {
                 let mut live: Vec<_> = subs.iter().map(|s| open(&b, s, None)).collect();
                 let mut ids = Vec::new();
                 for (topics, private) in &events {
-                    let mut delivery = Delivery::to(topics);
+                    let mut event = Event::new("e").json(&0).topics(topics.iter().map(String::as_str));
                     if *private {
-                        delivery = delivery.private();
+                        event = event.private();
                     }
-                    ids.push(b.publish_with(&delivery, "e", &0).unwrap());
+                    ids.push(b.publish_event(event).unwrap());
                 }
                 for (sub, stream) in subs.iter().zip(&mut live) {
                     let expected: Vec<u64> = events.iter().zip(&ids)
@@ -344,7 +345,8 @@ mod tests {
                     std::thread::spawn(move || {
                         for i in 0..500 {
                             let topic = format!("t/{}", (p + i) % 4);
-                            b.publish_to([topic.as_str()], "e", &i).unwrap();
+                            b.publish_event(Event::new("e").json(&i).topic(topic))
+                                .unwrap();
                         }
                     })
                 })

@@ -4,6 +4,7 @@
 pub(crate) mod admission;
 pub(crate) mod broadcaster;
 mod builder;
+mod event;
 mod history;
 mod index;
 mod mailbox;
@@ -12,9 +13,10 @@ mod shared;
 mod stats;
 pub(crate) mod stream;
 
-pub use admission::{AddrBlock, InvalidAddrBlock};
+pub use admission::AddrBlock;
 pub use broadcaster::Broadcaster;
 pub use builder::BroadcasterBuilder;
+pub use event::Event;
 pub use presence::PresenceChanges;
 pub(crate) use shared::Shared;
 pub use stats::Stats;

@@ -66,13 +66,13 @@ pub struct Stats {
     pub topic_subscribers: usize,
     /// Distinct exact topics (such as `users/42`) that some stream follows.
     pub followed_topics: usize,
-    /// The event log's outbox and connection (such as Redis's).
-    pub store: EngineStats,
+    /// The engine's outbox and connection (such as Redis's); all zero without one.
+    pub engine: EngineStats,
 }
 
 impl Counters {
     /// The counters now, with the event log's.
-    pub(crate) fn snapshot(&self, store: EngineStats) -> Stats {
+    pub(crate) fn snapshot(&self, engine: EngineStats) -> Stats {
         Stats {
             subscribers: self.subscribers.load(Ordering::Relaxed),
             published: self.published.load(Ordering::Relaxed),
@@ -89,7 +89,7 @@ impl Counters {
             expired: self.expired.load(Ordering::Relaxed),
             topic_subscribers: 0,
             followed_topics: 0,
-            store,
+            engine,
         }
     }
 }

@@ -1,5 +1,27 @@
-//! The actix-web side: the stream endpoint and its App registration, request parsing (once),
-//! refusals, and serving with a clean shutdown.
+//! The actix-web side: the stream endpoint ([`Broadcaster::service`], or
+//! [`Broadcaster::respond`] in a handler of your own), serving with a clean shutdown
+//! ([`Broadcaster::serve`]), and two middlewares: [`ClientIdMiddleware`] (no echo of a
+//! client's own change, for `to_others`) and [`SnapshotIdMiddleware`] (the id a snapshot is
+//! current to, so a page resumes its stream exactly after it). [`AddrBlock`]s name the
+//! reverse proxies whose forwarded headers are believed.
+//!
+//! ```
+//! use actix_web::App;
+//! use sse_core::http::ClientIdMiddleware;
+//! use sse_core::Broadcaster;
+//!
+//! let events = Broadcaster::new();
+//! let app = App::new()
+//!     .wrap(ClientIdMiddleware)
+//!     .wrap(events.snapshot_id_middleware())
+//!     .configure(events.service("/events"));
+//! ```
+//!
+//! [`Broadcaster::service`]: crate::Broadcaster::service
+//! [`Broadcaster::respond`]: crate::Broadcaster::respond
+//! [`Broadcaster::serve`]: crate::Broadcaster::serve
+
+// Inside: request parsing (once), refusals, admission, the client address.
 
 mod client;
 mod client_addr;
@@ -9,4 +31,6 @@ mod serve;
 mod service;
 mod snapshot;
 
+pub use crate::emit::client_id::{ClientIdMiddleware, ClientIdService, CLIENT_ID_HEADER};
+pub use crate::fanout::AddrBlock;
 pub use snapshot::{SnapshotIdMiddleware, SnapshotIdService, SNAPSHOT_ID_HEADER};

@@ -10,8 +10,9 @@ use tokio::time::Instant;
 
 use super::client_addr::client_addr;
 use super::refusal::{Kind, Refusal};
-use crate::auth::{AuthError, Grant};
+use crate::auth::Grant;
 use crate::emit::{parse_client_id, CLIENT_ID_HEADER};
+use crate::error::AuthError;
 use crate::fanout::admission::{Admission, OverLimit};
 use crate::fanout::Shared;
 use crate::topic::{Filter, TopicSelector};
@@ -222,7 +223,7 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
             rt.block_on(async {
                 let events = Broadcaster::builder().max_selectors(3).max_query_len(200).build();
-                events.publish_to(["users/1"], "e", &1).unwrap();
+                events.publish_event(crate::Event::new("e").json(&1).topic("users/1")).unwrap();
                 let mut query: Vec<String> =
                     pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
                 query.push(raw.clone());

@@ -10,7 +10,7 @@ use actix_web::{error, web, FromRequest, HttpRequest, HttpResponse};
 use super::client;
 use super::refusal::Refusal;
 use super::request::StreamRequest;
-use crate::emit::{register_worker_default, ClientIdMiddleware, REGISTER_HINT};
+use crate::emit::{register_worker_default, REGISTER_HINT};
 use crate::fanout::{Broadcaster, EventStream};
 
 impl Broadcaster {
@@ -146,13 +146,6 @@ impl Broadcaster {
             expires_at,
         )
         .ok_or_else(Refusal::shutting_down)
-    }
-
-    /// A middleware that makes the `X-SSE-Client-Id` header of each request known to the
-    /// `#[emit_event(.., to_others)]` handlers it runs, so the client's own stream does not get
-    /// the echo of its change. One line: `App::new().wrap(events.client_id_middleware())`.
-    pub fn client_id_middleware(&self) -> ClientIdMiddleware {
-        ClientIdMiddleware
     }
 }
 

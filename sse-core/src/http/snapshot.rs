@@ -43,7 +43,7 @@ impl Broadcaster {
 ///
 /// ```
 /// # use sse_core::Broadcaster;
-/// let middleware: sse_core::SnapshotIdMiddleware = Broadcaster::new().snapshot_id_middleware();
+/// let middleware: sse_core::http::SnapshotIdMiddleware = Broadcaster::new().snapshot_id_middleware();
 /// ```
 #[derive(Clone, Debug)]
 pub struct SnapshotIdMiddleware {

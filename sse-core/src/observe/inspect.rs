@@ -6,7 +6,8 @@
 //!
 //! inspect::enable();
 //! let events = sse_core::Broadcaster::builder().keep_alive(None).build();
-//! events.publish_to(["users/1"], "user_updated", &serde_json::json!({"id": 1})).unwrap();
+//! let update = sse_core::Event::new("user_updated").json(&1).topic("users/1");
+//! events.publish_event(update).unwrap();
 //! let _stream = events.subscribe(None).unwrap();
 //! let snapshot = inspect::snapshot();
 //! assert_eq!(snapshot.recent.last().unwrap().name, "user_updated");

@@ -1,12 +1,16 @@
-//! Topics: the selectors subscribers choose, the templates events fill, and the route each
-//! frame carries so that a subscriber's filter decides without touching its bytes.
+//! Topics: every event has one or more (by default its name), and a subscriber picks them
+//! with `?topic=<selector>` ([`TopicSelector`]); a subscriber without one gets every public
+//! event. Topics are `/`-separated segments of at most [`MAX_TOPIC_LEN`] bytes.
+
+// Inside: the templates events fill, and the route each frame carries so that a subscriber's
+// filter decides without touching its bytes.
 
 mod route;
 mod selector;
 mod template;
 
-pub use route::Delivery;
+pub(crate) use route::Delivery;
 pub(crate) use route::{Filter, Route};
-pub use selector::{InvalidTopic, TopicSelector, MAX_TOPIC_LEN};
 pub(crate) use selector::{Part, Shape};
+pub use selector::{TopicSelector, MAX_TOPIC_LEN};
 pub(crate) use template::{has_fields, render};

@@ -6,20 +6,11 @@ use std::sync::Arc;
 use super::selector::{validate_topic, TopicSelector};
 use crate::error::PublishError;
 
-/// Who an event published from code goes to: its topics, whether it is private, and a client
-/// that should not get the echo of its own change. For [`Broadcaster::publish_with`].
-///
-/// ```
-/// use sse_core::Delivery;
-///
-/// let to_owner = Delivery::to(["users/42/private"]).private();
-/// let to_others = Delivery::to(["users/42"]).except_client("tab-7f3a");
-/// ```
-///
-/// [`Broadcaster::publish_with`]: crate::Broadcaster::publish_with
+/// Who an event goes to: its topics, whether it is private, and a client that should not get
+/// the echo of its own change. Checked once, into a [`Route`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[must_use]
-pub struct Delivery {
+pub(crate) struct Delivery {
     topics: Vec<String>,
     private: bool,
     except: Option<Arc<str>>,
@@ -27,22 +18,25 @@ pub struct Delivery {
 
 impl Delivery {
     /// Public delivery to subscribers of any of `topics`.
-    pub fn to<S: AsRef<str>>(topics: impl IntoIterator<Item = S>) -> Self {
-        Self {
-            topics: topics.into_iter().map(|t| t.as_ref().to_owned()).collect(),
-            ..Self::default()
-        }
+    pub(crate) fn to<S: AsRef<str>>(topics: impl IntoIterator<Item = S>) -> Self {
+        Self::default().topics(topics)
+    }
+
+    /// The same audience, on `topics` instead.
+    pub(crate) fn topics<S: AsRef<str>>(mut self, topics: impl IntoIterator<Item = S>) -> Self {
+        self.topics = topics.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        self
     }
 
     /// Only to subscribers authorized for one of the topics (see
     /// [`Authorize`](crate::Authorize)) that also selected it.
-    pub fn private(mut self) -> Self {
+    pub(crate) fn private(mut self) -> Self {
         self.private = true;
         self
     }
 
     /// Not to streams opened with this client id (`X-SSE-Client-Id` or `?client_id=`).
-    pub fn except_client(mut self, client_id: impl Into<Arc<str>>) -> Self {
+    pub(crate) fn except_client(mut self, client_id: impl Into<Arc<str>>) -> Self {
         self.except = Some(client_id.into());
         self
     }

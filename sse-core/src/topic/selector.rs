@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::error::InvalidTopic;
 use crate::wire::rules;
 
 /// Longest topic or selector accepted, in bytes.
@@ -67,21 +68,6 @@ pub(crate) enum Part {
     Var,
     /// A final `*`: one or more segments (a non-empty remainder).
     Rest,
-}
-
-/// Why a selector, topic or template was rejected.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
-pub struct InvalidTopic {
-    reason: String,
-}
-
-impl InvalidTopic {
-    pub(crate) fn new(reason: impl Into<String>) -> Self {
-        Self {
-            reason: reason.into(),
-        }
-    }
 }
 
 impl TopicSelector {

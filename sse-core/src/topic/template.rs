@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 
-use super::selector::{validate_topic, InvalidTopic};
+use super::selector::validate_topic;
+use crate::error::InvalidTopic;
 use crate::wire::rules::{parse_template, TemplatePart};
 
 /// Fills a topic template such as `users/{id}` or `orders/{order.id}/items` from a payload.

@@ -18,8 +18,8 @@ pub const RESET_EVENT: &str = "sse-reset";
 /// Checks that `name` can be sent in an `event:` field.
 ///
 /// ```
-/// assert!(sse_core::validate_event_name("user_updated").is_ok());
-/// assert!(sse_core::validate_event_name("bad\nname").is_err());
+/// assert!(sse_core::wire::validate_event_name("user_updated").is_ok());
+/// assert!(sse_core::wire::validate_event_name("bad\nname").is_err());
 /// ```
 pub fn validate_event_name(name: &str) -> Result<(), PublishError> {
     match super::rules::event_name_problem(name) {

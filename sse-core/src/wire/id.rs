@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::error::MalformedEventId;
+
 /// The id of a published event, sent on the wire as `id: <epoch>-<seq>`.
 ///
 /// The epoch is chosen when a [`Broadcaster`](crate::Broadcaster) is built, so an id kept by a
@@ -102,11 +104,6 @@ fn decimal(s: &str) -> Option<u64> {
     }
     s.parse().ok()
 }
-
-/// A `Last-Event-ID` that is not of the form `<epoch>-<seq>` (or `<epoch>-<ms>-<seq>`).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("malformed event id")]
-pub struct MalformedEventId;
 
 impl FromStr for EventId {
     type Err = MalformedEventId;

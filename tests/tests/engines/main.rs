@@ -65,7 +65,7 @@ async fn two_instances_deliver_the_same_events_with_the_same_ids_in_order<E: Eng
     assert_eq!(ns, (0..20).collect::<Vec<_>>());
     on_a.assert_quiet(Duration::from_millis(200)).await;
     on_b.assert_quiet(Duration::from_millis(50)).await;
-    assert_eq!(a.stats().store.errors + b.stats().store.errors, 0);
+    assert_eq!(a.stats().engine.errors + b.stats().engine.errors, 0);
 }
 
 async fn a_client_resumes_on_the_other_instance<E: Engine>() {
@@ -143,7 +143,7 @@ async fn an_engine_stopped_for_two_seconds_under_steady_publishing_loses_nothing
     client.assert_quiet(Duration::from_millis(300)).await;
     let stats = events.stats();
     assert_eq!(
-        (stats.store.outbox, stats.store.outbox_dropped),
+        (stats.engine.outbox, stats.engine.outbox_dropped),
         (0, 0),
         "{stats:?}"
     );
@@ -190,7 +190,7 @@ async fn trimming_past_a_reader_gives_a_reset_never_a_silent_gap<E: Engine>() {
         for i in 0..10 {
             b.publish("during", &(round * 10 + i)).unwrap();
         }
-        eventually("b's outbox sent", || b.stats().store.outbox == 0).await;
+        eventually("b's outbox sent", || b.stats().engine.outbox == 0).await;
     }
     engine.trim(20);
     engine.cut(false);
@@ -211,7 +211,7 @@ async fn the_outbox_bound_drops_the_oldest_counted<E: Engine>() {
     for i in 0..25 {
         events.publish("e", &i).expect("publish never fails");
     }
-    let stats = events.stats().store;
+    let stats = events.stats().engine;
     assert_eq!((stats.outbox, stats.outbox_dropped), (10, 15), "{stats:?}");
     engine.start().await;
     // The loss is told with a reset (and, from an engine that came back empty, the new
@@ -302,7 +302,7 @@ async fn a_nats_stream_keeps_about_history_bytes() {
     for n in 1..3000 {
         a.publish("e", &json!({ "n": n, "pad": pad })).unwrap();
     }
-    eventually("a's outbox sent", || a.stats().store.outbox == 0).await;
+    eventually("a's outbox sent", || a.stats().engine.outbox == 0).await;
 
     // B keeps 10 locally: a resume from the first event is asked of the stream.
     let (b, server_b) = instance(engine.builder().history(10)).await;

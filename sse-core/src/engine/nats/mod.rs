@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use super::control::Control;
 use super::{Append, Engine, EngineOptions, EngineStats, ReplayFuture, Senders, Sink, StopFuture};
+use crate::error::InvalidNatsConfig;
 use crate::wire::{new_epoch, EventId, WireFormat};
 
 mod follower;
@@ -46,16 +47,6 @@ const BACKOFF_CAP: Duration = Duration::from_secs(1);
 /// How far past the newest sequence this instance knows an id may be and still be one that
 /// another instance published and this one has not read yet.
 const AHEAD_MARGIN: u64 = 10_000;
-
-/// NATS settings that cannot be used, from
-/// [`BroadcasterBuilder::nats`](crate::BroadcasterBuilder::nats): the URL, or the stream name.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid NATS setting {what}: {reason}")]
-pub struct InvalidNatsConfig {
-    /// The URL (credentials removed) or the stream name.
-    what: String,
-    reason: String,
-}
 
 /// The builder's NATS settings.
 #[derive(Clone)]

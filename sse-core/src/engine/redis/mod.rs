@@ -24,6 +24,7 @@ use super::control::Control;
 use super::{
     Append, Engine, EngineOptions, EngineStats, Frame, ReplayFuture, Senders, Sink, StopFuture,
 };
+use crate::error::InvalidRedisUrl;
 use crate::topic::Route;
 use crate::wire::id::parse_entry;
 use crate::wire::ResetReason;
@@ -40,16 +41,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
-
-/// A Redis URL that redis-rs cannot use, from
-/// [`BroadcasterBuilder::redis`](crate::BroadcasterBuilder::redis). The URL it shows has no
-/// password ([`redact_url`](crate::redact_url)).
-#[derive(Debug, thiserror::Error)]
-#[error("invalid Redis URL {url:?}: {reason}")]
-pub struct InvalidRedisUrl {
-    url: String,
-    reason: String,
-}
 
 /// The builder's Redis settings.
 #[derive(Clone)]

@@ -200,13 +200,12 @@ mod tests {
             None,
         )
         .unwrap();
-        let secret = crate::Delivery::to(["t/other"]).private();
-        let mine = crate::Delivery::to(["t/mine"]).private();
+        use crate::Event;
         for i in 0..3000 {
             match i % 3 {
-                0 => b.publish_with(&secret, "secret", &i),
-                1 => b.publish_with(&mine, "mine", &i),
-                _ => b.publish_to(["t/public"], "public", &i),
+                0 => b.publish_event(Event::new("secret").json(&i).topic("t/other").private()),
+                1 => b.publish_event(Event::new("mine").json(&i).topic("t/mine").private()),
+                _ => b.publish_event(Event::new("public").json(&i).topic("t/public")),
             }
             .unwrap();
         }

@@ -332,10 +332,7 @@ impl BroadcasterBuilder {
 
     /// Builds the broadcaster, with a new epoch for its event ids.
     pub fn build(self) -> Broadcaster {
-        if std::thread::current()
-            .name()
-            .is_some_and(|n| n.starts_with("actix-server worker"))
-        {
+        if std::thread::current().name().is_some_and(is_worker_thread) {
             tracing::warn!(
                 "a sse_core::Broadcaster was built on an actix worker thread: if this is inside \
                  the `HttpServer::new` closure, each worker gets its own broadcaster and \
@@ -344,5 +341,30 @@ impl BroadcasterBuilder {
             );
         }
         Broadcaster::from_config(self.config)
+    }
+}
+
+/// Whether a thread with this name runs an actix-web worker: under `#[actix_web::main]` the
+/// workers are arbiters, on threads named `actix-rt|system:S|arbiter:A` (the system itself
+/// runs on the thread that started it, such as `main`); older actix-server versions named
+/// them `actix-server worker N`.
+fn is_worker_thread(name: &str) -> bool {
+    name.starts_with("actix-server worker")
+        || name
+            .strip_prefix("actix-rt|system:")
+            .is_some_and(|rest| rest.contains("|arbiter:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_worker_thread;
+
+    #[test]
+    fn worker_threads_are_told_from_the_main_thread() {
+        assert!(is_worker_thread("actix-server worker 3"));
+        assert!(is_worker_thread("actix-rt|system:0|arbiter:0"));
+        assert!(is_worker_thread("actix-rt|system:0|arbiter:1"));
+        assert!(!is_worker_thread("main"));
+        assert!(!is_worker_thread("tokio-runtime-worker"));
     }
 }

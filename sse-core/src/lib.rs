@@ -42,19 +42,38 @@
 //! # What happens to an event
 //!
 //! The payload is serialized once and encoded once into a complete SSE frame
-//! (`id:`, `event:`, `data:` lines); every subscriber gets the same bytes. A bounded history
-//! serves clients that reconnect with `Last-Event-ID` and subscribers that fell behind; when
-//! what a client missed is no longer there, it gets a [`RESET_EVENT`] telling it to refetch
-//! its state. Nothing is dropped silently: see [`Broadcaster::stats`].
+//! (`id:`, `event:`, `data:` lines); every subscriber gets the same bytes. Code with no
+//! handler to annotate publishes with [`Broadcaster::publish`], or builds an [`Event`] (topics,
+//! privacy, text data) for [`Broadcaster::publish_event`]. Nothing is dropped silently: see
+//! [`Broadcaster::stats`].
+//!
+//! # Resuming
+//!
+//! Every event has an [`EventId`]; the browser sends the last one it saw as `Last-Event-ID`
+//! when it reconnects, and the stream resumes right after it: the events it missed, in order,
+//! once each, then live ones. A bounded history (see [`BroadcasterBuilder::history`]) serves
+//! this and subscribers that fell behind; with an [engine], any instance answers from the
+//! shared stream.
+//!
+//! # Resets
+//!
+//! When what a client missed is gone (trimmed, from another run, or its id is not one of
+//! ours), it gets a [`RESET_EVENT`] instead, with a [`ResetReason`], and should refetch its
+//! state. A reset is never silent and never a 500: each is counted by reason
+//! ([`ResetReason::label`]).
+//!
+//! ```js
+//! source.addEventListener("sse-reset", () => refetchEverything());
+//! ```
 //!
 //! # Topics and private events
 //!
 //! Every event has topics (by default its name); a client picks them with
 //! `?topic=<selector>` (see [`TopicSelector`]), and gets every public event without one.
 //! `private` events reach only subscribers whose credentials, checked by the
-//! [`Authorize`] set on the builder (such as `JwtAuth`, feature `jwt`), allow one of their
-//! topics, on replay and catch-up too. Each subscriber only looks at an event's topics to skip
-//! it: frames are still encoded once for all.
+//! [`Authorize`] set on the builder (such as `auth::JwtAuth`, feature `jwt`), allow one of
+//! their topics, on replay and catch-up too. Each subscriber only looks at an event's topics
+//! to skip it: frames are still encoded once for all.
 //!
 //! ```
 //! use actix_web::web::Json;
@@ -69,16 +88,31 @@
 //! }
 //! ```
 //!
-//! # Several instances
+//! # Engines: several instances
 //!
 //! With the `redis` feature, `Broadcaster::builder().redis(url, stream)?` shares one event
-//! stream among server instances through a Redis stream: an event published on any instance
+//! stream among server instances through a Redis stream; with the `nats` feature, `.nats(url,
+//! stream)?` does the same through a NATS JetStream stream. An event published on any instance
 //! reaches the subscribers of all, with the same ids, and a client resumes with its
-//! `Last-Event-ID` on any instance. Publishing never waits for Redis; an outbox bridges
-//! outages. Handlers and `#[emit_event]` do not change. The `redis-tls` feature adds
-//! `rediss://` URLs (rustls), for managed Redis services.
-//! With the `nats` feature, `.nats(url, stream)?` does the same through a NATS JetStream
-//! stream.
+//! `Last-Event-ID` on any instance. Publishing never waits for the engine; an outbox bridges
+//! outages, and subscribers get a reset if it overflows. Handlers and `#[emit_event]` do not
+//! change. See [`engine`].
+//!
+//! # Shutdown
+//!
+//! [`Broadcaster::serve`] runs the actix server: on SIGINT or SIGTERM it ends every stream
+//! (clients reconnect elsewhere and resume), stops the server, and waits up to the
+//! [flush timeout](BroadcasterBuilder::flush_timeout) for events still queued for the engine.
+//! [`Broadcaster::stop_server`] does the same on demand; [`Broadcaster::shutdown`] ends the
+//! streams alone. Build the server with `disable_signals()` so that `serve` handles them.
+//!
+//! # Modules
+//!
+//! The root holds what every application uses. [`http`] is the actix-web side beyond
+//! [`Broadcaster::service`] (middlewares, proxies), [`auth`] who may see private events,
+//! [`engine`] the shared stores, [`contract`] the catalogue of events and the AsyncAPI and
+//! TypeScript documents, [`observe`] metrics and the inspector, [`testing`] what tests use,
+//! [`error`] every error type, [`topic`] and [`wire`] the rules of topics and frames.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -64,6 +64,10 @@ impl JwtAuth {
     }
 
     /// Tokens signed with RSA (RS256); `public_key_pem` is the PEM of the public key.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidKey::Pem`] when `public_key_pem` is not the PEM of an RSA public key.
     pub fn rs256_pem(public_key_pem: &[u8]) -> Result<Self, InvalidKey> {
         let key = DecodingKey::from_rsa_pem(public_key_pem)
             .map_err(|err| InvalidKey::Pem(Box::new(err)))?;
@@ -85,6 +89,12 @@ impl JwtAuth {
     ///
     /// Fetching and refreshing the set is up to the application: build a new `JwtAuth` (and
     /// broadcaster) when the provider rotates its keys.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidKey::JwkSet`] when `json` is not a JWK set, [`InvalidKey::Jwk`] for a key of
+    /// a supported type that cannot be read, [`InvalidKey::NoUsableKey`] when no key of the
+    /// set can verify signatures.
     pub fn jwks(json: &str) -> Result<Self, InvalidKey> {
         Ok(Self::new(Keys::from_jwk_set(json)?))
     }

@@ -30,6 +30,10 @@ impl Catalogue {
     /// Broadcaster::catalogue().write_documents("web/generated", &server)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of creating `dir` or writing either file.
     pub fn write_documents(&self, dir: impl AsRef<Path>, server: &StreamServer) -> io::Result<()> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir)?;

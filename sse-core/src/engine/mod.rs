@@ -4,8 +4,8 @@
 //!
 //! | engine | feature | builder |
 //! |---|---|---|
-//! | Redis Streams | `redis` (`redis-tls` for `rediss://`) | [`BroadcasterBuilder::redis`](crate::BroadcasterBuilder::redis) |
-//! | NATS JetStream | `nats` | [`BroadcasterBuilder::nats`](crate::BroadcasterBuilder::nats) |
+//! | Redis Streams | `redis` (`redis-tls` for `rediss://`) | `BroadcasterBuilder::redis` |
+//! | NATS JetStream | `nats` | `BroadcasterBuilder::nats` |
 //! | in memory, with fault injection, for tests | `testing` | `BroadcasterBuilder::memory_log` |
 //!
 //! Publishing never waits for an engine: events queue in a bounded outbox during an outage,

@@ -163,6 +163,12 @@ impl BroadcasterBuilder {
     /// `rediss://` (TLS) needs the `redis-tls` feature; an ACL user and password go in the URL
     /// (`redis://user:password@host:6379`). The password never shows in logs, errors or
     /// `Debug`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidRedisUrl`](crate::error::InvalidRedisUrl) when redis-rs cannot use `url`
+    /// (shown without its password). Nothing is connected yet: an unreachable Redis is not an
+    /// error here, the engine retries in the background.
     #[cfg(feature = "redis")]
     pub fn redis(self, url: &str, stream: &str) -> Result<Self, crate::error::InvalidRedisUrl> {
         let redis = crate::engine::redis::RedisConfig::new(url, stream)?;
@@ -196,6 +202,12 @@ impl BroadcasterBuilder {
     /// by getting messages by sequence. Ids from before the stream was made again (or NATS
     /// restarted without its storage) get a reset, and so do subscribers when messages were
     /// trimmed before this instance read them. See [`Stats::engine`](crate::Stats::engine).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidNatsConfig`](crate::error::InvalidNatsConfig) when `url` is not a NATS URL or
+    /// `stream` is not a valid stream name. Nothing is connected yet: an unreachable server
+    /// is not an error here, the engine retries in the background.
     #[cfg(feature = "nats")]
     pub fn nats(self, url: &str, stream: &str) -> Result<Self, crate::error::InvalidNatsConfig> {
         let nats = crate::engine::nats::NatsConfig::new(url, stream)?;

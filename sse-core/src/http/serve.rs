@@ -14,6 +14,10 @@ impl Broadcaster {
     /// react to the signal and the shutdown may take up to about a second longer (actix
     /// re-checks open connections once a second).
     ///
+    /// # Errors
+    ///
+    /// What the server's own future returns: an I/O error of actix's accept loop.
+    ///
     /// [`HttpServer::disable_signals`]: actix_web::HttpServer::disable_signals
     pub async fn serve(&self, server: Server) -> std::io::Result<()> {
         let events = self.clone();

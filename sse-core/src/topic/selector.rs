@@ -72,6 +72,11 @@ pub(crate) enum Part {
 
 impl TopicSelector {
     /// Parses a selector; see the type's docs for the syntax.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidTopic`] with the reason: empty, too long, control characters, or a segment
+    /// that is not literal text, `{name}` or a final `*`.
     pub fn parse(raw: &str) -> Result<Self, InvalidTopic> {
         check_text(raw, "a topic selector")?;
         if raw == "*" {
@@ -130,8 +135,10 @@ impl TopicSelector {
     /// assert!(grant.matches("users/{id}/private"));
     /// ```
     ///
-    /// Fails like a topic does: empty, longer than [`MAX_TOPIC_LEN`], or with control
-    /// characters.
+    /// # Errors
+    ///
+    /// [`InvalidTopic`], as for a topic: empty, longer than [`MAX_TOPIC_LEN`], or with
+    /// control characters.
     pub fn literal(topic: &str) -> Result<Self, InvalidTopic> {
         validate_topic(topic)?;
         Ok(Self {

@@ -12,10 +12,16 @@ use crate::error::PublishError;
 
 /// The event a client receives when it cannot be resumed from where it was: its
 /// `Last-Event-ID` is unknown, malformed or too old, or it fell behind further than the history
-/// reaches. Its data is `{"reason": "..."}`; a client should refetch its state.
+/// reaches. Its data is `{"reason": "...", "code": "..."}` (see [`ResetReason`]); a client
+/// should refetch its state.
 pub const RESET_EVENT: &str = "sse-reset";
 
 /// Checks that `name` can be sent in an `event:` field.
+///
+/// # Errors
+///
+/// [`PublishError::InvalidEventName`] with the reason (empty, too long, or a character that
+/// cannot go in an `event:` line).
 ///
 /// ```
 /// assert!(sse_core::wire::validate_event_name("user_updated").is_ok());

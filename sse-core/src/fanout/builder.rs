@@ -246,7 +246,7 @@ impl BroadcasterBuilder {
         self
     }
 
-    /// With an event log engine (such as [`redis`](Self::redis)): how many events wait for it
+    /// With an event log engine (such as `redis` or `nats`): how many events wait for it
     /// during an outage before the oldest are dropped (counted, logged, and answered with a
     /// reset event to every subscriber once it is back). Default 10 000.
     pub fn outbox(mut self, events: usize) -> Self {

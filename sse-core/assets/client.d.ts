@@ -40,7 +40,8 @@ export interface ConnectOptions {
    * Who is signed in, such as `"user-42"`: only tabs with the same URL, topics and identity
    * share a stream. Default: the token's subject with `getToken`, else the browser's own
    * credentials (cookies), which every tab sends alike. Fixed for the client's life: connect
-   * a new client when the user changes.
+   * a new client when the user changes. With a session cookie, give it: a tab opened after
+   * signing in as someone else would otherwise join a stream opened with the old cookie.
    */
   identity?: string;
   /** `false`: this tab reads its own stream instead of sharing one with the other tabs. */

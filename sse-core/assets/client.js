@@ -445,8 +445,11 @@ export function createClient(url, options = {}, env = {}) {
    *   could hand one user's private events to another, so the tab reads its own stream;
    * - otherwise the credentials the browser sends by itself (cookies, HTTP authentication) in
    *   this `credentials` mode: one cookie jar for every tab of the browser, so the same
-   *   identity in each tab at any moment, just as each tab's own request would carry. A token
-   *   in the URL is part of the key anyway.
+   *   identity in each tab at any moment, just as each tab's own request would carry. Public
+   *   streams, the common case without a token, keep one connection per browser this way.
+   *   What the client cannot see is a session cookie changed under a stream opened before:
+   *   an app with cookie sessions passes `identity` (documented). A token in the URL is part
+   *   of the key anyway.
    */
   function identityOf() {
     if (options.identity != null && options.identity !== "") return ["app", String(options.identity)];

@@ -28,11 +28,22 @@ export interface ConnectOptions {
   after?: string;
   /**
    * Called before each connection attempt; its token is sent as `Authorization: Bearer`.
-   * After a 401 it is called once more with `refresh: true` before backing off.
+   * After a 401 it is called once more with `refresh: true` before backing off. Also called
+   * once at the start (without `identity`): the tabs whose tokens name the same subject (a
+   * JWT's `sub` and `iss`, read unchecked) share a stream; a token naming none, or no token,
+   * gets the tab a stream of its own.
    */
   getToken?: (context: { refresh: boolean }) => string | null | undefined | Promise<string | null | undefined>;
   /** Delays in ms of the jittered exponential backoff: defaults 1000 and 30000. */
   backoff?: { initial?: number; max?: number };
+  /**
+   * Who is signed in, such as `"user-42"`: only tabs with the same URL, topics and identity
+   * share a stream. Default: the token's subject with `getToken`, else the browser's own
+   * credentials (cookies), which every tab sends alike. Fixed for the client's life: connect
+   * a new client when the user changes. With a session cookie, give it: a tab opened after
+   * signing in as someone else would otherwise join a stream opened with the old cookie.
+   */
+  identity?: string;
   /** `false`: this tab reads its own stream instead of sharing one with the other tabs. */
   share?: boolean;
   /** fetch's `credentials`: default `same-origin`. */

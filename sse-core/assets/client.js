@@ -13,9 +13,12 @@
 // BroadcastChannel. When the leader closes, the next tab in the lock's queue takes over and
 // resumes after the last id it saw. Without those APIs each tab reads its own stream.
 //
+// Tabs share a stream only when it is the same stream: the same URL, topics and identity (see
+// `identityOf`), so that a tab signed in as one user never gets another user's private events.
+//
 // The parts are exported for the unit tests (client.test.mjs): the SSE parser, the backoff,
-// Retry-After, the recent-events buffer that lets a late tab catch up, and `createClient`,
-// which takes its fetch, locks, channel and timers as arguments.
+// Retry-After, the recent-events buffer that lets a late tab catch up, the token's subject, and
+// `createClient`, which takes its fetch, locks, channel and timers as arguments.
 
 /** @param {number} attempt 0 for the first retry. Equal jitter: half fixed, half random. */
 export function backoffDelay(attempt, { initial = 1000, max = 30000, random = Math.random } = {}) {
@@ -147,6 +150,31 @@ export function createRecent(limit = 1024) {
   };
 }
 
+/**
+ * Whose a token is, read without checking it (the server checks it): `{ sub, iss }` from a
+ * JWT's payload, or null for anything else (an opaque token, a JWT without a string `sub`).
+ */
+export function tokenSubject(token) {
+  if (typeof token !== "string") return null;
+  const parts = token.split(".");
+  if (parts.length !== 3) return null; // a JWS in compact form; an encrypted JWT is opaque here
+  try {
+    const base64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(base64 + "===".slice((base64.length + 3) % 4));
+    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0))));
+    if (typeof claims?.sub !== "string" || claims.sub === "") return null;
+    return { sub: claims.sub, iss: typeof claims.iss === "string" ? claims.iss : null };
+  } catch {
+    return null;
+  }
+}
+
+/** The identity a token names, as a part of the shared stream's key; null when unknown. */
+function tokenIdentity(token) {
+  const subject = tokenSubject(token);
+  return subject && ["token", subject.iss, subject.sub];
+}
+
 const STATUSES = ["connecting", "live", "reconnecting", "closed"];
 
 /**
@@ -161,8 +189,11 @@ export function createClient(url, options = {}, env = {}) {
   const clearTimer = env.clearTimeout ?? ((t) => clearTimeout(t));
   const now = env.now ?? (() => Date.now());
   const fetchImpl = env.fetch;
-  const shared = options.share !== false && env.locks && env.BroadcastChannel;
-  const key = `sse-client:${url}?${topics.map((t) => `topic=${t}`).sort().join("&")}`;
+  const shareable = options.share !== false && !!env.locks && !!env.BroadcastChannel;
+  const credentials = options.credentials ?? "same-origin";
+  // Set once this tab knows whose stream it reads (identityOf): null, a stream of its own.
+  let shared = false;
+  let identity = null;
 
   const handlers = new Map(); // name -> Set
   const resetHandlers = new Set();
@@ -175,7 +206,7 @@ export function createClient(url, options = {}, env = {}) {
   let lastEventId = options.after ?? "";
   let closed = false;
   let leader = false;
-  let synced = !shared; // a follower applies relayed events once the leader answered its hello
+  let synced = false; // a follower applies relayed events once the leader answered its hello
   let channel = null;
   let abort = null; // aborts the leader's fetch
   let wake = null; // ends the leader's current wait
@@ -266,6 +297,10 @@ export function createClient(url, options = {}, env = {}) {
           token = null;
         }
         if (token) headers.Authorization = `Bearer ${token}`;
+        // The shared stream is keyed by the subject of the first token: a token of someone
+        // else (the page changed users under this client) must not feed the other tabs. No
+        // token at all is no one's: the stream then carries less, never more.
+        if (token && shared && identity[0] === "token" && !sameIdentity(tokenIdentity(token), identity)) leaveShared();
       }
       if (closed) break;
       abort = new AbortController();
@@ -274,7 +309,7 @@ export function createClient(url, options = {}, env = {}) {
         response = await fetchImpl(streamUrl(), {
           headers,
           cache: "no-store",
-          credentials: options.credentials ?? "same-origin",
+          credentials,
           signal: abort.signal,
         });
       } catch {
@@ -402,19 +437,72 @@ export function createClient(url, options = {}, env = {}) {
 
   // ---- start -------------------------------------------------------------------------------------
 
-  if (shared) {
+  /**
+   * Whose stream this tab would read, so that only tabs of one identity share it:
+   * - `options.identity`, the application's key for who is signed in, when given;
+   * - with `getToken`, the subject of its token (a JWT's `iss` and `sub`, read unchecked); when
+   *   there is no token or it names no subject, null: the identity is unknown, and guessing
+   *   could hand one user's private events to another, so the tab reads its own stream;
+   * - otherwise the credentials the browser sends by itself (cookies, HTTP authentication) in
+   *   this `credentials` mode: one cookie jar for every tab of the browser, so the same
+   *   identity in each tab at any moment, just as each tab's own request would carry. Public
+   *   streams, the common case without a token, keep one connection per browser this way.
+   *   What the client cannot see is a session cookie changed under a stream opened before:
+   *   an app with cookie sessions passes `identity` (documented). A token in the URL is part
+   *   of the key anyway.
+   */
+  function identityOf() {
+    if (options.identity != null && options.identity !== "") return ["app", String(options.identity)];
+    if (!getToken) return ["browser", credentials];
+    return (async () => {
+      try {
+        return tokenIdentity(await getToken({ refresh: false }));
+      } catch {
+        return null;
+      }
+    })();
+  }
+
+  function sameIdentity(a, b) {
+    return JSON.stringify(a) === JSON.stringify(b);
+  }
+
+  function join(who) {
+    if (closed) return;
+    if (who === null) {
+      lead();
+      return;
+    }
+    shared = true;
+    identity = who;
+    const key = `sse-client:${JSON.stringify([url, [...topics].sort(), identity])}`;
     channel = new env.BroadcastChannel(key);
     channel.onmessage = onMessage;
     hello();
     env.locks
       .request(key, () => {
-        if (closed) return undefined;
+        if (closed || !shared) return undefined;
         return new Promise((resolve) => {
           releaseLock = resolve;
           lead().finally(resolve);
         });
       })
       .catch(() => {});
+  }
+
+  // This tab goes on alone; the next tab in the lock's queue takes the others over.
+  function leaveShared() {
+    shared = false;
+    channel?.close();
+    channel = null;
+    releaseLock?.();
+    releaseLock = null;
+  }
+
+  if (shareable) {
+    const who = identityOf();
+    if (who instanceof Promise) who.then(join);
+    else join(who);
   } else {
     lead();
   }

@@ -11,8 +11,11 @@
 //                                        how many go live, and a change reaches them
 //   node tabs.mjs recovery <url>         a test page (tests/tabs.rs) that checks tokens and
 //                                        Retry-After; prints its RESULT
+//   node tabs.mjs identities <url>       (--demo-login) tabs signed in as ada, as bob, and
+//                                        none, all with the topic `users/*`: each sees only
+//                                        its own private events
 
-import { log, runInChromium, say, sleep, waiter } from "./common.mjs";
+import { apiAt, log, runInChromium, say, sleep, waiter } from "./common.mjs";
 
 const [scenario, url, count, expectLive] = process.argv.slice(2);
 const OVERALL_MS = 120_000;
@@ -172,11 +175,58 @@ async function recovery(context) {
   say(`RESULT ${JSON.stringify(await page.evaluate(() => window.__result))}`);
 }
 
-const scenarios = { tabs, leader, eventsource, recovery };
+async function identities(context) {
+  // The API from outside the browser: the tabs' own requests carry no credentials.
+  const server = apiAt(url);
+  const users = [await server.createUser("ada"), await server.createUser("bob")];
+  const tokens = await Promise.all(users.map(async (u) => (await server.api("POST", "/api/v1/login", { user_id: u.id })).token));
+  // A page of the origin that runs no client of its own; one client per tab, by hand, with
+  // the same topics in every tab: only the identity differs.
+  const names = ["ada", "bob", "anonymous"];
+  const pages = [];
+  for (const [i, name] of names.entries()) {
+    const page = i === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
+    page.on("pageerror", (err) => log(`${name}'s tab error: ${err.message}`));
+    pages.push(page);
+    await page.goto(new URL("/api/v1/users", url).href, { timeout: 10_000 });
+    await page.evaluate(async (token) => {
+      const { connect } = await import("/api/sse/stream/client.js");
+      window.__private = [];
+      window.__created = [];
+      const events = connect("/api/sse/stream", { topics: ["users/*"], getToken: token ? () => token : undefined });
+      events.on("user_email_changed", (change) => window.__private.push(change.id));
+      events.on("user_created", (user) => window.__created.push(user.username));
+      window.sseClient = events;
+    }, tokens[i] ?? null);
+    // One after the other, so that without keys by identity the first tab leads them all.
+    await within(page, 10_000, `${name}'s tab live`, () => window.sseClient?.status === "live");
+  }
+  const leaders = await Promise.all(pages.map((p) => p.evaluate(() => window.sseClient.isLeader)));
+  say(`MEASURE leaders ${leaders.filter(Boolean).length}`);
+
+  for (const user of users) await server.api("PUT", `/api/v1/users/${user.id}/email`, { email: `${user.username}@new.example` });
+  // A public event after both changes: once a tab has it, it has what came before it.
+  await server.createUser("marker");
+  const seen = {};
+  for (const [i, page] of pages.entries()) {
+    await within(page, 5000, `${names[i]}'s tab got the public marker`, () => window.__created.includes("marker"));
+    seen[names[i]] = await page.evaluate(() => window.__private);
+  }
+  log(`private events seen, by user id: ${JSON.stringify(seen)}; ada is ${users[0].id}, bob ${users[1].id}`);
+  const want = { ada: [users[0].id], bob: [users[1].id], anonymous: [] };
+  for (const name of names) {
+    if (JSON.stringify(seen[name]) !== JSON.stringify(want[name])) {
+      throw new Error(`${name}'s tab saw the private events of users ${JSON.stringify(seen[name])}, expected ${JSON.stringify(want[name])}`);
+    }
+  }
+  say("MEASURE own_private_events_only 3");
+}
+
+const scenarios = { tabs, leader, eventsource, recovery, identities };
 
 const run = scenarios[scenario];
 if (!run || !url) {
-  console.error("usage: node tabs.mjs tabs|leader|eventsource|recovery <url> [n] [expect-live]");
+  console.error("usage: node tabs.mjs tabs|leader|eventsource|recovery|identities <url> [n] [expect-live]");
   process.exit(2);
 }
 // https with a self-signed certificate too (`--tls-self-signed`).

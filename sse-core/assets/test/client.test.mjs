@@ -11,6 +11,7 @@ import {
   createParser,
   createRecent,
   parseRetryAfter,
+  tokenSubject,
 } from "../client.js";
 
 // ---- fakes ---------------------------------------------------------------------------------
@@ -373,4 +374,102 @@ test("without Web Locks or BroadcastChannel each tab has its own stream", async 
   await until(() => client.status === "live", "live");
   assert.ok(client.isLeader);
   client.close();
+});
+
+// ---- several tabs, several identities ------------------------------------------------------
+
+/** An unsigned JWT with these claims: the client reads them, only the server checks them. */
+const jwt = (claims) =>
+  ["{\"alg\":\"HS256\"}", JSON.stringify(claims)].map((s) => Buffer.from(s).toString("base64url")).join(".") + ".sig";
+
+test("token subject: a JWT's sub and iss, read unchecked; anything else is unknown", () => {
+  assert.deepEqual(tokenSubject(jwt({ sub: "user-42", iss: "https://id.example" })), { sub: "user-42", iss: "https://id.example" });
+  // base64url with `-` and `_`, and UTF-8 text.
+  assert.deepEqual(tokenSubject(jwt({ sub: "Zoë ~~~??>" })), { sub: "Zoë ~~~??>", iss: null });
+  for (const bad of [null, 42, "", "opaque", "a.b.c", jwt({ sub: 7 }), jwt({ sub: "" }), jwt({ name: "x" }), `${jwt({ sub: "x" })}.d.e`]) {
+    assert.equal(tokenSubject(bad), null, String(bad));
+  }
+});
+
+test("tabs signed in as different users do not share a stream, even with the same topics", async () => {
+  const tab = browser();
+  const adaStream = body();
+  const bobStream = body();
+  const ada = tab([{ status: 200, body: adaStream }], { getToken: () => jwt({ sub: "ada" }) });
+  await until(() => ada.client.status === "live", "ada live");
+  const bob = tab([{ status: 200, body: bobStream }], { getToken: () => jwt({ sub: "bob" }) });
+  await until(() => bob.client.status === "live", "bob live");
+  assert.ok(ada.client.isLeader && bob.client.isLeader, "each reads its own stream");
+  assert.equal(bob.net.requests.length, 1);
+  adaStream.push(frame("1", "e", "ada's"));
+  bobStream.push(frame("2", "e", "bob's"));
+  await until(() => ada.seen.length === 1 && bob.seen.length === 1, "each saw its own");
+  await tick();
+  assert.deepEqual([ada.seen, bob.seen], [["1"], ["2"]]);
+  ada.client.close();
+  bob.client.close();
+});
+
+test("tabs of one user share a stream; an application key names the identity", async () => {
+  const tab = browser();
+  const stream = body();
+  const first = tab([{ status: 200, body: stream }], { getToken: () => jwt({ sub: "ada", n: 1 }) });
+  await until(() => first.client.status === "live", "first live");
+  // Another token of the same subject: the same identity.
+  const second = tab([], { getToken: () => jwt({ sub: "ada", n: 2 }) });
+  // An opaque token and the application's key for it.
+  const keyed = tab([{ status: 200 }], { getToken: () => "opaque", identity: "user-ada" });
+  const keyedToo = tab([], { getToken: () => "opaque", identity: "user-ada" });
+  await until(() => [second, keyed, keyedToo].every((t) => t.client.status === "live"), "all live");
+  assert.ok(!second.client.isLeader && second.net.requests.length === 0, "the same subject shares");
+  assert.ok(keyed.client.isLeader && !keyedToo.client.isLeader, "the same key shares");
+  stream.push(frame("1", "e", 1));
+  await until(() => second.seen.length === 1, "relayed to the same subject");
+  for (const t of [first, second, keyed, keyedToo]) t.client.close();
+});
+
+test("a token without a readable subject and no identity: the tab reads its own stream", async () => {
+  const tab = browser();
+  const a = tab([{ status: 200 }], { getToken: () => "opaque" });
+  const b = tab([{ status: 200 }], { getToken: () => "opaque" });
+  const c = tab([{ status: 200 }], { getToken: () => jwt({ name: "no sub" }) });
+  await until(() => [a, b, c].every((t) => t.client.status === "live"), "all live");
+  assert.ok([a, b, c].every((t) => t.client.isLeader && t.net.requests.length === 1));
+  for (const t of [a, b, c]) t.client.close();
+});
+
+test("a tab with a token, one with cookies and one without credentials do not share", async () => {
+  const tab = browser();
+  const cookies = tab([{ status: 200 }]);
+  await until(() => cookies.client.status === "live", "cookies live");
+  const signedIn = tab([{ status: 200 }], { getToken: () => jwt({ sub: "ada" }) });
+  const omit = tab([{ status: 200 }], { credentials: "omit" });
+  const cookiesToo = tab([]);
+  await until(() => [signedIn, omit, cookiesToo].every((t) => t.client.status === "live"), "all live");
+  assert.deepEqual([cookies, signedIn, omit, cookiesToo].map((t) => t.client.isLeader), [true, true, true, false]);
+  for (const t of [cookies, signedIn, omit, cookiesToo]) t.client.close();
+});
+
+test("a leader whose token names someone else stops feeding the other tabs", async () => {
+  const tab = browser();
+  const [first, own, follower] = [body(), body(), body()];
+  let subject = "ada";
+  const a = tab([{ status: 200, body: first }, { status: 200, body: own }], { getToken: () => jwt({ sub: subject }) });
+  await until(() => a.client.status === "live", "a live");
+  const b = tab([{ status: 200, body: follower }], { getToken: () => jwt({ sub: "ada" }) });
+  await until(() => b.client.status === "live", "b live");
+  first.push(frame("1", "e", 1));
+  await until(() => b.seen.length === 1, "relayed");
+  // The page in tab a signs in as bob without a new client; its stream reconnects.
+  subject = "bob";
+  first.end();
+  await until(() => b.net.requests.length === 1, "b takes over for ada");
+  assert.equal(b.net.requests[0].headers["Last-Event-ID"], "1");
+  own.push(frame("2", "e", "bob's"));
+  follower.push(frame("3", "e", "ada's"));
+  await until(() => a.seen.length === 2 && b.seen.length === 2, "each saw its own");
+  await tick();
+  assert.deepEqual([a.seen, b.seen], [["1", "2"], ["1", "3"]]);
+  a.client.close();
+  b.client.close();
 });

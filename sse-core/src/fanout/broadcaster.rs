@@ -181,10 +181,12 @@ impl Broadcaster {
             shared.counters.published.fetch_add(1, Ordering::Relaxed);
             return Ok(self.last_event_id());
         }
-        let mut state = shared.lock();
-        if state.tx.is_none() {
+        // Streams may have ended already (a shutdown draining its requests): the event is
+        // still numbered and kept, only `shutdown` refuses it.
+        if shared.is_closed() {
             return Err(PublishError::Closed);
         }
+        let mut state = shared.lock();
         let id = EventId::new(state.epoch, state.last_seq + 1);
         // Encoded once, under the lock so that ids, history order and delivery order agree.
         let frame = Frame::new(
@@ -208,9 +210,9 @@ impl Broadcaster {
 
     /// Ends every open stream now and refuses further events and subscribers.
     ///
-    /// Call it when the server begins a graceful shutdown (see [`Broadcaster::serve`] and
-    /// [`Broadcaster::stop_server`], which do): an SSE response never ends by itself, so
-    /// actix would otherwise wait its whole `shutdown_timeout` for open streams.
+    /// [`Broadcaster::serve`] and [`Broadcaster::stop_server`] call it once the server has
+    /// stopped, so that the requests still in flight publish their events; call it yourself
+    /// only when you run the server otherwise, once it has drained.
     pub fn shutdown(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
         // Closing the channel and the mailboxes wakes every subscriber, which then sees
@@ -221,6 +223,16 @@ impl Broadcaster {
             log.stop(self.shared.config.flush_timeout);
         }
         tracing::debug!("sse broadcaster shut down");
+    }
+
+    /// Ends every open stream and refuses new ones, but still accepts events: the first step
+    /// of a shutdown, so that actix's graceful stop (which waits for every connection) is not
+    /// held up by streams that never end by themselves, while the requests still in flight
+    /// publish their events to the engine.
+    pub(crate) fn end_streams(&self) {
+        self.shared.lock().close();
+        self.shared.presence_changed();
+        tracing::debug!("sse streams ended; events are still accepted until shutdown");
     }
 
     /// After [`Broadcaster::shutdown`], resolves once the events published before it were

@@ -1,13 +1,16 @@
-//! Serving with a clean shutdown: streams end first, then actix stops.
+//! Serving with a clean shutdown, in this order: stop accepting; end the streams (they never
+//! end by themselves); let the requests in flight finish and publish their events; then close
+//! the broadcaster and flush what is queued for the engine.
 
 use actix_web::dev::{Server, ServerHandle};
 
 use crate::fanout::Broadcaster;
 
 impl Broadcaster {
-    /// Runs `server` until it stops. On SIGINT (Ctrl-C) or SIGTERM it first ends every open
-    /// stream, then asks the server for a graceful stop, so the shutdown finishes at once
-    /// instead of waiting `shutdown_timeout` for streams that never end by themselves.
+    /// Runs `server` until it stops. On SIGINT (Ctrl-C) or SIGTERM it stops as
+    /// [`stop_server`](Broadcaster::stop_server) does: streams end at once (instead of actix
+    /// waiting `shutdown_timeout` for them), requests in flight finish and their events are
+    /// published, and events queued for the engine get their flush timeout.
     ///
     /// Build the server with [`HttpServer::disable_signals`] so that the streams are always
     /// ended before actix starts draining; with actix's own signal handling left on, both
@@ -36,11 +39,18 @@ impl Broadcaster {
         result
     }
 
-    /// Ends every open stream, stops the server (see [`ServerHandle::stop`]), and waits for
-    /// the events still on their way to the event log engine ([`Broadcaster::flushed`]).
+    /// Stops the server and the broadcaster, in the order that loses nothing: the server
+    /// stops accepting, every open stream ends (its client reconnects to another instance and
+    /// resumes), the requests in flight finish (with `graceful`; see [`ServerHandle::stop`])
+    /// and publish their events, then the broadcaster shuts down and the events still on
+    /// their way to the engine get the flush timeout ([`Broadcaster::flushed`]).
     pub async fn stop_server(&self, server: &ServerHandle, graceful: bool) {
+        // `stop` sends the command when called: accepting stops before the streams end, so a
+        // client that reconnects at once reaches another instance.
+        let stopped = server.stop(graceful);
+        self.end_streams();
+        stopped.await;
         self.shutdown();
-        server.stop(graceful).await;
         self.flushed().await;
     }
 }

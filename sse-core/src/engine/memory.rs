@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::EngineStats;
 use super::{
-    reason, Append, Engine, Frame, EngineOptions, ReplayFuture, ReplayPage, Senders, Sink,
+    reason, Append, Engine, EngineOptions, Frame, ReplayFuture, ReplayPage, Senders, Sink,
     StopFuture, DEDUPE_WINDOW,
 };
 use crate::topic::Route;
@@ -316,8 +316,9 @@ impl Engine for MemoryLog {
                 return Err(reason::STALE);
             }
             let (after, upto) = (after.position().1, upto.position().1);
-            let first = seen.is_none();
-            if first && after != 0 && !store.entries.iter().any(|e| e.pos == after) {
+            // Every page, as the server engines do: a page after a trimmed entry would skip
+            // what was trimmed since the previous page.
+            if after != 0 && !store.entries.iter().any(|e| e.pos == after) {
                 return Err(reason::TOO_OLD);
             }
             let mut senders = seen.unwrap_or_else(|| {

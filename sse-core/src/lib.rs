@@ -87,10 +87,10 @@
 mod auth;
 mod contract;
 mod emit;
+mod engine;
 mod error;
 mod fanout;
 mod http;
-mod engine;
 pub mod observe;
 pub mod testing;
 mod topic;
@@ -106,17 +106,17 @@ pub use crate::emit::{
     ClientIdMiddleware, ClientIdService, EventPayload, PayloadWriter, TypedPayload,
     CLIENT_ID_HEADER,
 };
+#[cfg(feature = "nats")]
+pub use crate::engine::InvalidNatsConfig;
+#[cfg(feature = "redis")]
+pub use crate::engine::InvalidRedisUrl;
+pub use crate::engine::{redact_url, EngineStats};
 pub use crate::error::PublishError;
 pub use crate::fanout::{
     AddrBlock, Broadcaster, BroadcasterBuilder, EventStream, InvalidAddrBlock, PresenceChanges,
     Stats,
 };
 pub use crate::http::{SnapshotIdMiddleware, SnapshotIdService, SNAPSHOT_ID_HEADER};
-#[cfg(feature = "nats")]
-pub use crate::engine::InvalidNatsConfig;
-#[cfg(feature = "redis")]
-pub use crate::engine::InvalidRedisUrl;
-pub use crate::engine::{redact_url, EngineStats};
 pub use crate::topic::{Delivery, InvalidTopic, TopicSelector, MAX_TOPIC_LEN};
 pub use crate::wire::{validate_event_name, EventId, MalformedEventId, WireFormat, RESET_EVENT};
 

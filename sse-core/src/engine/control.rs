@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::outbox::Outbox;
 use super::pages::{self, PageKey, PageSource, Request};
-use super::{reason, ReplayFuture, ReplayPage, Senders, Sink, StopFuture, EngineStats};
+use super::{reason, EngineStats, ReplayFuture, ReplayPage, Senders, Sink, StopFuture};
 use crate::wire::EventId;
 
 /// First replay pages kept for clients that ask for the same one.

@@ -11,8 +11,8 @@ use super::presence::PresenceChanges;
 use super::shared::Shared;
 use super::stats::Stats;
 use super::stream::EventStream;
+use crate::engine::{Append, EngineStats, Frame};
 use crate::error::PublishError;
-use crate::engine::{Append, Frame, EngineStats};
 use crate::topic::{Delivery, Filter, Route};
 use crate::wire::{encode, Data, EventId};
 

@@ -24,7 +24,7 @@ use async_nats::jetstream::{self, stream};
 use tokio::sync::watch;
 
 use super::control::Control;
-use super::{Append, Engine, EngineOptions, ReplayFuture, Senders, Sink, StopFuture, EngineStats};
+use super::{Append, Engine, EngineOptions, EngineStats, ReplayFuture, Senders, Sink, StopFuture};
 use crate::wire::{new_epoch, EventId, WireFormat};
 
 mod follower;

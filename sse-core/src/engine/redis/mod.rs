@@ -22,7 +22,7 @@ use redis::{AsyncConnectionConfig, Value};
 
 use super::control::Control;
 use super::{
-    Append, Engine, Frame, EngineOptions, ReplayFuture, Senders, Sink, StopFuture, EngineStats,
+    Append, Engine, EngineOptions, EngineStats, Frame, ReplayFuture, Senders, Sink, StopFuture,
 };
 use crate::topic::Route;
 use crate::wire::id::parse_entry;

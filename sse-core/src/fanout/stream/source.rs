@@ -15,11 +15,11 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::batch::{take_chunk, MAX_BATCH};
 use super::keep_alive::Skipped;
+use crate::engine::{reason, Frame, ReplayError, ReplayFuture, ReplayPage, Senders};
 use crate::fanout::history::{CatchUp, Live, Start, Wanted};
 use crate::fanout::index::SubId;
 use crate::fanout::mailbox::{Mailbox, Received};
 use crate::fanout::shared::Shared;
-use crate::engine::{reason, Frame, ReplayError, ReplayFuture, ReplayPage, Senders};
 use crate::topic::Filter;
 use crate::wire::{encode, EventId};
 

@@ -192,7 +192,7 @@ pub struct EngineStats {
     /// Events dropped from a full outbox during an outage (subscribers then get a reset), or
     /// still queued when the broadcaster stopped with the store unreachable.
     pub outbox_dropped: u64,
-    /// Times the publisher connected again after losing the store.
+    /// Times the engine connected again after losing the store.
     pub reconnects: u64,
     /// Failed commands and connection attempts, timeouts, malformed entries.
     pub errors: u64,

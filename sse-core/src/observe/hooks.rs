@@ -97,7 +97,8 @@ pub(crate) fn emitted(span: &Span, result: &Result<EventId, PublishError>, subsc
 }
 
 /// The event log engine's publisher connected again after losing the store.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+// Called by the server engines (Redis, NATS) only.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 #[inline]
 pub(crate) fn engine_reconnected() {
     metrics::engine_reconnected();
@@ -105,7 +106,8 @@ pub(crate) fn engine_reconnected() {
 
 /// The engine acknowledged a batch whose oldest event waited `waited` since `publish`;
 /// `outbox` events are still waiting.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+// Called by the server engines (Redis, NATS) only.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 #[inline]
 pub(crate) fn engine_published(waited: Duration, outbox: usize) {
     metrics::engine_published(waited);
@@ -113,7 +115,8 @@ pub(crate) fn engine_published(waited: Duration, outbox: usize) {
 }
 
 /// The engine's outbox now holds `events`.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+// Called by the server engines (Redis, NATS) only.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 #[inline]
 pub(crate) fn engine_outbox(events: usize) {
     metrics::engine_outbox(events);

@@ -438,3 +438,28 @@ async fn a_nats_stream_keeps_about_history_bytes() {
         reset.data
     );
 }
+
+/// A NATS client that lost its server and connected again is counted, as on Redis
+/// (`stats().store.reconnects`, and the `sse_engine_reconnects_total` metric through the same
+/// hook), even when nothing was published during the outage.
+#[actix_web::test]
+#[ignore = "needs nats-server"]
+async fn a_nats_engine_reports_its_reconnects() {
+    let mut engine = engine::Nats::new("reconnects").await;
+    let events = engine.builder().keep_alive(None).build();
+    connected(&events).await;
+    assert_eq!(events.stats().store.reconnects, 0);
+    engine.stop().await;
+    engine.start().await;
+    eventually("the reconnect counted", || {
+        events.stats().store.reconnects == 1
+    })
+    .await;
+    // Working again, and the count stays: one outage, one reconnect.
+    let server = serve(&events, PATH);
+    let mut client = SseClient::connect(&server.url(PATH), None).await;
+    eventually("subscribed", || events.stats().subscribers == 1).await;
+    events.publish("e", &1).unwrap();
+    assert_eq!(client.next().await.data, "1");
+    assert_eq!(events.stats().store.reconnects, 1);
+}

@@ -96,7 +96,7 @@ pub(crate) fn emitted(span: &Span, result: &Result<EventId, PublishError>, subsc
     span.record("subscribers", subscribers);
 }
 
-/// The event log engine's publisher connected again after losing the store.
+/// The event log engine connected again after losing the store.
 // Called by the server engines (Redis, NATS) only.
 #[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 #[inline]

@@ -68,7 +68,7 @@ pub fn describe_metrics() {
     );
     describe_counter!(
         "sse_engine_reconnects_total",
-        "Times the event log engine's publisher connected again."
+        "Times the event log engine connected again after losing the store."
     );
     describe_histogram!(
         "sse_engine_publish_seconds",

@@ -93,6 +93,10 @@ impl ObserveArgs {
         };
         if self.inspector {
             inspect::enable();
+            match inspector_topic() {
+                Ok(topic) => inspect::watch(topic),
+                Err(err) => tracing::error!(%err, "the inspector's topic is not valid"),
+            }
             match key.token("inspector", &[INSPECTOR_TOPIC], INSPECTOR_TOKEN_LIFETIME) {
                 Ok(token) => tracing::info!(
                     "inspector: open {INSPECTOR_PATH}?token={token} (on this server's address)"
@@ -144,18 +148,21 @@ fn feed(events: &Broadcaster) {
         if events.is_shut_down() {
             return;
         }
-        let snapshot = inspect::snapshot();
-        let watched =
-            (snapshot.streams.iter()).any(|t| t.topics.split(',').any(|s| s == INSPECTOR_TOPIC));
-        if !watched {
+        if !watched() {
             continue;
         }
-        let view = view(events, snapshot);
+        let view = view(events, inspect::snapshot());
         let update = Event::new(INSPECTOR_EVENT).json(&view);
         if let Err(err) = events.publish_event(update.topic(INSPECTOR_TOPIC).private()) {
             tracing::debug!(%err, "inspector update not published");
         }
     }
+}
+
+/// Whether an inspector page is open: a stream with the inspector's token on its topic
+/// (not any selection that merely contains its name).
+fn watched() -> bool {
+    inspector_topic().is_ok_and(|topic| inspect::watchers(&topic) > 0)
 }
 
 /// What the page shows; its own updates left out of the last events.
@@ -168,6 +175,7 @@ fn view(events: &Broadcaster, mut snapshot: inspect::Snapshot) -> serde_json::Va
     json!({
         "now_ms": now_ms,
         "streams": snapshot.streams,
+        "other_streams": snapshot.other,
         "recent": snapshot.recent,
         "counters": {
             "subscribers": s.subscribers,
@@ -187,4 +195,30 @@ fn view(events: &Broadcaster, mut snapshot: inspect::Snapshot) -> serde_json::Va
             "503": s.over_limit,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::StatusCode;
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[actix_rt::test]
+    async fn an_anonymous_selection_naming_the_inspector_topic_is_not_a_watcher() {
+        inspect::enable();
+        inspect::watch(inspector_topic().unwrap());
+        let events = Broadcaster::builder()
+            .private_topics([inspector_topic().unwrap()])
+            .keep_alive(None)
+            .build();
+        // One selector, `x,debug/sse`: not within the private topic, so anyone may open it.
+        let request = TestRequest::with_uri("/events?topic=x%2Cdebug%2Fsse").to_http_request();
+        let stream = events.respond(&request);
+        assert_eq!(stream.status(), StatusCode::OK);
+        assert!(
+            !watched(),
+            "an anonymous stream counted as an inspector page"
+        );
+    }
 }

@@ -581,24 +581,6 @@ async fn a_replay_checks_that_the_resumed_entry_exists_before_reading_a_page() {
     assert_eq!(xranges, vec![vec!["1-0".to_owned(), "1-0".to_owned()]]);
 }
 
-/// The body of a chunked response (`<hex size>\r\n<bytes>\r\n`...), as far as it goes.
-fn dechunk(raw: &str) -> String {
-    let mut body = String::new();
-    let mut rest = raw;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || after.len() < size {
-            body.push_str(after.get(..size.min(after.len())).unwrap_or_default());
-            break;
-        }
-        body.push_str(&after[..size]);
-        rest = after[size..].strip_prefix("\r\n").unwrap_or_default();
-    }
-    body
-}
-
 #[actix_web::test]
 #[ignore = "needs the redis-server binary"]
 async fn trimming_between_two_replay_pages_gives_a_reset_never_a_silent_gap() {
@@ -657,7 +639,7 @@ async fn trimming_between_two_replay_pages_gives_a_reset_never_a_silent_gap() {
     publish(600, 1560);
 
     let raw = client.read_until(RESET_EVENT).await;
-    let body = dechunk(&raw);
+    let body = common::dechunk(&raw);
     let mut numbers = Vec::new();
     let mut reset = None;
     for frame in body.split("\n\n") {

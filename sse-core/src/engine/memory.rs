@@ -316,8 +316,9 @@ impl Engine for MemoryLog {
                 return Err(ResetReason::Stale);
             }
             let (after, upto) = (after.position().1, upto.position().1);
-            let first = seen.is_none();
-            if first && after != 0 && !store.entries.iter().any(|e| e.pos == after) {
+            // Every page, as the server engines do: a page after a trimmed entry would skip
+            // what was trimmed since the previous page.
+            if after != 0 && !store.entries.iter().any(|e| e.pos == after) {
                 return Err(ResetReason::TooOld);
             }
             let mut senders = seen.unwrap_or_else(|| {

@@ -158,13 +158,13 @@ pub(crate) trait Engine: Send + Sync + 'static {
     fn append(&self, event: Append);
 
     /// One page of a `Last-Event-ID` replay: up to `max` encoded entries after `after`, up
-    /// to and including `upto` (ids of this log), repeats removed. The first page
-    /// (`seen: None`) fails with [`ResetReason::TooOld`] when `after` itself is no longer in the
-    /// store (what followed it may have been trimmed), checked before anything is fetched,
-    /// and learns the senders from the entries just before `after`; each next page gets the
-    /// previous page's [`ReplayPage::seen`]. The caller asks for the next page after
-    /// [`ReplayPage::reached`], as its client reads: a client that missed much costs one page
-    /// at a time.
+    /// to and including `upto` (ids of this log), repeats removed. Every page fails with
+    /// [`ResetReason::TooOld`] when `after` itself is no longer in the store (what followed it may
+    /// have been trimmed, also between two pages), checked before anything is fetched. The
+    /// first page (`seen: None`) learns the senders from the entries just before `after`;
+    /// each next page gets the previous page's [`ReplayPage::seen`]. The caller asks for the
+    /// next page after [`ReplayPage::reached`], as its client reads: a client that missed
+    /// much costs one page at a time.
     fn replay(
         &self,
         after: EventId,
@@ -199,7 +199,7 @@ pub struct EngineStats {
     /// Events dropped from a full outbox during an outage (subscribers then get a reset), or
     /// still queued when the broadcaster stopped with the store unreachable.
     pub outbox_dropped: u64,
-    /// Times the publisher connected again after losing the store.
+    /// Times the engine connected again after losing the store.
     pub reconnects: u64,
     /// Failed commands and connection attempts, timeouts, malformed entries.
     pub errors: u64,

@@ -81,8 +81,9 @@ pub(crate) fn emitted(span: &Span, result: &Result<EventId, PublishError>, subsc
     span.record("subscribers", subscribers);
 }
 
-/// The event log engine's publisher connected again after losing the store.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+/// The event log engine connected again after losing the store.
+// Called by the server engines (Redis, NATS) only.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 #[inline]
 pub(crate) fn engine_reconnected() {
     metrics::engine_reconnected();
@@ -90,7 +91,8 @@ pub(crate) fn engine_reconnected() {
 
 /// The engine acknowledged a batch whose oldest event waited `waited` since `publish`;
 /// `outbox` events are still waiting.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+// Called by the server engines (Redis, NATS) only.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 #[inline]
 pub(crate) fn engine_published(waited: Duration, outbox: usize) {
     metrics::engine_published(waited);
@@ -98,7 +100,8 @@ pub(crate) fn engine_published(waited: Duration, outbox: usize) {
 }
 
 /// The engine's outbox now holds `events`.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+// Called by the server engines (Redis, NATS) only.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 #[inline]
 pub(crate) fn engine_outbox(events: usize) {
     metrics::engine_outbox(events);

@@ -14,36 +14,48 @@
 //! assert!(snapshot.streams.iter().any(|t| t.topics == "*" && t.streams >= 1));
 //! ```
 //!
-//! The record is per process (every broadcaster in it), as is the inspector.
+//! The record is per process (every broadcaster in it), as is the inspector. It stays small
+//! whatever clients send: a selection is forgotten when its last stream closes, and past
+//! [`MAX_SELECTIONS`] distinct ones the rest are counted together ([`Snapshot::other`]).
+//! Streams open and close under one of several locks, chosen by their selection, so that
+//! they rarely wait for each other or for a snapshot.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::topic::{Filter, Route};
+use crate::topic::{Filter, Route, TopicSelector};
 use crate::wire::EventId;
 
 /// How many of the last events are kept.
 pub const RECENT: usize = 50;
 
+/// Most distinct topic selections counted apart. A client picks its selection (up to a few
+/// KiB of text), so the record is bounded: streams with a selection past these are counted
+/// together, in [`Snapshot::other`].
+pub const MAX_SELECTIONS: usize = 1024;
+
+/// Parts the record of open streams is split in, each under its own lock.
+const SHARDS: usize = 16;
+const PER_SHARD: usize = MAX_SELECTIONS / SHARDS;
+
 static ENABLED: AtomicBool = AtomicBool::new(false);
-static STATE: Mutex<State> = Mutex::new(State {
-    streams: None,
-    recent: VecDeque::new(),
-});
+/// Open streams by selection; a selection's shard is picked by its hash.
+static SELECTIONS: [Mutex<BTreeMap<Box<str>, usize>>; SHARDS] =
+    [const { Mutex::new(BTreeMap::new()) }; SHARDS];
+/// Open streams whose selection is not counted apart.
+static OTHER: AtomicUsize = AtomicUsize::new(0);
+static LAST_EVENTS: Mutex<VecDeque<RecentEvent>> = Mutex::new(VecDeque::new());
+/// The [`watch`]ed selectors, each with how many open streams watch it.
+static WATCHED: RwLock<Vec<(TopicSelector, Arc<AtomicUsize>)>> = RwLock::new(Vec::new());
 
-struct State {
-    /// Open streams by topic selection (`None` until the first stream is recorded).
-    streams: Option<HashMap<Box<str>, usize>>,
-    recent: VecDeque<RecentEvent>,
-}
-
-fn state() -> MutexGuard<'static, State> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic cannot leave the record inconsistent: each update is one step.
-    STATE.lock().unwrap_or_else(PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Starts recording streams and events for [`snapshot`]. Streams already open are not
@@ -56,6 +68,29 @@ pub fn enable() {
 pub fn enabled() -> bool {
     // Relaxed: a stream or event racing the first `enable` may go unrecorded, nothing worse.
     ENABLED.load(Ordering::Relaxed)
+}
+
+/// Counts, from now on (once [`enable`]d), the streams that select exactly `selector` with
+/// credentials covering it: the audience of a private topic an inspector page is fed
+/// through, which [`watchers`] tells.
+///
+/// A stream that may not read `selector` is never counted, whatever its selection looks
+/// like: a selector `x,debug/sse` is not `debug/sse`, and a stream without credentials for
+/// it does not watch it.
+pub fn watch(selector: TopicSelector) {
+    let mut watched = WATCHED.write().unwrap_or_else(PoisonError::into_inner);
+    if !watched.iter().any(|(w, _)| *w == selector) {
+        watched.push((selector, Arc::default()));
+    }
+}
+
+/// How many open streams [`watch`] counts for `selector`; 0 when it is not watched.
+pub fn watchers(selector: &TopicSelector) -> usize {
+    let watched = WATCHED.read().unwrap_or_else(PoisonError::into_inner);
+    (watched.iter())
+        .find(|(w, _)| w == selector)
+        // Relaxed: a count to show, ordering nothing else.
+        .map_or(0, |(_, n)| n.load(Ordering::Relaxed))
 }
 
 /// One of the last events published.
@@ -92,24 +127,28 @@ pub struct TopicStreams {
 pub struct Snapshot {
     /// Open streams by topic selection, most first.
     pub streams: Vec<TopicStreams>,
+    /// Open streams with a selection not counted apart (past [`MAX_SELECTIONS`] distinct
+    /// ones).
+    pub other: usize,
     /// The last events, oldest first (at most [`RECENT`]).
     pub recent: Vec<RecentEvent>,
 }
 
 /// The streams and events recorded since [`enable`].
 pub fn snapshot() -> Snapshot {
-    let state = state();
-    let mut streams: Vec<TopicStreams> = (state.streams.iter().flatten())
-        .filter(|(_, n)| **n > 0)
-        .map(|(topics, n)| TopicStreams {
+    let mut streams = Vec::new();
+    // One shard at a time: streams opening elsewhere need not wait for the whole snapshot.
+    for shard in &SELECTIONS {
+        streams.extend(lock(shard).iter().map(|(topics, n)| TopicStreams {
             topics: topics.to_string(),
             streams: *n,
-        })
-        .collect();
+        }));
+    }
     streams.sort_by(|a, b| b.streams.cmp(&a.streams).then(a.topics.cmp(&b.topics)));
     Snapshot {
         streams,
-        recent: state.recent.iter().cloned().collect(),
+        other: OTHER.load(Ordering::Relaxed),
+        recent: lock(&LAST_EVENTS).iter().cloned().collect(),
     }
 }
 
@@ -125,26 +164,87 @@ pub(super) fn topics_of(filter: &Filter) -> Box<str> {
     }
 }
 
-/// A stream opened with `topics`; `true` when recorded (then [`stream_closed`] must follow).
-pub(super) fn stream_opened(topics: &str) -> bool {
-    if !enabled() {
-        return false;
-    }
-    let mut state = state();
-    *state
-        .streams
-        .get_or_insert_with(HashMap::new)
-        .entry(topics.into())
-        .or_default() += 1;
-    true
+/// A stream's place in the record, given back when dropped.
+pub(super) struct Recorded {
+    /// Its shard and selection; `None` when counted under [`OTHER`].
+    selection: Option<(usize, Box<str>)>,
+    /// The counts of the watched selectors it watches.
+    watching: Vec<Arc<AtomicUsize>>,
 }
 
-/// A stream recorded by [`stream_opened`] ended.
-pub(super) fn stream_closed(topics: &str) {
-    let mut state = state();
-    if let Some(n) = state.streams.as_mut().and_then(|m| m.get_mut(topics)) {
-        *n = n.saturating_sub(1);
+/// A stream opened with `filter`; recorded (until the result is dropped) when the inspector
+/// is on.
+pub(super) fn stream_opened(filter: &Filter) -> Option<Recorded> {
+    if !enabled() {
+        return None;
     }
+    let key = topics_of(filter);
+    let shard = shard_of(&key);
+    let counted = {
+        let mut streams = lock(&SELECTIONS[shard]);
+        if let Some(n) = streams.get_mut(&key) {
+            *n += 1;
+            true
+        } else if streams.len() < PER_SHARD {
+            streams.insert(key.clone(), 1);
+            true
+        } else {
+            false
+        }
+    };
+    if !counted {
+        // Relaxed, as every count here: shown, ordering nothing else.
+        OTHER.fetch_add(1, Ordering::Relaxed);
+    }
+    Some(Recorded {
+        selection: counted.then_some((shard, key)),
+        watching: watching(filter),
+    })
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        match &self.selection {
+            Some((shard, key)) => {
+                let mut streams = lock(&SELECTIONS[*shard]);
+                if let Some(n) = streams.get_mut(key) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        streams.remove(key);
+                    }
+                }
+            }
+            None => {
+                OTHER.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        for n in &self.watching {
+            n.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn shard_of(key: &str) -> usize {
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    // The remainder is below SHARDS: it fits.
+    (hasher.finish() % SHARDS as u64) as usize
+}
+
+/// The counts of the watched selectors `filter` selects, with credentials for them,
+/// incremented.
+fn watching(filter: &Filter) -> Vec<Arc<AtomicUsize>> {
+    let Some(selectors) = &filter.selectors else {
+        return Vec::new();
+    };
+    let watched = WATCHED.read().unwrap_or_else(PoisonError::into_inner);
+    (watched.iter())
+        .filter(|(w, _)| selectors.contains(w) && filter.grants.iter().any(|g| w.is_within(g)))
+        .map(|(_, n)| {
+            n.fetch_add(1, Ordering::Relaxed);
+            n.clone()
+        })
+        .collect()
 }
 
 pub(super) fn published(event: &str, route: &Route, id: Option<EventId>, bytes: usize) {
@@ -162,9 +262,105 @@ pub(super) fn published(event: &str, route: &Route, id: Option<EventId>, bytes: 
         bytes,
         at_ms,
     };
-    let mut state = state();
-    if state.recent.len() == RECENT {
-        state.recent.pop_front();
+    let mut last = lock(&LAST_EVENTS);
+    if last.len() == RECENT {
+        last.pop_front();
     }
-    state.recent.push_back(recent);
+    last.push_back(recent);
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::StatusCode;
+    use actix_web::test::TestRequest;
+    use actix_web::HttpResponse;
+
+    use super::*;
+    use crate::Broadcaster;
+
+    /// A stream opened through the endpoint with `topics` (each percent-encoded), open until
+    /// the response is dropped.
+    fn open(events: &Broadcaster, topics: &[&str]) -> HttpResponse {
+        let query: Vec<String> = (topics.iter())
+            .map(|t| {
+                let encoded: String = t.bytes().map(|b| format!("%{b:02X}")).collect();
+                format!("topic={encoded}")
+            })
+            .collect();
+        let uri = format!("/events?{}", query.join("&"));
+        let response = events.respond(&TestRequest::with_uri(&uri).to_http_request());
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        response
+    }
+
+    /// Selections the record holds (streams open or not) that start with `prefix`: other
+    /// tests of this process record theirs too.
+    fn held(prefix: &str) -> usize {
+        (SELECTIONS.iter())
+            .map(|shard| lock(shard).keys().filter(|k| k.starts_with(prefix)).count())
+            .sum()
+    }
+
+    #[actix_rt::test]
+    async fn a_selection_is_forgotten_when_its_last_stream_closes() {
+        enable();
+        let events = Broadcaster::builder().keep_alive(None).build();
+        let a = open(&events, &["forgotten/a", "forgotten/b"]);
+        let b = open(&events, &["forgotten/a", "forgotten/b"]);
+        assert_eq!(held("forgotten/"), 1);
+        drop(a);
+        assert_eq!(held("forgotten/"), 1);
+        drop(b);
+        assert_eq!(held("forgotten/"), 0);
+    }
+
+    #[actix_rt::test]
+    async fn distinct_selections_are_bounded() {
+        enable();
+        let events = Broadcaster::builder().keep_alive(None).build();
+        let streams: Vec<HttpResponse> = (0..1500)
+            .map(|i| open(&events, &[&format!("bounded/{i}")]))
+            .collect();
+        assert!(held("bounded/") <= MAX_SELECTIONS, "{}", held("bounded/"));
+        // At most MAX_SELECTIONS are counted apart, whoever opened them.
+        assert!(snapshot().other >= 1500 - MAX_SELECTIONS);
+        drop(streams);
+        assert_eq!(held("bounded/"), 0);
+    }
+
+    /// Grants `watched/inspector` to requests that ask for it in the query string.
+    struct GrantOnAsk;
+
+    impl crate::Authorize for GrantOnAsk {
+        fn authorize(
+            &self,
+            req: &actix_web::HttpRequest,
+        ) -> Result<Option<crate::Grant>, crate::error::AuthError> {
+            let topic = TopicSelector::literal("watched/inspector").expect("a topic");
+            Ok((req.query_string().contains("credentials")).then(|| crate::Grant::new([topic])))
+        }
+    }
+
+    #[actix_rt::test]
+    async fn only_streams_that_may_read_a_watched_selector_watch_it() {
+        enable();
+        let inspector = TopicSelector::literal("watched/inspector").unwrap();
+        watch(inspector.clone());
+        let events = Broadcaster::builder()
+            .private_topics([inspector.clone()])
+            .authorizer(GrantOnAsk)
+            .keep_alive(None)
+            .build();
+        // Selectors that merely contain it, read anonymously: no watcher.
+        let lookalike = open(&events, &["x,watched/inspector"]);
+        let beside = open(&events, &["x", "watched/inspector,y"]);
+        assert_eq!(watchers(&inspector), 0);
+        let uri = "/events?topic=watched%2Finspector&credentials";
+        let page = events.respond(&TestRequest::with_uri(uri).to_http_request());
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(watchers(&inspector), 1);
+        drop(page);
+        assert_eq!(watchers(&inspector), 0);
+        drop((lookalike, beside));
+    }
 }

@@ -68,7 +68,7 @@ pub fn describe_metrics() {
     );
     describe_counter!(
         "sse_engine_reconnects_total",
-        "Times the event log engine's publisher connected again."
+        "Times the event log engine connected again after losing the store."
     );
     describe_histogram!(
         "sse_engine_publish_seconds",
@@ -102,17 +102,20 @@ pub(super) fn emit_failed(reason: &'static str) {
     counter!("sse_emit_failures_total", "reason" => reason).increment(1);
 }
 
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+// Called by the server engines (Redis, NATS) only.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 pub(super) fn engine_reconnected() {
     counter!("sse_engine_reconnects_total").increment(1);
 }
 
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+// Called by the server engines (Redis, NATS) only.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 pub(super) fn engine_published(waited: Duration) {
     histogram!("sse_engine_publish_seconds").record(waited.as_secs_f64());
 }
 
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+// Called by the server engines (Redis, NATS) only.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 pub(super) fn engine_outbox(events: usize) {
     gauge!("sse_engine_outbox_events").set(events as f64);
 }

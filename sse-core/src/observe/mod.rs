@@ -32,8 +32,8 @@
 //! | `sse_refusals_total` | counter | `status` | stream requests refused, by HTTP status |
 //! | `sse_emit_failures_total` | counter | `reason` | `#[emit_event]` events not published: `serialize`, `topic`, `publish`, `no_broadcaster` |
 //! | `sse_publish_to_write_seconds` | histogram | | from `publish` to the write of the event to a stream, sampled (the first write of each stream, then one in 64) |
-//! | `sse_engine_outbox_events` | gauge | | events waiting for the event log engine (Redis) |
-//! | `sse_engine_reconnects_total` | counter | | times the engine's publisher connected again |
+//! | `sse_engine_outbox_events` | gauge | | events waiting for the event log engine (Redis, NATS) |
+//! | `sse_engine_reconnects_total` | counter | | times the engine connected again after losing the store |
 //! | `sse_engine_publish_seconds` | histogram | | from `publish` to the engine acknowledging the event, per batch |
 //!
 //! Stream counters (`sse_deliveries_total`, `sse_written_bytes_total`,

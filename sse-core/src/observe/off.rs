@@ -23,15 +23,18 @@ pub(super) fn refused(_status: u16) {}
 #[inline(always)]
 pub(super) fn emit_failed(_reason: &'static str) {}
 
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+// Called by the server engines (Redis, NATS) only.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 #[inline(always)]
 pub(super) fn engine_reconnected() {}
 
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+// Called by the server engines (Redis, NATS) only.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 #[inline(always)]
 pub(super) fn engine_published(_waited: Duration) {}
 
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the engine's hooks
+// Called by the server engines (Redis, NATS) only.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 #[inline(always)]
 pub(super) fn engine_outbox(_events: usize) {}
 

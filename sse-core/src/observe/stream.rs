@@ -30,7 +30,7 @@ pub(crate) struct Opening {
     span: Span,
     resumed_from: Option<EventId>,
     resuming: bool,
-    topics: Option<Box<str>>,
+    recorded: Option<inspect::Recorded>,
 }
 
 /// A stream of chunks, wrapped to observe what it writes and how it ends. Transparent: it
@@ -62,8 +62,9 @@ struct Traced {
     span: Span,
     /// Opened with a `Last-Event-ID` whose outcome is not known yet.
     resuming: bool,
-    /// Under the inspector, the topics it was recorded with.
-    topics: Option<Box<str>>,
+    /// Under the inspector, its place in the record: held only to be given back when the
+    /// stream is dropped.
+    _recorded: Option<inspect::Recorded>,
     /// Totals, for the span.
     writes: u64,
     written: u64,
@@ -100,12 +101,11 @@ impl Opening {
             }
             LastEventId::None => {}
         }
-        let topics = inspect::enabled().then(|| inspect::topics_of(filter));
         Opening {
             span,
             resumed_from,
             resuming: last_event_id != LastEventId::None,
-            topics: topics.filter(|t| inspect::stream_opened(t)),
+            recorded: inspect::stream_opened(filter),
         }
     }
 }
@@ -124,11 +124,11 @@ impl<S> Observed<S> {
                 }
             }
         }
-        let traced = (!opening.span.is_disabled() || opening.topics.is_some()).then(|| {
+        let traced = (!opening.span.is_disabled() || opening.recorded.is_some()).then(|| {
             Box::new(Traced {
                 span: opening.span,
                 resuming: opening.resuming,
-                topics: opening.topics,
+                _recorded: opening.recorded,
                 writes: 0,
                 written: 0,
                 catch_ups: 0,
@@ -258,9 +258,6 @@ impl<S> Drop for Observed<S> {
         let Some(traced) = &self.traced else {
             return;
         };
-        if let Some(topics) = &traced.topics {
-            inspect::stream_closed(topics);
-        }
         let span = &traced.span;
         span.record("catch_ups", traced.catch_ups);
         span.record("writes", traced.writes);

@@ -296,6 +296,24 @@ impl RawClient {
     }
 }
 
+/// The body of a chunked response (`<hex size>\r\n<bytes>\r\n`...), as far as it goes.
+pub fn dechunk(raw: &str) -> String {
+    let mut body = String::new();
+    let mut rest = raw;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || after.len() < size {
+            body.push_str(after.get(..size.min(after.len())).unwrap_or_default());
+            break;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].strip_prefix("\r\n").unwrap_or_default();
+    }
+    body
+}
+
 /// Polls `cond` every 20 ms until it holds; fails the test after [`WAIT`].
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -25,8 +25,9 @@ pub trait Engine: Sized {
     async fn start(&mut self);
     /// Back up empty.
     async fn restart_empty(&mut self);
-    /// Keeps only about the newest `keep` entries, as the engine's limits do by themselves.
-    fn trim(&mut self, keep: usize);
+    /// Keeps only the newest `keep` entries (Redis, memory: events; NATS: messages, each a
+    /// batch of events), as the engine's limits do by themselves.
+    async fn trim(&mut self, keep: usize);
 }
 
 /// Waits until the instance has read the stream's epoch: its ids then name an entry of the
@@ -87,7 +88,7 @@ impl Engine for Memory {
         self.store.restart_empty();
     }
 
-    fn trim(&mut self, keep: usize) {
+    async fn trim(&mut self, keep: usize) {
         self.store.trim(keep);
     }
 }
@@ -182,7 +183,9 @@ macro_rules! served {
                 self.0.server.restart(true).await;
             }
 
-            fn trim(&mut self, _keep: usize) {}
+            async fn trim(&mut self, keep: usize) {
+                self.0.server.trim(&self.0.stream, keep).await;
+            }
         }
     };
 }

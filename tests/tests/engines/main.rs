@@ -192,7 +192,7 @@ async fn trimming_past_a_reader_gives_a_reset_never_a_silent_gap<E: Engine>() {
         }
         eventually("b's outbox sent", || b.stats().engine.outbox == 0).await;
     }
-    engine.trim(20);
+    engine.trim(20).await;
     engine.cut(false);
 
     let (during, reset) = on_a.during_until_reset(600).await;
@@ -200,6 +200,114 @@ async fn trimming_past_a_reader_gives_a_reset_never_a_silent_gap<E: Engine>() {
         reset.is_some(),
         "{during} of 600 events and no reset: a silent gap"
     );
+}
+
+/// A resume from far back is replayed from the engine one page at a time, as the client
+/// reads. Entries trimmed between two pages end the replay with a reset: the next page would
+/// start after an entry that is gone, and skip what was trimmed.
+async fn trimming_between_two_replay_pages_gives_a_reset_never_a_silent_gap<E: Engine>() {
+    let mut engine = E::new("pages").await;
+    let (a, server_a) = instance(engine.builder()).await;
+    // B keeps 10 events itself: the resume is replayed from the engine, 256 events a page.
+    let b = engine.builder().history(10).keep_alive(None).build();
+    connected(&b).await;
+    let server_b = common::serve_with_send_buffer(&b, PATH, 8192);
+    let mut live = SseClient::connect(&server_a.url(PATH), None).await;
+    eventually("subscribed", || a.stats().subscribers == 1).await;
+    // 4 KiB each: a page (1 MiB) is far more than the sockets hold for a client that does
+    // not read, so the third page is asked for only once the client reads the first.
+    let pad = "x".repeat(4096);
+    let publish = |n: usize| a.publish("e", &json!({ "n": n, "pad": pad })).unwrap();
+    for n in 0..540 {
+        publish(n);
+    }
+    eventually("a's outbox sent", || a.stats().engine.outbox == 0).await;
+    // The newest 60 one store entry each (engines batch what is queued at once): trimming
+    // to 50 entries then keeps events 550 to 599 on every engine.
+    for n in 540..600 {
+        publish(n);
+        eventually("a's outbox sent", || a.stats().engine.outbox == 0).await;
+    }
+    let ids: Vec<String> = live.take(600).await.into_iter().map(|e| e.id).collect();
+    eventually("B read every entry", || {
+        b.last_event_id().to_string() == ids[599]
+    })
+    .await;
+
+    let path = format!("{PATH}?lastEventId={}", ids[0]);
+    let mut client = common::RawClient::connect(server_b.addr, &path, Some(4096)).await;
+    // The first page is on its way: trimmed now, the store no longer has where the third
+    // page starts (event 512), while it still has the replay's end.
+    let mut raw = client.read_until("\"n\":1,").await;
+    engine.trim(50).await;
+    let too_old = "older than the server's history\"}";
+    raw += &read_until_any(&mut client, &[too_old, "\"n\":599,"]).await;
+
+    let body = common::dechunk(&raw);
+    // The last frame may be cut where the reading stopped; a reset's ends with its reason.
+    let (complete, last) = body.rsplit_once("\n\n").unwrap_or_default();
+    let mut numbers = Vec::new();
+    let mut reset = None;
+    for frame in complete.split("\n\n").chain([last]) {
+        let field = |name: &str| {
+            frame
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(str::to_owned))
+        };
+        match (field("event: ").as_deref(), field("data: ")) {
+            (Some(RESET_EVENT), data) => {
+                reset = data;
+                break;
+            }
+            (Some("e"), Some(data)) if !std::ptr::eq(frame, last) => {
+                let value: serde_json::Value = serde_json::from_str(&data).expect("JSON data");
+                numbers.push(value["n"].as_u64().expect("n"));
+            }
+            _ => {}
+        }
+    }
+    let hole = (1..).zip(&numbers).find(|(want, got)| want != *got);
+    assert_eq!(
+        hole,
+        None,
+        "events before the reset are the ones after the resumed id (1, 2, ...), with no hole \
+         ({} events)",
+        numbers.len()
+    );
+    assert!(
+        (256..599).contains(&numbers.len()),
+        "the first page came whole, and the reset before the replay's end: {}",
+        numbers.len()
+    );
+    let reason = reset.expect("a reset");
+    assert!(
+        reason.contains("older than the server's history"),
+        "{reason}"
+    );
+}
+
+/// Reads the raw response until one of `needles` is in it, the stream ends or [`common::WAIT`]
+/// passes.
+async fn read_until_any(client: &mut common::RawClient, needles: &[&str]) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let _ = tokio::time::timeout(common::WAIT, async {
+        loop {
+            let n = client.stream.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            // Only what this read could have completed.
+            let tail = String::from_utf8_lossy(&seen[seen.len().saturating_sub(n + 64)..]);
+            if needles.iter().any(|needle| tail.contains(needle)) {
+                return;
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&seen).into_owned()
 }
 
 async fn the_outbox_bound_drops_the_oldest_counted<E: Engine>() {
@@ -275,6 +383,12 @@ macro_rules! suite {
 
             #[actix_web::test]
             $(#[ignore = $ignore])?
+            async fn trimming_between_two_replay_pages_gives_a_reset_never_a_silent_gap() {
+                super::trimming_between_two_replay_pages_gives_a_reset_never_a_silent_gap::<$engine>().await;
+            }
+
+            #[actix_web::test]
+            $(#[ignore = $ignore])?
             async fn the_outbox_bound_drops_the_oldest_counted() {
                 super::the_outbox_bound_drops_the_oldest_counted::<$engine>().await;
             }
@@ -323,4 +437,29 @@ async fn a_nats_stream_keeps_about_history_bytes() {
         "{}",
         reset.data
     );
+}
+
+/// A NATS client that lost its server and connected again is counted, as on Redis
+/// (`stats().engine.reconnects`, and the `sse_engine_reconnects_total` metric through the same
+/// hook), even when nothing was published during the outage.
+#[actix_web::test]
+#[ignore = "needs nats-server"]
+async fn a_nats_engine_reports_its_reconnects() {
+    let mut engine = engine::Nats::new("reconnects").await;
+    let events = engine.builder().keep_alive(None).build();
+    connected(&events).await;
+    assert_eq!(events.stats().engine.reconnects, 0);
+    engine.stop().await;
+    engine.start().await;
+    eventually("the reconnect counted", || {
+        events.stats().engine.reconnects == 1
+    })
+    .await;
+    // Working again, and the count stays: one outage, one reconnect.
+    let server = serve(&events, PATH);
+    let mut client = SseClient::connect(&server.url(PATH), None).await;
+    eventually("subscribed", || events.stats().subscribers == 1).await;
+    events.publish("e", &1).unwrap();
+    assert_eq!(client.next().await.data, "1");
+    assert_eq!(events.stats().engine.reconnects, 1);
 }

@@ -123,6 +123,54 @@ impl Server {
         }
     }
 
+    /// Trims `stream` to its newest `keep` entries (Redis) or messages (NATS), as the
+    /// server's own limits would.
+    pub async fn trim(&self, stream: &str, keep: usize) {
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("the server answers");
+        let (request, done, failed): (String, &str, &str) = match self.kind {
+            Kind::Redis => (format!("XTRIM {stream} MAXLEN {keep}\r\n"), ":", "-"),
+            Kind::Nats { .. } => {
+                let body = format!("{{\"keep\":{keep}}}");
+                let request = format!(
+                    "CONNECT {{\"verbose\":false}}\r\nSUB _INBOX.trim 1\r\n\
+                     PUB $JS.API.STREAM.PURGE.{stream} _INBOX.trim {}\r\n{body}\r\n",
+                    body.len()
+                );
+                (request, "\"success\":true", "\"error\"")
+            }
+        };
+        conn.write_all(request.as_bytes()).await.expect("send");
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 1024];
+        let answered = tokio::time::timeout(WAIT, async {
+            loop {
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                reply.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&reply);
+                // Past the NATS server's greeting: only the reply counts.
+                let text = text.split_once("MSG ").map_or(text.as_ref(), |(_, m)| m);
+                if text.contains(done) || text.contains(failed) {
+                    return;
+                }
+            }
+        })
+        .await;
+        let reply = String::from_utf8_lossy(&reply);
+        let reply = match self.kind {
+            Kind::Redis => reply.as_ref(),
+            Kind::Nats { .. } => reply.split_once("MSG ").map_or("", |(_, m)| m),
+        };
+        assert!(
+            answered.is_ok() && reply.contains(done),
+            "trim refused: {reply:?}"
+        );
+    }
+
     async fn answers(&self) -> bool {
         let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
             return false;

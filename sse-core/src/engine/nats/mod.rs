@@ -126,7 +126,7 @@ pub(crate) struct NatsLog {
     ctl: Control<Record>,
     /// Counts the client's (re)connections: a consumer does not always survive a server
     /// restart, so the follower makes a new one on each.
-    connections: Arc<watch::Sender<u64>>,
+    connections: watch::Sender<u64>,
     /// The newest stream sequence this instance knows of (acks, reads, stream info).
     known_last: AtomicU64,
 }
@@ -200,16 +200,18 @@ impl NatsLog {
             format: options.format,
             instance: new_epoch(),
             ctl: Control::new("nats", options.outbox),
-            connections: Arc::new(watch::channel(0).0),
+            connections: watch::channel(0).0,
             known_last: AtomicU64::new(0),
         }
     }
 
     /// The client, shared by the three tasks. It reconnects by itself for as long as the
     /// engine runs (the first connection too: the server may be down when the broadcaster
-    /// starts), so the tasks only retry their requests. `None` if the settings cannot work.
-    async fn connect(&self) -> Option<jetstream::Context> {
-        let connections = self.connections.clone();
+    /// starts), so the tasks only retry their requests; what it tells of its connection is
+    /// counted and reported in [`NatsLog::client_event`]. `None` if the settings cannot work.
+    async fn connect(self: &Arc<Self>) -> Option<jetstream::Context> {
+        // Weak: the client's task holds the callback, and must not keep the engine alive.
+        let log = Arc::downgrade(self);
         let options = async_nats::ConnectOptions::new()
             .name("sse-core")
             .connection_timeout(CONNECT_TIMEOUT)
@@ -221,8 +223,8 @@ impl NatsLog {
                 (BACKOFF_START * 2u32.pow(doublings)).min(BACKOFF_CAP)
             })
             .event_callback(move |event| {
-                if matches!(event, async_nats::Event::Connected) {
-                    connections.send_modify(|n| *n += 1);
+                if let Some(log) = log.upgrade() {
+                    log.client_event(&event);
                 }
                 std::future::ready(())
             });
@@ -260,6 +262,35 @@ impl NatsLog {
             .fetch_max(info.state.last_sequence, Ordering::Relaxed);
         let epoch = epoch(info);
         Ok((stream, epoch))
+    }
+
+    /// What the client tells of its connection: a connection after the first is a reconnect
+    /// (counted and reported as Redis's are, and the follower makes a new consumer); a lost
+    /// connection or a client or server error is a failure, counted.
+    fn client_event(&self, event: &async_nats::Event) {
+        use async_nats::Event;
+        match event {
+            Event::Connected => {
+                let mut again = false;
+                self.connections.send_modify(|n| {
+                    again = *n > 0;
+                    *n += 1;
+                });
+                if again {
+                    self.ctl.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    crate::observe::engine_reconnected();
+                    tracing::info!(
+                        stream = self.config.stream,
+                        server = self.config.shown,
+                        "sse nats engine: reconnected"
+                    );
+                }
+            }
+            Event::Disconnected | Event::ServerError(_) | Event::ClientError(_) => {
+                self.failed("client", event);
+            }
+            _ => {}
+        }
     }
 
     fn failed(&self, task: &str, err: &dyn std::fmt::Display) {

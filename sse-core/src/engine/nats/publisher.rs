@@ -63,8 +63,8 @@ pub(super) async fn run(log: &NatsLog, js: &Context, sink: &Weak<dyn Sink>) {
         }
         match send(js, log, &message).await {
             Ok(sequence) => {
+                // The client's reconnection was counted when it happened.
                 if std::mem::replace(&mut failing, false) {
-                    log.ctl.counters.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         stream = log.config.stream,
                         "sse nats engine: publishing again"

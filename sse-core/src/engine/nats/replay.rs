@@ -80,8 +80,12 @@ async fn get_range(stream: &Stream, from: u64, to: u64) -> Result<Vec<Read>, asy
     Ok(found)
 }
 
-/// One page. A first page checks that the message holding `after` is still there before
-/// anything else and reads the few messages before it to tell repeats apart.
+/// One page. Every page checks that the message holding `after` is still there, and that
+/// no message from it to the last one read is missing: trimming removes the oldest messages
+/// first, so a page that started after a trimmed message would silently skip what was
+/// trimmed. Such a page is a reset ([`reason::TOO_OLD`]), however long the client took
+/// since the previous page. A first page checks before anything else, and reads the few
+/// messages before `after` to tell repeats apart.
 async fn fetch(
     log: &NatsLog,
     stream: &Stream,
@@ -120,8 +124,14 @@ async fn fetch(
     let mut page = ReplayPage::default();
     let mut seq = after;
     'read: while seq <= upto {
+        let from = seq.max(1);
         let to = (seq + WINDOW - 1).min(upto);
-        for m in get_range(stream, seq.max(1), to).await? {
+        let reads = get_range(stream, from, to).await?;
+        // Sequences are consecutive: one missing was trimmed (or deleted) under the replay.
+        if u64::try_from(reads.len()).ok() != Some(to + 1 - from) {
+            return Ok(Err(ResetReason::TooOld));
+        }
+        for m in reads {
             let within = if m.seq == after { Some(after_n) } else { None };
             // The message holding `after` was judged when it was first read.
             let repeat = within.is_none() && m.sender.is_some_and(|(i, t)| senders.is_repeat(i, t));

@@ -108,8 +108,8 @@ pub use crate::emit::{
 };
 pub use crate::error::PublishError;
 pub use crate::fanout::{
-    AddrBlock, Broadcaster, BroadcasterBuilder, EventStream, InvalidAddrBlock, PresenceChanges,
-    Stats,
+    AddrBlock, Broadcaster, BroadcasterBuilder, EventStream, ForwardedHeader, InvalidAddrBlock,
+    PresenceChanges, Stats,
 };
 pub use crate::http::{SnapshotIdMiddleware, SnapshotIdService, SNAPSHOT_ID_HEADER};
 #[cfg(feature = "nats")]

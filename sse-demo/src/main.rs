@@ -83,13 +83,22 @@ struct Config {
     max_subscribers_per_ip: usize,
 
     /// A reverse proxy (an address or block, like `127.0.0.1` or `10.0.0.0/8`) whose
-    /// `Forwarded`/`X-Forwarded-For` names the client for the per-address limit. Repeatable.
+    /// `--forwarded-header` names the client for the per-address limit. Repeatable.
     #[arg(
         long = "trusted-proxy",
         env = "SSE_TRUSTED_PROXIES",
         value_delimiter = ','
     )]
     trusted_proxies: Vec<sse_core::AddrBlock>,
+
+    /// The one header a trusted proxy names the client in (the others are ignored).
+    #[arg(
+        long,
+        env = "SSE_FORWARDED_HEADER",
+        value_enum,
+        default_value_t = ForwardedHeader::XForwardedFor
+    )]
+    forwarded_header: ForwardedHeader,
 
     /// Share the event stream with other instances through NATS JetStream, like
     /// `nats://127.0.0.1:4222` (`tls://` for TLS). Default: in memory, this instance only.
@@ -110,6 +119,24 @@ struct Config {
 
     #[command(flatten)]
     observe: sse_demo::observe::ObserveArgs,
+}
+
+/// `--forwarded-header`: the library's choices, as clap values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ForwardedHeader {
+    XForwardedFor,
+    Forwarded,
+    XRealIp,
+}
+
+impl From<ForwardedHeader> for sse_core::ForwardedHeader {
+    fn from(header: ForwardedHeader) -> Self {
+        match header {
+            ForwardedHeader::XForwardedFor => Self::XForwardedFor,
+            ForwardedHeader::Forwarded => Self::Forwarded,
+            ForwardedHeader::XRealIp => Self::XRealIp,
+        }
+    }
 }
 
 #[actix_web::main]
@@ -165,6 +192,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_subscribers(config.max_subscribers)
         .max_subscribers_per_ip(config.max_subscribers_per_ip)
         .trusted_proxies(config.trusted_proxies.iter().copied())
+        .forwarded_header(config.forwarded_header.into())
         .build();
     let observe = config.observe.start(&events, &login_key);
     let presence = sse_demo::presence::Presence::start(&events);

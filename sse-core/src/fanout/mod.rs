@@ -12,7 +12,7 @@ mod shared;
 mod stats;
 pub(crate) mod stream;
 
-pub use admission::{AddrBlock, InvalidAddrBlock};
+pub use admission::{AddrBlock, ForwardedHeader, InvalidAddrBlock};
 pub use broadcaster::Broadcaster;
 pub use builder::BroadcasterBuilder;
 pub use presence::PresenceChanges;

@@ -4,7 +4,7 @@
 //! inspector's token may read. Nothing of it is served on the public address.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header;
@@ -59,7 +59,7 @@ pub struct Observe {
     prometheus: Option<PrometheusHandle>,
     /// The inspector's page, its token inside: served to the operator, never logged or put in
     /// an address (an access log would keep it).
-    inspector: Option<Arc<str>>,
+    inspector: Option<web::Bytes>,
 }
 
 /// The selector to add to the broadcaster's private topics.
@@ -109,7 +109,7 @@ impl ObserveArgs {
                 // A token is base64url and dots: nothing to escape in the attribute.
                 Ok(token) => {
                     let page = include_str!("static/inspector.html").replace("{{token}}", &token);
-                    observe.inspector = Some(page.into());
+                    observe.inspector = Some(web::Bytes::from(page));
                 }
                 Err(err) => tracing::error!(%err, "cannot sign the inspector's token"),
             }
@@ -155,12 +155,12 @@ impl Observe {
     }
 }
 
-async fn inspector_page(page: Arc<str>) -> HttpResponse {
+async fn inspector_page(page: web::Bytes) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         // It holds the token: kept by no cache.
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(page.to_string())
+        .body(page)
 }
 
 /// Publishes the inspector's view while an inspector is watching, until shutdown.

@@ -2,12 +2,15 @@
 //! itself is `sse_demo::app_config`.
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use actix_web::dev::Server;
 use actix_web::{middleware, App, HttpServer};
 use clap::Parser;
 use sse_core::Broadcaster;
 use sse_demo::login::LoginKey;
+use sse_demo::observe::Observe;
 use tracing_subscriber::EnvFilter;
 
 /// Users CRUD on SQLite or PostgreSQL with a page that updates live over Server-Sent Events.
@@ -83,13 +86,22 @@ struct Config {
     max_subscribers_per_ip: usize,
 
     /// A reverse proxy (an address or block, like `127.0.0.1` or `10.0.0.0/8`) whose
-    /// `Forwarded`/`X-Forwarded-For` names the client for the per-address limit. Repeatable.
+    /// `--forwarded-header` names the client for the per-address limit. Repeatable.
     #[arg(
         long = "trusted-proxy",
         env = "SSE_TRUSTED_PROXIES",
         value_delimiter = ','
     )]
     trusted_proxies: Vec<sse_core::http::AddrBlock>,
+
+    /// The one header a trusted proxy names the client in (the others are ignored).
+    #[arg(
+        long,
+        env = "SSE_FORWARDED_HEADER",
+        value_enum,
+        default_value_t = ForwardedHeader::XForwardedFor
+    )]
+    forwarded_header: ForwardedHeader,
 
     /// Share the event stream with other instances through NATS JetStream, like
     /// `nats://127.0.0.1:4222` (`tls://` for TLS). Default: in memory, this instance only.
@@ -110,6 +122,49 @@ struct Config {
 
     #[command(flatten)]
     observe: sse_demo::observe::ObserveArgs,
+}
+
+/// The operator's listener (`--ops-bind`): `/metrics` and the inspector, apart from the public
+/// address so that whoever reaches the site cannot read them. Plain HTTP, one worker.
+fn ops_server(
+    addr: SocketAddr,
+    observe: &Observe,
+    events: &Broadcaster,
+) -> Result<(Server, Vec<SocketAddr>), String> {
+    let server = HttpServer::new({
+        let (observe, events) = (observe.clone(), events.clone());
+        move || {
+            App::new()
+                .wrap(middleware::Logger::new("%r %s %Dms"))
+                .configure(observe.ops_config(&events))
+        }
+    })
+    .workers(1)
+    // Stopped after the public server, by `main`.
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(addr)
+    .map_err(|err| format!("cannot listen on --ops-bind {addr}: {err}"))?;
+    let addrs = server.addrs();
+    Ok((server.run(), addrs))
+}
+
+/// `--forwarded-header`: the library's choices, as clap values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ForwardedHeader {
+    XForwardedFor,
+    Forwarded,
+    XRealIp,
+}
+
+impl From<ForwardedHeader> for sse_core::http::ForwardedHeader {
+    fn from(header: ForwardedHeader) -> Self {
+        match header {
+            ForwardedHeader::XForwardedFor => Self::XForwardedFor,
+            ForwardedHeader::Forwarded => Self::Forwarded,
+            ForwardedHeader::XRealIp => Self::XRealIp,
+        }
+    }
 }
 
 #[actix_web::main]
@@ -165,6 +220,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_subscribers(config.max_subscribers)
         .max_subscribers_per_ip(config.max_subscribers_per_ip)
         .trusted_proxies(config.trusted_proxies.iter().copied())
+        .forwarded_header(config.forwarded_header.into())
         .build();
     let observe = config.observe.start(&events, &login_key);
     let presence = sse_demo::presence::Presence::start(&events);
@@ -172,7 +228,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = HttpServer::new({
         let (pool, events, origins) = (pool.clone(), events.clone(), config.cors_origins.clone());
         let (login_key, demo_login) = (login_key.clone(), config.demo_login);
-        let (observe, presence) = (observe.clone(), presence.clone());
+        let presence = presence.clone();
         move || {
             App::new()
                 .wrap(presence.middleware())
@@ -188,7 +244,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         sse_demo::login::key_config(login_key.clone())(cfg);
                     }
                 })
-                .configure(observe.config())
         }
     })
     // `events.serve` handles Ctrl-C and SIGTERM: it ends the open streams, then stops the
@@ -208,9 +263,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     .map_err(|err| format!("cannot listen on {}:{}: {err}", config.bind, config.port))?;
 
+    let ops = match config.observe.ops_bind {
+        Some(addr) => Some(ops_server(addr, &observe, &events)?),
+        None => None,
+    };
+
     for addr in server.addrs() {
-        // The one line on stdout, so scripts and tests can read the address.
+        // The first line on stdout, so scripts and tests can read the address.
         println!("sse-demo listening on {scheme}://{addr}/");
+    }
+    for addr in ops.iter().flat_map(|(_, addrs)| addrs) {
+        println!("sse-demo operations on http://{addr}/");
+        if observe.has_inspector() {
+            tracing::info!(
+                "inspector: open http://{addr}{}",
+                sse_demo::observe::INSPECTOR_PATH
+            );
+        }
     }
     std::io::stdout().flush()?;
     tracing::info!(
@@ -226,7 +295,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "started"
     );
 
+    let ops = ops.map(|(ops, _)| {
+        let handle = ops.handle();
+        actix_web::rt::spawn(async move {
+            if let Err(err) = ops.await {
+                tracing::error!(%err, "the operations listener failed");
+            }
+        });
+        handle
+    });
     events.serve(server.run()).await?;
+    if let Some(ops) = ops {
+        // Its inspector stream ended with the others in `serve`.
+        ops.stop(true).await;
+    }
     tracing::debug!("server stopped; closing the database");
     pool.close().await;
     tracing::info!("stopped");

@@ -1,7 +1,9 @@
-//! Seeing the demo run: `GET /metrics` in the Prometheus text format, and, with
-//! `--inspector`, a live page at `/debug/sse` fed through the event stream itself on a private
-//! topic that only the inspector's token may read.
+//! Seeing the demo run, for its operator only: with `--ops-bind`, a second listener serves
+//! `GET /metrics` in the Prometheus text format and, with `--inspector`, a live page at
+//! `/debug/sse` fed through the event stream itself on a private topic that only the
+//! inspector's token may read. Nothing of it is served on the public address.
 
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +15,7 @@ use sse_core::observe::inspect;
 use sse_core::{error::InvalidTopic, Broadcaster, Event, TopicSelector};
 
 use crate::login::LoginKey;
+use crate::STREAM_PATH;
 
 /// The private topic of the inspector's updates.
 pub const INSPECTOR_TOPIC: &str = "debug/sse";
@@ -38,17 +41,25 @@ const BUCKETS: &[f64] = &[
 /// Command-line flags.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ObserveArgs {
-    /// Serve a live inspector at /debug/sse: streams per topic, the last events, counters,
-    /// refusals. Its address, with the token that may read it, is logged at start.
-    #[arg(long, env = "SSE_INSPECTOR")]
+    /// Serve `/metrics` (and `--inspector`) on this address only, for operators, like
+    /// `127.0.0.1:9091`. Default: neither is served.
+    #[arg(long, env = "SSE_OPS_BIND")]
+    pub ops_bind: Option<SocketAddr>,
+
+    /// Serve a live inspector at /debug/sse on `--ops-bind`: streams per topic, the last
+    /// events, counters, refusals.
+    #[arg(long, env = "SSE_INSPECTOR", requires = "ops_bind")]
     pub inspector: bool,
 }
 
 /// The metrics recorder, and the inspector when enabled.
 #[derive(Clone)]
 pub struct Observe {
-    prometheus: PrometheusHandle,
-    inspector: bool,
+    /// Without `--ops-bind` no recorder: nobody could read it.
+    prometheus: Option<PrometheusHandle>,
+    /// The inspector's page, its token inside: served to the operator, never logged or put in
+    /// an address (an access log would keep it).
+    inspector: Option<web::Bytes>,
 }
 
 /// The selector to add to the broadcaster's private topics.
@@ -85,11 +96,12 @@ pub fn prometheus() -> PrometheusHandle {
 }
 
 impl ObserveArgs {
-    /// Installs the recorder and, with `--inspector`, starts feeding the inspector.
+    /// With `--ops-bind`, installs the recorder and, with `--inspector`, starts feeding the
+    /// inspector.
     pub fn start(&self, events: &Broadcaster, key: &LoginKey) -> Observe {
-        let observe = Observe {
-            prometheus: prometheus(),
-            inspector: self.inspector,
+        let mut observe = Observe {
+            prometheus: self.ops_bind.map(|_| prometheus()),
+            inspector: None,
         };
         if self.inspector {
             inspect::enable();
@@ -98,9 +110,11 @@ impl ObserveArgs {
                 Err(err) => tracing::error!(%err, "the inspector's topic is not valid"),
             }
             match key.token("inspector", &[INSPECTOR_TOPIC], INSPECTOR_TOKEN_LIFETIME) {
-                Ok(token) => tracing::info!(
-                    "inspector: open {INSPECTOR_PATH}?token={token} (on this server's address)"
-                ),
+                // A token is base64url and dots: nothing to escape in the attribute.
+                Ok(token) => {
+                    let page = include_str!("static/inspector.html").replace("{{token}}", &token);
+                    observe.inspector = Some(web::Bytes::from(page));
+                }
                 Err(err) => tracing::error!(%err, "cannot sign the inspector's token"),
             }
             let events = events.clone();
@@ -111,34 +125,46 @@ impl ObserveArgs {
 }
 
 impl Observe {
-    /// Registers `/metrics` and, with `--inspector`, the inspector page, for `App::configure`.
-    pub fn config(&self) -> impl FnOnce(&mut web::ServiceConfig) {
-        let this = self.clone();
+    /// Registers `/metrics` and, with `--inspector`, the inspector page and the event stream
+    /// it reads, for `App::configure` of the operator's listener (`--ops-bind`) only.
+    pub fn ops_config(&self, events: &Broadcaster) -> impl FnOnce(&mut web::ServiceConfig) {
+        let (this, events) = (self.clone(), events.clone());
         move |cfg| {
-            let handle = this.prometheus.clone();
-            cfg.route(
-                "/metrics",
-                web::get().to(move || {
-                    let text = handle.render();
-                    async move {
-                        HttpResponse::Ok()
-                            .content_type("text/plain; version=0.0.4; charset=utf-8")
-                            .body(text)
-                    }
-                }),
-            );
-            if this.inspector {
-                cfg.route(INSPECTOR_PATH, web::get().to(inspector_page));
+            if let Some(handle) = this.prometheus {
+                cfg.route(
+                    "/metrics",
+                    web::get().to(move || {
+                        let text = handle.render();
+                        async move {
+                            HttpResponse::Ok()
+                                .content_type("text/plain; version=0.0.4; charset=utf-8")
+                                .body(text)
+                        }
+                    }),
+                );
+            }
+            if let Some(page) = this.inspector {
+                cfg.configure(events.service_without_documents(STREAM_PATH))
+                    .route(
+                        INSPECTOR_PATH,
+                        web::get().to(move || inspector_page(page.clone())),
+                    );
             }
         }
     }
+
+    /// Whether the inspector is served.
+    pub fn has_inspector(&self) -> bool {
+        self.inspector.is_some()
+    }
 }
 
-async fn inspector_page() -> HttpResponse {
+async fn inspector_page(page: web::Bytes) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(include_str!("static/inspector.html"))
+        // It holds the token: kept by no cache.
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(page)
 }
 
 /// Publishes the inspector's view while an inspector is watching, until shutdown.

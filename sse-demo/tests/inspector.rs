@@ -1,5 +1,5 @@
-//! The live inspector of `sse-demo --inspector` in headless Chromium, driven by
-//! `e2e/inspector.mjs`; and that without the flag there is no inspector.
+//! The live inspector of `sse-demo --ops-bind ... --inspector` in headless Chromium, driven
+//! by `e2e/inspector.mjs`; and that it is only ever on the operations address.
 
 #[path = "support/binary.rs"]
 #[allow(dead_code)]
@@ -9,14 +9,10 @@ mod binary;
 mod e2e;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use binary::Demo;
-use sse_demo::login::LoginKey;
-use sse_demo::observe::INSPECTOR_TOPIC;
-
-const SECRET: &str = "inspector-test-secret-of-32-bytes!";
 
 #[test]
 #[ignore = "needs chromium and node_modules in sse-demo/e2e (see .ci/run)"]
@@ -25,28 +21,44 @@ fn inspector_shows_streams_events_and_refusals_live() {
     let demo = Demo::start_with(
         dir.path().join("demo.db"),
         0,
-        &["--inspector", "--jwt-secret", SECRET],
+        &["--ops-bind", "127.0.0.1:0", "--inspector"],
     );
-    let token = LoginKey::new(SECRET)
-        .token("inspector", &[INSPECTOR_TOPIC], Duration::from_secs(600))
-        .expect("sign");
+    let ops = format!("http://{}/", demo.ops.expect("the operations address"));
     // The script gives up after 60 s.
-    let args = [&demo.url, &token];
+    let args = [&demo.url, &ops];
     e2e::run("inspector.mjs", &args, Duration::from_secs(90));
     demo.stop(Duration::from_secs(10));
 }
 
-#[test]
-#[ignore = "runs the sse-demo binary"]
-fn no_inspector_without_the_flag() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let demo = Demo::start(dir.path().join("demo.db"), 0);
-    let mut stream = TcpStream::connect(demo.addr).expect("connect");
+/// The status line of `GET path`.
+fn status(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    write!(stream, "GET /debug/sse HTTP/1.0\r\nHost: x\r\n\r\n").expect("send");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").expect("send");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
-    assert!(response.starts_with("HTTP/1.0 404"), "{response}");
+    response.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+#[ignore = "runs the sse-demo binary"]
+fn the_inspector_is_served_only_on_the_operations_address_and_only_with_the_flag() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = Demo::start_with(
+        dir.path().join("a.db"),
+        0,
+        &["--ops-bind", "127.0.0.1:0", "--inspector"],
+    );
+    let ops = demo.ops.expect("the operations address");
+    assert!(status(ops, "/debug/sse").contains(" 200 "));
+    assert!(status(demo.addr, "/debug/sse").contains(" 404 "));
+    demo.stop(Duration::from_secs(10));
+
+    let demo = Demo::start_with(dir.path().join("b.db"), 0, &["--ops-bind", "127.0.0.1:0"]);
+    let ops = demo.ops.expect("the operations address");
+    assert!(status(ops, "/debug/sse").contains(" 404 "));
+    assert!(status(demo.addr, "/debug/sse").contains(" 404 "));
+    demo.stop(Duration::from_secs(10));
 }

@@ -1,6 +1,6 @@
-//! `/metrics` of the real binary: the exposition passes Prometheus's own parser
-//! (`promtool check metrics`), and the gauge and counters move as streams open and close and
-//! events are published.
+//! `/metrics` of the real binary, on its operations address only: the exposition passes
+//! Prometheus's own parser (`promtool check metrics`), and the gauge and counters move as
+//! streams open and close and events are published.
 
 #[path = "support/binary.rs"]
 #[allow(dead_code)]
@@ -108,14 +108,18 @@ fn post_user(addr: SocketAddr, name: &str) {
 #[ignore = "needs promtool (Debian's `prometheus` package; see .ci/run)"]
 fn metrics_parse_and_move_with_streams_and_events() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let demo = Demo::start_with(dir.path().join("demo.db"), 0, &["--keep-alive-secs", "1"]);
-    let addr = demo.addr;
+    let demo = Demo::start_with(
+        dir.path().join("demo.db"),
+        0,
+        &["--keep-alive-secs", "1", "--ops-bind", "127.0.0.1:0"],
+    );
+    let (addr, ops) = (demo.addr, demo.ops.expect("the operations address"));
 
-    let before = scrape(addr);
+    let before = scrape(ops);
     assert_eq!(value(&before, "sse_streams_open"), 0.0, "{before}");
 
     let stream = open_stream(addr);
-    let text = scrape_until(addr, "the open-streams gauge", |t| {
+    let text = scrape_until(ops, "the open-streams gauge", |t| {
         value(t, "sse_streams_open") == 1.0
     });
     assert_eq!(value(&text, "sse_streams_total"), 1.0, "{text}");
@@ -123,10 +127,10 @@ fn metrics_parse_and_move_with_streams_and_events() {
     post_user(addr, "ann");
     post_user(addr, "bob");
     let published = r#"sse_events_published_total{event="user_created"}"#;
-    let text = scrape_until(addr, "events published", |t| value(t, published) == 2.0);
+    let text = scrape_until(ops, "events published", |t| value(t, published) == 2.0);
     assert_eq!(value(&text, "sse_streams_open"), 1.0);
     // Stream counters are reported at the next keep-alive (1 s here).
-    let text = scrape_until(addr, "deliveries and keep-alives", |t| {
+    let text = scrape_until(ops, "deliveries and keep-alives", |t| {
         value(t, "sse_deliveries_total") >= 1.0 && value(t, "sse_keep_alives_total") >= 1.0
     });
     assert!(value(&text, "sse_written_bytes_total") > 0.0, "{text}");
@@ -139,12 +143,12 @@ fn metrics_parse_and_move_with_streams_and_events() {
     assert!(status.contains(" 400 "), "{status}");
     let (status, _) = get(addr, "/api/sse/stream?topic=users/1/private");
     assert!(status.contains(" 401 "), "{status}");
-    let text = scrape(addr);
+    let text = scrape(ops);
     assert_eq!(value(&text, r#"sse_refusals_total{status="400"}"#), 1.0);
     assert_eq!(value(&text, r#"sse_refusals_total{status="401"}"#), 1.0);
 
     drop(stream);
-    let text = scrape_until(addr, "the stream's end", |t| {
+    let text = scrape_until(ops, "the stream's end", |t| {
         value(t, "sse_streams_open") == 0.0
     });
     assert_eq!(
@@ -155,5 +159,23 @@ fn metrics_parse_and_move_with_streams_and_events() {
         1.0,
         "{text}"
     );
+    demo.stop(Duration::from_secs(10));
+}
+
+#[test]
+fn metrics_are_not_served_on_the_public_port() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = Demo::start(dir.path().join("a.db"), 0);
+    // Counts of private events included: for the operator, not for whoever reaches the site.
+    let (status, body) = get(demo.addr, "/metrics");
+    assert!(status.contains(" 404 "), "{status}\n{body}");
+    demo.stop(Duration::from_secs(10));
+
+    let args = ["--ops-bind", "127.0.0.1:0"];
+    let demo = Demo::start_with(dir.path().join("b.db"), 0, &args);
+    let (status, _) = get(demo.addr, "/metrics");
+    assert!(status.contains(" 404 "), "{status}");
+    let (status, _) = get(demo.ops.expect("the operations address"), "/metrics");
+    assert!(status.contains(" 200 "), "{status}");
     demo.stop(Duration::from_secs(10));
 }

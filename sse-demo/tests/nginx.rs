@@ -1,7 +1,8 @@
 //! The demo behind Debian's nginx, configured with `deploy/nginx.conf`: events arrive
 //! unbuffered; a client resumes through nginx across a restart of the demo (with a reset
 //! alone, with what it missed when the demo shares its stream through Redis); and the
-//! per-address limit counts the client that nginx forwards exactly when nginx is trusted.
+//! per-address limit counts the client that nginx forwards exactly when nginx is trusted, and
+//! never an address the client forged.
 
 #[path = "support/binary.rs"]
 #[allow(dead_code)]
@@ -385,4 +386,52 @@ fn behind_nginx_the_per_address_limit_counts_the_client_nginx_names_when_it_is_t
     assert_eq!(a.status(), 200);
     let mut b = Raw::get_from(client_b, nginx.addr, path, "");
     assert_eq!(b.status(), 503, "{}", b.text);
+}
+
+/// Opens three streams at once from one client through nginx, each with its own `header`
+/// line (one forged client address each), and stops the demo: their statuses, sorted (which
+/// request the demo sees first is a race).
+fn three_forged_streams(db: &Path, args: &[&str], header: fn(u8) -> String) -> Vec<u16> {
+    let demo = Demo::start_with(db, 0, args);
+    let nginx = Nginx::start(demo.addr);
+    let client = Ipv4Addr::new(127, 0, 0, 2);
+    let mut streams: Vec<Raw> = (1..=3)
+        .map(|n| Raw::get_from(client, nginx.addr, "/api/sse/stream", &header(n)))
+        .collect();
+    let mut statuses: Vec<u16> = streams.iter_mut().map(Raw::status).collect();
+    statuses.sort_unstable();
+    drop((streams, nginx));
+    demo.stop(Duration::from_secs(5));
+    statuses
+}
+
+#[test]
+#[ignore = "needs nginx (apt-get install nginx)"]
+fn behind_nginx_a_client_cannot_choose_the_address_it_is_counted_under() {
+    let db = tempfile::tempdir().expect("temp dir");
+    let db = db.path().join("demo.db");
+    let trusting = [
+        "--max-subscribers-per-ip",
+        "1",
+        "--trusted-proxy",
+        "127.0.0.1",
+    ];
+    let forged_forwarded: fn(u8) -> String = |n| format!("Forwarded: for=198.51.100.{n}\r\n");
+    let forged_xff: fn(u8) -> String = |n| format!("X-Forwarded-For: 198.51.100.{n}\r\n");
+    for (what, header) in [
+        ("Forwarded", forged_forwarded),
+        ("X-Forwarded-For", forged_xff),
+    ] {
+        let statuses = three_forged_streams(&db, &trusting, header);
+        assert_eq!(
+            statuses,
+            [200, 503, 503],
+            "three streams of one client, each with a forged {what}"
+        );
+    }
+    // An app told to read `Forwarded` behind the shipped config: nginx drops the client's, so
+    // every client is nginx itself, never the address a client claims.
+    let reading_forwarded = [&trusting[..], &["--forwarded-header", "forwarded"]].concat();
+    let statuses = three_forged_streams(&db, &reading_forwarded, forged_forwarded);
+    assert_eq!(statuses, [200, 503, 503], "forged Forwarded, read");
 }

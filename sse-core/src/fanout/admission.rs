@@ -103,6 +103,24 @@ fn bucket(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The one header through which a [trusted proxy](crate::BroadcasterBuilder::trusted_proxies)
+/// names the client, for [`BroadcasterBuilder::forwarded_header`](crate::BroadcasterBuilder::forwarded_header).
+///
+/// Only the chosen header is read: a proxy passes the headers it does not set through from the
+/// client untouched, so reading any other would let the client choose its own address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For`, which nginx, HAProxy and most load balancers append to: the
+    /// right-most address that is not a trusted proxy is the client. The default.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239), read like `X-Forwarded-For` from its `for=` parameters.
+    Forwarded,
+    /// `X-Real-IP`: one address, which the proxy must set (replace), never pass through.
+    XRealIp,
+}
+
 /// A block of addresses such as `10.0.0.0/8` or `fd00::/8` (a lone address is its own
 /// block): the reverse proxies whose forwarded headers are believed, for
 /// [`BroadcasterBuilder::trusted_proxies`](crate::BroadcasterBuilder::trusted_proxies).

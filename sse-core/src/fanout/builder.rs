@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::admission::AddrBlock;
+use super::admission::{AddrBlock, ForwardedHeader};
 use super::Broadcaster;
 use crate::auth::Authorize;
 use crate::engine::{Engine, EngineOptions};
@@ -23,6 +23,7 @@ pub(crate) struct Config {
     pub(crate) max_subscribers: usize,
     pub(crate) max_subscribers_per_ip: usize,
     pub(crate) trusted_proxies: Vec<AddrBlock>,
+    pub(crate) forwarded_header: ForwardedHeader,
     pub(crate) max_selectors: usize,
     pub(crate) max_query_len: usize,
     pub(crate) engine: EngineChoice,
@@ -91,6 +92,7 @@ impl Default for BroadcasterBuilder {
                 max_subscribers: usize::MAX,
                 max_subscribers_per_ip: usize::MAX,
                 trusted_proxies: Vec::new(),
+                forwarded_header: ForwardedHeader::default(),
                 max_selectors: 32,
                 max_query_len: 4096,
                 engine: EngineChoice::default(),
@@ -311,9 +313,9 @@ impl BroadcasterBuilder {
         self
     }
 
-    /// Reverse proxies (such as nginx) whose `Forwarded` or `X-Forwarded-For` header names the
-    /// client, for the per-address limit. A request from any other peer is counted under the
-    /// peer's own address, whatever its headers say (a client could forge them). Default:
+    /// Reverse proxies (such as nginx) whose [forwarded header](Self::forwarded_header) names
+    /// the client, for the per-address limit. A request from any other peer is counted under
+    /// the peer's own address, whatever its headers say (a client could forge them). Default:
     /// none.
     ///
     /// ```
@@ -326,6 +328,26 @@ impl BroadcasterBuilder {
     /// ```
     pub fn trusted_proxies(mut self, blocks: impl IntoIterator<Item = AddrBlock>) -> Self {
         self.config.trusted_proxies.extend(blocks);
+        self
+    }
+
+    /// The header a [trusted proxy](Self::trusted_proxies) names the client in; the others are
+    /// ignored, since a proxy passes through those it does not set. Default
+    /// [`ForwardedHeader::XForwardedFor`], which nginx's `$proxy_add_x_forwarded_for` appends
+    /// to. Choose the one your proxy sets, and have it drop the client's own copy of the others
+    /// (`deploy/nginx.conf` clears `Forwarded`).
+    ///
+    /// ```
+    /// use sse_core::{Broadcaster, ForwardedHeader};
+    /// # fn main() -> Result<(), sse_core::error::InvalidAddrBlock> {
+    /// let events = Broadcaster::builder()
+    ///     .trusted_proxies(["10.0.0.0/8".parse()?])
+    ///     .forwarded_header(ForwardedHeader::Forwarded)
+    ///     .build();
+    /// # Ok(()) }
+    /// ```
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.config.forwarded_header = header;
         self
     }
 

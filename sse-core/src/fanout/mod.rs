@@ -13,7 +13,7 @@ mod shared;
 mod stats;
 pub(crate) mod stream;
 
-pub use admission::AddrBlock;
+pub use admission::{AddrBlock, ForwardedHeader};
 pub use broadcaster::Broadcaster;
 pub use builder::BroadcasterBuilder;
 pub use event::Event;

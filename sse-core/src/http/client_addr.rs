@@ -1,25 +1,42 @@
 //! The client's address: the socket's peer, or, when that peer is a trusted reverse proxy, the
-//! client its `Forwarded` (RFC 7239) or `X-Forwarded-For` header names.
+//! client named by the one forwarding header the application chose.
 
 use std::net::{IpAddr, SocketAddr};
 
 use actix_web::http::header::HeaderMap;
 use actix_web::HttpRequest;
 
-use crate::fanout::AddrBlock;
+use crate::fanout::{AddrBlock, ForwardedHeader};
 
-pub(super) fn client_addr(req: &HttpRequest, trusted: &[AddrBlock]) -> Option<IpAddr> {
-    resolve(req.peer_addr()?.ip(), req.headers(), trusted)
+pub(super) fn client_addr(
+    req: &HttpRequest,
+    trusted: &[AddrBlock],
+    header: ForwardedHeader,
+) -> Option<IpAddr> {
+    resolve(req.peer_addr()?.ip(), req.headers(), trusted, header)
 }
 
-fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[AddrBlock]) -> Option<IpAddr> {
+fn resolve(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &[AddrBlock],
+    header: ForwardedHeader,
+) -> Option<IpAddr> {
     let is_trusted = |ip: IpAddr| trusted.iter().any(|b| b.contains(ip));
     if !is_trusted(peer) {
         return Some(peer);
     }
+    // Only the chosen header: a proxy passes the others through from the client as they came.
+    let chain = match header {
+        ForwardedHeader::XForwardedFor => x_forwarded_for(headers),
+        ForwardedHeader::Forwarded => forwarded_for(headers),
+        // The proxy sets it to the address it received from: nothing to walk.
+        ForwardedHeader::XRealIp => {
+            return Some(x_real_ip(headers).unwrap_or(peer));
+        }
+    };
     // Each proxy appends the address it received from: read from the right, past the trusted
     // proxies; the first other address is the client. Anything unreadable: the peer itself.
-    let chain = forwarded_for(headers).or_else(|| x_forwarded_for(headers));
     let Some(chain) = chain else {
         return Some(peer);
     };
@@ -34,6 +51,17 @@ fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[AddrBlock]) -> Option<I
         }
     }
     Some(client)
+}
+
+/// The address of the one `X-Real-IP` header; `None` without exactly one readable.
+fn x_real_ip(headers: &HeaderMap) -> Option<IpAddr> {
+    let mut values = headers.get_all("x-real-ip");
+    let value = values.next()?;
+    if values.next().is_some() {
+        // Set twice: one copy came from elsewhere than the proxy; neither can be believed.
+        return None;
+    }
+    parse_node(value.to_str().ok()?.trim())
 }
 
 /// The `for=` addresses of `Forwarded` headers, in order; `None` without one. An obfuscated
@@ -82,6 +110,7 @@ mod tests {
     use actix_web::http::header::{HeaderName, HeaderValue};
 
     use super::*;
+    use ForwardedHeader::{Forwarded, XForwardedFor, XRealIp};
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -95,26 +124,26 @@ mod tests {
         map
     }
 
+    fn proxies() -> Vec<AddrBlock> {
+        vec!["10.0.0.0/8".parse().unwrap()]
+    }
+
     #[test]
     fn forwarded_headers_count_only_from_a_trusted_peer() {
-        let proxy: Vec<AddrBlock> = vec!["10.0.0.0/8".parse().unwrap()];
         let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
-        assert_eq!(resolve(ip("10.1.1.1"), &h, &proxy), Some(ip("203.0.113.9")));
+        let xff = |peer, trusted: &[AddrBlock]| resolve(ip(peer), &h, trusted, XForwardedFor);
+        assert_eq!(xff("10.1.1.1", &proxies()), Some(ip("203.0.113.9")));
         // A client that is not a proxy cannot choose the address it is counted under.
-        assert_eq!(
-            resolve(ip("198.51.100.4"), &h, &proxy),
-            Some(ip("198.51.100.4"))
-        );
-        assert_eq!(resolve(ip("10.1.1.1"), &h, &[]), Some(ip("10.1.1.1")));
+        assert_eq!(xff("198.51.100.4", &proxies()), Some(ip("198.51.100.4")));
+        assert_eq!(xff("10.1.1.1", &[]), Some(ip("10.1.1.1")));
     }
 
     #[test]
     fn the_rightmost_untrusted_hop_is_the_client() {
-        let proxies: Vec<AddrBlock> = vec!["10.0.0.0/8".parse().unwrap()];
         // The client forged the first entry; the proxy chain appended the real one.
         let h = headers(&[("x-forwarded-for", "1.2.3.4, 203.0.113.9, 10.0.0.2")]);
         assert_eq!(
-            resolve(ip("10.0.0.1"), &h, &proxies),
+            resolve(ip("10.0.0.1"), &h, &proxies(), XForwardedFor),
             Some(ip("203.0.113.9"))
         );
         let h = headers(&[(
@@ -122,26 +151,66 @@ mod tests {
             "for=1.2.3.4, for=\"[2001:db8::7]:4711\";proto=https, for=10.0.0.2",
         )]);
         assert_eq!(
-            resolve(ip("10.0.0.1"), &h, &proxies),
+            resolve(ip("10.0.0.1"), &h, &proxies(), Forwarded),
             Some(ip("2001:db8::7"))
         );
-        // `Forwarded` wins over `X-Forwarded-For`.
+    }
+
+    #[test]
+    fn a_forwarded_header_is_not_read_unless_chosen() {
+        // nginx appends to `X-Forwarded-For` but passes the client's `Forwarded` through.
         let h = headers(&[
-            ("forwarded", "for=203.0.113.1"),
-            ("x-forwarded-for", "203.0.113.2"),
+            ("forwarded", "for=198.51.100.1"),
+            ("x-forwarded-for", "198.51.100.2, 203.0.113.2"),
+            ("x-real-ip", "198.51.100.3"),
         ]);
+        let from_proxy = |header| resolve(ip("10.0.0.1"), &h, &proxies(), header);
+        assert_eq!(from_proxy(XForwardedFor), Some(ip("203.0.113.2")));
+        assert_eq!(from_proxy(Forwarded), Some(ip("198.51.100.1")));
+        assert_eq!(from_proxy(XRealIp), Some(ip("198.51.100.3")));
+        // Without the chosen header, the proxy itself, whatever the others say.
+        let forged = headers(&[("forwarded", "for=198.51.100.1")]);
         assert_eq!(
-            resolve(ip("10.0.0.1"), &h, &proxies),
-            Some(ip("203.0.113.1"))
+            resolve(ip("10.0.0.1"), &forged, &proxies(), XForwardedFor),
+            Some(ip("10.0.0.1"))
+        );
+        let forged = headers(&[("x-forwarded-for", "198.51.100.2")]);
+        for header in [Forwarded, XRealIp] {
+            assert_eq!(
+                resolve(ip("10.0.0.1"), &forged, &proxies(), header),
+                Some(ip("10.0.0.1")),
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn x_real_ip_is_believed_only_when_set_once_and_readable() {
+        let from_proxy = |h: &HeaderMap| resolve(ip("10.0.0.1"), h, &proxies(), XRealIp);
+        let once = headers(&[("x-real-ip", " 2001:db8::9 ")]);
+        assert_eq!(from_proxy(&once), Some(ip("2001:db8::9")));
+        let twice = headers(&[("x-real-ip", "198.51.100.3"), ("x-real-ip", "203.0.113.3")]);
+        assert_eq!(from_proxy(&twice), Some(ip("10.0.0.1")));
+        let unreadable = headers(&[("x-real-ip", "198.51.100.3, 203.0.113.3")]);
+        assert_eq!(from_proxy(&unreadable), Some(ip("10.0.0.1")));
+        // From a peer that is not a proxy: the peer.
+        assert_eq!(
+            resolve(ip("198.51.100.4"), &once, &proxies(), XRealIp),
+            Some(ip("198.51.100.4"))
         );
     }
 
     #[test]
     fn unreadable_hops_stop_at_the_last_known_address() {
-        let proxies: Vec<AddrBlock> = vec!["10.0.0.0/8".parse().unwrap()];
         let h = headers(&[("forwarded", "for=unknown, for=10.0.0.3")]);
-        assert_eq!(resolve(ip("10.0.0.1"), &h, &proxies), Some(ip("10.0.0.3")));
+        assert_eq!(
+            resolve(ip("10.0.0.1"), &h, &proxies(), Forwarded),
+            Some(ip("10.0.0.3"))
+        );
         let h = headers(&[("x-forwarded-for", "garbage")]);
-        assert_eq!(resolve(ip("10.0.0.1"), &h, &proxies), Some(ip("10.0.0.1")));
+        assert_eq!(
+            resolve(ip("10.0.0.1"), &h, &proxies(), XForwardedFor),
+            Some(ip("10.0.0.1"))
+        );
     }
 }

@@ -32,5 +32,5 @@ mod service;
 mod snapshot;
 
 pub use crate::emit::client_id::{ClientIdMiddleware, ClientIdService, CLIENT_ID_HEADER};
-pub use crate::fanout::AddrBlock;
+pub use crate::fanout::{AddrBlock, ForwardedHeader};
 pub use snapshot::{SnapshotIdMiddleware, SnapshotIdService, SNAPSHOT_ID_HEADER};

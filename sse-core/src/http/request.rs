@@ -164,7 +164,11 @@ impl StreamRequest {
     pub(super) fn admit(shared: &Shared, req: &HttpRequest) -> Result<Admission, Refusal> {
         shared
             .limits
-            .admit(client_addr(req, &shared.config.trusted_proxies))
+            .admit(client_addr(
+                req,
+                &shared.config.trusted_proxies,
+                shared.config.forwarded_header,
+            ))
             .map_err(|which| {
                 let message = match which {
                     OverLimit::Total => "too many open event streams; try again later",

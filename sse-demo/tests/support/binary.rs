@@ -13,6 +13,8 @@ pub struct Demo {
     /// Base URL with a trailing slash, as the binary printed it.
     pub url: String,
     pub addr: SocketAddr,
+    /// The operator's listener, when started with `--ops-bind`.
+    pub ops: Option<SocketAddr>,
 }
 
 impl Demo {
@@ -51,6 +53,7 @@ impl Demo {
         Starting {
             child: Some(child),
             lines: forward_lines(stdout),
+            ops: args.contains(&"--ops-bind"),
         }
     }
 
@@ -99,6 +102,8 @@ pub struct Starting {
     /// `None` once handed over to a [`Demo`].
     child: Option<Child>,
     lines: Receiver<String>,
+    /// Whether an operations address is printed after the public one.
+    ops: bool,
 }
 
 impl Starting {
@@ -136,8 +141,35 @@ impl Starting {
             .trim_end_matches('/')
             .parse()
             .map_err(|err| format!("address in {line:?}: {err}"))?;
+        let ops = if self.ops {
+            Some(self.ops_addr()?)
+        } else {
+            None
+        };
         let child = self.child.take().ok_or("already handed over")?;
-        Ok(Demo { child, url, addr })
+        Ok(Demo {
+            child,
+            url,
+            addr,
+            ops,
+        })
+    }
+
+    /// The address of the `sse-demo operations on http://…/` line, which follows the public
+    /// ones within a few seconds.
+    fn ops_addr(&self) -> Result<SocketAddr, String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = (self.lines.recv_timeout(left))
+                .map_err(|err| format!("no operations address: {err}"))?;
+            if let Some(url) = line.strip_prefix("sse-demo operations on http://") {
+                return url
+                    .trim_end_matches('/')
+                    .parse()
+                    .map_err(|err| format!("address in {line:?}: {err}"));
+            }
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use async_nats::jetstream::{self, stream};
 use tokio::sync::watch;
 
 use super::control::Control;
+use super::redact::hide_userinfo;
 use super::{Append, Engine, EngineOptions, EngineStats, ReplayFuture, Senders, Sink, StopFuture};
 use crate::error::InvalidNatsConfig;
 use crate::wire::{new_epoch, EventId, WireFormat};
@@ -72,7 +73,8 @@ impl NatsConfig {
         let addr: async_nats::ServerAddr =
             url.parse()
                 .map_err(|err: std::io::Error| InvalidNatsConfig {
-                    what: format!("URL {:?}", redact(url)),
+                    // All of the user info: a NATS token is a user name.
+                    what: format!("URL {:?}", hide_userinfo(url)),
                     reason: err.to_string(),
                 })?;
         let scheme = if addr.tls_required() { "tls" } else { "nats" };
@@ -99,17 +101,6 @@ impl NatsConfig {
     /// The engine for one broadcaster.
     pub(crate) fn open(&self, options: EngineOptions) -> Arc<dyn Engine> {
         Arc::new(NatsLog::new(self.clone(), options))
-    }
-}
-
-/// `url` without what may be a secret: the user info of `scheme://user:pass@host`.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        (None, Some(at)) => format!("***@{}", &url[at + 1..]),
-        _ => url.to_owned(),
     }
 }
 
@@ -323,14 +314,27 @@ mod tests {
 
     #[test]
     fn credentials_never_reach_a_message() {
-        assert_eq!(redact("nats://u:secret@h:4222"), "nats://***@h:4222");
-        assert_eq!(redact("token@h"), "***@h");
-        assert_eq!(redact("tls://h:4222"), "tls://h:4222");
+        assert_eq!(hide_userinfo("nats://u:secret@h:4222"), "nats://***@h:4222");
+        assert_eq!(hide_userinfo("token@h"), "***@h");
+        assert_eq!(hide_userinfo("tls://h:4222"), "tls://h:4222");
         let err = NatsConfig::new("http://u:secret@h", "s").unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
         let ok = NatsConfig::new("nats://u:secret@h:4333", "s").unwrap();
         assert_eq!(ok.shown, "nats://h:4333");
         assert!(!format!("{ok:?}").contains("secret"));
+    }
+
+    #[test]
+    fn an_invalid_url_error_hides_a_password_holding_a_slash() {
+        for url in [
+            "nats://u:se/cret@[::1",
+            "http://u:se/cret@h",
+            "u:se/cret@h:x",
+        ] {
+            let err = NatsConfig::new(url, "s").unwrap_err();
+            assert!(!err.to_string().contains("se/cret"), "{err}");
+            assert!(!format!("{err:?}").contains("se/cret"), "{err:?}");
+        }
     }
 
     #[test]

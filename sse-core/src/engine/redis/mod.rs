@@ -42,6 +42,19 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
 
+/// What redis-rs says of a URL it refuses; without the part of the URL it quotes (such as an
+/// unknown `protocol`) when the URL holds a password, which that part may be the end of.
+fn reason(err: &redis::RedisError, has_password: bool) -> String {
+    let reason = err.to_string();
+    match err.detail() {
+        Some(quoted) if has_password => (reason.strip_suffix(quoted))
+            .map_or("the URL does not parse".to_owned(), |r| {
+                r.trim_end_matches([':', ' ']).to_owned()
+            }),
+        _ => reason,
+    }
+}
+
 /// The builder's Redis settings.
 #[derive(Clone)]
 pub(crate) struct RedisConfig {
@@ -60,8 +73,8 @@ impl RedisConfig {
         #[cfg(feature = "redis-tls")]
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = redis::Client::open(url).map_err(|err| InvalidRedisUrl {
+            reason: reason(&err, shown_url != url),
             url: shown_url.clone(),
-            reason: err.to_string(),
         })?;
         Ok(Self {
             client,
@@ -265,6 +278,24 @@ mod tests {
             .expect_err("unknown scheme");
         assert!(!err.to_string().contains("secret"), "{err}");
         assert!(!format!("{err:?}").contains("secret"), "{err:?}");
+    }
+
+    #[test]
+    fn an_invalid_url_error_hides_a_password_holding_a_slash_or_question_mark() {
+        for (url, secret) in [
+            // Parsed as host `u`, port 12 and database `34@127.0.0.1:1`.
+            ("redis://u:12/34@127.0.0.1:1", "12/34"),
+            ("redis://u:c2Vj/cmV0@127.0.0.1:1", "cmV0"),
+            // redis-rs quotes the `protocol` it does not know: here the password's end.
+            ("redis://u:12?protocol=S3cr3t@127.0.0.1:1", "S3cr3t"),
+        ] {
+            let err = Broadcaster::builder()
+                .redis(url, "s")
+                .expect_err("not a usable URL");
+            assert!(!err.to_string().contains(secret), "{err}");
+            assert!(!format!("{err:?}").contains(secret), "{err:?}");
+            assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+        }
     }
 
     /// Entries as anyone with write access to the stream could leave them: skipped or encoded,

@@ -15,11 +15,10 @@ use std::time::Duration;
 
 use super::EngineStats;
 use super::{
-    Append, Engine, EngineOptions, Frame, ReplayFuture, ReplayPage, ResetReason, Senders, Sink,
-    StopFuture, DEDUPE_WINDOW,
+    Append, Body, Engine, EngineOptions, Entry, ReplayFuture, ReplayPage, ResetReason, Senders,
+    Sink, StopFuture, DEDUPE_WINDOW,
 };
-use crate::topic::Route;
-use crate::wire::{encode, new_epoch, Data, EventId, WireFormat};
+use crate::wire::{new_epoch, EventId};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Test code: every critical section leaves its data consistent.
@@ -54,12 +53,12 @@ struct Store {
     epoch: u64,
     /// The last position given out.
     last: u64,
-    entries: VecDeque<Entry>,
+    entries: VecDeque<Stored>,
     maxlen: usize,
 }
 
 #[derive(Clone)]
-struct Entry {
+struct Stored {
     pos: u64,
     /// Sending instance and its ticket, for duplicate detection.
     sender: (u64, u64),
@@ -91,7 +90,6 @@ impl MemoryStore {
             let log = Arc::new(MemoryLog {
                 store: store.clone(),
                 instance: new_epoch(),
-                format: options.format,
                 outbox_cap: options.outbox.max(1),
                 tickets: AtomicU64::new(0),
                 sink: Mutex::new(None),
@@ -113,7 +111,7 @@ impl MemoryStore {
         let mut store = lock(&self.inner);
         store.last += 1;
         let pos = store.last;
-        store.entries.push_back(Entry { pos, sender, event });
+        store.entries.push_back(Stored { pos, sender, event });
         while store.entries.len() > store.maxlen {
             store.entries.pop_front();
         }
@@ -161,7 +159,7 @@ impl MemoryStore {
     /// Appends the newest `n` entries again, as a sender does when the reply to a batch was
     /// lost.
     pub fn resend(&self, n: usize) {
-        let again: Vec<Entry> = {
+        let again: Vec<Stored> = {
             let store = lock(&self.inner);
             let skip = store.entries.len().saturating_sub(n);
             store.entries.iter().skip(skip).cloned().collect()
@@ -190,7 +188,6 @@ struct Reader {
 pub(crate) struct MemoryLog {
     store: Arc<MemoryStore>,
     instance: u64,
-    format: WireFormat,
     outbox_cap: usize,
     tickets: AtomicU64,
     sink: Mutex<Option<Weak<dyn Sink>>>,
@@ -201,23 +198,15 @@ pub(crate) struct MemoryLog {
 }
 
 impl MemoryLog {
-    fn frame(&self, epoch: u64, entry: &Entry) -> Frame {
-        let id = EventId::entry(epoch, 0, entry.pos);
-        match &entry.event {
-            Ok(event) => {
-                let data = if event.json {
-                    Data::Json(&event.data)
-                } else {
-                    Data::Text(&event.data)
-                };
-                let bytes = encode::event(id, &event.name, data, self.format);
-                Frame::new(id, bytes, event.route.clone())
-            }
-            Err(reason) => Frame::new(
-                id,
-                crate::observe::reset_frame(id, ResetReason::from_marker(reason), self.format),
-                Arc::new(Route::everyone()),
-            ),
+    /// A stored entry as an engine hands it over: decoded, not encoded.
+    fn entry(&self, epoch: u64, stored: &Stored) -> Entry {
+        let body = match &stored.event {
+            Ok(event) => Body::Event(event.clone()),
+            Err(reason) => Body::Reset(ResetReason::from_marker(reason)),
+        };
+        Entry {
+            id: EventId::entry(epoch, 0, stored.pos),
+            body,
         }
     }
 
@@ -251,7 +240,7 @@ impl MemoryLog {
             if store.entries.front().is_some_and(|e| e.pos > last + 1) {
                 sink.gap(ResetReason::Trimmed);
             }
-            let entries: Vec<Entry> = store
+            let entries: Vec<Stored> = store
                 .entries
                 .iter()
                 .filter(|e| e.pos > last)
@@ -262,7 +251,7 @@ impl MemoryLog {
         for entry in entries {
             reader.last = entry.pos;
             if !reader.senders.is_repeat(entry.sender.0, entry.sender.1) {
-                sink.deliver(self.frame(epoch, &entry));
+                sink.deliver(self.entry(epoch, &entry));
             }
         }
     }
@@ -324,27 +313,28 @@ impl Engine for MemoryLog {
             let mut senders = seen.unwrap_or_else(|| {
                 // Entries just before `after` tell repeats of them apart (a re-sent batch).
                 let mut senders = Senders::default();
-                let before: Vec<&Entry> = store.entries.iter().filter(|e| e.pos <= after).collect();
+                let before: Vec<&Stored> =
+                    store.entries.iter().filter(|e| e.pos <= after).collect();
                 let skip = before.len().saturating_sub(DEDUPE_WINDOW);
                 for e in &before[skip..] {
                     senders.is_repeat(e.sender.0, e.sender.1);
                 }
                 senders
             });
-            let page: Vec<&Entry> = store
+            let page: Vec<&Stored> = store
                 .entries
                 .iter()
                 .filter(|e| e.pos > after && e.pos <= upto)
                 .take(max)
                 .collect();
             let reached = page.last().map(|e| EventId::entry(store.epoch, 0, e.pos));
-            let frames = page
+            let entries = page
                 .into_iter()
                 .filter(|e| !senders.is_repeat(e.sender.0, e.sender.1))
-                .map(|e| self.frame(store.epoch, e))
+                .map(|e| self.entry(store.epoch, e))
                 .collect();
             Ok(ReplayPage {
-                frames,
+                entries,
                 reached,
                 seen: senders,
             })

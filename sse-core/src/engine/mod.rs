@@ -28,10 +28,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use crate::topic::Route;
-use crate::wire::{EventId, WireFormat};
+use crate::wire::EventId;
 
 mod backoff;
 #[cfg(any(feature = "redis", feature = "nats"))]
@@ -54,25 +52,29 @@ pub(crate) use backoff::Backoff;
 pub(crate) use dedupe::Senders;
 pub use redact::redact_url;
 
-/// One encoded event, shared by the history and every subscriber.
+/// One entry an engine read, decoded and numbered, not encoded: engines never write the
+/// wire format, the fan-out encodes each entry once (`fanout::Frame::encode`).
 #[derive(Clone, Debug)]
-pub(crate) struct Frame {
-    /// Local position, consecutive in the history (whatever the id looks like); set when the
-    /// frame is placed there.
-    pub(crate) seq: u64,
+pub(crate) struct Entry {
     pub(crate) id: EventId,
-    pub(crate) bytes: Bytes,
-    pub(crate) route: Arc<Route>,
+    pub(crate) body: Body,
 }
 
-impl Frame {
-    /// A frame not yet placed in the history.
-    pub(crate) fn new(id: EventId, bytes: Bytes, route: Arc<Route>) -> Self {
-        Self {
-            seq: 0,
-            id,
-            bytes,
-            route,
+/// What an engine's entry holds.
+#[derive(Clone, Debug)]
+pub(crate) enum Body {
+    /// An event, as it was appended.
+    Event(Append),
+    /// A marker an instance appended when its outbox overflowed: every subscriber resets.
+    Reset(ResetReason),
+}
+
+impl Entry {
+    /// An entry for everyone (a reset) or for its event's route.
+    pub(crate) fn route(&self) -> Option<&Route> {
+        match &self.body {
+            Body::Event(event) => Some(&event.route),
+            Body::Reset(_) => None,
         }
     }
 }
@@ -98,11 +100,11 @@ pub(crate) struct EngineOptions {
     pub(crate) history_bytes: usize,
     /// Most events waiting for the log during an outage before the oldest are dropped.
     pub(crate) outbox: usize,
-    pub(crate) format: WireFormat,
 }
 
 /// How many entries before a replay's start are read to recognise repeats of them: a batch
 /// is sent again right after the one whose reply was lost.
+#[cfg(any(feature = "redis", feature = "testing", test))]
 pub(crate) const DEDUPE_WINDOW: usize = 256;
 
 /// Resolves when an event log has stopped.
@@ -118,8 +120,8 @@ pub(crate) type ReplayFuture =
 /// One page of a replay.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ReplayPage {
-    /// The entries, encoded, repeats removed.
-    pub(crate) frames: Vec<Frame>,
+    /// The entries, repeats removed.
+    pub(crate) entries: Vec<Entry>,
     /// The last entry read (repeats included); `None` when there was nothing after `after`.
     /// The next page starts after it.
     pub(crate) reached: Option<EventId>,
@@ -137,7 +139,7 @@ pub(crate) trait Sink: Send + Sync {
     fn start_epoch(&self, at: EventId);
     /// The next entry of the log, in the log's order; entries at or before the last one
     /// delivered are ignored.
-    fn deliver(&self, frame: Frame);
+    fn deliver(&self, entry: Entry);
     /// Entries were lost between the last one delivered and the next (trimmed before they
     /// were read): every subscriber gets a reset, and the local history is emptied so that no
     /// client resumes across the gap.

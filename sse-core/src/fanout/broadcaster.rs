@@ -8,11 +8,12 @@ use serde::Serialize;
 
 use super::builder::{BroadcasterBuilder, Config};
 use super::event::{Data as EventData, Event};
+use super::frame::Frame;
 use super::presence::PresenceChanges;
 use super::shared::Shared;
 use super::stats::Stats;
 use super::stream::EventStream;
-use crate::engine::{Append, EngineStats, Frame};
+use crate::engine::{Append, EngineStats};
 use crate::error::PublishError;
 use crate::topic::{Delivery, Filter, Route};
 use crate::wire::{encode, Data, EventId};

@@ -39,7 +39,6 @@ impl Config {
             history: self.history,
             history_bytes: self.history_bytes,
             outbox: self.outbox,
-            format: self.format,
         }))
     }
 }

@@ -9,10 +9,11 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::builder::Config;
+use super::frame::Frame;
 use super::index::{Index, SubId};
 use super::mailbox::Mailbox;
-use crate::engine::{Engine, Frame, ResetReason};
-use crate::topic::{Filter, Route};
+use crate::engine::{Engine, ResetReason};
+use crate::topic::Filter;
 use crate::wire::{encode, EventId, LastEventId};
 
 /// Everything the publish lock guards.
@@ -211,8 +212,7 @@ impl State {
         self.frames.clear();
         self.bytes = 0;
         let id = self.last_id;
-        let bytes = crate::observe::reset_frame(id, reason, config.format);
-        let mut frame = Frame::new(id, bytes, Arc::new(Route::everyone()));
+        let mut frame = Frame::reset(id, reason, config.format);
         self.last_seq += 1;
         frame.seq = self.last_seq;
         self.deliver(frame);
@@ -283,11 +283,7 @@ impl State {
         };
         pending.push_back(encode::preamble(config.retry, preamble_id));
         if let Resume::Reset(reason) = resume {
-            pending.push_back(crate::observe::reset_frame(
-                current_id,
-                reason,
-                config.format,
-            ));
+            pending.push_back(super::frame::reset_bytes(current_id, reason, config.format));
         }
         // A resume from the history is not copied here, under the publish lock: the stream
         // reads it a batch per poll, so a client that never reads costs one batch at most.
@@ -328,7 +324,7 @@ impl State {
         let last_id = self.last_id;
         let oldest = self.frames.front().map_or(current + 1, |f| f.seq);
         if after + 1 < oldest {
-            pending.push_back(crate::observe::reset_frame(
+            pending.push_back(super::frame::reset_bytes(
                 last_id,
                 ResetReason::FellBehind,
                 config.format,

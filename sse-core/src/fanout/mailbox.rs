@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use crate::engine::Frame;
+use super::frame::Frame;
 use crate::topic::Filter;
 
 /// Most frames, and bytes, waiting for one subscriber; past either, the subscriber catches up

@@ -5,6 +5,7 @@ pub(crate) mod admission;
 pub(crate) mod broadcaster;
 mod builder;
 mod event;
+pub(crate) mod frame;
 mod history;
 mod index;
 mod mailbox;

@@ -11,10 +11,11 @@ use tokio::sync::{broadcast, watch};
 
 use super::admission::Limits;
 use super::builder::Config;
+use super::frame::Frame;
 use super::history::{CatchUp, Resume, Start, State, Wanted};
 use super::index::SubId;
 use super::stats::Counters;
-use crate::engine::{Engine, Frame, Sink};
+use crate::engine::{Engine, Entry, Sink};
 use crate::topic::Filter;
 use crate::wire::ResetReason;
 use crate::wire::{new_epoch, EventId, LastEventId};
@@ -151,8 +152,10 @@ impl Sink for Shared {
         );
     }
 
-    fn deliver(&self, frame: Frame) {
-        crate::observe::arrived(frame.id);
+    fn deliver(&self, entry: Entry) {
+        crate::observe::arrived(entry.id);
+        // Encoded once, before the lock: every subscriber of this instance shares the bytes.
+        let frame = Frame::encode(entry, self.config.format);
         self.lock().push_entry(frame, &self.config);
     }
 }

@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use tracing::field::Empty;
 use tracing::Span;
 
 use super::{inspect, metrics, notes};
 use crate::error::PublishError;
 use crate::topic::Route;
-use crate::wire::{encode, EventId, ResetReason, WireFormat};
+use crate::wire::{EventId, ResetReason};
 
 /// An event was published (`id`: `None` when an event log engine assigns it later); per event,
 /// never per subscriber.
@@ -29,14 +28,8 @@ pub(crate) fn arrived(id: EventId) {
     metrics::published_at(id);
 }
 
-/// The reset event for `reason` (see [`encode::reset`]), counted: built for one subscriber or
-/// (a live reset) for all.
-pub(crate) fn reset_frame(id: EventId, reason: ResetReason, format: WireFormat) -> Bytes {
-    reset(reason);
-    encode::reset(id, reason, format)
-}
-
-fn reset(reason: ResetReason) {
+/// A reset event was built for `reason`: for one subscriber or (a live reset) for all.
+pub(crate) fn reset(reason: ResetReason) {
     metrics::reset(reason.label());
     if reason.answers_resume() {
         metrics::resume("reset");

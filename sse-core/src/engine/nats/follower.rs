@@ -13,7 +13,7 @@ use async_nats::jetstream::Context;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use super::record::{decode_batch, frames};
+use super::record::{decode_batch, entries};
 use super::{epoch, sender, NatsLog, BACKOFF_CAP, BACKOFF_START};
 use crate::engine::{Backoff, ResetReason, Senders, Sink};
 use crate::wire::EventId;
@@ -203,7 +203,7 @@ fn deliver(log: &NatsLog, sink: &dyn Sink, at: &Position, payload: &[u8]) {
         );
         return;
     };
-    let (frames, malformed) = frames(at.epoch, at.seq, &records, None, log.format);
+    let (entries, malformed) = entries(at.epoch, at.seq, records, None);
     if malformed > 0 {
         log.ctl
             .counters
@@ -216,7 +216,7 @@ fn deliver(log: &NatsLog, sink: &dyn Sink, at: &Position, payload: &[u8]) {
             "sse nats engine: skipped malformed events"
         );
     }
-    for frame in frames {
-        sink.deliver(frame);
+    for entry in entries {
+        sink.deliver(entry);
     }
 }

@@ -27,7 +27,7 @@ use super::control::Control;
 use super::redact::hide_userinfo;
 use super::{Append, Engine, EngineOptions, EngineStats, ReplayFuture, Senders, Sink, StopFuture};
 use crate::error::InvalidNatsConfig;
-use crate::wire::{new_epoch, EventId, WireFormat};
+use crate::wire::{new_epoch, EventId};
 
 mod follower;
 mod publisher;
@@ -110,7 +110,6 @@ pub(crate) struct NatsLog {
     subject: String,
     history: usize,
     history_bytes: usize,
-    format: WireFormat,
     /// Names this instance's messages (with a ticket each) for duplicate detection.
     instance: u64,
     /// The outbox, the stop and flush signals, the replay queue and the counters.
@@ -188,7 +187,6 @@ impl NatsLog {
             // A published message (a batch) is at most `BATCH_BYTES` or one event: the stream
             // must hold one, or NATS refuses it.
             history_bytes: options.history_bytes.max(2 * BATCH_BYTES),
-            format: options.format,
             instance: new_epoch(),
             ctl: Control::new("nats", options.outbox),
             connections: watch::channel(0).0,

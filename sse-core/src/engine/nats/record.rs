@@ -6,10 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Append, Frame};
+use crate::engine::{Append, Body, Entry};
 use crate::topic::Route;
-use crate::wire::ResetReason;
-use crate::wire::{encode, Data, EventId, WireFormat};
+use crate::wire::{EventId, ResetReason};
 
 /// One event of a message.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -61,26 +60,29 @@ impl Record {
         self.n.len() + self.d.len() + self.t.iter().map(|t| t.len() + 3).sum::<usize>() + 32
     }
 
-    /// Encoded once, as the event `id` (for every subscriber); `None` if malformed.
-    pub(super) fn frame(&self, id: EventId, format: WireFormat) -> Option<Frame> {
+    /// The entry `id`, decoded (the fan-out encodes it); `None` if malformed.
+    pub(super) fn into_entry(self, id: EventId) -> Option<Entry> {
         if let Some(reason) = &self.r {
-            let bytes = crate::observe::reset_frame(id, ResetReason::from_marker(reason), format);
-            return Some(Frame::new(id, bytes, Arc::new(Route::everyone())));
+            let body = Body::Reset(ResetReason::from_marker(reason));
+            return Some(Entry { id, body });
         }
         crate::wire::validate_event_name(&self.n).ok()?;
         let route = Route {
             topics: self.t.iter().map(|t| t.as_str().into()).collect(),
             private: self.p,
-            origin: self.o.as_deref().map(Into::into),
+            origin: self.o.map(Into::into),
             everyone: false,
         };
-        let data = if self.j {
-            Data::Json(&self.d)
-        } else {
-            Data::Text(&self.d)
+        let event = Append {
+            name: self.n,
+            data: self.d,
+            json: self.j,
+            route: Arc::new(route),
         };
-        let bytes = encode::event(id, &self.n, data, format);
-        Some(Frame::new(id, bytes, Arc::new(route)))
+        Some(Entry {
+            id,
+            body: Body::Event(event),
+        })
     }
 }
 
@@ -94,27 +96,26 @@ pub(super) fn decode_batch(payload: &[u8]) -> Option<Vec<Record>> {
     serde_json::from_slice(payload).ok()
 }
 
-/// The frames of message `seq` of the stream of epoch `epoch`, after event `after` (its
+/// The entries of message `seq` of the stream of epoch `epoch`, after event `after` (its
 /// index in the message) if given; malformed events are counted in the second value.
-pub(super) fn frames(
+pub(super) fn entries(
     epoch: u64,
     seq: u64,
-    records: &[Record],
+    records: Vec<Record>,
     after: Option<u64>,
-    format: WireFormat,
-) -> (Vec<Frame>, usize) {
-    let mut frames = Vec::with_capacity(records.len());
+) -> (Vec<Entry>, usize) {
+    let mut entries = Vec::with_capacity(records.len());
     let mut malformed = 0;
     for (n, record) in (0u64..).zip(records) {
         if after.is_some_and(|after| n <= after) {
             continue;
         }
-        match record.frame(EventId::entry(epoch, seq, n), format) {
-            Some(frame) => frames.push(frame),
+        match record.into_entry(EventId::entry(epoch, seq, n)) {
+            Some(entry) => entries.push(entry),
             None => malformed += 1,
         }
     }
-    (frames, malformed)
+    (entries, malformed)
 }
 
 #[cfg(test)]
@@ -137,23 +138,21 @@ mod tests {
         let reset = Record::reset("lost 3".into());
         let payload = encode_batch(&[&reset, &event]).unwrap();
         let records = decode_batch(&payload).unwrap();
-        let (frames, malformed) = frames(7, 42, &records, None, WireFormat::Named);
+        let (entries, malformed) = entries(7, 42, records.clone(), None);
         assert_eq!(malformed, 0);
-        assert_eq!(frames.len(), 2);
-        assert_eq!(frames[1].id.position(), (42, 1));
-        assert!(frames[0].route.everyone);
-        assert_eq!(
-            &*frames[1].route.topics,
-            &[Box::<str>::from("x/1"), Box::from("y")]
-        );
-        assert!(frames[1].route.private);
-        let (after_first, _) = frames_after(&records);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].id.position(), (42, 1));
+        assert!(matches!(entries[0].body, Body::Reset(_)));
+        let route = entries[1].route().expect("an event");
+        assert_eq!(&*route.topics, &[Box::<str>::from("x/1"), Box::from("y")]);
+        assert!(route.private);
+        let (after_first, _) = entries_after(records);
         assert_eq!(after_first, 1);
         assert!(decode_batch(b"not json").is_none());
     }
 
-    fn frames_after(records: &[Record]) -> (usize, usize) {
-        let (f, m) = frames(7, 42, records, Some(0), WireFormat::Named);
-        (f.len(), m)
+    fn entries_after(records: Vec<Record>) -> (usize, usize) {
+        let (e, m) = entries(7, 42, records, Some(0));
+        (e.len(), m)
     }
 }

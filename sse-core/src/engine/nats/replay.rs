@@ -8,7 +8,7 @@ use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
 use async_nats::jetstream::Context;
 use futures_util::future::join_all;
 
-use super::record::{decode_batch, frames};
+use super::record::{decode_batch, entries};
 use super::{sender, NatsLog, RESPONSE_TIMEOUT};
 use crate::engine::pages::{PageKey, PageSource};
 use crate::engine::{ReplayError, ReplayPage, ResetReason, Senders};
@@ -43,7 +43,7 @@ impl PageSource for Pages<'_> {
         key: PageKey,
         seen: Option<Senders>,
     ) -> Result<Result<ReplayPage, ReplayError>, async_nats::Error> {
-        fetch(self.log, stream, *epoch, key, seen).await
+        fetch(stream, *epoch, key, seen).await
     }
 
     fn failed(&self, err: &dyn std::fmt::Display) {
@@ -83,11 +83,10 @@ async fn get_range(stream: &Stream, from: u64, to: u64) -> Result<Vec<Read>, asy
 /// One page. Every page checks that the message holding `after` is still there, and that
 /// no message from it to the last one read is missing: trimming removes the oldest messages
 /// first, so a page that started after a trimmed message would silently skip what was
-/// trimmed. Such a page is a reset ([`reason::TOO_OLD`]), however long the client took
+/// trimmed. Such a page is a reset ([`ResetReason::TooOld`]), however long the client took
 /// since the previous page. A first page checks before anything else, and reads the few
 /// messages before `after` to tell repeats apart.
 async fn fetch(
-    log: &NatsLog,
     stream: &Stream,
     epoch: u64,
     key: PageKey,
@@ -138,16 +137,16 @@ async fn fetch(
             let Some(records) = decode_batch(&m.payload) else {
                 continue;
             };
-            let (frames, _) = frames(epoch, m.seq, &records, within, log.format);
-            for frame in frames {
-                if m.seq == upto && frame.id.position().1 > upto_n {
+            let (entries, _) = entries(epoch, m.seq, records, within);
+            for entry in entries {
+                if m.seq == upto && entry.id.position().1 > upto_n {
                     break 'read;
                 }
-                page.reached = Some(frame.id);
+                page.reached = Some(entry.id);
                 if !repeat {
-                    page.frames.push(frame);
+                    page.entries.push(entry);
                 }
-                if page.frames.len() >= key.max {
+                if page.entries.len() >= key.max {
                     break 'read;
                 }
             }

@@ -22,13 +22,14 @@ use redis::{AsyncConnectionConfig, Value};
 
 use super::control::Control;
 use super::{
-    Append, Engine, EngineOptions, EngineStats, Frame, ReplayFuture, Senders, Sink, StopFuture,
+    Append, Body, Engine, EngineOptions, EngineStats, Entry, ReplayFuture, Senders, Sink,
+    StopFuture,
 };
 use crate::error::InvalidRedisUrl;
 use crate::topic::Route;
 use crate::wire::id::parse_entry;
 use crate::wire::ResetReason;
-use crate::wire::{encode, new_epoch, Data, EventId, WireFormat};
+use crate::wire::{new_epoch, EventId};
 
 mod outbox;
 mod publisher;
@@ -104,7 +105,6 @@ pub(crate) struct RedisLog {
     key: String,
     epoch_key: String,
     maxlen: usize,
-    format: WireFormat,
     /// Names this instance's entries (with a ticket each) for duplicate detection.
     instance: u64,
     /// The outbox, the stop and flush signals, the replay queue and the counters.
@@ -175,7 +175,6 @@ impl RedisLog {
             epoch_key: format!("{}:epoch", redis.stream),
             key: redis.stream,
             maxlen: options.history.max(1),
-            format: options.format,
             instance: new_epoch(),
             ctl: Control::new("redis", options.outbox),
         }
@@ -216,15 +215,14 @@ impl RedisLog {
     }
 }
 
-/// Decodes and encodes one stream entry of the stream of epoch `epoch`; `None` if it is not
-/// one of ours.
-fn frame(epoch: u64, entry: &StreamId, format: WireFormat) -> Option<Frame> {
+/// Decodes one stream entry of the stream of epoch `epoch`; `None` if it is not one of ours.
+fn decode(epoch: u64, entry: &StreamId) -> Option<Entry> {
     let (ms, n) = parse_entry(&entry.id)?;
     let id = EventId::entry(epoch, ms, n);
     let map = &entry.map;
     if let Some(reason) = text(map, "r") {
-        let bytes = crate::observe::reset_frame(id, ResetReason::from_marker(&reason), format);
-        return Some(Frame::new(id, bytes, Arc::new(Route::everyone())));
+        let body = Body::Reset(ResetReason::from_marker(&reason));
+        return Some(Entry { id, body });
     }
     let name = text(map, "n")?;
     let data = text(map, "d")?;
@@ -236,12 +234,16 @@ fn frame(epoch: u64, entry: &StreamId, format: WireFormat) -> Option<Frame> {
         origin: text(map, "o").map(Into::into),
         everyone: false,
     };
-    let data = match text(map, "j").as_deref() {
-        Some("1") => Data::Json(&data),
-        _ => Data::Text(&data),
+    let event = Append {
+        name,
+        data,
+        json: text(map, "j").is_some_and(|j| j == "1"),
+        route: Arc::new(route),
     };
-    let bytes = encode::event(id, &name, data, format);
-    Some(Frame::new(id, bytes, Arc::new(route)))
+    Some(Entry {
+        id,
+        body: Body::Event(event),
+    })
 }
 
 /// The sender and ticket of an entry (field `i`: `<instance>-<ticket>`).
@@ -307,7 +309,7 @@ mod tests {
         use redis::streams::StreamId;
         use redis::Value;
 
-        use super::super::{frame, sender};
+        use super::super::{decode, sender};
         use crate::wire::WireFormat;
 
         fn field() -> impl Strategy<Value = (String, Value)> {
@@ -336,7 +338,8 @@ mod tests {
                 };
                 let _ = sender(&entry);
                 for format in [WireFormat::Named, WireFormat::Envelope] {
-                    if let Some(frame) = frame(7, &entry, format) {
+                    if let Some(entry) = decode(7, &entry) {
+                        let frame = crate::fanout::frame::Frame::encode(entry, format);
                         let text = String::from_utf8_lossy(&frame.bytes);
                         // One frame: it ends with the only blank line.
                         prop_assert!(text.ends_with("\n\n"), "{text:?}");

@@ -11,7 +11,7 @@ use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{frame, sender, RedisLog, BACKOFF_CAP, BACKOFF_START, BATCH};
+use super::{decode, sender, RedisLog, BACKOFF_CAP, BACKOFF_START, BATCH};
 use crate::engine::{Backoff, ResetReason, Senders, Sink};
 use crate::wire::id::parse_entry;
 use crate::wire::EventId;
@@ -286,8 +286,8 @@ fn deliver(
                 entry = entry.id,
                 "sse redis engine: skipped a repeated entry"
             );
-        } else if let Some(frame) = frame(at.epoch, &entry, log.format) {
-            sink.deliver(frame);
+        } else if let Some(entry) = decode(at.epoch, &entry) {
+            sink.deliver(entry);
         } else {
             log.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamRangeReply;
 
-use super::{frame, sender, RedisLog, RESPONSE_TIMEOUT};
+use super::{decode, sender, RedisLog, RESPONSE_TIMEOUT};
 use crate::engine::pages::{PageKey, PageSource};
 use crate::engine::{ReplayError, ReplayPage, ResetReason, Senders, DEDUPE_WINDOW};
 use crate::wire::EventId;
@@ -73,14 +73,14 @@ async fn fetch(
         .last()
         .and_then(|e| crate::wire::id::parse_entry(&e.id))
         .map(|(ms, n)| EventId::entry(epoch, ms, n));
-    let frames = page
+    let entries = page
         .ids
         .iter()
         .filter(|e| !sender(e).is_some_and(|(i, t)| senders.is_repeat(i, t)))
-        .filter_map(|e| frame(epoch, e, log.format))
+        .filter_map(|e| decode(epoch, e))
         .collect();
     Ok(Ok(ReplayPage {
-        frames,
+        entries,
         reached,
         seen: senders,
     }))

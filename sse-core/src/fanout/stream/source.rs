@@ -15,7 +15,8 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::batch::{take_chunk, MAX_BATCH};
 use super::keep_alive::Skipped;
-use crate::engine::{Frame, ReplayError, ReplayFuture, ReplayPage, ResetReason, Senders};
+use crate::engine::{ReplayError, ReplayFuture, ReplayPage, ResetReason, Senders};
+use crate::fanout::frame::Frame;
 use crate::fanout::history::{CatchUp, Live, Start, Wanted};
 use crate::fanout::index::SubId;
 use crate::fanout::mailbox::{Mailbox, Received};
@@ -206,10 +207,12 @@ impl Source {
         let counters = &shared.counters;
         match result {
             Ok(mut page) => {
-                for frame in std::mem::take(&mut page.frames) {
-                    replay.last_sent = self.live.filter().wants(&frame.route);
+                let format = shared.config.format;
+                for entry in std::mem::take(&mut page.entries) {
+                    replay.last_sent = entry.route().is_none_or(|r| self.live.filter().wants(r));
+                    // Encoded only when this subscriber wants it (a replay is one client's).
                     if replay.last_sent {
-                        self.queue(frame.bytes);
+                        self.queue(Frame::encode(entry, format).bytes);
                     }
                 }
                 match page.reached {
@@ -227,7 +230,11 @@ impl Source {
             }
             Err(reason) => {
                 let format = shared.config.format;
-                self.queue(crate::observe::reset_frame(self.last_id, reason, format));
+                self.queue(crate::fanout::frame::reset_bytes(
+                    self.last_id,
+                    reason,
+                    format,
+                ));
                 counters.resets.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(
                     reason = reason.label(),

@@ -1,0 +1,81 @@
+//! One encoded event, shared by the history and every subscriber: the only place where an
+//! event becomes its wire bytes, whether it was published here or read from an engine.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::engine::{Append, Body, Entry};
+use crate::topic::Route;
+use crate::wire::{encode, Data, EventId, ResetReason, WireFormat};
+
+/// One encoded event, shared by the history and every subscriber.
+#[derive(Clone, Debug)]
+pub(crate) struct Frame {
+    /// Local position, consecutive in the history (whatever the id looks like); set when the
+    /// frame is placed there.
+    pub(crate) seq: u64,
+    pub(crate) id: EventId,
+    pub(crate) bytes: Bytes,
+    pub(crate) route: Arc<Route>,
+}
+
+impl Frame {
+    /// A frame not yet placed in the history.
+    pub(crate) fn new(id: EventId, bytes: Bytes, route: Arc<Route>) -> Self {
+        Self {
+            seq: 0,
+            id,
+            bytes,
+            route,
+        }
+    }
+
+    /// The event `name` with `data`, encoded once as the event `id`.
+    pub(crate) fn event(
+        id: EventId,
+        name: &str,
+        data: Data<'_>,
+        route: Arc<Route>,
+        format: WireFormat,
+    ) -> Self {
+        Self::new(id, encode::event(id, name, data, format), route)
+    }
+
+    /// A reset for every subscriber, counted.
+    pub(crate) fn reset(id: EventId, reason: ResetReason, format: WireFormat) -> Self {
+        Self::new(
+            id,
+            reset_bytes(id, reason, format),
+            Arc::new(Route::everyone()),
+        )
+    }
+
+    /// An engine's entry, encoded once for this instance's history and subscribers (or for
+    /// one replaying subscriber).
+    pub(crate) fn encode(entry: Entry, format: WireFormat) -> Self {
+        match entry.body {
+            Body::Event(Append {
+                name,
+                data,
+                json,
+                route,
+            }) => {
+                let data = if json {
+                    Data::Json(&data)
+                } else {
+                    Data::Text(&data)
+                };
+                Self::event(entry.id, &name, data, route, format)
+            }
+            Body::Reset(reason) => Self::reset(entry.id, reason, format),
+        }
+    }
+}
+
+/// The reset event for `reason`, the id to resume from afterwards being `id`, counted: for
+/// one subscriber, or inside a [`Frame::reset`] for all.
+pub(crate) fn reset_bytes(id: EventId, reason: ResetReason, format: WireFormat) -> Bytes {
+    crate::observe::reset(reason);
+    encode::reset(id, reason, format)
+}

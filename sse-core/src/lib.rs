@@ -117,7 +117,7 @@ pub use crate::engine::InvalidNatsConfig;
 #[cfg(feature = "redis")]
 pub use crate::engine::InvalidRedisUrl;
 pub use crate::engine::{redact_url, EngineStats};
-pub use crate::topic::{Delivery, InvalidTopic, TopicSelector, MAX_TOPIC_LEN};
+pub use crate::topic::{Delivery, InvalidTopic, TopicSelector, MAX_SEGMENTS, MAX_TOPIC_LEN};
 pub use crate::wire::{validate_event_name, EventId, MalformedEventId, WireFormat, RESET_EVENT};
 
 /// Publishes the handler's successful result as a named SSE event.

@@ -7,6 +7,6 @@ mod template;
 
 pub use route::Delivery;
 pub(crate) use route::{Filter, Route};
-pub use selector::{InvalidTopic, TopicSelector, MAX_TOPIC_LEN};
-pub(crate) use selector::{Part, Shape};
+pub(crate) use selector::{merge, Part, Shape};
+pub use selector::{InvalidTopic, TopicSelector, MAX_SEGMENTS, MAX_TOPIC_LEN};
 pub(crate) use template::{has_fields, render};

@@ -9,6 +9,10 @@
 //! once that 0 is published, so a count costs one index lookup per user being watched, at
 //! most [`MAX_WATCHED`].
 //!
+//! The counts belong to that task alone: a stream request only adds its ids to a small inbox,
+//! and `GET /api/v1/watchers` only copies a pointer to the list last published, so no request
+//! ever waits for a count (up to 4096 lookups) to finish.
+//!
 //! `GET /api/v1/watchers` lists the counts last published, for a page's snapshot (stamped with
 //! `SSE-Last-Event-ID` like the users list; the events after it bring the page up to date).
 //!
@@ -17,7 +21,7 @@
 //! as `*`) counts too. With several instances (`--redis`, `--nats`) each instance counts and
 //! publishes its own streams only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -65,11 +69,25 @@ sse_core::declare_event!(
 /// The watched users and their counts; one per process, shared by every worker.
 #[derive(Clone, Default)]
 pub struct Presence {
-    /// The count last published for each user being watched; 0 for one noted but not yet
-    /// counted (what a page assumes of a user it has no count for).
-    published: Arc<Mutex<BTreeMap<i64, usize>>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Users named by streams that opened since the counting task last looked: the only
+    /// thing a stream request writes, under a lock held for a few insertions.
+    noted: Mutex<BTreeSet<i64>>,
     /// Wakes the counting task for a newly noted user.
-    noted: Arc<Notify>,
+    wake: Notify,
+    /// The counts last published that are not 0, by id: replaced whole after each count.
+    counts: Mutex<Arc<[UserWatchers]>>,
+}
+
+/// The counting task's own state: the count last published for each user being watched; 0
+/// for one noted but not yet counted (what a page assumes of a user it has no count for).
+#[derive(Default)]
+struct Counter {
+    published: BTreeMap<i64, usize>,
 }
 
 impl Presence {
@@ -80,14 +98,15 @@ impl Presence {
         let (this, events) = (presence.clone(), events.clone());
         let mut changes = events.presence_changes();
         actix_web::rt::spawn(async move {
+            let mut counter = Counter::default();
             loop {
                 tokio::select! {
                     more = changes.changed() => if !more { break },
-                    () = this.noted.notified() => {}
+                    () = this.shared.wake.notified() => {}
                 }
                 // Lets a burst of opens (a page load, a reconnect storm) settle into one count.
                 tokio::time::sleep(SETTLE).await;
-                this.tick(&events);
+                counter.tick(&this, &events);
             }
         });
         presence
@@ -135,7 +154,7 @@ impl Presence {
         })
     }
 
-    /// Notes the users a stream request's `topic` parameters watch.
+    /// Notes the users a stream request's `topic` parameters watch, for the next count.
     fn note(&self, query: &str) {
         let Ok(params) = web::Query::<Vec<(String, String)>>::from_query(query) else {
             return;
@@ -143,38 +162,32 @@ impl Presence {
         let ids = (params.iter())
             .filter(|(name, _)| name == "topic")
             .filter_map(|(_, topic)| watched_id(topic));
-        let mut published = self.lock();
+        let mut noted = lock(&self.shared.noted);
         for id in ids {
-            if published.len() < MAX_WATCHED || published.contains_key(&id) {
-                published.entry(id).or_insert(0);
+            if noted.len() < MAX_WATCHED || noted.contains(&id) {
+                noted.insert(id);
                 // The stream may have been counted before it was noted: count it again.
-                self.noted.notify_one();
+                self.shared.wake.notify_one();
             } else {
                 tracing::debug!(
                     id,
-                    "presence: too many users watched; this one is not counted"
+                    "presence: too many users noted at once; this one is not counted"
                 );
             }
         }
     }
 
-    /// Counts each watched user, then publishes the counts that changed.
-    fn tick(&self, events: &Broadcaster) {
-        let changed: Vec<UserWatchers> = {
-            // Held while counting: a stream noted meanwhile is either counted now or noted
-            // after this, never forgotten in between.
-            let mut published = self.lock();
-            let mut changed = Vec::new();
-            published.retain(|&id, last| {
-                let watchers = events.presence(&format!("{WATCH_PREFIX}{id}"));
-                if watchers != *last {
-                    *last = watchers;
-                    changed.push(UserWatchers { id, watchers });
-                }
-                watchers > 0
-            });
-            changed
-        };
+    /// The counts last published that are not 0, by user id.
+    pub fn counts(&self) -> Vec<UserWatchers> {
+        let counts = Arc::clone(&lock(&self.shared.counts));
+        counts.to_vec()
+    }
+}
+
+impl Counter {
+    /// Counts each watched user, publishes the counts that changed, and shares the new list.
+    fn tick(&mut self, presence: &Presence, events: &Broadcaster) {
+        let changed = self.count(presence, |topic| events.presence(topic));
         for count in changed {
             let topic = format!("users/{}", count.id);
             let update = Event::new(WATCHERS_EVENT).json(&count).topic(topic);
@@ -184,20 +197,47 @@ impl Presence {
         }
     }
 
-    /// The counts last published that are not 0, by user id.
-    pub fn counts(&self) -> Vec<UserWatchers> {
-        (self.lock().iter())
+    /// Takes the users noted since the last count, counts every watched user with `watchers`
+    /// (the streams following a topic), and returns the counts that changed. No lock is held
+    /// while counting: a stream noted meanwhile waits in the inbox, and the wake-up it left
+    /// brings the next count.
+    fn count(
+        &mut self,
+        presence: &Presence,
+        mut watchers: impl FnMut(&str) -> usize,
+    ) -> Vec<UserWatchers> {
+        let noted = std::mem::take(&mut *lock(&presence.shared.noted));
+        for id in noted {
+            if self.published.len() < MAX_WATCHED || self.published.contains_key(&id) {
+                self.published.entry(id).or_insert(0);
+            } else {
+                tracing::debug!(
+                    id,
+                    "presence: too many users watched; this one is not counted"
+                );
+            }
+        }
+        let mut changed = Vec::new();
+        self.published.retain(|&id, last| {
+            let now = watchers(&format!("{WATCH_PREFIX}{id}"));
+            if now != *last {
+                *last = now;
+                changed.push(UserWatchers { id, watchers: now });
+            }
+            now > 0
+        });
+        let counts = (self.published.iter())
             .filter(|(_, &watchers)| watchers > 0)
             .map(|(&id, &watchers)| UserWatchers { id, watchers })
-            .collect()
+            .collect();
+        *lock(&presence.shared.counts) = counts;
+        changed
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<i64, usize>> {
-        // Each update is one step: the map is consistent after a panic.
-        self.published
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each update is one step: the value is consistent after a panic.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The user id of a `watch/users/{id}` topic.
@@ -266,9 +306,10 @@ mod tests {
         presence.note(&format!("{query}&topic=watch/users/8"));
         assert_eq!(presence.counts(), [], "noted, not counted yet");
 
-        presence.tick(&events);
+        let mut counter = Counter::default();
+        counter.tick(&presence, &events);
         assert_eq!(presence.counts(), [UserWatchers { id: 7, watchers: 1 }]);
-        assert_eq!(presence.lock().len(), 1, "nobody watches 8: forgotten");
+        assert_eq!(counter.published.len(), 1, "nobody watches 8: forgotten");
         let text = ready_text(&mut everything).await;
         assert!(
             text.contains("event: user_watchers\ndata: {\"id\":7,\"watchers\":1}"),
@@ -276,17 +317,53 @@ mod tests {
         );
 
         let id = events.last_event_id();
-        presence.tick(&events);
+        counter.tick(&presence, &events);
         assert_eq!(events.last_event_id(), id, "no change, nothing published");
 
         drop(watcher);
-        presence.tick(&events);
+        counter.tick(&presence, &events);
         assert_eq!(presence.counts(), []);
         assert!(
-            presence.lock().is_empty(),
+            counter.published.is_empty(),
             "back at 0 and published: forgotten"
         );
         let text = ready_text(&mut everything).await;
         assert!(text.contains("{\"id\":7,\"watchers\":0}"), "{text:?}");
+    }
+
+    /// A count reads presence for every watched user (up to 4096): a stream request that
+    /// opens meanwhile must not wait for it, in the middleware, on an async worker.
+    #[test]
+    fn noting_a_stream_never_waits_for_a_count_under_way() {
+        let presence = Presence::default();
+        presence.note("topic=watch/users/1");
+        let mut counter = Counter::default();
+        let mut noted_during_count = None;
+        counter.count(&presence, |_| {
+            if noted_during_count.is_none() {
+                let (done, finished) = std::sync::mpsc::channel();
+                let other = presence.clone();
+                std::thread::spawn(move || {
+                    other.note("topic=watch/users/2");
+                    let _ = done.send(());
+                });
+                noted_during_count = Some(finished.recv_timeout(Duration::from_secs(2)).is_ok());
+            }
+            1
+        });
+        assert_eq!(
+            noted_during_count,
+            Some(true),
+            "the request waited for the count"
+        );
+        // What was noted meanwhile is counted by the next count.
+        counter.count(&presence, |_| 1);
+        assert_eq!(
+            presence.counts(),
+            [
+                UserWatchers { id: 1, watchers: 1 },
+                UserWatchers { id: 2, watchers: 1 }
+            ]
+        );
     }
 }

@@ -33,12 +33,81 @@ struct Entry {
 /// One segment position in the trie of patterns.
 #[derive(Default)]
 struct Node {
-    literal: HashMap<Box<str>, Node>,
+    literal: Children,
     var: Option<Box<Node>>,
     /// Patterns ending here with `*`: one or more further segments.
     rest: Vec<SubId>,
     /// Patterns ending here.
     end: Vec<SubId>,
+}
+
+/// The literal segments that follow a node. Most nodes have one (each level of a pattern
+/// no other subscriber shares), so one is held inline: a map with room for one entry costs
+/// about 512 bytes, this about 130, which bounds what a stream's selectors cost the server.
+enum Children {
+    One(Box<str>, Box<Node>),
+    /// None (an empty map does not allocate) or several.
+    Many(HashMap<Box<str>, Node>),
+}
+
+impl Default for Children {
+    fn default() -> Self {
+        Children::Many(HashMap::new())
+    }
+}
+
+impl Children {
+    fn is_empty(&self) -> bool {
+        matches!(self, Children::Many(map) if map.is_empty())
+    }
+
+    fn get(&self, segment: &str) -> Option<&Node> {
+        match self {
+            Children::One(key, node) => (**key == *segment).then_some(&**node),
+            Children::Many(map) => map.get(segment),
+        }
+    }
+
+    fn get_mut(&mut self, segment: &str) -> Option<&mut Node> {
+        match self {
+            Children::One(key, node) => (**key == *segment).then_some(&mut **node),
+            Children::Many(map) => map.get_mut(segment),
+        }
+    }
+
+    /// The node after `segment`, made if missing.
+    fn entry(&mut self, segment: &str) -> &mut Node {
+        *self = match std::mem::take(self) {
+            Children::Many(map) if map.is_empty() => Children::One(segment.into(), Box::default()),
+            Children::One(key, node) if *key != *segment => Children::Many(HashMap::from([
+                (key, *node),
+                (segment.into(), Node::default()),
+            ])),
+            same => same,
+        };
+        match self {
+            Children::One(_, node) => node,
+            Children::Many(map) => map.entry(segment.into()).or_default(),
+        }
+    }
+
+    fn remove(&mut self, segment: &str) {
+        match self {
+            Children::One(key, _) if **key == *segment => *self = Children::default(),
+            Children::One(..) => {}
+            Children::Many(map) => {
+                map.remove(segment);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn nodes(&self) -> Vec<&Node> {
+        match self {
+            Children::One(_, node) => vec![node],
+            Children::Many(map) => map.values().collect(),
+        }
+    }
 }
 
 impl Node {
@@ -55,7 +124,7 @@ impl Node {
         if !(rest.is_empty() && first.is_empty()) {
             out.extend_from_slice(&self.rest);
         }
-        if let Some(next) = self.literal.get(*first) {
+        if let Some(next) = self.literal.get(first) {
             next.find(rest, out);
         }
         if let (Some(var), false) = (&self.var, first.is_empty()) {
@@ -67,7 +136,7 @@ impl Node {
         match parts.split_first() {
             None => &mut self.end,
             Some((Part::Rest, _)) => &mut self.rest,
-            Some((Part::Lit(lit), rest)) => self.literal.entry(lit.clone()).or_default().slot(rest),
+            Some((Part::Lit(lit), rest)) => self.literal.entry(lit).slot(rest),
             Some((Part::Var, rest)) => self.var.get_or_insert_with(Box::default).slot(rest),
         }
     }
@@ -101,16 +170,31 @@ fn selectors(mailbox: &Mailbox) -> &[TopicSelector] {
     mailbox.filter.selectors.as_deref().unwrap_or_default()
 }
 
+/// A subscriber with the selector `*` is in the `*` list only: its other selectors add
+/// nothing, and the list stays apart from the rest, so that a publish takes it as it is
+/// (no copy, no sort).
+fn follows_everything(mailbox: &Mailbox) -> bool {
+    selectors(mailbox)
+        .iter()
+        .any(|s| matches!(s.shape(), Shape::Any))
+}
+
 impl Index {
     /// Registers a subscriber whose filter selected `mailbox.filter.selectors`.
     pub(crate) fn insert(&mut self, mailbox: Arc<Mailbox>) -> SubId {
         let id = self.next_id;
         self.next_id += 1;
-        for selector in selectors(&mailbox) {
-            match selector.shape() {
-                Shape::Any => self.any.push(id),
-                Shape::Exact(topic) => self.exact.entry(Arc::clone(topic)).or_default().push(id),
-                Shape::Pattern(parts) => self.patterns.slot(parts).push(id),
+        if follows_everything(&mailbox) {
+            self.any.push(id);
+        } else {
+            for selector in selectors(&mailbox) {
+                match selector.shape() {
+                    Shape::Any => {}
+                    Shape::Exact(topic) => {
+                        self.exact.entry(Arc::clone(topic)).or_default().push(id)
+                    }
+                    Shape::Pattern(parts) => self.patterns.slot(parts).push(id),
+                }
             }
         }
         self.subscribers.insert(id, Entry { mailbox });
@@ -122,9 +206,13 @@ impl Index {
         let Some(entry) = self.subscribers.remove(&id) else {
             return;
         };
+        if follows_everything(&entry.mailbox) {
+            self.any.retain(|s| *s != id);
+            return;
+        }
         for selector in selectors(&entry.mailbox) {
             match selector.shape() {
-                Shape::Any => self.any.retain(|s| *s != id),
+                Shape::Any => {}
                 Shape::Exact(topic) => {
                     if let Some(ids) = self.exact.get_mut(&**topic) {
                         ids.retain(|s| *s != id);
@@ -143,7 +231,17 @@ impl Index {
         &'a self,
         topics: impl IntoIterator<Item = &'a str>,
     ) -> impl Iterator<Item = &'a Arc<Mailbox>> + 'a {
-        let mut ids = self.any.clone();
+        // The `*` list holds no one found by topic: read as it is.
+        let found = self.by_topic(topics);
+        (self.any.iter().copied())
+            .chain(found)
+            .filter_map(move |id| self.subscribers.get(&id).map(|e| &e.mailbox))
+    }
+
+    /// The subscribers, other than those of `*`, with a selector matching one of `topics`,
+    /// each once.
+    fn by_topic<'a>(&self, topics: impl IntoIterator<Item = &'a str>) -> Vec<SubId> {
+        let mut ids = Vec::new();
         for topic in topics {
             if let Some(found) = self.exact.get(topic) {
                 ids.extend_from_slice(found);
@@ -158,8 +256,7 @@ impl Index {
             ids.sort_unstable();
             ids.dedup();
         }
-        ids.into_iter()
-            .filter_map(|id| self.subscribers.get(&id).map(|e| &e.mailbox))
+        ids
     }
 
     /// Every selective subscriber.
@@ -169,7 +266,19 @@ impl Index {
 
     /// How many subscribers have a selector matching `topic`.
     pub(crate) fn presence(&self, topic: &str) -> usize {
-        self.matching([topic]).count()
+        self.any.len() + self.by_topic([topic]).len()
+    }
+
+    /// Levels of the trie of patterns, for tests of what a subscriber may cost.
+    #[cfg(test)]
+    pub(crate) fn levels(&self) -> usize {
+        fn count(node: &Node) -> usize {
+            (node.literal.nodes().into_iter())
+                .map(|n| 1 + count(n))
+                .sum::<usize>()
+                + node.var.as_deref().map_or(0, |n| 1 + count(n))
+        }
+        count(&self.patterns)
     }
 
     /// Selective subscribers, and the distinct exact topics they follow.
@@ -378,6 +487,40 @@ mod tests {
             }
             let stats = b.stats();
             assert_eq!((stats.topic_subscribers, stats.followed_topics), (0, 0));
+        });
+    }
+
+    /// A selector's level that no other subscriber shares costs one boxed node and its key:
+    /// the bound on what a stream's selectors cost is this size times 64.
+    #[test]
+    fn a_trie_level_stays_small() {
+        let size = std::mem::size_of::<super::Node>();
+        assert!(size <= 112, "a node is {size} bytes");
+    }
+
+    #[test]
+    fn a_subscriber_of_everything_is_one_entry_of_the_any_list() {
+        runtime().block_on(async {
+            let b = Broadcaster::new();
+            let sub = Sub {
+                selectors: Some(
+                    ["*", "*", "users/42", "users/{id}", "*"]
+                        .map(String::from)
+                        .to_vec(),
+                ),
+                grants: vec![],
+                resume_after: None,
+            };
+            let _stream = open(&b, &sub, None);
+            {
+                let state = b.shared.lock();
+                let index = &state.index;
+                assert_eq!(index.any.len(), 1, "one entry, however many `*`");
+                assert_eq!(index.exact.len(), 0, "`*` covers its exact topics");
+                assert_eq!(index.levels(), 0, "`*` covers its patterns");
+            }
+            assert_eq!(b.presence("users/42"), 1);
+            assert_eq!(b.presence("orders/1"), 1);
         });
     }
 

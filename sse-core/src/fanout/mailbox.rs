@@ -14,6 +14,11 @@ use crate::topic::Filter;
 const CAPACITY: usize = 1024;
 const CAPACITY_BYTES: usize = 256 * 1024;
 
+/// Frames of room an emptied queue may keep. A burst can grow a queue to [`CAPACITY`] frames
+/// (about 80 KiB); once drained, or dropped for a lag, the room above this is given back, so a
+/// stream that stalled once does not keep its peak for the rest of its life.
+const KEPT_CAPACITY: usize = 16;
+
 /// What a subscriber reads next from its mailbox.
 pub(crate) enum Received {
     Frame(Frame),
@@ -57,7 +62,7 @@ impl Mailbox {
         let waker = {
             let mut inner = self.lock();
             if inner.frames.len() >= CAPACITY || inner.bytes + frame.bytes.len() > CAPACITY_BYTES {
-                inner.frames.clear();
+                inner.frames = VecDeque::new();
                 inner.bytes = 0;
                 inner.lagged = true;
             } else {
@@ -96,6 +101,11 @@ impl Mailbox {
         }
         if let Some(frame) = inner.frames.pop_front() {
             inner.bytes -= frame.bytes.len();
+            // Far above the floor (not just above it), so that a queue hovering around it is
+            // not reallocated on every drain.
+            if inner.frames.is_empty() && inner.frames.capacity() > 4 * KEPT_CAPACITY {
+                inner.frames.shrink_to(KEPT_CAPACITY);
+            }
             return Poll::Ready(Some(Received::Frame(frame)));
         }
         if inner.closed {
@@ -106,5 +116,67 @@ impl Mailbox {
             _ => inner.waker = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::topic::Route;
+    use crate::wire::EventId;
+
+    fn frame(n: u64) -> Frame {
+        let route = Arc::new(Route::everyone());
+        Frame::new(
+            EventId::new(1, n),
+            Bytes::from_static(b"data: x\n\n"),
+            route,
+        )
+    }
+
+    fn capacity(mailbox: &Mailbox) -> usize {
+        mailbox.lock().frames.capacity()
+    }
+
+    fn drain(mailbox: &Mailbox) -> usize {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut n = 0;
+        while let Poll::Ready(Some(_)) = mailbox.poll_recv(&mut cx) {
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn a_stalled_mailbox_gives_its_memory_back() {
+        let mailbox = Mailbox::new(Filter::default());
+        for n in 0..CAPACITY as u64 {
+            mailbox.push(frame(n));
+        }
+        assert!(capacity(&mailbox) >= CAPACITY);
+        // One more: the subscriber lagged; what was queued is dropped, and so is its room.
+        mailbox.push(frame(CAPACITY as u64));
+        assert!(
+            capacity(&mailbox) <= KEPT_CAPACITY,
+            "after a lag: {}",
+            capacity(&mailbox)
+        );
+        assert_eq!(drain(&mailbox), 1, "the lag alone");
+
+        for n in 0..CAPACITY as u64 / 2 {
+            mailbox.push(frame(n));
+        }
+        assert!(capacity(&mailbox) >= CAPACITY / 2);
+        assert_eq!(drain(&mailbox), CAPACITY / 2);
+        assert!(
+            capacity(&mailbox) <= KEPT_CAPACITY,
+            "drained: {}",
+            capacity(&mailbox)
+        );
     }
 }

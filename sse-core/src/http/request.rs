@@ -15,8 +15,13 @@ use crate::emit::{parse_client_id, CLIENT_ID_HEADER};
 use crate::error::AuthError;
 use crate::fanout::admission::{Admission, OverLimit};
 use crate::fanout::Shared;
-use crate::topic::{Filter, TopicSelector};
+use crate::topic::{merge, Filter, TopicSelector};
 use crate::wire::LastEventId;
+
+/// Most `/`-separated segments of all the distinct `topic` selectors of one stream request.
+/// Each segment of a selector with `{name}` or `*` is a level of the subscription index: this
+/// bounds what one stream's selectors cost the server (a few KiB), whatever its query.
+pub(crate) const MAX_REQUEST_SEGMENTS: usize = 64;
 
 /// What a stream request asks for.
 pub(super) struct StreamRequest {
@@ -57,20 +62,32 @@ impl StreamRequest {
         let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
             .map_err(|err| bad(format!("unreadable query string: {err}")))?
             .into_inner();
-        let mut selectors = Vec::new();
+        let mut selectors: Vec<TopicSelector> = Vec::new();
+        let mut segments = 0;
         let mut client_id = None;
         let mut last_event_id = None;
         for (key, value) in pairs {
             match key.as_str() {
                 "topic" => {
+                    let selector = TopicSelector::parse(&value)
+                        .map_err(|err| bad(format!("malformed topic selector: {err}")))?;
+                    // A repeat selects nothing more: it costs nothing, and counts for nothing.
+                    if selectors.contains(&selector) {
+                        continue;
+                    }
                     if selectors.len() == config.max_selectors {
                         return Err(bad(format!(
                             "too many `topic` parameters: at most {} are accepted",
                             config.max_selectors
                         )));
                     }
-                    let selector = TopicSelector::parse(&value)
-                        .map_err(|err| bad(format!("malformed topic selector: {err}")))?;
+                    segments += selector.as_str().split('/').count();
+                    if segments > MAX_REQUEST_SEGMENTS {
+                        return Err(bad(format!(
+                            "the `topic` selectors have too many segments: at most \
+                             {MAX_REQUEST_SEGMENTS} in all are accepted"
+                        )));
+                    }
                     selectors.push(selector);
                 }
                 "client_id" => client_id = Some(value),
@@ -184,10 +201,10 @@ impl StreamRequest {
             })
     }
 
-    /// The subscriber's filter: what it selected, what it may see, who it is.
+    /// The subscriber's filter: what it selected (merged), what it may see, who it is.
     pub(super) fn filter(self, authorized: Authorized) -> Filter {
         Filter {
-            selectors: (!self.selectors.is_empty()).then(|| self.selectors.into()),
+            selectors: (!self.selectors.is_empty()).then(|| merge(self.selectors).into()),
             grants: authorized
                 .grant
                 .map(|g| g.topics.into())
@@ -208,6 +225,47 @@ mod tests {
     /// `s` percent-encoded, every byte: any text can reach the query string this way.
     fn encode(s: &str) -> String {
         s.bytes().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    /// A selector such as `k0` + 1005 `/` + `*` once fit in 1024 bytes, and each of its
+    /// segments became a level of the subscription index (about 512 bytes): four of them in a
+    /// 4 KiB query cost the server 2 MiB per anonymous stream.
+    #[tokio::test]
+    async fn a_stream_request_adds_a_bounded_number_of_index_levels() {
+        let events = Broadcaster::new();
+        let query = |selectors: Vec<String>| {
+            let query: Vec<String> = selectors.iter().map(|s| format!("topic={s}")).collect();
+            let uri = format!("/events?{}", query.join("&"));
+            events.respond(&TestRequest::with_uri(&uri).to_http_request())
+        };
+        let deep = query(
+            (0..4)
+                .map(|k| format!("k{k}{}*", "/".repeat(1005)))
+                .collect(),
+        );
+        assert_eq!(deep.status(), StatusCode::BAD_REQUEST, "empty segments");
+        // The most one request may select: distinct patterns, 16 segments each, 64 in all.
+        let widest = |n: usize| -> Vec<String> {
+            (0..n)
+                .map(|k| format!("w{k}/{}", vec!["{x}"; 15].join("/")))
+                .collect()
+        };
+        let most = query(widest(4));
+        assert_eq!(most.status(), StatusCode::OK);
+        assert_eq!(query(widest(5)).status(), StatusCode::BAD_REQUEST);
+        let levels = events.shared.lock().index.levels();
+        assert!(levels <= super::MAX_REQUEST_SEGMENTS, "{levels} levels");
+        drop((deep, most));
+    }
+
+    #[tokio::test]
+    async fn repeated_selectors_are_one() {
+        let events = Broadcaster::builder().max_selectors(3).build();
+        let uri = format!("/events?{}", vec!["topic=*"; 40].join("&"));
+        let stream = events.respond(&TestRequest::with_uri(&uri).to_http_request());
+        assert_eq!(stream.status(), StatusCode::OK);
+        assert_eq!(events.shared.lock().index.levels(), 0);
+        drop(stream);
     }
 
     proptest! {

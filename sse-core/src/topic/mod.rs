@@ -11,6 +11,6 @@ mod template;
 
 pub(crate) use route::Delivery;
 pub(crate) use route::{Filter, Route};
-pub(crate) use selector::{Part, Shape};
-pub use selector::{TopicSelector, MAX_TOPIC_LEN};
+pub(crate) use selector::{merge, Part, Shape};
+pub use selector::{TopicSelector, MAX_SEGMENTS, MAX_TOPIC_LEN};
 pub(crate) use template::{has_fields, render};

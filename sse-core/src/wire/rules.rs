@@ -12,6 +12,11 @@ use std::fmt;
 /// Longest topic or selector accepted, in bytes.
 pub(crate) const MAX_TOPIC_LEN: usize = 1024;
 
+/// Most `/`-separated segments in a topic, a selector or a template. Each segment of a
+/// selector with `{name}` or `*` is one level of the server's subscription index, so a bound
+/// on segments is a bound on what one selector costs the server.
+pub(crate) const MAX_SEGMENTS: usize = 16;
+
 /// What is wrong with `name` as an SSE event name, if anything.
 ///
 /// A name may be any text that fits on the `event:` line of a frame: non-empty, without line
@@ -37,6 +42,9 @@ pub(crate) enum TextProblem {
     Empty,
     TooLong,
     ControlCharacter,
+    /// A `/` at either end, or `//`: a segment no selector segment can name.
+    EmptySegment,
+    TooManySegments,
 }
 
 impl TextProblem {
@@ -48,12 +56,24 @@ impl TextProblem {
             TextProblem::ControlCharacter => {
                 format!("{what} must not contain control characters")
             }
+            TextProblem::EmptySegment => format!(
+                "{what} must not have an empty segment: no `/` at the start or the end, and no \
+                 `//`"
+            ),
+            TextProblem::TooManySegments => {
+                format!("{what} must have at most {MAX_SEGMENTS} `/`-separated segments")
+            }
         }
     }
 }
 
-/// What is wrong with `text` as a topic or selector, if anything: it must be non-empty, at
-/// most [`MAX_TOPIC_LEN`] bytes, and without control characters.
+/// What is wrong with `text` as a topic, selector or template, if anything: it must be
+/// non-empty, at most [`MAX_TOPIC_LEN`] bytes, without control characters, and made of at
+/// most [`MAX_SEGMENTS`] non-empty `/`-separated segments.
+///
+/// Topics and selectors follow the same rule, so every topic an event can have is one an
+/// exact selector can name. A template follows it too: the fields it inserts are non-empty
+/// and without `/`, so the topic it makes has the template's segments.
 pub(crate) fn topic_text_problem(text: &str) -> Option<TextProblem> {
     if text.is_empty() {
         Some(TextProblem::Empty)
@@ -61,6 +81,10 @@ pub(crate) fn topic_text_problem(text: &str) -> Option<TextProblem> {
         Some(TextProblem::TooLong)
     } else if text.chars().any(char::is_control) {
         Some(TextProblem::ControlCharacter)
+    } else if text.split('/').any(str::is_empty) {
+        Some(TextProblem::EmptySegment)
+    } else if text.split('/').count() > MAX_SEGMENTS {
+        Some(TextProblem::TooManySegments)
     } else {
         None
     }
@@ -170,6 +194,19 @@ mod tests {
             Some(TextProblem::TooLong)
         );
         assert_eq!(topic_text_problem(""), Some(TextProblem::Empty));
+        for empty_segment in ["/a", "a/", "a//b", "/", "users/{id}/"] {
+            assert_eq!(
+                topic_text_problem(empty_segment),
+                Some(TextProblem::EmptySegment),
+                "{empty_segment:?}"
+            );
+        }
+        let deepest = vec!["s"; MAX_SEGMENTS].join("/");
+        assert_eq!(topic_text_problem(&deepest), None);
+        assert_eq!(
+            topic_text_problem(&format!("{deepest}/*")),
+            Some(TextProblem::TooManySegments)
+        );
         assert_eq!(
             topic_text_problem("a\tb"),
             Some(TextProblem::ControlCharacter)

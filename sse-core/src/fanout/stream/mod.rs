@@ -294,6 +294,44 @@ mod tests {
 mod hostile {
     use crate::Broadcaster;
 
+    /// A resume whose client wants none of a long history: each poll reads one bounded part
+    /// of it (under the publish lock), instead of all of it in one poll.
+    #[test]
+    fn a_resume_that_wants_nothing_reads_the_history_a_part_per_poll() {
+        use futures_util::{FutureExt, StreamExt};
+
+        let b = Broadcaster::builder().keep_alive(None).build();
+        let first = b
+            .publish_event(crate::Event::new("e").json(&0).topic("other"))
+            .unwrap();
+        for i in 0..3 * 4096 {
+            b.publish_event(crate::Event::new("e").json(&i).topic("other"))
+                .unwrap();
+        }
+        let last = format!("id: {}\n", b.last_event_id());
+        let filter = crate::topic::Filter {
+            selectors: Some(Box::new(["mine".parse().unwrap()])),
+            grants: Box::new([]),
+            client_id: None,
+        };
+        let after = crate::wire::LastEventId::After(first);
+        let mut stream =
+            super::EventStream::open(b.shared.clone(), after, filter, None, None).unwrap();
+        let mut text = String::new();
+        let mut polls = 0;
+        while !text.contains(&last) && polls < 100 {
+            polls += 1;
+            if let Some(Some(Ok(chunk))) = stream.next().now_or_never() {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        }
+        assert!(
+            text.contains(&last),
+            "moved past what it did not want: {text:?}"
+        );
+        assert!(polls >= 3, "the whole history was read in {polls} poll(s)");
+    }
+
     #[test]
     fn a_resume_far_back_holds_a_position_not_a_copy_of_the_history() {
         let b = Broadcaster::builder().keep_alive(None).build();

@@ -333,6 +333,13 @@ impl Source {
         while self.queued < MAX_BATCH {
             if self.behind {
                 self.catch_up();
+                if self.behind {
+                    // One catch-up read per poll: a client that wants little of a long
+                    // history must not hold this thread (and the publish lock, a read at a
+                    // time) for all of it. It goes on at the next poll.
+                    cx.waker().wake_by_ref();
+                    break;
+                }
                 continue;
             }
             match self.live.poll(cx) {

@@ -3,6 +3,7 @@
 
 mod route;
 mod selector;
+pub(crate) mod syntax;
 mod template;
 
 pub use route::Delivery;

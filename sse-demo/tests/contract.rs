@@ -21,8 +21,12 @@ fn catalogue() -> Catalogue {
     Broadcaster::catalogue().filter(|e| e.origin.starts_with("sse_demo::"))
 }
 
+/// The demo's stream, with the credentials its authorizer reads (a key of the demo's kind;
+/// only the schemes it advertises matter here).
 fn server() -> StreamServer {
-    StreamServer::new("http", "127.0.0.1:2345", sse_demo::STREAM_PATH).titled("sse-demo", "1.0.0")
+    StreamServer::new("http", "127.0.0.1:2345", sse_demo::STREAM_PATH)
+        .titled("sse-demo", "1.0.0")
+        .authorized_by(&sse_demo::login::LoginKey::random().authorizer())
 }
 
 #[test]

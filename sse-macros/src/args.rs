@@ -2,8 +2,9 @@
 
 use proc_macro2::Span;
 use quote::ToTokens;
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
-use syn::{LitStr, Token};
+use syn::{Ident, LitStr, Token};
 
 use crate::rules;
 
@@ -35,6 +36,9 @@ const VALID: &str = "`#[emit_event]` takes the event name and, optionally, \
                      `topic = \"users/{id}\"`, `payload = UserPublic::from`, `private`, \
                      `to_others` and `crate = \"path::to::sse_core\"`";
 
+/// The arguments other than the event name: what a misspelt word is compared with.
+const ARGUMENTS: [&str; 5] = ["topic", "payload", "private", "to_others", "crate"];
+
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut found = Found::default();
@@ -60,8 +64,10 @@ impl Parse for Args {
                 found.private = parse_flag::<kw::private>(input, found.private, &mut errors)?;
             } else if input.peek(kw::to_others) {
                 found.to_others = parse_flag::<kw::to_others>(input, found.to_others, &mut errors)?;
-            } else if input.peek(syn::Ident) && input.peek2(Token![=]) {
+            } else if input.peek(Ident::peek_any) && input.peek2(Token![=]) {
                 parse_unknown(input, &mut errors)?;
+            } else if is_bare_word(input) {
+                parse_bare_word(input, &mut found, &mut errors)?;
             } else {
                 parse_not_a_name(input, &mut errors)?;
             }
@@ -79,10 +85,24 @@ struct Found {
     private: bool,
     to_others: bool,
     payload: Option<syn::Path>,
+    /// Words alone that are no argument and too far from one for a suggestion: judged at the
+    /// end, when it is known whether the event name was given.
+    unknown_words: Vec<Ident>,
 }
 
 impl Found {
-    fn finish(self, errors: Errors) -> syn::Result<Args> {
+    fn finish(mut self, mut errors: Errors) -> syn::Result<Args> {
+        for (i, word) in std::mem::take(&mut self.unknown_words)
+            .into_iter()
+            .enumerate()
+        {
+            if i == 0 && self.name.is_none() {
+                // `#[emit_event(user_updated)]`: most likely the name without its quotes.
+                errors.push(not_a_literal_name(&word, true));
+            } else {
+                errors.push(unknown_argument(&word, None));
+            }
+        }
         // Without a name because of an error, that error says enough.
         errors.finish()?;
         let Some(name) = self.name else {
@@ -231,30 +251,106 @@ fn parse_flag<K: Parse + ToTokens>(
 /// `name = value` with a name we do not know: reported, and its value skipped so that later
 /// arguments are still checked.
 fn parse_unknown(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<()> {
-    let key: syn::Ident = input.parse()?;
-    errors.push(syn::Error::new(
-        key.span(),
-        format!("unknown argument `{key}`: {VALID}"),
-    ));
+    let key = Ident::parse_any(input)?;
+    errors.push(unknown_argument(&key, suggestion(&key.to_string())));
     input.parse::<Token![=]>()?;
     input.parse::<syn::Expr>()?;
+    Ok(())
+}
+
+/// Whether the next argument is one word alone (`privat`, `topic`), followed by `,` or the end.
+fn is_bare_word(input: ParseStream<'_>) -> bool {
+    let fork = input.fork();
+    fork.call(Ident::parse_any).is_ok() && (fork.is_empty() || fork.peek(Token![,]))
+}
+
+/// A word alone that is no flag: an argument that needs a value, a misspelt argument, or
+/// (decided in [`Found::finish`]) an unknown one or the event name without quotes.
+fn parse_bare_word(
+    input: ParseStream<'_>,
+    found: &mut Found,
+    errors: &mut Errors,
+) -> syn::Result<()> {
+    let word = Ident::parse_any(input)?;
+    let text = word.to_string();
+    let example = match text.as_str() {
+        "topic" => Some("topic = \"users/{id}\""),
+        "payload" => Some("payload = UserPublic::from"),
+        "crate" => Some("crate = \"my_app::sse_core\""),
+        _ => None,
+    };
+    if let Some(example) = example {
+        errors.push(syn::Error::new(
+            word.span(),
+            format!("`{text}` takes a value, like `{example}`"),
+        ));
+    } else if let Some(suggestion) = suggestion(&text) {
+        errors.push(unknown_argument(&word, Some(suggestion)));
+    } else {
+        found.unknown_words.push(word);
+    }
     Ok(())
 }
 
 /// Anything else where the event name was expected.
 fn parse_not_a_name(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<()> {
     let found: syn::Expr = input.parse()?;
-    let hint = if matches!(found, syn::Expr::Path(_)) {
+    let is_path = matches!(found, syn::Expr::Path(_));
+    errors.push(not_a_literal_name(&found, is_path));
+    Ok(())
+}
+
+fn not_a_literal_name(found: &impl ToTokens, maybe_constant: bool) -> syn::Error {
+    let hint = if maybe_constant {
         " (a constant cannot be used: attribute arguments are read before constants are \
          evaluated)"
     } else {
         ""
     };
-    errors.push(syn::Error::new_spanned(
+    syn::Error::new_spanned(
         found,
         format!("the event name must be a string literal, like {EXAMPLE}{hint}"),
-    ));
-    Ok(())
+    )
+}
+
+/// `unknown argument`, with the argument meant if one is close, and the valid ones.
+fn unknown_argument(word: &Ident, suggestion: Option<&str>) -> syn::Error {
+    let meant = suggestion.map_or(String::new(), |s| format!(" did you mean `{s}`?"));
+    syn::Error::new(
+        word.span(),
+        format!("unknown argument `{word}`:{meant} {VALID}"),
+    )
+}
+
+/// The argument `word` is most likely a misspelling of: the closest by edit distance, within
+/// a third of the word's length (as rustc's own suggestions), ignoring case.
+fn suggestion(word: &str) -> Option<&'static str> {
+    let word = word.to_lowercase();
+    let limit = word.chars().count().max(3) / 3;
+    ARGUMENTS
+        .iter()
+        .map(|arg| (edit_distance(&word, arg), *arg))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, arg)| arg)
+}
+
+/// Levenshtein distance: insertions, deletions and substitutions of one character.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// Checks a topic template with the rules `sse_core` applies when it fills one in.
@@ -297,5 +393,30 @@ impl Errors {
 
     pub(crate) fn finish(self) -> syn::Result<()> {
         self.0.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("privat", "private"), 1);
+        assert_eq!(edit_distance("to_other", "to_others"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "crate"), 5);
+    }
+
+    #[test]
+    fn a_misspelt_argument_gets_the_one_meant() {
+        assert_eq!(suggestion("privat"), Some("private"));
+        assert_eq!(suggestion("Private"), Some("private"));
+        assert_eq!(suggestion("to_other"), Some("to_others"));
+        assert_eq!(suggestion("topics"), Some("topic"));
+        assert_eq!(suggestion("paylaod"), Some("payload"));
+        assert_eq!(suggestion("colour"), None);
+        assert_eq!(suggestion("channel"), None);
+        assert_eq!(suggestion("x"), None);
     }
 }

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sse_core::testing::{capture, expect_event};
-use sse_core::{emit_event, Broadcaster};
+use sse_core::{emit_event, Broadcaster, JwtAuth};
 
 #[derive(Clone, Debug, Serialize)]
 struct Account {
@@ -51,11 +51,30 @@ struct Tick {
 
 sse_core::declare_event!("tick", payload = Tick, topic = "ticks/{n}", to_others);
 
+sse_core::declare_event!(
+    "account_secret",
+    payload = AccountPublic,
+    topic = "accounts/{id}/private",
+    private
+);
+
 // The same event name with another payload: a conflict the catalogue reports, with both
 // places. (This test binary's catalogue is broken on purpose; the demo's is checked whole.)
 #[emit_event("tick")]
 async fn wrong_tick() -> web::Json<AccountPublic> {
     web::Json(AccountPublic::from(&ada()))
+}
+
+// A topic field the projection lacks: every `account_by_email` event would fail to publish.
+#[emit_event("account_by_email", topic = "accounts/{email}", payload = AccountPublic::from)]
+async fn by_email() -> web::Json<Account> {
+    web::Json(ada())
+}
+
+// A payload type without `JsonSchema`: the documents could only call it `unknown`.
+#[emit_event("account_raw")]
+async fn raw() -> web::Json<Account> {
+    web::Json(ada())
 }
 
 #[actix_rt::test]
@@ -100,9 +119,12 @@ fn the_catalogue_lists_handlers_and_declared_events() {
     assert_eq!(schema["properties"]["id"]["type"], "integer");
     assert!(schema["properties"].get("email").is_none());
 
-    let tick = catalogue.events().iter().find(|e| e.origin == "contract");
+    let tick = catalogue
+        .events()
+        .iter()
+        .find(|e| e.origin == "contract" && e.name == "tick");
     let tick = tick.expect("declared tick");
-    assert_eq!((tick.name, tick.to_others), ("tick", true));
+    assert!(tick.to_others);
 }
 
 #[test]
@@ -133,7 +155,11 @@ async fn the_documents_are_served_next_to_the_stream() {
     assert_eq!(doc["channels"]["accounts_id"]["address"], "accounts/{id}");
     assert!(doc["channels"]["accounts_id"]["parameters"]["id"].is_object());
     assert_eq!(
-        doc["components"]["messages"]["account_updated"]["payload"]["title"],
+        doc["components"]["messages"]["account_updated"]["title"],
+        "AccountPublic"
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["AccountPublic"]["title"],
         "AccountPublic"
     );
     let req = actix_test::TestRequest::get()
@@ -151,4 +177,87 @@ async fn the_documents_are_served_next_to_the_stream() {
         .uri("/events/asyncapi.json")
         .to_request();
     assert_eq!(actix_test::call_service(&app, req).await.status(), 404);
+}
+
+#[test]
+fn the_catalogue_reports_a_topic_field_the_payload_lacks() {
+    let problems = Broadcaster::catalogue().problems();
+    let problem = problems
+        .iter()
+        .find(|p| p.contains("`account_by_email`"))
+        .unwrap_or_else(|| panic!("not reported: {problems:#?}"));
+    assert!(problem.contains("no field `email`"), "{problem}");
+    assert!(problem.contains("contract.rs:"), "{problem}");
+}
+
+#[test]
+fn the_catalogue_reports_a_payload_without_a_schema() {
+    let problems = Broadcaster::catalogue().problems();
+    let problem = problems
+        .iter()
+        .find(|p| p.contains("`account_raw`"))
+        .unwrap_or_else(|| panic!("not reported: {problems:#?}"));
+    assert!(problem.contains("contract::Account"), "{problem}");
+    assert!(
+        problem.contains("derive `schemars::JsonSchema`"),
+        "{problem}"
+    );
+}
+
+/// The served AsyncAPI document of `events`, mounted at `/events`.
+async fn served_asyncapi(events: &Broadcaster) -> Value {
+    let app = actix_test::init_service(App::new().configure(events.service("/events"))).await;
+    let req = actix_test::TestRequest::get()
+        .uri("/events/asyncapi.json")
+        .to_request();
+    actix_test::call_and_read_body_json(&app, req).await
+}
+
+#[actix_rt::test]
+async fn the_document_advertises_no_security_scheme_without_an_authorizer() {
+    let doc = served_asyncapi(&Broadcaster::new()).await;
+    assert!(
+        doc["components"].get("securitySchemes").is_none(),
+        "{doc:#}"
+    );
+    let private = &doc["operations"]["receive_account_secret"];
+    assert!(private.is_object(), "{doc:#}");
+    assert!(private.get("security").is_none(), "{private:#}");
+}
+
+#[actix_rt::test]
+async fn the_document_advertises_the_credentials_the_authorizer_reads() {
+    let auth = JwtAuth::hs256(b"a secret of at least 32 bytes, please");
+    let events = Broadcaster::builder().authorizer(auth).build();
+    let doc = served_asyncapi(&events).await;
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer", "{doc:#}");
+    assert_eq!(schemes["cookie"]["name"], "sse_token", "{doc:#}");
+    assert!(schemes.get("query").is_none(), "{doc:#}");
+    assert_eq!(
+        doc["operations"]["receive_account_secret"]["security"],
+        json!([
+            { "$ref": "#/components/securitySchemes/bearer" },
+            { "$ref": "#/components/securitySchemes/cookie" },
+        ])
+    );
+    assert!(doc["operations"]["receive_tick"].get("security").is_none());
+}
+
+#[actix_rt::test]
+async fn a_payload_schema_is_defined_once_and_referenced() {
+    let doc = served_asyncapi(&Broadcaster::new()).await;
+    // `AccountPublic` is the payload of three events.
+    let reference = json!({ "$ref": "#/components/schemas/AccountPublic" });
+    for name in ["account_updated", "account_by_email", "account_secret"] {
+        assert_eq!(
+            doc["components"]["messages"][name]["payload"], reference,
+            "{name}"
+        );
+    }
+    let text = doc.to_string();
+    assert_eq!(
+        text.matches("What everyone may see of an account.").count(),
+        1
+    );
 }

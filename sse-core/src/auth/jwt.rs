@@ -226,6 +226,48 @@ struct SseClaim {
 }
 
 impl Authorize for JwtAuth {
+    /// `bearer`, and `cookie` and `query` where the token is also read from there.
+    fn security_schemes(&self) -> serde_json::Map<String, serde_json::Value> {
+        const CLAIM: &str = "A JWT whose `sse.subscribe` claim lists the selectors of the \
+                             private topics it allows";
+        let mut schemes = serde_json::Map::new();
+        schemes.insert(
+            "bearer".to_owned(),
+            serde_json::json!({
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": format!("{CLAIM}, in `Authorization: Bearer <token>`."),
+            }),
+        );
+        if let Some(cookie) = &self.cookie {
+            schemes.insert(
+                "cookie".to_owned(),
+                serde_json::json!({
+                    "type": "httpApiKey",
+                    "in": "cookie",
+                    "name": cookie,
+                    "description": format!(
+                        "{CLAIM}, in the `{cookie}` cookie (for `EventSource`, which cannot \
+                         set headers)."
+                    ),
+                }),
+            );
+        }
+        if self.query {
+            schemes.insert(
+                "query".to_owned(),
+                serde_json::json!({
+                    "type": "httpApiKey",
+                    "in": "query",
+                    "name": "access_token",
+                    "description": format!("{CLAIM}, in `?access_token=`."),
+                }),
+            );
+        }
+        schemes
+    }
+
     fn authorize(&self, req: &HttpRequest) -> Result<Option<Grant>, AuthError> {
         let Some(token) = self.token(req)? else {
             return Ok(None);

@@ -47,6 +47,29 @@ pub trait Authorize: Send + Sync + 'static {
     /// present but invalid or expired (answered with 401 even when no private topic was
     /// asked for).
     fn authorize(&self, req: &HttpRequest) -> Result<Option<Grant>, AuthError>;
+
+    /// The credentials this authorizer reads, as AsyncAPI 3.0 security scheme objects by
+    /// name (any one of them is enough), for the served AsyncAPI document. The default is
+    /// none: the document then advertises no scheme rather than a wrong one.
+    ///
+    /// ```
+    /// # use actix_web::HttpRequest;
+    /// # use sse_core::{AuthError, Authorize, Grant};
+    /// # struct ProxyUser;
+    /// impl Authorize for ProxyUser {
+    /// #   fn authorize(&self, _: &HttpRequest) -> Result<Option<Grant>, AuthError> { Ok(None) }
+    ///     // fn authorize(..) as above
+    ///     fn security_schemes(&self) -> serde_json::Map<String, serde_json::Value> {
+    ///         let scheme = serde_json::json!({
+    ///             "type": "httpApiKey", "in": "header", "name": "x-user-id",
+    ///         });
+    ///         [("proxy".to_owned(), scheme)].into_iter().collect()
+    ///     }
+    /// }
+    /// ```
+    fn security_schemes(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
 }
 
 /// What an authorized subscriber may see: the private topics matched by these selectors,

@@ -188,8 +188,9 @@ impl Catalogue {
 
     /// What is wrong with the catalogue: an event name published with two different payloads
     /// or both privately and publicly, an invalid event name or topic template (from
-    /// `declare_event!`, which cannot check them at compile time), and a topic template
-    /// naming a field its payload's schema does not have. Empty when all is well.
+    /// `declare_event!`, which cannot check them at compile time), a topic template
+    /// naming a field its payload's schema does not have, and, with feature `schema`, a
+    /// payload type without a schema. Empty when all is well.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let mut by_name: BTreeMap<&str, Vec<&EventInfo>> = BTreeMap::new();
@@ -197,6 +198,12 @@ impl Catalogue {
             by_name.entry(event.name).or_default().push(event);
             if let Err(err) = validate_event_name(event.name) {
                 problems.push(format!("{} ({}): {err}", event.name, event.location));
+            }
+            if let Some(problem) = schema_problem(event) {
+                problems.push(format!(
+                    "event `{}` ({}): {problem}",
+                    event.name, event.location
+                ));
             }
             if let Some(problem) = topic_problem(event) {
                 problems.push(format!(
@@ -260,6 +267,23 @@ fn describe_payload(event: &EventInfo) -> String {
     }
 }
 
+/// With feature `schema`, a payload type without a schema: the documents can only call it
+/// `unknown`, and its topic template cannot be checked. Said nowhere else: the probe falls
+/// back silently so that turning the feature on never breaks a build.
+fn schema_problem(event: &EventInfo) -> Option<String> {
+    if !cfg!(feature = "schema") || event.schema.is_some() {
+        return None;
+    }
+    // A payload the macro cannot name (a custom `EventPayload`) has nothing to derive on.
+    let ty = event.payload_type?;
+    Some(format!(
+        "the payload `{ty}` has no JSON Schema, so the AsyncAPI document and events.d.ts call \
+         it `unknown` and its topic template cannot be checked: derive \
+         `schemars::JsonSchema` on it, from schemars 1.x (a derive from schemars 0.8 \
+         implements another trait, which is not seen)"
+    ))
+}
+
 /// A template that cannot be parsed, or names a field its payload's schema lacks.
 fn topic_problem(event: &EventInfo) -> Option<String> {
     let template = event.topic?;
@@ -277,8 +301,7 @@ fn topic_problem(event: &EventInfo) -> Option<String> {
     fields.into_iter().find_map(|path| {
         let mut at = schema;
         for part in path.split('.') {
-            at = resolve(schema, at);
-            match at.get("properties").and_then(|p| p.get(part)) {
+            match field(schema, at, part, 0) {
                 Some(next) => at = next,
                 None => {
                     return Some(format!(
@@ -291,6 +314,24 @@ fn topic_problem(event: &EventInfo) -> Option<String> {
         }
         None
     })
+}
+
+/// The schema of the field `name` of what `schema` describes: one of its `properties`, or of
+/// one of its `anyOf`/`oneOf`/`allOf` alternatives (an `Option` of a struct, an enum).
+fn field<'v>(root: &'v Value, schema: &'v Value, name: &str, depth: u8) -> Option<&'v Value> {
+    // Bounded: a schema that refers to itself through alternatives must not loop.
+    if depth > 8 {
+        return None;
+    }
+    let schema = resolve(root, schema);
+    if let Some(found) = schema.get("properties").and_then(|p| p.get(name)) {
+        return Some(found);
+    }
+    ["anyOf", "oneOf", "allOf"]
+        .iter()
+        .filter_map(|key| schema.get(*key).and_then(Value::as_array))
+        .flatten()
+        .find_map(|alternative| field(root, alternative, name, depth + 1))
 }
 
 /// Follows a local `$ref` (`#/components/schemas/X`) inside `root`.
@@ -308,4 +349,90 @@ pub(super) fn resolve<'v>(root: &'v Value, schema: &'v Value) -> &'v Value {
 pub(super) fn short_type_name(path: &str) -> String {
     let head = path.split('<').next().unwrap_or(path);
     head.rsplit("::").next().unwrap_or(head).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(payload_type: Option<&'static str>, schema: Option<Value>) -> EventInfo {
+        EventInfo {
+            name: "user_updated",
+            payload_type,
+            schema,
+            topic: Some("users/{id}/{owner.name}"),
+            private: false,
+            to_others: false,
+            origin: "app::update",
+            location: Location {
+                file: "src/app.rs",
+                line: 3,
+                column: 1,
+            },
+        }
+    }
+
+    #[cfg(feature = "schema")]
+    #[test]
+    fn a_payload_without_a_schema_is_reported_with_a_hint() {
+        let problems =
+            Catalogue::from_events(vec![event(Some("app::UserPublic"), None)]).problems();
+        let problem = problems
+            .iter()
+            .find(|p| p.contains("app::UserPublic"))
+            .unwrap_or_else(|| panic!("not reported: {problems:#?}"));
+        assert!(problem.contains("src/app.rs:3:1"), "{problem}");
+        assert!(problem.contains("schemars::JsonSchema"), "{problem}");
+        assert!(problem.contains("schemars 1"), "{problem}");
+    }
+
+    #[test]
+    fn a_payload_of_unknown_type_is_not_reported() {
+        // A custom `EventPayload` or an `Either` of payloads: nothing the user could derive.
+        let problems = Catalogue::from_events(vec![event(None, None)]).problems();
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn a_template_field_the_schema_lacks_is_reported() {
+        let schema = json!({
+            "title": "UserPublic",
+            "type": "object",
+            "properties": {
+                "id": { "type": "integer" },
+                "owner": { "$ref": "#/components/schemas/Owner" },
+            },
+            "components": { "schemas": {
+                "Owner": { "type": "object", "properties": { "login": { "type": "string" } } },
+            } },
+        });
+        let problems =
+            Catalogue::from_events(vec![event(Some("app::UserPublic"), Some(schema))]).problems();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].contains("no field `owner.name`"),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn a_template_field_behind_an_option_is_found() {
+        // `Option<Owner>` in schemars 1: `anyOf` of the reference and `null`.
+        let schema = json!({
+            "title": "UserPublic",
+            "type": "object",
+            "properties": {
+                "id": { "type": "integer" },
+                "owner": { "anyOf": [{ "$ref": "#/components/schemas/Owner" }, { "type": "null" }] },
+            },
+            "components": { "schemas": {
+                "Owner": { "type": "object", "properties": { "name": { "type": "string" } } },
+            } },
+        });
+        let problems =
+            Catalogue::from_events(vec![event(Some("app::UserPublic"), Some(schema))]).problems();
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
 }

@@ -51,16 +51,23 @@ impl Catalogue {
     }
 }
 
-/// Registers `GET {base}/asyncapi.json` and `GET {base}/events.d.ts`.
-pub(crate) fn routes(cfg: &mut web::ServiceConfig, base: &str) {
+/// Registers `GET {base}/asyncapi.json` and `GET {base}/events.d.ts`; the document advertises
+/// `security`, the schemes of the broadcaster's authorizer.
+pub(crate) fn routes(
+    cfg: &mut web::ServiceConfig,
+    base: &str,
+    security: serde_json::Map<String, serde_json::Value>,
+) {
     let path = base.to_owned();
     cfg.route(
         &format!("{base}/asyncapi.json"),
         web::get().to(move |req: HttpRequest| {
             let path = path.clone();
+            let security = security.clone();
             async move {
                 let info = req.connection_info();
-                let server = StreamServer::new(info.scheme(), info.host(), &path);
+                let mut server = StreamServer::new(info.scheme(), info.host(), &path);
+                server.security = security;
                 document(
                     "application/json",
                     Catalogue::collect_once().asyncapi_text(&server),

@@ -58,6 +58,10 @@ impl Broadcaster {
     fn mount(&self, path: &str, documents: bool) -> impl FnOnce(&mut web::ServiceConfig) {
         let events = self.clone();
         let path = path.to_owned();
+        let security = match &self.shared.config.authorizer.0 {
+            Some(authorizer) => authorizer.security_schemes(),
+            None => serde_json::Map::new(),
+        };
         move |cfg| {
             register_worker_default(&events);
             cfg.app_data(web::Data::new(events.clone()));
@@ -78,7 +82,7 @@ impl Broadcaster {
                 web::get().to(client::client_d_ts),
             );
             if documents {
-                crate::contract::routes(cfg, base);
+                crate::contract::routes(cfg, base, security);
             }
         }
     }

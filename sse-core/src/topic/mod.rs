@@ -7,6 +7,7 @@
 
 mod route;
 mod selector;
+pub(crate) mod syntax;
 mod template;
 
 pub(crate) use route::Delivery;

@@ -1,0 +1,9 @@
+use actix_web::web;
+use sse_core::emit_event;
+
+#[emit_event("user_updated", privat)]
+async fn handler() -> web::Json<u8> {
+    web::Json(1)
+}
+
+fn main() {}

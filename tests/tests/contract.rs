@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sse_core::testing::{capture, expect_event};
-use sse_core::{emit_event, Broadcaster, JwtAuth};
+use sse_core::{auth::JwtAuth, emit_event, Broadcaster};
 
 #[derive(Clone, Debug, Serialize)]
 struct Account {

@@ -54,7 +54,7 @@ pub trait Authorize: Send + Sync + 'static {
     ///
     /// ```
     /// # use actix_web::HttpRequest;
-    /// # use sse_core::{AuthError, Authorize, Grant};
+    /// # use sse_core::{error::AuthError, Authorize, Grant};
     /// # struct ProxyUser;
     /// impl Authorize for ProxyUser {
     /// #   fn authorize(&self, _: &HttpRequest) -> Result<Option<Grant>, AuthError> { Ok(None) }

@@ -55,7 +55,7 @@ impl StreamServer {
     ///
     /// ```
     /// # #[cfg(feature = "jwt")] {
-    /// use sse_core::{JwtAuth, StreamServer};
+    /// use sse_core::{auth::JwtAuth, contract::StreamServer};
     ///
     /// let auth = JwtAuth::hs256(b"a secret of at least 32 bytes, please");
     /// let server = StreamServer::new("https", "api.example.com", "/api/sse/stream")

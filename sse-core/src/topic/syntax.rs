@@ -63,6 +63,14 @@ pub(crate) const COUNTER_EXAMPLES: &[CounterExample] = &[
         selector: "users/{}",
         why: "`{}` needs a name",
     },
+    CounterExample {
+        selector: "users//orders",
+        why: "no empty segment (no `//`, no `/` at either end)",
+    },
+    CounterExample {
+        selector: "a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q",
+        why: "at most 16 segments",
+    },
 ];
 
 /// The syntax in Markdown for clients: a paragraph on how to choose topics with the examples,

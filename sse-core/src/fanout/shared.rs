@@ -94,6 +94,13 @@ impl Shared {
                     reason = reason.label(),
                     "sse subscriber cannot resume; sent reset"
                 );
+                if let Some(since) = c.resume_reset() {
+                    tracing::info!(
+                        resets = since,
+                        "sse streams whose Last-Event-ID could not be resumed since the last \
+                         summary (each is logged at debug; by reason in sse_resets_total)"
+                    );
+                }
             }
             // Counted when the log answers.
             Resume::Fresh | Resume::Log(_) => {}

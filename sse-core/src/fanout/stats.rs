@@ -23,6 +23,38 @@ pub(crate) struct Counters {
     /// then.
     pub(crate) refusals_summarized_at: AtomicU64,
     pub(crate) refusals_summarized: AtomicU64,
+    /// Streams whose `Last-Event-ID` could not be resumed (a client's doing), and when and at
+    /// what total they were last summed up in the log.
+    pub(crate) resume_resets: AtomicU64,
+    pub(crate) resume_resets_summarized_at: AtomicU64,
+    pub(crate) resume_resets_summarized: AtomicU64,
+}
+
+/// At most one summary a minute.
+const SUMMARY_EVERY_MS: u64 = 60_000;
+
+impl Counters {
+    /// Counts a stream whose `Last-Event-ID` could not be resumed; at most once a minute,
+    /// how many there were since the last time (each is a debug line: a client can send any
+    /// id at any rate).
+    pub(crate) fn resume_reset(&self) -> Option<u64> {
+        let total = self.resume_resets.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let last = self.resume_resets_summarized_at.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < SUMMARY_EVERY_MS
+            // Another stream is writing this summary.
+            || self
+                .resume_resets_summarized_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        let before = self.resume_resets_summarized.swap(total, Ordering::Relaxed);
+        Some(total.saturating_sub(before))
+    }
 }
 
 /// A snapshot of a broadcaster's counters, from [`Broadcaster::stats`](crate::Broadcaster::stats).

@@ -37,7 +37,8 @@ async fn main() -> std::io::Result<()> {
                 .route("/users/{id}", web::put().to(rename))
         }
     })
-    .disable_signals() // `serve` handles Ctrl-C: streams end first, then the server stops
+    .disable_signals() // `serve` handles Ctrl-C / SIGTERM: streams end, then the server stops
+    .h1_allow_half_closed(false) // a closed tab's stream ends at its EOF, not at a later write
     .bind(("127.0.0.1", 8080))?
     .run();
     println!("streaming on http://127.0.0.1:8080/events; Ctrl-C to stop");

@@ -48,7 +48,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .route("/users/{id}", web::put().to(rename))
         }
     })
-    .disable_signals() // `serve` handles Ctrl-C: streams end first, then the server stops
+    .disable_signals() // `serve` handles Ctrl-C / SIGTERM: streams end, then the server stops
+    .h1_allow_half_closed(false) // a closed tab's stream ends at its EOF, not at a later write
     .bind(("127.0.0.1", port))?
     .run();
     println!("streaming on http://127.0.0.1:{port}/events (Redis at {url}); Ctrl-C to stop");

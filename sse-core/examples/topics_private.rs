@@ -39,6 +39,9 @@ impl Authorize for ProxyUser {
         let user: u64 = (user.to_str().ok())
             .and_then(|user| user.parse().ok())
             .ok_or_else(|| AuthError::invalid("x-user-id must be a number"))?;
+        // `parse`, not `literal`, because the grant needs its `*`; safe only because `user`
+        // is a number. A grant from free text must use `TopicSelector::literal`, which no
+        // `{x}` or `*` in the text can widen.
         let own = TopicSelector::parse(&format!("users/{user}/*"))
             .map_err(|err| AuthError::invalid(err.to_string()))?;
         Ok(Some(Grant::new([own])))
@@ -62,7 +65,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .route("/users/{customer}/orders/{id}/ship", web::post().to(ship))
         }
     })
-    .disable_signals() // `serve` handles Ctrl-C: streams end first, then the server stops
+    .disable_signals() // `serve` handles Ctrl-C / SIGTERM: streams end, then the server stops
+    .h1_allow_half_closed(false) // a closed tab's stream ends at its EOF, not at a later write
     .bind(("127.0.0.1", 8080))?
     .run();
     println!("streaming on http://127.0.0.1:8080/events?topic=...; Ctrl-C to stop");

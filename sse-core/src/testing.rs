@@ -53,7 +53,7 @@ pub async fn capture<F: Future>(fut: F) -> (F::Output, Vec<CapturedEvent>) {
 /// ```
 #[track_caller]
 pub fn check_catalogue() {
-    let problems = crate::Broadcaster::catalogue().problems();
+    let problems = crate::contract::Catalogue::linked().problems();
     if !problems.is_empty() {
         panic!(
             "the event catalogue has {} problem(s):\n- {}",

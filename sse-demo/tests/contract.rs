@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sse_core::{contract::Catalogue, contract::StreamServer, Broadcaster};
+use sse_core::contract::{Catalogue, StreamServer};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -18,7 +18,7 @@ fn root() -> PathBuf {
 /// through `Presence::start`).
 fn catalogue() -> Catalogue {
     let _ = (sse_demo::app_config, sse_demo::presence::Presence::start);
-    Broadcaster::catalogue().filter(|e| e.origin.starts_with("sse_demo::"))
+    Catalogue::linked().filter(|e| e.origin.starts_with("sse_demo::"))
 }
 
 /// The demo's stream, with the credentials its authorizer reads (a key of the demo's kind;

@@ -104,7 +104,7 @@ fn expect_event_says_what_differs() {
 
 #[test]
 fn the_catalogue_lists_handlers_and_declared_events() {
-    let catalogue = Broadcaster::catalogue();
+    let catalogue = sse_core::contract::Catalogue::linked();
     let updated = catalogue
         .events()
         .iter()
@@ -129,7 +129,7 @@ fn the_catalogue_lists_handlers_and_declared_events() {
 
 #[test]
 fn the_catalogue_reports_one_name_with_two_payloads_and_both_places() {
-    let problems = Broadcaster::catalogue().problems();
+    let problems = sse_core::contract::Catalogue::linked().problems();
     let conflict = problems
         .iter()
         .find(|p| p.contains("`tick` is published with two different payloads"))
@@ -181,7 +181,7 @@ async fn the_documents_are_served_next_to_the_stream() {
 
 #[test]
 fn the_catalogue_reports_a_topic_field_the_payload_lacks() {
-    let problems = Broadcaster::catalogue().problems();
+    let problems = sse_core::contract::Catalogue::linked().problems();
     let problem = problems
         .iter()
         .find(|p| p.contains("`account_by_email`"))
@@ -192,7 +192,7 @@ fn the_catalogue_reports_a_topic_field_the_payload_lacks() {
 
 #[test]
 fn the_catalogue_reports_a_payload_without_a_schema() {
-    let problems = Broadcaster::catalogue().problems();
+    let problems = sse_core::contract::Catalogue::linked().problems();
     let problem = problems
         .iter()
         .find(|p| p.contains("`account_raw`"))

@@ -6,7 +6,6 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::fanout::Broadcaster;
 use crate::wire::rules::{parse_template, topic_text_problem, TemplatePart};
 use crate::wire::validate_event_name;
 
@@ -107,9 +106,9 @@ impl EventInfo {
 /// `declare_event!` linked into it, sorted by event name, then by location.
 ///
 /// ```
-/// use sse_core::Broadcaster;
+/// use sse_core::contract::Catalogue;
 ///
-/// for event in Broadcaster::catalogue().events() {
+/// for event in Catalogue::linked().events() {
 ///     println!("{} on {} from {}", event.name, event.topic_template(), event.location);
 /// }
 /// ```
@@ -118,15 +117,13 @@ pub struct Catalogue {
     events: Vec<EventInfo>,
 }
 
-impl Broadcaster {
-    /// Every event this binary can publish: see [`Catalogue`]. The catalogue is made at link
-    /// time, so it covers every handler linked in, whichever `App` mounts it.
-    pub fn catalogue() -> Catalogue {
+impl Catalogue {
+    /// Every event linked into this binary. The catalogue is made at link time, so it covers
+    /// every handler, whichever `App` mounts it.
+    pub fn linked() -> Catalogue {
         Catalogue::collect_once().clone()
     }
-}
 
-impl Catalogue {
     /// The catalogue, read once: registrations do not change after the program starts.
     pub(super) fn collect_once() -> &'static Catalogue {
         static CATALOGUE: std::sync::OnceLock<Catalogue> = std::sync::OnceLock::new();

@@ -27,7 +27,7 @@ impl Catalogue {
     /// use sse_core::{Broadcaster, contract::StreamServer};
     ///
     /// let server = StreamServer::new("https", "api.example.com", "/api/sse/stream");
-    /// Broadcaster::catalogue().write_documents("web/generated", &server)?;
+    /// Catalogue::linked().write_documents("web/generated", &server)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     ///

@@ -40,7 +40,7 @@ impl Broadcaster {
     /// # }
     /// ```
     ///
-    /// It also serves the event contract, made from [`Broadcaster::catalogue`]: an AsyncAPI 3.0
+    /// It also serves the event contract, made from [`Catalogue::linked`](crate::contract::Catalogue::linked): an AsyncAPI 3.0
     /// document at `{path}/asyncapi.json` and TypeScript declarations at `{path}/events.d.ts`
     /// ([`Broadcaster::service_without_documents`] leaves them out).
     ///

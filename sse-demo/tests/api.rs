@@ -2,15 +2,13 @@
 
 #[path = "support/app.rs"]
 mod app;
-#[path = "support/sse.rs"]
-mod sse;
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use app::TestApp;
-use sse::{epoch, seq, SseStream};
+use test_support::sse::{epoch, seq, SseClient};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -47,7 +45,7 @@ fn ada() -> Value {
 }
 
 async fn changes_publish_their_events_in_order(app: TestApp) {
-    let (mut stream, preamble) = SseStream::open(&app.stream_url(), None).await;
+    let (mut stream, preamble) = SseClient::open(&app.stream_url(), None).await;
     let start = preamble.id().to_owned();
     assert_eq!(seq(&start), 0);
     assert!(
@@ -106,7 +104,7 @@ async fn changes_publish_their_events_in_order(app: TestApp) {
 }
 
 async fn rejected_requests_write_and_publish_nothing(app: TestApp) {
-    let (mut stream, _) = SseStream::open(&app.stream_url(), None).await;
+    let (mut stream, _) = SseClient::open(&app.stream_url(), None).await;
     let (status, ada) = app.call("POST", "/api/v1/users", Some(ada())).await;
     assert_eq!(status, 201);
     let first = stream.next_event(WAIT).await;
@@ -305,7 +303,7 @@ fn assert_error_body(body: &Value) {
 }
 
 async fn reconnecting_with_last_event_id_replays_exactly_what_was_missed(app: TestApp) {
-    let (mut stream, _) = SseStream::open(&app.stream_url(), None).await;
+    let (mut stream, _) = SseClient::open(&app.stream_url(), None).await;
     let (_, ada) = app.call("POST", "/api/v1/users", Some(ada())).await;
     let seen = stream.next_event(WAIT).await;
     assert_eq!(seen.json(), public(ada.clone()));
@@ -338,7 +336,7 @@ async fn reconnecting_with_last_event_id_replays_exactly_what_was_missed(app: Te
     // By header, as a browser reconnects, and by query parameter, as a page reopening a stream.
     let by_query = format!("{}?lastEventId={}", app.stream_url(), seen.id());
     for (url, header) in [(app.stream_url(), Some(seen.id())), (by_query, None)] {
-        let (mut stream, preamble) = SseStream::open(&url, header).await;
+        let (mut stream, preamble) = SseClient::open(&url, header).await;
         assert!(
             preamble.id.is_none(),
             "events follow, so no id in the preamble"
@@ -354,12 +352,12 @@ async fn reconnecting_with_last_event_id_replays_exactly_what_was_missed(app: Te
 
     // At the head: nothing to replay, and the preamble confirms the position.
     let head = app.events.last_event_id().to_string();
-    let (mut stream, preamble) = SseStream::open(&app.stream_url(), Some(&head)).await;
+    let (mut stream, preamble) = SseClient::open(&app.stream_url(), Some(&head)).await;
     assert_eq!(preamble.id.as_deref(), Some(head.as_str()));
     stream.assert_quiet(Duration::from_millis(300)).await;
 
     // An id from another run of the server cannot be resumed: the client is told to refetch.
-    let (mut stream, _) = SseStream::open(&app.stream_url(), Some("zzzz-3")).await;
+    let (mut stream, _) = SseClient::open(&app.stream_url(), Some("zzzz-3")).await;
     let reset = stream.next_event(WAIT).await;
     assert_eq!(reset.event.as_deref(), Some(sse_core::RESET_EVENT));
     assert!(reset.json()["reason"].is_string(), "{reset:?}");

@@ -4,16 +4,13 @@
 #[allow(dead_code)] // shared with api.rs
 #[path = "support/app.rs"]
 mod app;
-#[allow(dead_code)] // shared with api.rs
-#[path = "support/sse.rs"]
-mod sse;
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use app::TestApp;
-use sse::SseStream;
+use test_support::sse::SseClient;
 
 /// Longer than a count takes (50 ms after a change) and a closed stream takes to be noticed.
 const WAIT: Duration = Duration::from_secs(5);
@@ -28,7 +25,7 @@ async fn create(app: &TestApp, name: &str) -> i64 {
 }
 
 /// The next event, which must be `user_watchers`; its data.
-async fn next_count(stream: &mut SseStream) -> Value {
+async fn next_count(stream: &mut SseClient) -> Value {
     let event = stream.next_event(WAIT).await;
     assert_eq!(event.event.as_deref(), Some("user_watchers"), "{event:?}");
     event.json()
@@ -39,15 +36,15 @@ async fn watch_streams_are_counted_and_the_count_is_published_on_the_user_topic(
     let app = TestApp::start().await;
     let ada = create(&app, "ada").await;
     let bob = create(&app, "bob").await;
-    let (mut page, _) = SseStream::open(&format!("{}?topic=users/*", app.stream_url()), None).await;
+    let (mut page, _) = SseClient::open(&format!("{}?topic=users/*", app.stream_url()), None).await;
     let (mut bobs, _) =
-        SseStream::open(&format!("{}?topic=users/{bob}", app.stream_url()), None).await;
+        SseClient::open(&format!("{}?topic=users/{bob}", app.stream_url()), None).await;
 
     // Following every user is not watching one.
     page.assert_quiet(QUIET).await;
 
     let watch = format!("{}?topic=users/*&topic=watch/users/{ada}", app.stream_url());
-    let (first, _) = SseStream::open(&watch, None).await;
+    let (first, _) = SseClient::open(&watch, None).await;
     assert_eq!(
         next_count(&mut page).await,
         json!({"id": ada, "watchers": 1})
@@ -56,7 +53,7 @@ async fn watch_streams_are_counted_and_the_count_is_published_on_the_user_topic(
     assert_eq!(status, 200);
     assert_eq!(counts, json!([{"id": ada, "watchers": 1}]));
 
-    let (second, _) = SseStream::open(&watch, None).await;
+    let (second, _) = SseClient::open(&watch, None).await;
     assert_eq!(
         next_count(&mut page).await,
         json!({"id": ada, "watchers": 2})

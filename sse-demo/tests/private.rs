@@ -3,16 +3,13 @@
 #[allow(dead_code)] // shared with api.rs
 #[path = "support/app.rs"]
 mod app;
-#[allow(dead_code)] // shared with api.rs
-#[path = "support/sse.rs"]
-mod sse;
 
 use std::time::Duration;
 
 use serde_json::json;
 
 use app::TestApp;
-use sse::SseStream;
+use test_support::sse::SseClient;
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(300);
@@ -38,9 +35,9 @@ async fn an_email_change_reaches_only_its_owner() {
     let ada = create(&app, "ada").await;
     let bob = create(&app, "bob").await;
     let url = format!("{}?topic=users/*", app.stream_url());
-    let (mut owner, _) = SseStream::open_as(&url, None, Some(&login(&app, ada).await)).await;
-    let (mut other, _) = SseStream::open_as(&url, None, Some(&login(&app, bob).await)).await;
-    let (mut anonymous, _) = SseStream::open(&url, None).await;
+    let (mut owner, _) = SseClient::open_as(&url, None, Some(&login(&app, ada).await)).await;
+    let (mut other, _) = SseClient::open_as(&url, None, Some(&login(&app, bob).await)).await;
+    let (mut anonymous, _) = SseClient::open(&url, None).await;
 
     let (status, changed) = app
         .call(
@@ -117,8 +114,8 @@ async fn login_and_private_stream_refusals() {
 async fn an_anonymous_subscriber_never_receives_an_email_address() {
     let app = TestApp::start().await;
     let url = format!("{}?topic=users/*", app.stream_url());
-    let (mut anonymous, _) = SseStream::open(&url, None).await;
-    let (mut everything, _) = SseStream::open(&app.stream_url(), None).await;
+    let (mut anonymous, _) = SseClient::open(&url, None).await;
+    let (mut everything, _) = SseClient::open(&app.stream_url(), None).await;
 
     let ada = create(&app, "ada").await;
     let changes = [

@@ -1,5 +1,5 @@
-//! `tls://` NATS URLs (feature `nats`): a private `nats-server -js` that requires TLS, with a
-//! CA and a certificate for 127.0.0.1 made here. Its own test binary, because the client
+//! `tls://` NATS URLs (feature `nats`): a private `nats-server -js` that requires TLS, with
+//! `test-support`'s test CA and certificate for 127.0.0.1. Its own test binary, because the client
 //! trusts the CA through the process-wide `SSL_CERT_FILE`, set once before any connection.
 //!
 //! async-nats 0.51 (given no CA file or rustls config, as sse-core gives none) builds its
@@ -10,53 +10,30 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{eventually, serve, SseClient, WAIT};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use common::{eventually, serve, SseClient};
 use sse_core::Broadcaster;
+use test_support::servers::Nats;
+use test_support::tls::{TestPki, TlsFiles};
 
 const PATH: &str = "/events";
 /// How long an instance that must not get events is watched.
 const QUIET: Duration = Duration::from_secs(2);
 
-/// The CA, and the server certificate and key for 127.0.0.1 (and no name) signed by it: PEM.
-struct Pki {
-    ca: String,
-    cert: String,
-    key: String,
-}
-
 /// Where the PEM files are while a test uses them, made once with `SSL_CERT_FILE` naming the
 /// CA: before any test connects, as every test gets [`Certificates`] first.
-fn pki() -> &'static (PathBuf, Pki) {
-    static PKI: OnceLock<(PathBuf, Pki)> = OnceLock::new();
+fn pki() -> &'static (PathBuf, TestPki) {
+    static PKI: OnceLock<(PathBuf, TestPki)> = OnceLock::new();
     PKI.get_or_init(|| {
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "sse-core NATS test CA");
-        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("CA key"))
-            .expect("CA certificate");
-        let key = KeyPair::generate().expect("server key");
-        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .expect("server params")
-            .signed_by(&key, &ca)
-            .expect("server certificate");
+        let pki = TestPki::new("sse-core NATS test CA");
         let dir = std::env::temp_dir().join(format!("sse-nats-tls-{}", std::process::id()));
-        std::env::set_var("SSL_CERT_FILE", dir.join("ca.pem"));
+        std::env::set_var("SSL_CERT_FILE", TestPki::files(&dir).ca);
         // Read too when set (as it may be, to the system's): the CA alone is trusted here.
         std::env::remove_var("SSL_CERT_DIR");
-        let pki = Pki {
-            ca: ca.pem(),
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        };
         (dir, pki)
     })
 }
@@ -68,28 +45,20 @@ static USERS: Mutex<usize> = Mutex::new(0);
 /// by the last to drop its own (even on failure).
 struct Certificates {
     dir: &'static Path,
+    files: TlsFiles,
 }
 
 impl Certificates {
     fn get() -> Certificates {
         let (dir, pki) = pki();
         let mut users = USERS.lock().unwrap_or_else(PoisonError::into_inner);
-        if *users == 0 {
-            std::fs::create_dir_all(dir).expect("certificates dir");
-            for (name, pem) in [
-                ("ca.pem", &pki.ca),
-                ("server.pem", &pki.cert),
-                ("server.key", &pki.key),
-            ] {
-                std::fs::write(dir.join(name), pem).expect("write a PEM file");
-            }
-        }
+        let files = if *users == 0 {
+            pki.write(dir)
+        } else {
+            TestPki::files(dir)
+        };
         *users += 1;
-        Certificates { dir }
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.dir.join(name).to_string_lossy().into_owned()
+        Certificates { dir, files }
     }
 }
 
@@ -103,70 +72,9 @@ impl Drop for Certificates {
     }
 }
 
-/// A `nats-server -js` on 127.0.0.1 that requires TLS from its clients (they may start in
-/// plain text, as NATS does: the server's `INFO` says TLS is required and the client upgrades
-/// the connection before anything else). Killed, its storage removed, when dropped.
-struct TlsNats {
-    port: u16,
-    store: PathBuf,
-    child: Child,
-}
-
-impl TlsNats {
-    fn start(certs: &Certificates) -> TlsNats {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let store =
-            std::env::temp_dir().join(format!("sse-nats-tls-store-{}-{port}", std::process::id()));
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .args(["--tls", "--tlscert", &certs.file("server.pem")])
-            .args(["--tlskey", &certs.file("server.key")])
-            .args(["-js", "-sd"])
-            .arg(&store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server on PATH");
-        let server = TlsNats { port, store, child };
-        let deadline = Instant::now() + WAIT;
-        let info = loop {
-            if let Some(info) = server.info() {
-                break info;
-            }
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(
-            info.contains(r#""tls_required":true"#),
-            "the server does not require TLS: {info}"
-        );
-        server
-    }
-
-    /// The `INFO` line the server greets a client with, in plain text even when it requires
-    /// TLS.
-    fn info(&self) -> Option<String> {
-        let conn = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        conn.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-        let mut line = String::new();
-        BufReader::new(conn).read_line(&mut line).ok()?;
-        line.starts_with("INFO ").then_some(line)
-    }
-
-    fn url(&self, scheme: &str, host: &str) -> String {
-        format!("{scheme}://{host}:{}", self.port)
-    }
-}
-
-impl Drop for TlsNats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.store);
-    }
+/// The URL of `nats` with another scheme or host (the server listens on 127.0.0.1 only).
+fn url(nats: &Nats, scheme: &str, host: &str) -> String {
+    format!("{scheme}://{host}:{}", nats.port)
 }
 
 /// A stream name no other test (or earlier run) uses.
@@ -214,8 +122,8 @@ async fn assert_refused(refused: &Broadcaster, what: &str) {
 #[ignore = "needs nats-server"]
 async fn events_go_through_a_tls_only_nats_server() {
     let certs = Certificates::get();
-    let nats = TlsNats::start(&certs);
-    let url = nats.url("tls", "127.0.0.1");
+    let nats = Nats::start_tls(&certs.files).await;
+    let url = url(&nats, "tls", "127.0.0.1");
     let stream = unique_stream("through");
     let a = broadcaster(&url, &stream);
     let b = broadcaster(&url, &stream);
@@ -243,10 +151,10 @@ async fn events_go_through_a_tls_only_nats_server() {
 #[ignore = "needs nats-server"]
 async fn a_nats_server_whose_certificate_does_not_name_the_host_is_refused() {
     let certs = Certificates::get();
-    let nats = TlsNats::start(&certs);
+    let nats = Nats::start_tls(&certs.files).await;
     let stream = unique_stream("refused");
     // The server works for a host its certificate names.
-    let good = broadcaster(&nats.url("tls", "127.0.0.1"), &stream);
+    let good = broadcaster(&url(&nats, "tls", "127.0.0.1"), &stream);
     let server_good = serve(&good, PATH);
     connected(&good).await;
     let mut on_good = SseClient::connect(&server_good.url(PATH), None).await;
@@ -255,12 +163,12 @@ async fn a_nats_server_whose_certificate_does_not_name_the_host_is_refused() {
     // `localhost` is the same server (it resolves to 127.0.0.1 only, where the server
     // listens), but the certificate names the address, not that name.
     assert!(TcpStream::connect(("localhost", nats.port)).is_ok());
-    let mismatch = broadcaster(&nats.url("tls", "localhost"), &stream);
+    let mismatch = broadcaster(&url(&nats, "tls", "localhost"), &stream);
     // A `nats://` URL does not mean plain text to this server: async-nats upgrades to TLS
     // when the server's INFO requires it (and checks the certificate just the same), so it
     // is refused for the name too. (For a named host, it goes through:
     // `a_nats_url_to_a_tls_only_server_is_upgraded_to_tls`.)
-    let plain = broadcaster(&nats.url("nats", "localhost"), &stream);
+    let plain = broadcaster(&url(&nats, "nats", "localhost"), &stream);
     let servers = [serve(&mismatch, PATH), serve(&plain, PATH)];
     let mut on_mismatch = SseClient::connect(&servers[0].url(PATH), None).await;
     let mut on_plain = SseClient::connect(&servers[1].url(PATH), None).await;
@@ -293,11 +201,11 @@ async fn a_nats_server_whose_certificate_does_not_name_the_host_is_refused() {
 #[ignore = "needs nats-server"]
 async fn a_nats_url_to_a_tls_only_server_is_upgraded_to_tls() {
     let certs = Certificates::get();
-    let nats = TlsNats::start(&certs);
+    let nats = Nats::start_tls(&certs.files).await;
     // The server refuses anything but TLS (its INFO says `tls_required`, checked by
-    // `TlsNats::start`), so any connection that works is TLS: async-nats upgrades a `nats://`
+    // `Nats::start_tls`), so any connection that works is TLS: async-nats upgrades a `nats://`
     // connection when the server requires it, checking the certificate as for `tls://`.
-    let url = nats.url("nats", "127.0.0.1");
+    let url = url(&nats, "nats", "127.0.0.1");
     let stream = unique_stream("upgraded");
     let a = broadcaster(&url, &stream);
     let b = broadcaster(&url, &stream);

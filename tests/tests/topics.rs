@@ -90,8 +90,7 @@ async fn exact_and_wildcard_selectors_filter_events() {
         .publish_event(Event::new("u").json(&json!({"n": 4})).topic("users/7"))
         .unwrap();
 
-    let ns =
-        |got: Vec<eventsource_stream::Event>| got.iter().map(|e| n_of(&e.data)).collect::<Vec<_>>();
+    let ns = |got: Vec<common::Event>| got.iter().map(|e| n_of(&e.data)).collect::<Vec<_>>();
     assert_eq!(ns(exact.take(1).await), [1]);
     assert_eq!(ns(wild.take(3).await), [1, 2, 4]);
     assert_eq!(ns(var.take(2).await), [1, 4]);
@@ -216,8 +215,7 @@ async fn private_delivery(format: WireFormat) {
         .publish_event(Event::new("public").json(&json!({"n": 3})).topic("users/1"))
         .unwrap();
 
-    let ns =
-        |got: Vec<eventsource_stream::Event>| got.iter().map(|e| n_of(&e.data)).collect::<Vec<_>>();
+    let ns = |got: Vec<common::Event>| got.iter().map(|e| n_of(&e.data)).collect::<Vec<_>>();
     assert_eq!(ns(a.take(2).await), [1, 3]);
     assert_eq!(ns(a_own.take(1).await), [1]);
     assert_eq!(ns(b.take(2).await), [2, 3]);

@@ -1,19 +1,19 @@
-//! Shared helpers: a real actix server on an ephemeral loopback port, and SSE clients.
+//! Shared helpers: a real actix server on an ephemeral loopback port, a raw TCP client, and
+//! the workspace's SSE reader (from `test-support`).
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
-use eventsource_stream::{Event, Eventsource};
-use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// How long any single wait in these tests may take before the test fails.
-pub const WAIT: Duration = Duration::from_secs(10);
+// Not every test binary names the event type.
+#[allow(unused_imports)]
+pub use test_support::sse::{Event, SseClient};
+pub use test_support::WAIT;
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -100,118 +100,6 @@ pub fn raise_fd_limit() {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
-    }
-}
-
-type Events = Pin<Box<dyn Stream<Item = Result<Event, String>>>>;
-
-/// An SSE client over awc, parsing with an independent spec-following parser.
-pub struct SseClient {
-    pub status: u16,
-    pub headers: actix_web::http::header::HeaderMap,
-    events: Events,
-}
-
-impl SseClient {
-    pub async fn connect(url: &str, last_event_id: Option<&str>) -> SseClient {
-        Self::connect_with(url, |req| match last_event_id {
-            Some(id) => req.insert_header(("Last-Event-ID", id)),
-            None => req,
-        })
-        .await
-    }
-
-    pub async fn connect_with(
-        url: &str,
-        build: impl FnOnce(awc::ClientRequest) -> awc::ClientRequest,
-    ) -> SseClient {
-        let client = awc::Client::builder().timeout(WAIT).finish();
-        let req = build(client.get(url));
-        let resp = req.send().await.expect("stream request");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let events = resp
-            .map(|chunk| chunk.map_err(|e| e.to_string()))
-            .eventsource()
-            .map(|e| e.map_err(|e| e.to_string()));
-        SseClient {
-            status,
-            headers,
-            events: Box::pin(events),
-        }
-    }
-
-    /// The next event; fails the test after [`WAIT`].
-    pub async fn next(&mut self) -> Event {
-        match tokio::time::timeout(WAIT, self.events.next()).await {
-            Ok(Some(Ok(event))) => event,
-            Ok(Some(Err(err))) => panic!("stream error: {err}"),
-            Ok(None) => panic!("stream ended"),
-            Err(_) => panic!("no event within {WAIT:?}"),
-        }
-    }
-
-    /// The next event, or `None` if none arrives within `wait` (or the stream ends).
-    pub async fn next_within(&mut self, wait: Duration) -> Option<Event> {
-        match tokio::time::timeout(wait, self.events.next()).await {
-            Ok(Some(Ok(event))) => Some(event),
-            Ok(Some(Err(err))) => panic!("stream error: {err}"),
-            Ok(None) | Err(_) => None,
-        }
-    }
-
-    /// Reads `during` events (data `0`, `1`, ...) until an `sse-reset`, the `n`th one, or a
-    /// quiet [`WAIT`]: how many came before the reset, and the reset's data if it came. Fails
-    /// the test at a silent gap: an event missing with no reset before it.
-    pub async fn during_until_reset(&mut self, n: usize) -> (usize, Option<String>) {
-        let mut during = 0;
-        while during < n {
-            let Some(event) = self.next_within(WAIT).await else {
-                break;
-            };
-            match event.event.as_str() {
-                "during" => {
-                    assert_eq!(
-                        event.data,
-                        during.to_string(),
-                        "event {during} missing and no reset before it: a silent gap"
-                    );
-                    during += 1;
-                }
-                "sse-reset" => return (during, Some(event.data)),
-                _ => {}
-            }
-        }
-        (during, None)
-    }
-
-    /// The next `n` events.
-    pub async fn take(&mut self, n: usize) -> Vec<Event> {
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            out.push(self.next().await);
-        }
-        out
-    }
-
-    /// Asserts that no event arrives within `quiet`.
-    pub async fn assert_quiet(&mut self, quiet: Duration) {
-        if let Ok(Some(e)) = tokio::time::timeout(quiet, self.events.next()).await {
-            panic!("unexpected event: {e:?}");
-        }
-    }
-
-    /// Waits for the end of the stream; fails the test after [`WAIT`].
-    pub async fn assert_ends(&mut self) {
-        let ended = tokio::time::timeout(WAIT, async {
-            while let Some(item) = self.events.next().await {
-                if item.is_err() {
-                    break;
-                }
-            }
-        })
-        .await;
-        assert!(ended.is_ok(), "stream did not end within {WAIT:?}");
     }
 }
 

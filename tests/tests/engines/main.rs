@@ -12,9 +12,9 @@ mod servers;
 
 use std::time::{Duration, Instant};
 
+use common::Event;
 use common::{eventually, serve, SseClient};
 use engine::{connected, Engine};
-use eventsource_stream::Event;
 use serde_json::json;
 use sse_core::{Broadcaster, BroadcasterBuilder, RESET_EVENT};
 
@@ -245,22 +245,17 @@ async fn trimming_between_two_replay_pages_gives_a_reset_never_a_silent_gap<E: E
 
     let body = common::dechunk(&raw);
     // The last frame may be cut where the reading stopped; a reset's ends with its reason.
-    let (complete, last) = body.rsplit_once("\n\n").unwrap_or_default();
+    let (complete, last) = test_support::sse::parse_body(&body);
     let mut numbers = Vec::new();
     let mut reset = None;
-    for frame in complete.split("\n\n").chain([last]) {
-        let field = |name: &str| {
-            frame
-                .lines()
-                .find_map(|l| l.strip_prefix(name).map(str::to_owned))
-        };
-        match (field("event: ").as_deref(), field("data: ")) {
+    for frame in complete.iter().chain([&last]) {
+        match (frame.event.as_deref(), &frame.data) {
             (Some(RESET_EVENT), data) => {
-                reset = data;
+                reset = data.clone();
                 break;
             }
-            (Some("e"), Some(data)) if !std::ptr::eq(frame, last) => {
-                let value: serde_json::Value = serde_json::from_str(&data).expect("JSON data");
+            (Some("e"), Some(data)) if !std::ptr::eq(frame, &last) => {
+                let value: serde_json::Value = serde_json::from_str(data).expect("JSON data");
                 numbers.push(value["n"].as_u64().expect("n"));
             }
             _ => {}

@@ -93,6 +93,12 @@ impl Shared {
         self.limits.admit(ip)
     }
 
+    /// The levels of the subscription index, for tests of what a request costs it.
+    #[cfg(test)]
+    pub(crate) fn index_levels(&self) -> usize {
+        self.lock().index.levels()
+    }
+
     /// Registers a subscriber resuming after `last_event_id`.
     pub(crate) fn subscribe(&self, last_event_id: LastEventId, filter: Filter) -> Option<Start> {
         let start = self

@@ -291,3 +291,57 @@ impl Counters {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_failure_is_an_emit_failure_too() {
+        let c = Counters::default();
+        c.emit_failed(EmitFailure::Topic);
+        c.emit_failed(EmitFailure::Serialize);
+        c.emit_failed(EmitFailure::Publish);
+        let stats = c.snapshot(EngineStats::default());
+        assert_eq!((stats.emit_failures, stats.topic_failures), (3, 1));
+    }
+
+    #[test]
+    fn refusals_are_counted_by_kind_and_summed_up_once_a_minute() {
+        let c = Counters::default();
+        let first = c.refused(Refused::Forbidden, 403).map(|r| r.since);
+        assert_eq!(first, Some(1), "the first refusal is summed up at once");
+        assert!(c.refused(Refused::BadRequest, 400).is_none());
+        assert!(c.refused(Refused::OverLimit, 503).is_none());
+        let stats = c.snapshot(EngineStats::default());
+        assert_eq!(
+            (
+                stats.forbidden,
+                stats.bad_requests,
+                stats.over_limit,
+                stats.unauthorized
+            ),
+            (1, 1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn a_stream_counts_while_open_and_once_when_it_ends() {
+        let c = Counters::default();
+        c.subscribed();
+        c.subscribed();
+        c.disconnected();
+        assert_eq!(c.subscribers(), 1);
+        let stats = c.snapshot(EngineStats::default());
+        assert_eq!((stats.subscribers, stats.disconnects), (1, 1));
+    }
+
+    #[test]
+    fn resets_relayed_from_the_engine_are_not_this_instances_resets() {
+        let c = Counters::default();
+        c.reset(ResetReason::FellBehind);
+        c.relayed_reset(ResetReason::Trimmed);
+        assert_eq!(c.resume_reset(ResetReason::MalformedId), Some(1));
+        assert_eq!(c.snapshot(EngineStats::default()).resets, 2);
+    }
+}

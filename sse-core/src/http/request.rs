@@ -258,7 +258,7 @@ mod tests {
         let most = query(widest(4));
         assert_eq!(most.status(), StatusCode::OK);
         assert_eq!(query(widest(5)).status(), StatusCode::BAD_REQUEST);
-        let levels = events.shared.lock().index.levels();
+        let levels = events.shared.index_levels();
         assert!(levels <= super::MAX_REQUEST_SEGMENTS, "{levels} levels");
         drop((deep, most));
     }
@@ -269,7 +269,7 @@ mod tests {
         let uri = format!("/events?{}", vec!["topic=*"; 40].join("&"));
         let stream = events.respond(&TestRequest::with_uri(&uri).to_http_request());
         assert_eq!(stream.status(), StatusCode::OK);
-        assert_eq!(events.shared.lock().index.levels(), 0);
+        assert_eq!(events.shared.index_levels(), 0);
         drop(stream);
     }
 

@@ -12,7 +12,7 @@ use super::capture::CapturedEvent;
 use super::client_id;
 use super::scope::{current_target, Target, REGISTER_HINT};
 use crate::error::InvalidTopic;
-use crate::fanout::Broadcaster;
+use crate::fanout::{Broadcaster, Counters, EmitFailure};
 use crate::observe;
 use crate::topic::{self, Route};
 
@@ -90,9 +90,7 @@ fn prepare<'a, T: Serialize + ?Sized>(
 
 pub(super) fn dispatch<T: Serialize + ?Sized>(events: &[EventSpec<'_>], payload: &T) {
     let Some(target) = current_target() else {
-        events
-            .iter()
-            .for_each(|_| observe::emit_failed("no_broadcaster"));
+        events.iter().for_each(|_| Counters::emit_unregistered());
         let names: Vec<_> = events.iter().map(|e| e.name).collect();
         tracing::error!(
             events = ?names,
@@ -141,11 +139,10 @@ fn publish(broadcaster: &Broadcaster, event: &EventSpec<'_>, json: &str, route: 
     let span = observe::emit_span(event.name, &route, json.len());
     let _entered = span.enter();
     let result = broadcaster.publish_json(event.name, json, route);
-    let counters = &broadcaster.shared.counters;
-    observe::emitted(&span, &result, counters.subscribers.load(Ordering::Relaxed));
+    let counters = broadcaster.counters();
+    observe::emitted(&span, &result, counters.subscribers());
     if let Err(err) = result {
-        counters.emit_failures.fetch_add(1, Ordering::Relaxed);
-        observe::emit_failed("publish");
+        counters.emit_failed(EmitFailure::Publish);
         tracing::error!(event = event.name, %err, "event not published");
     }
 }
@@ -153,15 +150,10 @@ fn publish(broadcaster: &Broadcaster, event: &EventSpec<'_>, json: &str, route: 
 /// Logs a failure, and counts it when the target is a broadcaster.
 fn failed(target: &Target, event: &EventSpec<'_>, failure: &Failure<'_>) {
     if let Target::Broadcaster(broadcaster) = target {
-        let counters = &broadcaster.shared.counters;
-        counters.emit_failures.fetch_add(1, Ordering::Relaxed);
-        observe::emit_failed(match failure {
-            Failure::Serialize(_) => "serialize",
-            Failure::Topic(_) => "topic",
+        broadcaster.counters().emit_failed(match failure {
+            Failure::Serialize(_) => EmitFailure::Serialize,
+            Failure::Topic(_) => EmitFailure::Topic,
         });
-        if matches!(failure, Failure::Topic(_)) {
-            counters.topic_failures.fetch_add(1, Ordering::Relaxed);
-        }
     }
     match failure {
         Failure::Serialize(err) => tracing::error!(

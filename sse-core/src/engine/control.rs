@@ -21,15 +21,68 @@ use crate::wire::EventId;
 const CACHE_PAGES: usize = 64;
 const CACHE_FOR: Duration = Duration::from_secs(1);
 
-/// The counters behind [`EngineStats`].
+/// The counters behind [`EngineStats`], and the one place an engine's link is counted: the
+/// engines call the method named after what happened. Relaxed: each is a total read on its
+/// own, and nothing is ordered by it.
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub(crate) reconnects: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) epoch_changes: AtomicU64,
-    pub(crate) gaps: AtomicU64,
+    reconnects: AtomicU64,
+    errors: AtomicU64,
+    epoch_changes: AtomicU64,
+    gaps: AtomicU64,
     latency_last_us: AtomicU64,
     latency_max_us: AtomicU64,
+}
+
+impl Counters {
+    /// The engine connected again after losing the store.
+    pub(crate) fn reconnected(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        crate::observe::engine_reconnected();
+    }
+
+    /// A failure: the store unreachable or refusing, or an entry that is not one of ours.
+    pub(crate) fn failed(&self) {
+        self.failures(1);
+    }
+
+    /// `n` failures at once (entries of one message that could not be read).
+    pub(crate) fn failures(&self, n: u64) {
+        self.errors.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The store's stream began a new epoch (restarted empty, flushed, made again).
+    pub(crate) fn epoch_changed(&self) {
+        self.epoch_changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Entries were trimmed from the store before this instance read them.
+    pub(crate) fn gap(&self) {
+        self.gaps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The store acknowledged a batch whose oldest event waited `waited`; `outbox` events
+    /// are still waiting.
+    fn published(&self, waited: Duration, outbox: usize) {
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.latency_last_us.store(us, Ordering::Relaxed);
+        self.latency_max_us.fetch_max(us, Ordering::Relaxed);
+        crate::observe::engine_published(waited, outbox);
+    }
+
+    /// The counters now, with the outbox's.
+    fn snapshot(&self, outbox: usize, outbox_dropped: u64) -> EngineStats {
+        EngineStats {
+            outbox,
+            outbox_dropped,
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            epoch_changes: self.epoch_changes.load(Ordering::Relaxed),
+            gaps: self.gaps.load(Ordering::Relaxed),
+            publish_latency_last_us: self.latency_last_us.load(Ordering::Relaxed),
+            publish_latency_max_us: self.latency_max_us.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// The shared part of an engine whose outbox holds `T`.
@@ -128,7 +181,7 @@ impl<T: Clone + 'static> Control<T> {
         let max = max.clamp(1, pages::MAX_PAGE);
         let key = PageKey { after, upto, max };
         if self.replays.try_send(Request { key, seen, reply }).is_err() {
-            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            self.counters.failed();
             return Box::pin(std::future::ready(Err(ResetReason::Unreachable)));
         }
         Box::pin(async move { answer.await.unwrap_or(Err(ResetReason::Unreachable)) })
@@ -158,17 +211,8 @@ impl<T: Clone + 'static> Control<T> {
     }
 
     pub(crate) fn stats(&self) -> EngineStats {
-        let c = &self.counters;
-        EngineStats {
-            outbox: self.outbox.len(),
-            outbox_dropped: self.outbox.dropped.load(Ordering::Relaxed),
-            reconnects: c.reconnects.load(Ordering::Relaxed),
-            errors: c.errors.load(Ordering::Relaxed),
-            epoch_changes: c.epoch_changes.load(Ordering::Relaxed),
-            gaps: c.gaps.load(Ordering::Relaxed),
-            publish_latency_last_us: c.latency_last_us.load(Ordering::Relaxed),
-            publish_latency_max_us: c.latency_max_us.load(Ordering::Relaxed),
-        }
+        self.counters
+            .snapshot(self.outbox.len(), self.outbox.dropped())
     }
 
     pub(crate) fn flush_deadline_passed(&self) -> bool {
@@ -186,13 +230,8 @@ impl<T: Clone + 'static> Control<T> {
     /// Records how long the oldest event of a batch the store acknowledged waited (queued
     /// at `queued_at`), queue time included: what a handler's event waits for the store.
     pub(crate) fn published(&self, queued_at: Instant) {
-        let waited = queued_at.elapsed();
-        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
-        self.counters.latency_last_us.store(us, Ordering::Relaxed);
         self.counters
-            .latency_max_us
-            .fetch_max(us, Ordering::Relaxed);
-        crate::observe::engine_published(waited, self.outbox.len());
+            .published(queued_at.elapsed(), self.outbox.len());
     }
 
     /// The replay task: serves one page per request from the streams, keeps first pages briefly

@@ -21,7 +21,8 @@ pub(crate) struct Outgoing<T> {
 pub(crate) struct Outbox<T> {
     cap: usize,
     inner: Mutex<Queue<T>>,
-    pub(crate) dropped: AtomicU64,
+    /// Events dropped, in all: [`EngineStats::outbox_dropped`](super::EngineStats::outbox_dropped).
+    dropped: AtomicU64,
 }
 
 struct Queue<T> {
@@ -49,6 +50,16 @@ impl<T: Clone> Outbox<T> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Events dropped since the outbox was made (relaxed: a total read on its own).
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Counts `events` the store refused or that were never sent, as dropped.
+    pub(crate) fn count_dropped(&self, events: u64) {
+        self.dropped.fetch_add(events, Ordering::Relaxed);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.lock().events.len()
     }
@@ -59,7 +70,7 @@ impl<T: Clone> Outbox<T> {
         if queue.events.len() >= self.cap {
             queue.events.pop_front();
             queue.lost += 1;
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.count_dropped(1);
             if queue.lost == 1 || queue.lost.is_power_of_two() {
                 tracing::warn!(
                     capacity = self.cap,
@@ -100,7 +111,7 @@ impl<T: Clone> Outbox<T> {
     /// Empties the queue, counting what it held as dropped; returns how many.
     pub(crate) fn abandon(&self) -> usize {
         let left = std::mem::take(&mut self.lock().events).len();
-        self.dropped.fetch_add(left as u64, Ordering::Relaxed);
+        self.count_dropped(left as u64);
         left
     }
 }
@@ -122,6 +133,6 @@ mod tests {
         let (batch, lost) = outbox.peek(10);
         assert_eq!((batch.len(), lost), (1, 0));
         assert_eq!(outbox.abandon(), 1);
-        assert_eq!(outbox.dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(outbox.dropped(), 2);
     }
 }

@@ -11,7 +11,7 @@ use super::event::{Data as EventData, Event};
 use super::frame::Frame;
 use super::presence::PresenceChanges;
 use super::shared::Shared;
-use super::stats::Stats;
+use super::stats::{Counters, Stats};
 use super::stream::EventStream;
 use crate::engine::{Append, EngineStats};
 use crate::error::PublishError;
@@ -172,14 +172,13 @@ impl Broadcaster {
                 Data::Json(s) => (s, true),
                 Data::Text(s) => (s, false),
             };
-            crate::observe::published(event, &route, None, data.len());
+            shared.counters.published(event, &route, None, data.len());
             log.append(Append {
                 name: event.to_owned(),
                 data: data.to_owned(),
                 json,
                 route,
             });
-            shared.counters.published.fetch_add(1, Ordering::Relaxed);
             return Ok(self.last_event_id());
         }
         // Streams may have ended already (a shutdown draining its requests): the event is
@@ -195,10 +194,13 @@ impl Broadcaster {
             encode::event(id, event, data, shared.config.format),
             route,
         );
-        crate::observe::published(event, &frame.route, Some(id), frame.bytes.len());
+        // Counted under the lock, before the push: a subscriber that sees the event sees
+        // the count.
+        shared
+            .counters
+            .published(event, &frame.route, Some(id), frame.bytes.len());
         state.push(frame, &shared.config);
         drop(state);
-        shared.counters.published.fetch_add(1, Ordering::Relaxed);
         Ok(id)
     }
 
@@ -284,6 +286,11 @@ impl Broadcaster {
 }
 
 impl Broadcaster {
+    /// Where `emit` reports what happened to a handler's events.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let engine = self

@@ -42,7 +42,7 @@ impl Frame {
         Self::new(id, encode::event(id, name, data, format), route)
     }
 
-    /// A reset for every subscriber, counted.
+    /// A reset for every subscriber (counted by whoever decided on it).
     pub(crate) fn reset(id: EventId, reason: ResetReason, format: WireFormat) -> Self {
         Self::new(
             id,
@@ -73,9 +73,9 @@ impl Frame {
     }
 }
 
-/// The reset event for `reason`, the id to resume from afterwards being `id`, counted: for
-/// one subscriber, or inside a [`Frame::reset`] for all.
+/// The reset event for `reason`, the id to resume from afterwards being `id`: for one
+/// subscriber, or inside a [`Frame::reset`] for all. Counted by whoever decided on it,
+/// through [`Counters::reset`](super::stats::Counters::reset).
 pub(crate) fn reset_bytes(id: EventId, reason: ResetReason, format: WireFormat) -> Bytes {
-    crate::observe::reset(reason);
     encode::reset(id, reason, format)
 }

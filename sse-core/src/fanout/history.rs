@@ -2,7 +2,6 @@
 //! subscribers that fell behind, with the ids that say where everything stands.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,6 +11,7 @@ use super::builder::Config;
 use super::frame::Frame;
 use super::index::{Index, SubId};
 use super::mailbox::Mailbox;
+use super::stats::Counters;
 use crate::engine::{Engine, ResetReason};
 use crate::topic::Filter;
 use crate::wire::{encode, EventId, LastEventId};
@@ -189,7 +189,12 @@ impl State {
     /// Starts reading the event log's stream of epoch `at.epoch()` after `at`. A new epoch
     /// empties the local history (its ids are meaningless in the new stream); after the first
     /// one, connected subscribers are reset too, since what they have is gone from the store.
-    pub(crate) fn start_epoch(&mut self, at: EventId, config: &Config, resets: &AtomicU64) -> bool {
+    pub(crate) fn start_epoch(
+        &mut self,
+        at: EventId,
+        config: &Config,
+        counters: &Counters,
+    ) -> bool {
         let changed = self.epoch != at.epoch();
         let reset = changed && self.log_started;
         self.epoch = at.epoch();
@@ -200,15 +205,16 @@ impl State {
             self.bytes = 0;
         }
         if reset {
-            resets.fetch_add(1, Ordering::Relaxed);
-            self.reset_live(ResetReason::NewEpoch, config);
+            self.reset_live(ResetReason::NewEpoch, config, counters);
         }
         reset
     }
 
     /// Sends every live subscriber a reset, and empties the history so that no client
     /// resumes across what was lost.
-    pub(crate) fn reset_live(&mut self, reason: ResetReason, config: &Config) {
+    pub(crate) fn reset_live(&mut self, reason: ResetReason, config: &Config, counters: &Counters) {
+        // Counted before the reset is sent: whoever sees the reset sees the count.
+        counters.reset(reason);
         self.frames.clear();
         self.bytes = 0;
         let id = self.last_id;

@@ -15,10 +15,12 @@ mod stats;
 pub(crate) mod stream;
 
 pub use admission::{AddrBlock, ForwardedHeader};
+pub(crate) use admission::{Admission, OverLimit};
 pub use broadcaster::Broadcaster;
 pub use builder::BroadcasterBuilder;
 pub use event::Event;
 pub use presence::PresenceChanges;
 pub(crate) use shared::Shared;
 pub use stats::Stats;
+pub(crate) use stats::{Counters, EmitFailure, Refusals, Refused};
 pub use stream::EventStream;

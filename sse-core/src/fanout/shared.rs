@@ -3,35 +3,38 @@
 //! where the event log delivers ([`Sink`]).
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
-use super::admission::Limits;
+use super::admission::{Admission, Limits, OverLimit};
 use super::builder::Config;
 use super::frame::Frame;
 use super::history::{CatchUp, Resume, Start, State, Wanted};
 use super::index::SubId;
 use super::stats::Counters;
-use crate::engine::{Engine, Entry, Sink};
+use crate::engine::{Body, Engine, Entry, Sink};
 use crate::topic::Filter;
 use crate::wire::ResetReason;
 use crate::wire::{new_epoch, EventId, LastEventId};
 
+// Fields private to the fan-out: `http` and `emit` go through the methods below.
 pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) state: Mutex<State>,
-    pub(crate) closed: AtomicBool,
-    pub(crate) counters: Counters,
+    pub(super) config: Config,
+    pub(super) state: Mutex<State>,
+    pub(super) closed: AtomicBool,
+    /// The one owner of counting: every happening goes through its methods.
+    pub(super) counters: Counters,
     /// Open endpoint streams, in total and per peer address.
-    pub(crate) limits: Arc<Limits>,
+    limits: Arc<Limits>,
     /// The event log shared with other instances, when the builder chose one.
     log: Option<Arc<dyn Engine>>,
     /// Bumped when a selective subscriber comes or goes, and at shutdown: what
     /// [`PresenceChanges`](super::PresenceChanges) waits on.
-    pub(crate) presence: watch::Sender<u64>,
+    pub(super) presence: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -75,6 +78,27 @@ impl Shared {
         self.log.as_ref()
     }
 
+    /// What the builder chose.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where `http` and `emit` report what happened (refusals, failed emissions).
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Takes a place for a stream from `ip` under the subscriber limits.
+    pub(crate) fn admit(&self, ip: Option<IpAddr>) -> Result<Admission, OverLimit> {
+        self.limits.admit(ip)
+    }
+
+    /// The levels of the subscription index, for tests of what a request costs it.
+    #[cfg(test)]
+    pub(crate) fn index_levels(&self) -> usize {
+        self.lock().index.levels()
+    }
+
     /// Registers a subscriber resuming after `last_event_id`.
     pub(crate) fn subscribe(&self, last_event_id: LastEventId, filter: Filter) -> Option<Start> {
         let start = self
@@ -82,11 +106,9 @@ impl Shared {
             .start(last_event_id, filter, &self.config, self.log.as_deref())?;
         let c = &self.counters;
         match start.resume {
-            Resume::After(..) | Resume::Ahead(_) => {
-                c.resumed.fetch_add(1, Ordering::Relaxed);
-            }
+            Resume::After(..) | Resume::Ahead(_) => c.resumed(),
             Resume::Reset(reason) => {
-                c.resets.fetch_add(1, Ordering::Relaxed);
+                let summary = c.resume_reset(reason);
                 // A client's doing, at any rate it likes: a debug line, counted in the stats
                 // and metrics (by reason), never a log line per request at INFO.
                 tracing::debug!(
@@ -94,7 +116,7 @@ impl Shared {
                     reason = reason.label(),
                     "sse subscriber cannot resume; sent reset"
                 );
-                if let Some(since) = c.resume_reset() {
+                if let Some(since) = summary {
                     tracing::info!(
                         resets = since,
                         "sse streams whose Last-Event-ID could not be resumed since the last \
@@ -105,7 +127,7 @@ impl Shared {
             // Counted when the log answers.
             Resume::Fresh | Resume::Log(_) => {}
         }
-        c.subscribers.fetch_add(1, Ordering::Relaxed);
+        c.subscribed();
         if start.is_selective() {
             self.presence_changed();
         }
@@ -133,8 +155,13 @@ impl Shared {
         wanted: Wanted<'_>,
         budget: usize,
     ) -> CatchUp {
-        self.lock()
-            .catch_up(after, pending, wanted, budget, &self.config)
+        let outcome = self
+            .lock()
+            .catch_up(after, pending, wanted, budget, &self.config);
+        if let CatchUp::Reset { .. } = outcome {
+            self.counters.reset(ResetReason::FellBehind);
+        }
+        outcome
     }
 }
 
@@ -142,17 +169,13 @@ impl Shared {
 impl Sink for Shared {
     fn start_epoch(&self, at: EventId) {
         // Counted before the reset is sent: whoever sees the reset sees the count.
-        if self
-            .lock()
-            .start_epoch(at, &self.config, &self.counters.resets)
-        {
+        if self.lock().start_epoch(at, &self.config, &self.counters) {
             tracing::warn!("sse event store restarted empty or was flushed; subscribers reset");
         }
     }
 
     fn gap(&self, reason: ResetReason) {
-        self.counters.resets.fetch_add(1, Ordering::Relaxed);
-        self.lock().reset_live(reason, &self.config);
+        self.lock().reset_live(reason, &self.config, &self.counters);
         tracing::warn!(
             reason = reason.label(),
             "sse events lost before this instance read them; subscribers reset"
@@ -160,7 +183,10 @@ impl Sink for Shared {
     }
 
     fn deliver(&self, entry: Entry) {
-        crate::observe::arrived(entry.id);
+        self.counters.arrived(entry.id);
+        if let Body::Reset(reason) = entry.body {
+            self.counters.relayed_reset(reason);
+        }
         // Encoded once, before the lock: every subscriber of this instance shares the bytes.
         let frame = Frame::encode(entry, self.config.format);
         self.lock().push_entry(frame, &self.config);

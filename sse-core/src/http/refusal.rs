@@ -1,56 +1,23 @@
 //! Why a stream request was refused: a status, a message for the client, and the counter it
 //! goes to.
 
-use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::fanout::Shared;
+use crate::fanout::{Refusals, Refused, Shared};
 
-/// Which counter a refusal goes to.
-#[derive(Clone, Copy)]
-pub(super) enum Kind {
-    BadRequest,
-    Unauthorized,
-    Forbidden,
-    OverLimit,
-}
-
-/// At most one summary a minute.
-const SUMMARY_EVERY_MS: u64 = 60_000;
-
-/// Logs, at most once a minute, how many stream requests were refused since the last time.
-fn summarize(shared: &Shared) {
-    let c = &shared.counters;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let last = c.refusals_summarized_at.load(Ordering::Relaxed);
-    if now.saturating_sub(last) < SUMMARY_EVERY_MS
-        // Another request is writing this summary.
-        || c.refusals_summarized_at
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-    {
+/// Logs the refusals since the last summary, when one is due (at most once a minute).
+fn summarize(refusals: Option<Refusals>) {
+    let Some(r) = refusals else {
         return;
-    }
-    let (bad, unauthorized, forbidden, over_limit) = (
-        c.bad_requests.load(Ordering::Relaxed),
-        c.unauthorized.load(Ordering::Relaxed),
-        c.forbidden.load(Ordering::Relaxed),
-        c.over_limit.load(Ordering::Relaxed),
-    );
-    let total = bad + unauthorized + forbidden + over_limit;
-    let before = c.refusals_summarized.swap(total, Ordering::Relaxed);
+    };
     tracing::warn!(
-        refused = total - before.min(total),
-        bad_requests = bad,
-        unauthorized,
-        forbidden,
-        over_limit,
+        refused = r.since,
+        bad_requests = r.bad_requests,
+        unauthorized = r.unauthorized,
+        forbidden = r.forbidden,
+        over_limit = r.over_limit,
         "sse stream requests refused since the last summary (totals by reason follow; each \
          refusal is logged at debug)"
     );
@@ -66,7 +33,7 @@ impl Refusal {
     pub(super) fn bad(shared: &Shared, req: &HttpRequest, message: String) -> Self {
         Self::counted(
             shared,
-            Kind::BadRequest,
+            Refused::BadRequest,
             req,
             StatusCode::BAD_REQUEST,
             message,
@@ -77,27 +44,19 @@ impl Refusal {
     /// not flood the log), with a warning that sums them up at most once a minute.
     pub(super) fn counted(
         shared: &Shared,
-        kind: Kind,
+        kind: Refused,
         req: &HttpRequest,
         status: StatusCode,
         message: String,
     ) -> Self {
-        let c = &shared.counters;
-        let counter = match kind {
-            Kind::BadRequest => &c.bad_requests,
-            Kind::Unauthorized => &c.unauthorized,
-            Kind::Forbidden => &c.forbidden,
-            Kind::OverLimit => &c.over_limit,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        crate::observe::refused(status.as_u16());
+        let summary = shared.counters().refused(kind, status.as_u16());
         tracing::debug!(
             status = status.as_u16(),
             peer = ?req.peer_addr(),
             %message,
             "sse stream request refused"
         );
-        summarize(shared);
+        summarize(summary);
         Self { status, message }
     }
 

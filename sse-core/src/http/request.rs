@@ -9,12 +9,11 @@ use actix_web::{web, HttpRequest};
 use tokio::time::Instant;
 
 use super::client_addr::client_addr;
-use super::refusal::{Kind, Refusal};
+use super::refusal::Refusal;
 use crate::auth::Grant;
 use crate::emit::{parse_client_id, CLIENT_ID_HEADER};
 use crate::error::AuthError;
-use crate::fanout::admission::{Admission, OverLimit};
-use crate::fanout::Shared;
+use crate::fanout::{Admission, OverLimit, Refused, Shared};
 use crate::topic::{merge, Filter, TopicSelector};
 use crate::wire::LastEventId;
 
@@ -43,13 +42,13 @@ impl StreamRequest {
     /// `?lastEventId=`: a browser updates it on every reconnect, while the query stays as it
     /// was when the page opened the stream).
     pub(super) fn parse(shared: &Shared, req: &HttpRequest) -> Result<Self, Refusal> {
-        let config = &shared.config;
+        let config = shared.config();
         let bad = |message: String| Refusal::bad(shared, req, message);
         let query = req.query_string();
         if query.len() > config.max_query_len {
             return Err(Refusal::counted(
                 shared,
-                Kind::BadRequest,
+                Refused::BadRequest,
                 req,
                 StatusCode::URI_TOO_LONG,
                 format!(
@@ -127,18 +126,24 @@ impl StreamRequest {
         shared: &Shared,
         req: &HttpRequest,
     ) -> Result<Authorized, Refusal> {
-        let config = &shared.config;
+        let config = shared.config();
         let unauthorized = |message: String| {
             Refusal::counted(
                 shared,
-                Kind::Unauthorized,
+                Refused::Unauthorized,
                 req,
                 StatusCode::UNAUTHORIZED,
                 message,
             )
         };
         let forbidden = |message: String| {
-            Refusal::counted(shared, Kind::Forbidden, req, StatusCode::FORBIDDEN, message)
+            Refusal::counted(
+                shared,
+                Refused::Forbidden,
+                req,
+                StatusCode::FORBIDDEN,
+                message,
+            )
         };
         let grant = match &config.authorizer.0 {
             None => None,
@@ -179,12 +184,12 @@ impl StreamRequest {
 
     /// Takes a place under the subscriber limits (503 past them).
     pub(super) fn admit(shared: &Shared, req: &HttpRequest) -> Result<Admission, Refusal> {
+        let config = shared.config();
         shared
-            .limits
             .admit(client_addr(
                 req,
-                &shared.config.trusted_proxies,
-                shared.config.forwarded_header,
+                &config.trusted_proxies,
+                config.forwarded_header,
             ))
             .map_err(|which| {
                 let message = match which {
@@ -193,7 +198,7 @@ impl StreamRequest {
                 };
                 Refusal::counted(
                     shared,
-                    Kind::OverLimit,
+                    Refused::OverLimit,
                     req,
                     StatusCode::SERVICE_UNAVAILABLE,
                     message.to_owned(),
@@ -253,7 +258,7 @@ mod tests {
         let most = query(widest(4));
         assert_eq!(most.status(), StatusCode::OK);
         assert_eq!(query(widest(5)).status(), StatusCode::BAD_REQUEST);
-        let levels = events.shared.lock().index.levels();
+        let levels = events.shared.index_levels();
         assert!(levels <= super::MAX_REQUEST_SEGMENTS, "{levels} levels");
         drop((deep, most));
     }
@@ -264,7 +269,7 @@ mod tests {
         let uri = format!("/events?{}", vec!["topic=*"; 40].join("&"));
         let stream = events.respond(&TestRequest::with_uri(&uri).to_http_request());
         assert_eq!(stream.status(), StatusCode::OK);
-        assert_eq!(events.shared.lock().index.levels(), 0);
+        assert_eq!(events.shared.index_levels(), 0);
         drop(stream);
     }
 

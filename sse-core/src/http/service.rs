@@ -58,7 +58,7 @@ impl Broadcaster {
     fn mount(&self, path: &str, documents: bool) -> impl FnOnce(&mut web::ServiceConfig) {
         let events = self.clone();
         let path = path.to_owned();
-        let security = match &self.shared.config.authorizer.0 {
+        let security = match &self.shared.config().authorizer.0 {
             Some(authorizer) => authorizer.security_schemes(),
             None => serde_json::Map::new(),
         };

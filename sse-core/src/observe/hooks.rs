@@ -1,4 +1,5 @@
-//! The one-line hooks the layers call where something happens. Each feeds the metrics (empty
+//! The one-line hooks called where something happens (by the fan-out's counters, the one
+//! owner of counting, and by the engines). Each feeds the metrics (empty
 //! without the feature), the stream notes, and the inspector when one is enabled.
 
 use std::time::Duration;
@@ -35,6 +36,20 @@ pub(crate) fn reset(reason: ResetReason) {
         metrics::resume("reset");
     }
     notes::reset(reason.label());
+}
+
+/// A stream resumed from its `Last-Event-ID`.
+#[inline]
+pub(crate) fn resumed() {
+    metrics::resume("resumed");
+    notes::resumed();
+}
+
+/// A subscriber that fell behind was caught up from the history.
+#[inline]
+pub(crate) fn caught_up() {
+    metrics::caught_up();
+    notes::caught_up();
 }
 
 /// A stream request was refused with `status`.

@@ -62,5 +62,4 @@ pub(crate) use hooks::*;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use metrics::describe_metrics;
-pub(crate) use notes::{Reported, CAUGHT_UP, RESUMED};
 pub(crate) use stream::{Ending, Observed, Opening};

@@ -128,7 +128,7 @@ fn data_lines_continued(buf: &mut BytesMut, data: &str) {
 }
 
 /// The reset event, with the id the client should resume from afterwards. Sent through
-/// `fanout::frame::reset_bytes`, which counts it.
+/// `fanout::frame::reset_bytes`; the fan-out's counters count it.
 pub(crate) fn reset(id: EventId, reason: ResetReason, format: WireFormat) -> Bytes {
     let data =
         serde_json::json!({ "reason": reason.message(), "code": reason.label() }).to_string();

@@ -80,10 +80,7 @@ async fn resume(
     let start = match previous {
         Some(p) if p.epoch == epoch => return Ok(Some(p)),
         Some(_) => {
-            log.ctl
-                .counters
-                .epoch_changes
-                .fetch_add(1, Ordering::Relaxed);
+            log.ctl.counters.epoch_changed();
             tracing::warn!(
                 stream = log.config.stream,
                 "sse nats engine: the stream's epoch changed (NATS restarted empty or the \
@@ -179,7 +176,7 @@ async fn follow(
         }
         // Stream sequences are consecutive: a jump means messages trimmed unread.
         if seq > at.seq + 1 {
-            log.ctl.counters.gaps.fetch_add(1, Ordering::Relaxed);
+            log.ctl.counters.gap();
             sink.gap(ResetReason::Trimmed);
         }
         at.seq = seq;
@@ -195,7 +192,7 @@ async fn follow(
 /// Hands the events of message `at.seq` to the fan-out, skipping malformed ones.
 fn deliver(log: &NatsLog, sink: &dyn Sink, at: &Position, payload: &[u8]) {
     let Some(records) = decode_batch(payload) else {
-        log.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
+        log.ctl.counters.failed();
         tracing::warn!(
             stream = log.config.stream,
             seq = at.seq,
@@ -205,10 +202,7 @@ fn deliver(log: &NatsLog, sink: &dyn Sink, at: &Position, payload: &[u8]) {
     };
     let (entries, malformed) = entries(at.epoch, at.seq, records, None);
     if malformed > 0 {
-        log.ctl
-            .counters
-            .errors
-            .fetch_add(malformed as u64, Ordering::Relaxed);
+        log.ctl.counters.failures(malformed as u64);
         tracing::warn!(
             stream = log.config.stream,
             seq = at.seq,

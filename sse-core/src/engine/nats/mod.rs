@@ -225,7 +225,7 @@ impl NatsLog {
             ),
             Err(err) => {
                 tracing::error!(server = self.config.shown, %err, "sse nats engine: cannot use the NATS settings; events stay in the outbox");
-                self.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
+                self.ctl.counters.failed();
                 None
             }
         }
@@ -266,8 +266,7 @@ impl NatsLog {
                     *n += 1;
                 });
                 if again {
-                    self.ctl.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-                    crate::observe::engine_reconnected();
+                    self.ctl.counters.reconnected();
                     tracing::info!(
                         stream = self.config.stream,
                         server = self.config.shown,
@@ -283,7 +282,7 @@ impl NatsLog {
     }
 
     fn failed(&self, task: &str, err: &dyn std::fmt::Display) {
-        self.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
+        self.ctl.counters.failed();
         tracing::warn!(
             task,
             stream = self.config.stream,

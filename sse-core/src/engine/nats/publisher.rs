@@ -77,8 +77,8 @@ pub(super) async fn run(log: &NatsLog, js: &Context, sink: &Weak<dyn Sink>) {
                 log.ctl.outbox.ack(Some(message.ticket), message.lost);
             }
             Err(Failed::TooLarge) if message.events == 1 => {
-                log.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
-                log.ctl.outbox.dropped.fetch_add(1, Ordering::Relaxed);
+                log.ctl.counters.failed();
+                log.ctl.outbox.count_dropped(1);
                 tracing::error!(
                     stream = log.config.stream,
                     "sse nats engine: an event larger than the server's max_payload was dropped"
@@ -87,7 +87,7 @@ pub(super) async fn run(log: &NatsLog, js: &Context, sink: &Weak<dyn Sink>) {
             }
             Err(Failed::TooLarge) => {
                 // Never sent: the next try takes fewer events.
-                log.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
+                log.ctl.counters.failed();
                 max_events = (message.events / 2).max(1);
             }
             Err(Failed::Other(err)) => {
@@ -143,10 +143,7 @@ fn next_message(
         }),
         Err(err) => {
             log.failed("publisher", &err);
-            log.ctl
-                .outbox
-                .dropped
-                .fetch_add(events as u64, Ordering::Relaxed);
+            log.ctl.outbox.count_dropped(events as u64);
             log.ctl.outbox.ack((ticket > 0).then_some(ticket), lost);
             None
         }

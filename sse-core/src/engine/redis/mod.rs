@@ -12,7 +12,6 @@
 //! recognised as stale instead of being misread as positions in the new stream.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -210,7 +209,7 @@ impl RedisLog {
     }
 
     fn failed(&self, task: &str, err: &dyn std::fmt::Display) {
-        self.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
+        self.ctl.counters.failed();
         tracing::warn!(task, stream = self.key, %err, "sse redis engine: Redis unreachable or failing; retrying");
     }
 }

@@ -1,7 +1,6 @@
 //! The publisher task: drains the outbox into the stream in order, reconnecting with backoff
 //! and sending again what Redis did not acknowledge.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -29,8 +28,7 @@ pub(super) async fn run(log: Arc<RedisLog>, sink: Weak<dyn Sink>) {
             }
         };
         if std::mem::replace(&mut connected_before, true) {
-            log.ctl.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-            crate::observe::engine_reconnected();
+            log.ctl.counters.reconnected();
             tracing::info!(stream = log.key, "sse redis engine: publisher reconnected");
         }
         backoff.reset();

@@ -2,7 +2,6 @@
 //! fan-out, resuming after the last entry read when Redis comes back and starting over when
 //! the stream's epoch changed.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
@@ -75,10 +74,7 @@ async fn resume(
     let (last, ordinal) = match previous {
         Some(p) if p.epoch == epoch => return Ok(Some(p)),
         Some(_) => {
-            log.ctl
-                .counters
-                .epoch_changes
-                .fetch_add(1, Ordering::Relaxed);
+            log.ctl.counters.epoch_changed();
             tracing::warn!(
                 stream = log.key,
                 "sse redis engine: the stream's epoch changed (Redis restarted empty or was \
@@ -151,7 +147,7 @@ async fn follow(
             Ok(batch) => {
                 more = batch.entries.len() == BATCH;
                 if batch.advance(&mut at.ordinal, more) {
-                    log.ctl.counters.gaps.fetch_add(1, Ordering::Relaxed);
+                    log.ctl.counters.gap();
                     sink.gap(ResetReason::Trimmed);
                 }
                 deliver(log, &*sink, at, senders, batch.entries);
@@ -289,7 +285,7 @@ fn deliver(
         } else if let Some(entry) = decode(at.epoch, &entry) {
             sink.deliver(entry);
         } else {
-            log.ctl.counters.errors.fetch_add(1, Ordering::Relaxed);
+            log.ctl.counters.failed();
             tracing::warn!(
                 stream = log.key,
                 entry = entry.id,

@@ -6,7 +6,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -98,7 +97,7 @@ impl Stream for EventStream {
         }
         if let Some(expiry) = &mut this.expiry {
             if expiry.as_mut().poll(cx).is_ready() {
-                this.shared.counters.expired.fetch_add(1, Ordering::Relaxed);
+                this.shared.counters.expired();
                 tracing::debug!("sse subscriber's credentials expired; stream ended");
                 return this.end(Ending::Expired);
             }

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -15,7 +14,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::batch::{take_chunk, MAX_BATCH};
 use super::keep_alive::Skipped;
-use crate::engine::{ReplayError, ReplayFuture, ReplayPage, ResetReason, Senders};
+use crate::engine::{Body, ReplayError, ReplayFuture, ReplayPage, ResetReason, Senders};
 use crate::fanout::frame::Frame;
 use crate::fanout::history::{CatchUp, Live, Start, Wanted};
 use crate::fanout::index::SubId;
@@ -212,6 +211,9 @@ impl Source {
                     replay.last_sent = entry.route().is_none_or(|r| self.live.filter().wants(r));
                     // Encoded only when this subscriber wants it (a replay is one client's).
                     if replay.last_sent {
+                        if let Body::Reset(reason) = entry.body {
+                            counters.relayed_reset(reason);
+                        }
                         self.queue(Frame::encode(entry, format).bytes);
                     }
                 }
@@ -224,7 +226,7 @@ impl Source {
                         if !replay.last_sent {
                             self.queue(encode::id_only(self.last_id));
                         }
-                        counters.resumed.fetch_add(1, Ordering::Relaxed);
+                        counters.resumed();
                     }
                 }
             }
@@ -235,7 +237,7 @@ impl Source {
                     reason,
                     format,
                 ));
-                counters.resets.fetch_add(1, Ordering::Relaxed);
+                counters.reset(reason);
                 tracing::debug!(
                     reason = reason.label(),
                     "sse subscriber cannot resume; sent reset"
@@ -277,15 +279,15 @@ impl Source {
                     }
                 } else {
                     self.skipped = true;
-                    counters.caught_up.fetch_add(1, Ordering::Relaxed);
+                    counters.caught_up();
                     tracing::debug!("sse subscriber fell behind; caught up from history");
                 }
                 self.behind = false;
                 self.resuming = false;
                 (last_seq, last_id)
             }
+            // Counted by `Shared::catch_up`.
             CatchUp::Reset { last_seq, last_id } => {
-                counters.resets.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     history = self.shared.config.history,
                     "sse subscriber fell behind beyond the history; sent reset"
@@ -410,8 +412,6 @@ impl Drop for Source {
         if let LiveFrames::Mailbox(_, id) = &self.live {
             self.shared.unsubscribe(*id);
         }
-        let c = &self.shared.counters;
-        c.subscribers.fetch_sub(1, Ordering::Relaxed);
-        c.disconnects.fetch_add(1, Ordering::Relaxed);
+        self.shared.counters.disconnected();
     }
 }

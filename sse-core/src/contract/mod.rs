@@ -24,7 +24,7 @@ impl Catalogue {
     /// builds: from a test, or a small binary of your own.
     ///
     /// ```no_run
-    /// use sse_core::{Broadcaster, contract::StreamServer};
+    /// use sse_core::contract::{Catalogue, StreamServer};
     ///
     /// let server = StreamServer::new("https", "api.example.com", "/api/sse/stream");
     /// Catalogue::linked().write_documents("web/generated", &server)?;

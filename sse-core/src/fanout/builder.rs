@@ -337,7 +337,7 @@ impl BroadcasterBuilder {
     /// (`deploy/nginx.conf` clears `Forwarded`).
     ///
     /// ```
-    /// use sse_core::{Broadcaster, ForwardedHeader};
+    /// use sse_core::{Broadcaster, http::ForwardedHeader};
     /// # fn main() -> Result<(), sse_core::error::InvalidAddrBlock> {
     /// let events = Broadcaster::builder()
     ///     .trusted_proxies(["10.0.0.0/8".parse()?])

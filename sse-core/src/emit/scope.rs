@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::capture::CapturedEvent;
-use crate::fanout::{Broadcaster, Shared};
+use crate::fanout::{Broadcaster, Hub};
 
 /// What to add to an `App` when no broadcaster was registered; shown in logs and error bodies.
 pub(crate) const REGISTER_HINT: &str =
@@ -26,7 +26,7 @@ tokio::task_local! {
 
 thread_local! {
     /// The broadcaster registered by the `App` built on this (worker) thread.
-    static WORKER_DEFAULT: RefCell<Option<Weak<Shared>>> = const { RefCell::new(None) };
+    static WORKER_DEFAULT: RefCell<Option<Weak<Hub>>> = const { RefCell::new(None) };
 }
 
 pub(crate) fn scoped<F: Future>(target: Target, fut: F) -> impl Future<Output = F::Output> {

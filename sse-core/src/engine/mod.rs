@@ -32,9 +32,9 @@ use crate::topic::Route;
 use crate::wire::EventId;
 
 mod backoff;
-#[cfg(any(feature = "redis", feature = "nats"))]
-mod control;
 mod dedupe;
+#[cfg(any(feature = "redis", feature = "nats"))]
+mod link;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) mod memory;
 #[cfg(feature = "nats")]

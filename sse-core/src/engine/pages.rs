@@ -1,8 +1,8 @@
 //! What a server engine's (Redis, NATS) replay task takes and asks of the engine: the page
 //! requests from the streams, and how the engine connects and reads a page ([`PageSource`]).
-//! The task itself, the same for every engine, is [`Control::serve_replays`].
+//! The task itself, the same for every engine, is [`EngineLink::serve_replays`].
 //!
-//! [`Control::serve_replays`]: super::control::Control::serve_replays
+//! [`EngineLink::serve_replays`]: super::link::EngineLink::serve_replays
 
 use std::fmt::Display;
 use std::future::Future;

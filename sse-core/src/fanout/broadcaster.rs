@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::builder::{BroadcasterBuilder, Config};
 use super::event::{Data as EventData, Event};
 use super::frame::Frame;
+use super::hub::Hub;
 use super::presence::PresenceChanges;
-use super::shared::Shared;
 use super::stats::{Counters, Stats};
 use super::stream::EventStream;
 use crate::engine::{Append, EngineStats};
@@ -43,7 +43,7 @@ use crate::wire::{encode, Data, EventId};
 /// ```
 #[derive(Clone)]
 pub struct Broadcaster {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<Hub>,
 }
 
 impl Default for Broadcaster {
@@ -76,7 +76,7 @@ impl Broadcaster {
     /// The broadcaster `config` describes, with a new epoch for its ids.
     pub(crate) fn from_config(config: Config) -> Self {
         Broadcaster {
-            shared: Shared::start(config),
+            shared: Hub::start(config),
         }
     }
 

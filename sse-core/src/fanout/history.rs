@@ -17,7 +17,7 @@ use crate::topic::Filter;
 use crate::wire::{encode, EventId, LastEventId};
 
 /// Everything the publish lock guards.
-pub(crate) struct State {
+pub(crate) struct History {
     /// The epoch of the ids: the broadcaster's, or the event log's once connected.
     pub(crate) epoch: u64,
     /// Local sequence number of the last event placed (0 before the first); with an event
@@ -46,7 +46,7 @@ pub(crate) enum Live {
 }
 
 /// Where a new subscriber starts.
-pub(crate) struct Start {
+pub(crate) struct Subscription {
     pub(crate) live: Live,
     /// Frames to send before live ones: preamble, then replayed events or a reset.
     pub(crate) pending: VecDeque<Bytes>,
@@ -67,7 +67,7 @@ pub(crate) struct Start {
     pub(crate) resume: Resume,
 }
 
-impl Start {
+impl Subscription {
     /// Whether the subscriber chose topics (and so sits in the subscription index).
     pub(crate) fn is_selective(&self) -> bool {
         matches!(self.live, Live::Mailbox(..))
@@ -104,7 +104,7 @@ pub(crate) enum CatchUp {
     Reset { last_seq: u64, last_id: EventId },
 }
 
-impl State {
+impl History {
     pub(crate) fn new(epoch: u64, tx: broadcast::Sender<Frame>) -> Self {
         Self {
             epoch,
@@ -263,7 +263,7 @@ impl State {
         filter: Filter,
         config: &Config,
         log: Option<&dyn Engine>,
-    ) -> Option<Start> {
+    ) -> Option<Subscription> {
         let tx = self.tx.as_ref()?;
         let live = if filter.selectors.is_some() {
             let mailbox = Arc::new(Mailbox::new(filter));
@@ -297,7 +297,7 @@ impl State {
             Resume::After(after, id) => (after, id),
             _ => (current, current_id),
         };
-        Some(Start {
+        Some(Subscription {
             live,
             pending,
             last_seq,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::shared::Shared;
+use super::hub::Hub;
 
 /// Wakes when a stream with topics opens or ends, so that presence counts are read when they
 /// may have changed instead of on a timer. Made by
@@ -29,11 +29,11 @@ use super::shared::Shared;
 /// ```
 pub struct PresenceChanges {
     rx: watch::Receiver<u64>,
-    shared: Arc<Shared>,
+    shared: Arc<Hub>,
 }
 
 impl PresenceChanges {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<Hub>) -> Self {
         Self {
             rx: shared.presence.subscribe(),
             shared,

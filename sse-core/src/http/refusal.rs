@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::fanout::{Refusals, Refused, Shared};
+use crate::fanout::{Hub, Refusals, Refused};
 
 /// Logs the refusals since the last summary, when one is due (at most once a minute).
 fn summarize(refusals: Option<Refusals>) {
@@ -30,7 +30,7 @@ pub(super) struct Refusal {
 
 impl Refusal {
     /// 400, counted as a bad request.
-    pub(super) fn bad(shared: &Shared, req: &HttpRequest, message: String) -> Self {
+    pub(super) fn bad(shared: &Hub, req: &HttpRequest, message: String) -> Self {
         Self::counted(
             shared,
             Refused::BadRequest,
@@ -43,7 +43,7 @@ impl Refusal {
     /// A refusal with `status`, counted and logged: each at debug (a flood of refusals must
     /// not flood the log), with a warning that sums them up at most once a minute.
     pub(super) fn counted(
-        shared: &Shared,
+        shared: &Hub,
         kind: Refused,
         req: &HttpRequest,
         status: StatusCode,

@@ -13,7 +13,7 @@ use super::refusal::Refusal;
 use crate::auth::Grant;
 use crate::emit::{parse_client_id, CLIENT_ID_HEADER};
 use crate::error::AuthError;
-use crate::fanout::{Admission, OverLimit, Refused, Shared};
+use crate::fanout::{Admission, Hub, OverLimit, Refused};
 use crate::topic::{merge, Filter, TopicSelector};
 use crate::wire::LastEventId;
 
@@ -41,7 +41,7 @@ impl StreamRequest {
     /// (`X-SSE-Client-Id` wins over `?client_id=`), and `Last-Event-ID` (the header wins over
     /// `?lastEventId=`: a browser updates it on every reconnect, while the query stays as it
     /// was when the page opened the stream).
-    pub(super) fn parse(shared: &Shared, req: &HttpRequest) -> Result<Self, Refusal> {
+    pub(super) fn parse(shared: &Hub, req: &HttpRequest) -> Result<Self, Refusal> {
         let config = shared.config();
         let bad = |message: String| Refusal::bad(shared, req, message);
         let query = req.query_string();
@@ -121,11 +121,7 @@ impl StreamRequest {
 
     /// Checks the credentials against the selected topics: 401 without valid credentials
     /// where a private topic is selected, 403 for a private topic they do not cover.
-    pub(super) fn authorize(
-        &self,
-        shared: &Shared,
-        req: &HttpRequest,
-    ) -> Result<Authorized, Refusal> {
+    pub(super) fn authorize(&self, shared: &Hub, req: &HttpRequest) -> Result<Authorized, Refusal> {
         let config = shared.config();
         let unauthorized = |message: String| {
             Refusal::counted(
@@ -183,7 +179,7 @@ impl StreamRequest {
     }
 
     /// Takes a place under the subscriber limits (503 past them).
-    pub(super) fn admit(shared: &Shared, req: &HttpRequest) -> Result<Admission, Refusal> {
+    pub(super) fn admit(shared: &Hub, req: &HttpRequest) -> Result<Admission, Refusal> {
         let config = shared.config();
         shared
             .admit(client_addr(

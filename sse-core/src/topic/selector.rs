@@ -46,7 +46,7 @@ pub const MAX_SEGMENTS: usize = rules::MAX_SEGMENTS;
 pub struct TopicSelector {
     /// Shared with the subscription index, which keys exact topics by it.
     raw: Arc<str>,
-    kind: Kind,
+    kind: Matcher,
 }
 
 /// A selector's structure: every topic, one topic, or a pattern of segments.
@@ -57,7 +57,7 @@ pub(crate) enum Shape<'a> {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Kind {
+enum Matcher {
     /// `*`: every topic.
     Any,
     /// No placeholder: string equality, the common case.
@@ -86,13 +86,13 @@ impl TopicSelector {
         if raw == "*" {
             return Ok(Self {
                 raw: raw.into(),
-                kind: Kind::Any,
+                kind: Matcher::Any,
             });
         }
         if !raw.contains(['{', '}', '*']) {
             return Ok(Self {
                 raw: raw.into(),
-                kind: Kind::Exact,
+                kind: Matcher::Exact,
             });
         }
         let segments: Vec<&str> = raw.split('/').collect();
@@ -123,7 +123,7 @@ impl TopicSelector {
         }
         Ok(Self {
             raw: raw.into(),
-            kind: Kind::Pattern(parts.into()),
+            kind: Matcher::Pattern(parts.into()),
         })
     }
 
@@ -147,16 +147,16 @@ impl TopicSelector {
         validate_topic(topic)?;
         Ok(Self {
             raw: topic.into(),
-            kind: Kind::Exact,
+            kind: Matcher::Exact,
         })
     }
 
     /// How the selector is built, for the subscription index.
     pub(crate) fn shape(&self) -> Shape<'_> {
         match &self.kind {
-            Kind::Any => Shape::Any,
-            Kind::Exact => Shape::Exact(&self.raw),
-            Kind::Pattern(parts) => Shape::Pattern(parts),
+            Matcher::Any => Shape::Any,
+            Matcher::Exact => Shape::Exact(&self.raw),
+            Matcher::Pattern(parts) => Shape::Pattern(parts),
         }
     }
 
@@ -168,9 +168,9 @@ impl TopicSelector {
     /// Whether `topic` is one this selector picks.
     pub fn matches(&self, topic: &str) -> bool {
         match &self.kind {
-            Kind::Any => true,
-            Kind::Exact => *self.raw == *topic,
-            Kind::Pattern(parts) => matches_parts(parts, topic),
+            Matcher::Any => true,
+            Matcher::Exact => *self.raw == *topic,
+            Matcher::Pattern(parts) => matches_parts(parts, topic),
         }
     }
 
@@ -185,11 +185,11 @@ impl TopicSelector {
     /// ```
     pub fn is_within(&self, outer: &TopicSelector) -> bool {
         match (&self.kind, &outer.kind) {
-            (_, Kind::Any) => true,
-            (Kind::Any, _) => false,
-            (_, Kind::Exact) => matches!(self.kind, Kind::Exact) && self.raw == outer.raw,
-            (Kind::Exact, Kind::Pattern(parts)) => matches_parts(parts, &self.raw),
-            (Kind::Pattern(inner), Kind::Pattern(outer)) => parts_within(inner, outer),
+            (_, Matcher::Any) => true,
+            (Matcher::Any, _) => false,
+            (_, Matcher::Exact) => matches!(self.kind, Matcher::Exact) && self.raw == outer.raw,
+            (Matcher::Exact, Matcher::Pattern(parts)) => matches_parts(parts, &self.raw),
+            (Matcher::Pattern(inner), Matcher::Pattern(outer)) => parts_within(inner, outer),
         }
     }
 }

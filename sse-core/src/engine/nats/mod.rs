@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use tokio::sync::watch;
 
-use super::control::Control;
+use super::link::EngineLink;
 use super::redact::hide_userinfo;
 use super::{Append, Engine, EngineOptions, EngineStats, ReplayFuture, Senders, Sink, StopFuture};
 use crate::error::InvalidNatsConfig;
@@ -113,7 +113,7 @@ pub(crate) struct NatsLog {
     /// Names this instance's messages (with a ticket each) for duplicate detection.
     instance: u64,
     /// The outbox, the stop and flush signals, the replay queue and the counters.
-    ctl: Control<Record>,
+    ctl: EngineLink<Record>,
     /// Counts the client's (re)connections: a consumer does not always survive a server
     /// restart, so the follower makes a new one on each.
     connections: watch::Sender<u64>,
@@ -123,7 +123,7 @@ pub(crate) struct NatsLog {
 
 impl Engine for NatsLog {
     fn follow(self: Arc<Self>, sink: Weak<dyn Sink>) {
-        Control::spawn(
+        EngineLink::spawn(
             self,
             |log| &log.ctl,
             |log, requests| async move {
@@ -188,7 +188,7 @@ impl NatsLog {
             // must hold one, or NATS refuses it.
             history_bytes: options.history_bytes.max(2 * BATCH_BYTES),
             instance: new_epoch(),
-            ctl: Control::new("nats", options.outbox),
+            ctl: EngineLink::new("nats", options.outbox),
             connections: watch::channel(0).0,
             known_last: AtomicU64::new(0),
         }

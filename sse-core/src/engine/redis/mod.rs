@@ -19,7 +19,7 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::StreamId;
 use redis::{AsyncConnectionConfig, Value};
 
-use super::control::Control;
+use super::link::EngineLink;
 use super::{
     Append, Body, Engine, EngineOptions, EngineStats, Entry, ReplayFuture, Senders, Sink,
     StopFuture,
@@ -107,12 +107,12 @@ pub(crate) struct RedisLog {
     /// Names this instance's entries (with a ticket each) for duplicate detection.
     instance: u64,
     /// The outbox, the stop and flush signals, the replay queue and the counters.
-    ctl: Control<outbox::Fields>,
+    ctl: EngineLink<outbox::Fields>,
 }
 
 impl Engine for RedisLog {
     fn follow(self: Arc<Self>, sink: Weak<dyn Sink>) {
-        Control::spawn(
+        EngineLink::spawn(
             self,
             |log| &log.ctl,
             |log, requests| async move {
@@ -175,7 +175,7 @@ impl RedisLog {
             key: redis.stream,
             maxlen: options.history.max(1),
             instance: new_epoch(),
-            ctl: Control::new("redis", options.outbox),
+            ctl: EngineLink::new("redis", options.outbox),
         }
     }
 

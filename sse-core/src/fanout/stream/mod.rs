@@ -14,7 +14,7 @@ use futures_core::Stream;
 use tokio::time::{Instant, Sleep};
 
 use super::admission::Admission;
-use super::shared::Shared;
+use super::hub::Hub;
 use crate::observe::Ending;
 use crate::topic::Filter;
 use crate::wire::LastEventId;
@@ -31,7 +31,7 @@ use source::Source;
 /// Made by [`Broadcaster::subscribe`](crate::Broadcaster::subscribe); the ready-made endpoint
 /// of [`Broadcaster::service`](crate::Broadcaster::service) serves it.
 pub struct EventStream {
-    shared: Arc<Shared>,
+    shared: Arc<Hub>,
     inner: crate::observe::Observed<KeepAlive<Source>>,
     /// When the subscriber's credentials expire.
     expiry: Option<Pin<Box<Sleep>>>,
@@ -42,7 +42,7 @@ pub struct EventStream {
 impl EventStream {
     /// A stream resuming after `last_event_id`; `None` once shut down.
     pub(crate) fn open(
-        shared: Arc<Shared>,
+        shared: Arc<Hub>,
         last_event_id: LastEventId,
         filter: Filter,
         admission: Option<Admission>,

@@ -16,15 +16,15 @@ use super::batch::{take_chunk, MAX_BATCH};
 use super::keep_alive::Skipped;
 use crate::engine::{Body, ReplayError, ReplayFuture, ReplayPage, ResetReason, Senders};
 use crate::fanout::frame::Frame;
-use crate::fanout::history::{CatchUp, Live, Start, Wanted};
+use crate::fanout::history::{CatchUp, Live, Subscription, Wanted};
+use crate::fanout::hub::Hub;
 use crate::fanout::index::SubId;
 use crate::fanout::mailbox::{Mailbox, Received};
-use crate::fanout::shared::Shared;
 use crate::topic::Filter;
 use crate::wire::{encode, EventId};
 
 pub(super) struct Source {
-    shared: Arc<Shared>,
+    shared: Arc<Hub>,
     live: LiveFrames,
     pending: VecDeque<Bytes>,
     /// Bytes in `pending`, kept as it changes rather than summed on every poll.
@@ -60,7 +60,7 @@ enum LiveFrames {
 static EVERY_PUBLIC_EVENT: LazyLock<Filter> = LazyLock::new(Filter::default);
 
 /// One live frame, a lag, or the end.
-enum Next {
+enum LiveItem {
     Frame(Frame),
     Lagged,
     Closed,
@@ -76,19 +76,19 @@ impl LiveFrames {
         }
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Next {
+    fn poll(&mut self, cx: &mut Context<'_>) -> LiveItem {
         match self {
             LiveFrames::Broadcast(rx, _) => match Pin::new(rx).poll_next(cx) {
-                Poll::Ready(Some(Ok(frame))) => Next::Frame(frame),
-                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => Next::Lagged,
-                Poll::Ready(None) => Next::Closed,
-                Poll::Pending => Next::Pending,
+                Poll::Ready(Some(Ok(frame))) => LiveItem::Frame(frame),
+                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(_)))) => LiveItem::Lagged,
+                Poll::Ready(None) => LiveItem::Closed,
+                Poll::Pending => LiveItem::Pending,
             },
             LiveFrames::Mailbox(mailbox, _) => match mailbox.poll_recv(cx) {
-                Poll::Ready(Some(Received::Frame(frame))) => Next::Frame(frame),
-                Poll::Ready(Some(Received::Lagged)) => Next::Lagged,
-                Poll::Ready(None) => Next::Closed,
-                Poll::Pending => Next::Pending,
+                Poll::Ready(Some(Received::Frame(frame))) => LiveItem::Frame(frame),
+                Poll::Ready(Some(Received::Lagged)) => LiveItem::Lagged,
+                Poll::Ready(None) => LiveItem::Closed,
+                Poll::Pending => LiveItem::Pending,
             },
         }
     }
@@ -107,12 +107,7 @@ struct Replay {
 }
 
 /// The replay page after `after`, from the event log.
-fn replay_page(
-    shared: &Shared,
-    after: EventId,
-    upto: EventId,
-    seen: Option<Senders>,
-) -> ReplayFuture {
+fn replay_page(shared: &Hub, after: EventId, upto: EventId, seen: Option<Senders>) -> ReplayFuture {
     match shared.log() {
         Some(log) => log.replay(after, upto, REPLAY_PAGE, seen),
         None => Box::pin(std::future::ready(Err(ResetReason::Stale))),
@@ -120,7 +115,7 @@ fn replay_page(
 }
 
 impl Source {
-    pub(super) fn new(shared: Arc<Shared>, start: Start) -> Self {
+    pub(super) fn new(shared: Arc<Hub>, start: Subscription) -> Self {
         let replay = start.replay_after.map(|after| {
             Box::new(Replay {
                 page: replay_page(&shared, after, start.last_id, None),
@@ -286,7 +281,7 @@ impl Source {
                 self.resuming = false;
                 (last_seq, last_id)
             }
-            // Counted by `Shared::catch_up`.
+            // Counted by `Hub::catch_up`.
             CatchUp::Reset { last_seq, last_id } => {
                 tracing::warn!(
                     history = self.shared.config.history,
@@ -345,11 +340,11 @@ impl Source {
                 continue;
             }
             match self.live.poll(cx) {
-                Next::Frame(frame) => self.take_live(frame),
+                LiveItem::Frame(frame) => self.take_live(frame),
                 // The floor is kept: the history may hold events the client already has.
-                Next::Lagged => self.behind = true,
-                Next::Closed => return true,
-                Next::Pending => break,
+                LiveItem::Lagged => self.behind = true,
+                LiveItem::Closed => return true,
+                LiveItem::Pending => break,
             }
         }
         false

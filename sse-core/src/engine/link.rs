@@ -86,7 +86,7 @@ impl Counters {
 }
 
 /// The shared part of an engine whose outbox holds `T`.
-pub(crate) struct Control<T> {
+pub(crate) struct EngineLink<T> {
     /// Names the engine's thread and its logs: "redis", "nats".
     name: &'static str,
     pub(crate) outbox: Outbox<T>,
@@ -104,7 +104,7 @@ pub(crate) struct Control<T> {
     pub(crate) counters: Counters,
 }
 
-impl<T: Clone + 'static> Control<T> {
+impl<T: Clone + 'static> EngineLink<T> {
     /// An outbox of `outbox` events and a replay queue of [`pages::QUEUE`] requests.
     pub(crate) fn new(name: &'static str, outbox: usize) -> Self {
         let (replays, requests) = mpsc::channel(pages::QUEUE);
@@ -312,8 +312,8 @@ impl<T: Clone + 'static> Control<T> {
     }
 }
 
-/// See [`Control::finish_on_drop`].
-pub(crate) struct FinishOnDrop<'a, T: Clone + 'static>(&'a Control<T>);
+/// See [`EngineLink::finish_on_drop`].
+pub(crate) struct FinishOnDrop<'a, T: Clone + 'static>(&'a EngineLink<T>);
 
 impl<T: Clone + 'static> Drop for FinishOnDrop<'_, T> {
     fn drop(&mut self) {

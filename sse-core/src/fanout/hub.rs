@@ -1,4 +1,4 @@
-//! What a broadcaster's clones and its streams share: the configuration, the history and
+//! The hub: what a broadcaster's clones and its streams share: the configuration, the history and
 //! live state behind one lock, the counters, the subscriber limits and the event log; and
 //! where the event log delivers ([`Sink`]).
 
@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, watch};
 use super::admission::{Admission, Limits, OverLimit};
 use super::builder::Config;
 use super::frame::Frame;
-use super::history::{CatchUp, Resume, Start, State, Wanted};
+use super::history::{CatchUp, History, Resume, Subscription, Wanted};
 use super::index::SubId;
 use super::stats::Counters;
 use crate::engine::{Body, Engine, Entry, Sink};
@@ -22,9 +22,9 @@ use crate::wire::ResetReason;
 use crate::wire::{new_epoch, EventId, LastEventId};
 
 // Fields private to the fan-out: `http` and `emit` go through the methods below.
-pub(crate) struct Shared {
+pub(crate) struct Hub {
     pub(super) config: Config,
-    pub(super) state: Mutex<State>,
+    pub(super) state: Mutex<History>,
     pub(super) closed: AtomicBool,
     /// The one owner of counting: every happening goes through its methods.
     pub(super) counters: Counters,
@@ -37,7 +37,7 @@ pub(crate) struct Shared {
     pub(super) presence: watch::Sender<u64>,
 }
 
-impl Shared {
+impl Hub {
     /// The state `config` describes, with a new epoch for its ids; its event log (if the
     /// builder chose one) starts following the shared stream.
     pub(crate) fn start(config: Config) -> Arc<Self> {
@@ -47,7 +47,7 @@ impl Shared {
         let (tx, _) = broadcast::channel(capacity);
         let log = config.open_engine();
         let shared = Arc::new(Self {
-            state: Mutex::new(State::new(new_epoch(), tx)),
+            state: Mutex::new(History::new(new_epoch(), tx)),
             closed: AtomicBool::new(false),
             counters: Counters::default(),
             limits: Arc::new(Limits::new(
@@ -59,13 +59,13 @@ impl Shared {
             config,
         });
         if let Some(log) = &shared.log {
-            let weak: Weak<Shared> = Arc::downgrade(&shared);
+            let weak: Weak<Hub> = Arc::downgrade(&shared);
             log.clone().follow(weak);
         }
         shared
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, History> {
         // The state is consistent after any panic in its short critical sections.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -100,7 +100,11 @@ impl Shared {
     }
 
     /// Registers a subscriber resuming after `last_event_id`.
-    pub(crate) fn subscribe(&self, last_event_id: LastEventId, filter: Filter) -> Option<Start> {
+    pub(crate) fn subscribe(
+        &self,
+        last_event_id: LastEventId,
+        filter: Filter,
+    ) -> Option<Subscription> {
         let start = self
             .lock()
             .start(last_event_id, filter, &self.config, self.log.as_deref())?;
@@ -166,7 +170,7 @@ impl Shared {
 }
 
 /// Where the event log delivers: this broadcaster's history and live subscribers.
-impl Sink for Shared {
+impl Sink for Hub {
     fn start_epoch(&self, at: EventId) {
         // Counted before the reset is sent: whoever sees the reset sees the count.
         if self.lock().start_epoch(at, &self.config, &self.counters) {

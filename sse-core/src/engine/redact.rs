@@ -41,6 +41,12 @@ fn has_at_after_authority(url: &Url) -> bool {
 /// A URL whose parts are unambiguous: its password and secret query values replaced; `url`
 /// itself when it holds neither (the parser's normal form is only shown when it must be).
 fn redact_parsed(url: &str, mut parsed: Url) -> Cow<'_, str> {
+    // User info without a password may be a secret itself: a NATS token
+    // (`nats://TOKEN@host`), or `user:password@host` without a scheme, which parses as the
+    // scheme `user` and the user name `//password`.
+    if parsed.password().is_none() && !parsed.username().is_empty() {
+        return hide_userinfo(url);
+    }
     let mut changed = false;
     if parsed.password().is_some() {
         if parsed.set_password(Some("***")).is_err() {
@@ -152,7 +158,6 @@ mod tests {
             ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
             ("redis://u:p@h:1/2", "redis://u:***@h:1/2"),
             ("rediss://:p@h", "rediss://:***@h"),
-            ("redis://user@h", "redis://user@h"),
             ("redis://u:p@ss@h/0?x=1", "redis://u:***@h/0?x=1"),
             (
                 "postgres://app:s3cret@db.example:5432/app",
@@ -165,6 +170,18 @@ mod tests {
             ("redis://h?password=p", "redis://h?password=***"),
             ("redis://h?password=p#q&x=1", "redis://h?password=***&x=1"),
             ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_user_without_a_password_may_be_a_token_and_is_hidden() {
+        for (url, shown) in [
+            ("nats://s3cr3t-token@h:4222", "nats://***@h:4222"),
+            ("redis://user@h", "redis://***@h"),
+            // `user:password@host` without a scheme: `a` reads as the scheme.
+            ("a://00==@127.0.0.1", "a://***@127.0.0.1"),
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
         }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::Event;
 use common::{eventually, serve, SseClient, WAIT};
-use serde_json::json;
 use sse_core::{Broadcaster, BroadcasterBuilder, RESET_EVENT};
 use test_support::servers::Redis;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -528,97 +527,4 @@ async fn a_replay_checks_that_the_resumed_entry_exists_before_reading_a_page() {
     assert_eq!(stale.next().await.event, RESET_EVENT);
     let xranges = monitor.xranges(&stream).await;
     assert_eq!(xranges, vec![vec!["1-0".to_owned(), "1-0".to_owned()]]);
-}
-
-#[actix_web::test]
-#[ignore = "needs the redis-server binary"]
-async fn trimming_between_two_replay_pages_gives_a_reset_never_a_silent_gap() {
-    let redis = Redis::start().await;
-    let stream = unique_stream("between-pages");
-    // A resume on B is replayed from Redis, 256 entries a page.
-    let Replaying {
-        a,
-        _server_a,
-        mut live,
-        b,
-    } = Replaying::start(&redis, &stream).await;
-    let server = common::serve_with_send_buffer(&b, PATH, 8192);
-    // 4 KiB each: the first page (1 MiB) is far more than the sockets and actix buffer for a
-    // client that does not read, so the second page waits until the client reads.
-    let pad = "x".repeat(4096);
-    let publish = |from: usize, to: usize| {
-        for n in from..to {
-            a.publish("e", &json!({ "n": n, "pad": pad })).unwrap();
-        }
-    };
-    publish(0, 600);
-    let ids: Vec<String> = take_data(&mut live, 600)
-        .await
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
-    eventually("B read every entry", || {
-        b.last_event_id().to_string() == ids[599]
-    })
-    .await;
-    let first = &ids[0];
-    let mut monitor = Monitor::start(redis.port).await;
-    // `<epoch>-<ms>-<n>`: the entry is `<ms>-<n>`.
-    let (_, entry) = first.split_once('-').expect("an engine id");
-
-    let path = format!("{PATH}?lastEventId={first}");
-    let mut client = common::RawClient::connect(server.addr, &path, Some(4096)).await;
-    // The stream reads one page ahead: the first is queued for the client, the second
-    // waits beside it, and the third is asked for only when the client has read the first.
-    let page_reads = |pages: &[Vec<String>]| pages.iter().filter(|a| a[0].starts_with('(')).count();
-    let mut pages = Vec::new();
-    for _ in 0..20 {
-        pages.extend(monitor.xranges(&stream).await);
-        if page_reads(&pages) >= 2 {
-            break;
-        }
-    }
-    assert_eq!(page_reads(&pages), 2, "two pages read: {pages:?}");
-    let first_page = pages.iter().find(|a| a[0].starts_with('('));
-    assert_eq!(first_page.map(|a| a[0].clone()), Some(format!("({entry}")));
-    drop(monitor);
-    // While the client reads nothing, the stream is trimmed to about its last 1000 of 1560
-    // entries: past the second page's end (entry 512), not past the replay's end (599). A
-    // third page read without a check would start after the trimming, leaving a silent hole.
-    publish(600, 1560);
-
-    let raw = client.read_until(RESET_EVENT).await;
-    let body = common::dechunk(&raw);
-    let mut numbers = Vec::new();
-    let mut reset = None;
-    // The reading stopped at the reset's name: its data may not have come yet.
-    let (complete, last) = test_support::sse::parse_body(&body);
-    for frame in complete.iter().chain([&last]) {
-        match (frame.event.as_deref(), &frame.data) {
-            (Some(RESET_EVENT), data) => {
-                reset = data.clone();
-                break;
-            }
-            (Some("e"), Some(data)) if !std::ptr::eq(frame, &last) => {
-                let value: serde_json::Value = serde_json::from_str(data).expect("JSON data");
-                numbers.push(value["n"].as_u64().expect("n"));
-            }
-            _ => {}
-        }
-    }
-    let hole = (1..).zip(&numbers).find(|(want, got)| want != *got);
-    assert_eq!(
-        hole, None,
-        "events before the reset are the ones after the resumed id (1, 2, ...), with no hole"
-    );
-    assert!(
-        (256..599).contains(&numbers.len()),
-        "the first page came whole, and the reset before the replay's end: {}",
-        numbers.len()
-    );
-    let reason = reset.expect("a reset");
-    assert!(
-        reason.contains("older than the server's history"),
-        "{reason}"
-    );
 }

@@ -54,10 +54,7 @@ fn the_startup_log_does_not_show_the_redis_password() {
         }
     }
     // A moment more for the backend's first connection failure to be logged.
-    let more = Instant::now() + Duration::from_millis(500);
-    while let Ok(line) = lines.recv_timeout(more.saturating_duration_since(Instant::now())) {
-        log.push(line);
-    }
+    drain_for(&lines, &mut log, Duration::from_millis(500));
     let _ = child.kill();
     let _ = child.wait();
     let log = log.join("\n");
@@ -106,10 +103,7 @@ fn the_inspector_token_is_never_logged() {
         .expect("the token in the page");
     assert!(token.starts_with("eyJ"), "{token}");
     // The page's access log line, and what else comes.
-    let more = Instant::now() + Duration::from_millis(500);
-    while let Ok(line) = lines.recv_timeout(more.saturating_duration_since(Instant::now())) {
-        log.push(line);
-    }
+    drain_for(&lines, &mut log, Duration::from_millis(500));
     let _ = child.kill();
     let _ = child.wait();
     let log = log.join("\n");
@@ -119,6 +113,14 @@ fn the_inspector_token_is_never_logged() {
         !log.contains(token) && !log.contains("eyJ"),
         "the log shows the inspector's token:\n{log}"
     );
+}
+
+/// Adds to `log` what the demo prints during `wait` more.
+fn drain_for(lines: &std::sync::mpsc::Receiver<String>, log: &mut Vec<String>, wait: Duration) {
+    let until = Instant::now() + wait;
+    while let Ok(line) = lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        log.push(line);
+    }
 }
 
 /// `GET path` with `Connection: close`: the whole response.

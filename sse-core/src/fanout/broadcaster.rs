@@ -189,11 +189,7 @@ impl Broadcaster {
         let mut state = shared.lock();
         let id = EventId::new(state.epoch, state.last_seq + 1);
         // Encoded once, under the lock so that ids, history order and delivery order agree.
-        let frame = Frame::new(
-            id,
-            encode::event(id, event, data, shared.config.format),
-            route,
-        );
+        let frame = Frame::event(id, event, data, route, shared.config.format);
         // Counted under the lock, before the push: a subscriber that sees the event sees
         // the count.
         shared

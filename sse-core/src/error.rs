@@ -138,3 +138,48 @@ pub struct InvalidNatsConfig {
     pub(crate) what: String,
     pub(crate) reason: String,
 }
+
+/// Why the SQL event log ([`sql::EventLog`](crate::sql::EventLog), features `sqlite`,
+/// `postgres`) could not be opened or read.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventLogError {
+    /// The tables are not there: the application has not run the schema.
+    #[error(
+        "the event log's tables `sse_events` and `sse_log` do not exist: add \
+         `sse_core::sql::SQLITE_SCHEMA` or `POSTGRES_SCHEMA` to the application's migrations, or \
+         call `EventLog::ensure_schema` at start"
+    )]
+    NoSchema,
+    /// The database refused or could not be reached.
+    #[error("the event log's database failed: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a transactional handler's change and its events were not committed; neither was.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TxError {
+    /// The broadcaster that the handler's `App` registered has no SQL event log.
+    #[error(
+        "a transactional handler needs an event log: build the Broadcaster with \
+         `.event_log(&log)` (an `sse_core::sql::EventLog`)"
+    )]
+    NoEventLog,
+    /// The transaction was already committed or rolled back.
+    #[error("the transaction has already ended")]
+    Ended,
+    /// An event's payload or topic could not be made; the change was rolled back with it.
+    #[error("event `{event}` could not be made, so the change was rolled back: {reason}")]
+    Event {
+        /// The event name.
+        event: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The database failed: beginning, writing the events, or committing.
+    #[error("the transaction failed: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}

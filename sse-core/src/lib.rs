@@ -128,6 +128,18 @@ pub mod error;
 mod fanout;
 pub mod http;
 pub mod observe;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub mod sql {
+    //! The event log in the application's own database (features `sqlite`, `postgres`):
+    //! events written in the transaction of their change (`#[emit_event(..,
+    //! transactional)]` with a [`Tx`]), so that an event exists if and only if its change
+    //! committed, kept across restarts and followed by every instance on the database.
+    pub use crate::engine::sql::{
+        Connection, Database, EventLog, Tx, TxConn, POSTGRES_SCHEMA, SQLITE_SCHEMA,
+    };
+    pub use crate::error::{EventLogError, TxError};
+}
 pub mod testing;
 pub mod topic;
 pub mod wire;
@@ -204,7 +216,11 @@ pub mod __private {
         ReturnProbe,
     };
     pub use crate::contract::{PayloadInfo, Registration};
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub use crate::emit::{collect, commit, tx_handle, Collected, TxOutcome};
     pub use crate::emit::{emit, emit_with, EventSpec, TypedPayload};
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub use crate::engine::sql::TxHandle;
     pub use inventory;
 
     /// Whether `flags` (the `stringify!`ed flags of `declare_event!`) has `flag`; a flag we

@@ -38,6 +38,15 @@ pub enum ApiError {
     /// A token could not be signed.
     #[error("internal error")]
     Token(#[source] jsonwebtoken::errors::Error),
+    /// The change and its event were not committed (neither was).
+    #[error("the change was not saved")]
+    Unsaved(#[source] sse_core::sql::TxError),
+}
+
+impl From<sse_core::sql::TxError> for ApiError {
+    fn from(err: sse_core::sql::TxError) -> Self {
+        Self::Unsaved(err)
+    }
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -51,6 +60,7 @@ impl From<DbError> for ApiError {
         match err {
             DbError::UsernameTaken(name) => Self::Conflict(name),
             DbError::Sqlx(err) => Self::Internal(err),
+            DbError::Tx(err) => Self::Unsaved(err),
         }
     }
 }
@@ -65,6 +75,7 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) | Self::Token(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unsaved(err) => actix_web::ResponseError::status_code(err),
         }
     }
 
@@ -72,6 +83,7 @@ impl ResponseError for ApiError {
         match self {
             Self::Internal(err) => tracing::error!(%err, "database error"),
             Self::Token(err) => tracing::error!(%err, "cannot sign a token"),
+            Self::Unsaved(err) => tracing::error!(%err, "change not saved"),
             _ => {}
         }
         HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() }))

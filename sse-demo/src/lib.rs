@@ -6,7 +6,9 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let pool = sse_demo::db::connect("sqlite::memory:").await?;
-//! let events = Broadcaster::new(); // once, shared by every worker
+//! // Once, shared by every worker; the history is the database's event log, which the
+//! // handlers write their events to in their own transactions.
+//! let events = Broadcaster::builder().event_log(&pool.event_log().await?).build();
 //! let server = HttpServer::new({
 //!     let events = events.clone();
 //!     move || App::new().configure(sse_demo::app_config(pool.clone(), events.clone()))

@@ -201,7 +201,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     // Once, outside `HttpServer::new`: every worker must publish to and serve the same stream.
-    let mut builder = Broadcaster::builder();
+    // The history lives in the database, where every handler writes its events in its own
+    // transaction: an event exists if and only if its change committed.
+    let log = pool
+        .event_log()
+        .await
+        .map_err(|err| format!("cannot open the event log in database {database:?}: {err}"))?;
+    let mut builder = Broadcaster::builder().event_log(&log);
     if let Some(url) = &config.redis {
         builder = builder.redis(url, &config.redis_stream)?;
     }

@@ -1,10 +1,12 @@
-//! The users API. Each successful change is published as an event by `#[emit_event]`; a
-//! request that fails publishes nothing.
+//! The users API. Each change is written with its event in one transaction
+//! (`#[emit_event(.., transactional)]`): a request that fails changes and publishes nothing,
+//! and a committed change always has its event, even if the process dies right after.
 
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Json};
 use serde::{Deserialize, Serialize};
 use sse_core::emit_event;
+use sse_core::sql::Tx;
 
 use crate::db::{self, Db};
 use crate::error::ApiError;
@@ -78,23 +80,20 @@ pub async fn get(
 
 /// `POST /api/v1/users`: 201 with the new user (and its email: the caller just sent it).
 /// Subscribers get its public fields.
-#[emit_event("user_created", topic = "users/{id}", payload = UserPublic::from)]
-pub async fn create(
-    pool: web::Data<Db>,
-    body: Json<NewUser>,
-) -> Result<(Json<UserView>, StatusCode), ApiError> {
+#[emit_event("user_created", topic = "users/{id}", payload = UserPublic::from, transactional)]
+pub async fn create(tx: Tx, body: Json<NewUser>) -> Result<(Json<UserView>, StatusCode), ApiError> {
     let username = username(&body.username)?;
     let email = email(&body.email)?;
-    let user = db::insert(&pool, username, email).await?;
+    let user = db::insert(&tx, username, email).await?;
     tracing::info!(id = user.id, username, "user created");
     Ok((Json(UserView::owned(user)), StatusCode::CREATED))
 }
 
 /// `PUT /api/v1/users/{id}`: changes the fields present in the body. The response has the
 /// email for the user's own token; subscribers get the public fields.
-#[emit_event("user_updated", topic = "users/{id}", payload = UserPublic::from)]
+#[emit_event("user_updated", topic = "users/{id}", payload = UserPublic::from, transactional)]
 pub async fn update(
-    pool: web::Data<Db>,
+    tx: Tx,
     id: web::Path<i64>,
     body: Json<UserChanges>,
     viewer: Viewer,
@@ -107,7 +106,7 @@ pub async fn update(
     }
     let username = body.username.as_deref().map(username).transpose()?;
     let email = body.email.as_deref().map(email).transpose()?;
-    let user = db::update(&pool, id, username, email)
+    let user = db::update(&tx, id, username, email)
         .await?
         .ok_or_else(|| ApiError::NotFound(id.to_string()))?;
     tracing::info!(id, username = user.username, "user updated");
@@ -115,10 +114,10 @@ pub async fn update(
 }
 
 /// `DELETE /api/v1/users/{id}`: `{"id": N}`.
-#[emit_event("user_deleted", topic = "users/{id}")]
-pub async fn delete(pool: web::Data<Db>, id: web::Path<i64>) -> Result<Json<Deleted>, ApiError> {
+#[emit_event("user_deleted", topic = "users/{id}", transactional)]
+pub async fn delete(tx: Tx, id: web::Path<i64>) -> Result<Json<Deleted>, ApiError> {
     let id = id.into_inner();
-    if !db::delete(&pool, id).await? {
+    if !db::delete(&tx, id).await? {
         return Err(ApiError::NotFound(id.to_string()));
     }
     tracing::info!(id, "user deleted");
@@ -127,15 +126,20 @@ pub async fn delete(pool: web::Data<Db>, id: web::Path<i64>) -> Result<Json<Dele
 
 /// `PUT /api/v1/users/{id}/email`: changes the address. The new address is published only
 /// to its owner's streams (topic `users/{id}/private`, private), not to every page.
-#[emit_event("user_email_changed", topic = "users/{id}/private", private)]
+#[emit_event(
+    "user_email_changed",
+    topic = "users/{id}/private",
+    private,
+    transactional
+)]
 pub async fn update_email(
-    pool: web::Data<Db>,
+    tx: Tx,
     id: web::Path<i64>,
     body: Json<NewEmail>,
 ) -> Result<Json<EmailChanged>, ApiError> {
     let id = id.into_inner();
     let email = email(&body.email)?;
-    let user = db::update(&pool, id, None, Some(email))
+    let user = db::update(&tx, id, None, Some(email))
         .await?
         .ok_or_else(|| ApiError::NotFound(id.to_string()))?;
     tracing::info!(id, "email changed");
@@ -198,6 +202,7 @@ pub fn email(raw: &str) -> Result<&str, ApiError> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use sse_core::sql::EventLog;
     use sse_core::testing::expect_event;
 
     #[test]
@@ -236,11 +241,31 @@ mod tests {
         }
     }
 
-    async fn pool() -> web::Data<Db> {
-        match db::connect("sqlite::memory:").await {
-            Ok(pool) => web::Data::new(pool),
+    async fn pool() -> (web::Data<Db>, EventLog) {
+        let db = match db::connect("sqlite::memory:").await {
+            Ok(db) => db,
             Err(err) => panic!("in-memory database: {err}"),
-        }
+        };
+        let log = db
+            .event_log()
+            .await
+            .expect("the migrations made the event log");
+        (web::Data::new(db), log)
+    }
+
+    async fn tx(log: &EventLog) -> Tx {
+        log.begin().await.expect("a transaction")
+    }
+
+    /// The events committed to the log's table, oldest first.
+    async fn logged(db: &Db) -> Vec<String> {
+        let Db::Sqlite(pool) = db else {
+            panic!("the tests run on SQLite")
+        };
+        sqlx::query_scalar("SELECT name FROM sse_events ORDER BY seq")
+            .fetch_all(pool)
+            .await
+            .expect("the event log table")
     }
 
     fn new_user(username: &str, email: &str) -> Json<NewUser> {
@@ -252,9 +277,9 @@ mod tests {
 
     #[tokio::test]
     async fn successful_changes_emit_their_event() {
-        let pool = pool().await;
+        let (pool, log) = pool().await;
         let (created, events) =
-            sse_core::testing::capture(create(pool.clone(), new_user(" ada ", "a@b.co"))).await;
+            sse_core::testing::capture(create(tx(&log).await, new_user(" ada ", "a@b.co"))).await;
         let (Json(user), status) = created.expect("created");
         assert_eq!(status, StatusCode::CREATED);
         assert_eq!(user.user.username, "ada");
@@ -277,7 +302,7 @@ mod tests {
             email: None,
         });
         let (updated, events) = sse_core::testing::capture(update(
-            pool.clone(),
+            tx(&log).await,
             web::Path::from(user.id),
             changes,
             Viewer(None),
@@ -294,17 +319,22 @@ mod tests {
             .in_(&events);
 
         let (deleted, events) =
-            sse_core::testing::capture(delete(pool.clone(), web::Path::from(user.id))).await;
+            sse_core::testing::capture(delete(tx(&log).await, web::Path::from(user.id))).await;
         assert!(deleted.is_ok());
         assert_eq!(events[0].name, "user_deleted");
         assert_eq!(events[0].payload, json!({ "id": user.id }));
+        assert_eq!(
+            logged(&pool).await,
+            ["user_created", "user_updated", "user_deleted"],
+            "each change committed with its event"
+        );
     }
 
     #[tokio::test]
-    async fn failures_emit_nothing() {
-        let pool = pool().await;
+    async fn failures_change_nothing_and_emit_nothing() {
+        let (pool, log) = pool().await;
         let (ok, _) =
-            sse_core::testing::capture(create(pool.clone(), new_user("ada", "a@b.co"))).await;
+            sse_core::testing::capture(create(tx(&log).await, new_user("ada", "a@b.co"))).await;
         assert!(ok.is_ok());
         let (result, events) = sse_core::testing::capture(async {
             let change = |username: Option<&str>| {
@@ -314,27 +344,36 @@ mod tests {
                 })
             };
             [
-                create(pool.clone(), new_user("", "a@b.co")).await.is_err(),
-                create(pool.clone(), new_user("x", "nope")).await.is_err(),
-                create(pool.clone(), new_user("ADA", "c@d.co"))
+                create(tx(&log).await, new_user("", "a@b.co"))
                     .await
                     .is_err(),
-                update(pool.clone(), web::Path::from(1), change(None), Viewer(None))
+                create(tx(&log).await, new_user("x", "nope")).await.is_err(),
+                create(tx(&log).await, new_user("ADA", "c@d.co"))
                     .await
                     .is_err(),
                 update(
-                    pool.clone(),
+                    tx(&log).await,
+                    web::Path::from(1),
+                    change(None),
+                    Viewer(None),
+                )
+                .await
+                .is_err(),
+                update(
+                    tx(&log).await,
                     web::Path::from(99),
                     change(Some("z")),
                     Viewer(None),
                 )
                 .await
                 .is_err(),
-                delete(pool.clone(), web::Path::from(99)).await.is_err(),
+                delete(tx(&log).await, web::Path::from(99)).await.is_err(),
             ]
         })
         .await;
         assert_eq!(result, [true; 6]);
         assert!(events.is_empty(), "{events:?}");
+        assert_eq!(logged(&pool).await, ["user_created"]);
+        assert_eq!(db::list(&pool).await.expect("users").len(), 1);
     }
 }

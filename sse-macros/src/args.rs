@@ -22,6 +22,9 @@ pub(crate) struct Args {
     pub(crate) to_others: bool,
     /// `payload = path::to::fn`: publish `fn(&T)` instead of `T`.
     pub(crate) payload: Option<syn::Path>,
+    /// `transactional`: written in the handler's `Tx` and committed with its change; where
+    /// the word was written.
+    pub(crate) transactional: Option<Span>,
 }
 
 mod kw {
@@ -29,15 +32,23 @@ mod kw {
     syn::custom_keyword!(topic);
     syn::custom_keyword!(private);
     syn::custom_keyword!(to_others);
+    syn::custom_keyword!(transactional);
 }
 
 const EXAMPLE: &str = "`#[emit_event(\"user_updated\")]`";
 const VALID: &str = "`#[emit_event]` takes the event name and, optionally, \
                      `topic = \"users/{id}\"`, `payload = UserPublic::from`, `private`, \
-                     `to_others` and `crate = \"path::to::sse_core\"`";
+                     `to_others`, `transactional` and `crate = \"path::to::sse_core\"`";
 
 /// The arguments other than the event name: what a misspelt word is compared with.
-const ARGUMENTS: [&str; 5] = ["topic", "payload", "private", "to_others", "crate"];
+const ARGUMENTS: [&str; 6] = [
+    "topic",
+    "payload",
+    "private",
+    "to_others",
+    "transactional",
+    "crate",
+];
 
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
@@ -64,6 +75,11 @@ impl Parse for Args {
                 found.private = parse_flag::<kw::private>(input, found.private, &mut errors)?;
             } else if input.peek(kw::to_others) {
                 found.to_others = parse_flag::<kw::to_others>(input, found.to_others, &mut errors)?;
+            } else if input.peek(kw::transactional) {
+                let span = input.span();
+                let already = found.transactional.is_some();
+                parse_flag::<kw::transactional>(input, already, &mut errors)?;
+                found.transactional.get_or_insert(span);
             } else if input.peek(Ident::peek_any) && input.peek2(Token![=]) {
                 parse_unknown(input, &mut errors)?;
             } else if is_bare_word(input) {
@@ -85,6 +101,7 @@ struct Found {
     private: bool,
     to_others: bool,
     payload: Option<syn::Path>,
+    transactional: Option<Span>,
     /// Words alone that are no argument and too far from one for a suggestion: judged at the
     /// end, when it is known whether the event name was given.
     unknown_words: Vec<Ident>,
@@ -118,6 +135,7 @@ impl Found {
             private: self.private,
             to_others: self.to_others,
             payload: self.payload,
+            transactional: self.transactional,
         })
     }
 }

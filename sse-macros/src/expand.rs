@@ -62,12 +62,57 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
         krate = krate.or(args.krate.take());
         events.push(args);
     }
+    // `transactional` on any of the fn's attributes makes the whole handler transactional:
+    // its events are written together, in its one transaction.
+    let tx = match events.iter().find_map(|e| e.transactional) {
+        Some(at) => match tx_param(&func.sig, at) {
+            Ok(ident) => Some(ident),
+            Err(err) => {
+                errors.push(err);
+                None
+            }
+        },
+        None => None,
+    };
     errors.finish()?;
     let krate = krate.unwrap_or_else(|| syn::parse_quote!(::sse_core));
-    Ok(generate(func, &events, &krate))
+    Ok(generate(func, &events, &krate, tx.as_ref()))
 }
 
-fn generate(func: ItemFn, events: &[Args], krate: &syn::Path) -> TokenStream {
+/// The parameter a `transactional` handler's events are written in: the one whose type is
+/// `Tx` (`sse_core::sql::Tx`, however imported), bound to a name.
+fn tx_param(sig: &syn::Signature, at: proc_macro2::Span) -> syn::Result<syn::Ident> {
+    let is_tx = |ty: &syn::Type| match ty {
+        syn::Type::Path(path) => path.path.segments.last().is_some_and(|s| s.ident == "Tx"),
+        _ => false,
+    };
+    let param = sig.inputs.iter().find_map(|input| match input {
+        syn::FnArg::Typed(param) if is_tx(&param.ty) => Some(param),
+        _ => None,
+    });
+    let Some(param) = param else {
+        return Err(syn::Error::new(
+            at,
+            "`transactional` writes the events in the handler's transaction, and this handler \
+             has none: add a parameter `tx: sse_core::sql::Tx` and write the change through it",
+        ));
+    };
+    match &*param.pat {
+        syn::Pat::Ident(pat) if pat.subpat.is_none() => Ok(pat.ident.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "bind the transaction to a name, like `tx: Tx`: the events are written in it \
+             after the handler's body",
+        )),
+    }
+}
+
+fn generate(
+    func: ItemFn,
+    events: &[Args],
+    krate: &syn::Path,
+    tx: Option<&syn::Ident>,
+) -> TokenStream {
     let ItemFn {
         attrs,
         vis,
@@ -112,6 +157,24 @@ fn generate(func: ItemFn, events: &[Args], krate: &syn::Path) -> TokenStream {
         }
     }
     calls.extend(gen.emit_plain(plain));
+    if let Some(tx) = tx {
+        // Spanned on the return type: a type that cannot carry the commit's failure is
+        // reported there.
+        let commit = quote_spanned! {span=>
+            #krate::__private::commit(__sse_tx, __sse_events, __sse_output).await
+        };
+        return quote! {
+            #(#outer)*
+            #vis #sig {
+                #(#inner)*
+                #(#items)*
+                let __sse_tx = #krate::__private::tx_handle(&#tx);
+                let __sse_output: #ret = async move #block.await;
+                let __sse_events = #krate::__private::collect(|| { #(#calls)* });
+                #commit
+            }
+        };
+    }
     quote! {
         #(#outer)*
         #vis #sig {

@@ -99,7 +99,17 @@ pub(super) fn dispatch<T: Serialize + ?Sized>(events: &[EventSpec<'_>], payload:
         );
         return;
     };
-    let capture = matches!(target, Target::Capture(_));
+    let capture = match &target {
+        Target::Capture(_) => true,
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        Target::Pending(pending) => {
+            pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .capturing
+        }
+        Target::Broadcaster(_) => false,
+    };
     let prepared = match prepare(events, payload, capture) {
         Ok(prepared) => prepared,
         Err(err) => {
@@ -119,18 +129,36 @@ pub(super) fn dispatch<T: Serialize + ?Sized>(events: &[EventSpec<'_>], payload:
         };
         match &target {
             Target::Broadcaster(broadcaster) => publish(broadcaster, event, &prepared.json, route),
-            Target::Capture(sink) => {
-                sink.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(CapturedEvent {
-                        name: event.name.to_owned(),
-                        payload: prepared.value.clone().unwrap_or(Value::Null),
-                        topics: route.topics.iter().map(|t| t.to_string()).collect(),
-                        private: route.private,
-                        to_others: event.to_others,
-                    })
+            Target::Capture(sink) => sink
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(captured(event, &prepared, &route)),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Target::Pending(pending) => {
+                let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+                if pending.capturing {
+                    let captured = captured(event, &prepared, &route);
+                    pending.captured.push(captured);
+                }
+                pending.events.push(crate::engine::Append {
+                    name: event.name.to_owned(),
+                    data: prepared.json.clone(),
+                    json: true,
+                    route,
+                });
             }
         }
+    }
+}
+
+/// What a capture records of one event.
+fn captured(event: &EventSpec<'_>, prepared: &Prepared<'_>, route: &Route) -> CapturedEvent {
+    CapturedEvent {
+        name: event.name.to_owned(),
+        payload: prepared.value.clone().unwrap_or(Value::Null),
+        topics: route.topics.iter().map(|t| t.to_string()).collect(),
+        private: route.private,
+        to_others: event.to_others,
     }
 }
 
@@ -147,13 +175,36 @@ fn publish(broadcaster: &Broadcaster, event: &EventSpec<'_>, json: &str, route: 
     }
 }
 
-/// Logs a failure, and counts it when the target is a broadcaster.
+/// Logs a failure, and counts it when the target is a broadcaster; a transaction's failure
+/// rolls it back.
 fn failed(target: &Target, event: &EventSpec<'_>, failure: &Failure<'_>) {
-    if let Target::Broadcaster(broadcaster) = target {
-        broadcaster.counters().emit_failed(match failure {
-            Failure::Serialize(_) => EmitFailure::Serialize,
-            Failure::Topic(_) => EmitFailure::Topic,
-        });
+    match target {
+        Target::Broadcaster(broadcaster) => {
+            broadcaster.counters().emit_failed(match failure {
+                Failure::Serialize(_) => EmitFailure::Serialize,
+                Failure::Topic(_) => EmitFailure::Topic,
+            });
+        }
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        Target::Pending(pending) => {
+            let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(broadcaster) = &pending.broadcaster {
+                broadcaster.counters().emit_failed(match failure {
+                    Failure::Serialize(_) => EmitFailure::Serialize,
+                    Failure::Topic(_) => EmitFailure::Topic,
+                });
+            }
+            if pending.failure.is_none() {
+                pending.failure = Some(crate::error::TxError::Event {
+                    event: event.name.to_owned(),
+                    reason: match failure {
+                        Failure::Serialize(err) => format!("payload not serializable: {err}"),
+                        Failure::Topic(err) => format!("topic: {err}"),
+                    },
+                });
+            }
+        }
+        Target::Capture(_) => {}
     }
     match failure {
         Failure::Serialize(err) => tracing::error!(

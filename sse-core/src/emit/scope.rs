@@ -18,6 +18,9 @@ pub(crate) const REGISTER_HINT: &str =
 pub(crate) enum Target {
     Broadcaster(Broadcaster),
     Capture(Arc<Mutex<Vec<CapturedEvent>>>),
+    /// The events of a transactional handler, written with its commit.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    Pending(Arc<Mutex<super::transaction::Pending>>),
 }
 
 tokio::task_local! {
@@ -27,6 +30,12 @@ tokio::task_local! {
 thread_local! {
     /// The broadcaster registered by the `App` built on this (worker) thread.
     static WORKER_DEFAULT: RefCell<Option<Weak<Hub>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (synchronous) with `target` as where events go.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn with_target<R>(target: Target, f: impl FnOnce() -> R) -> R {
+    SCOPE.sync_scope(target, f)
 }
 
 pub(crate) fn scoped<F: Future>(target: Target, fut: F) -> impl Future<Output = F::Output> {
@@ -51,7 +60,7 @@ pub(crate) fn register_worker_default(events: &Broadcaster) {
     });
 }
 
-pub(super) fn current_target() -> Option<Target> {
+pub(crate) fn current_target() -> Option<Target> {
     SCOPE.try_with(Target::clone).ok().or_else(|| {
         WORKER_DEFAULT
             .with(|slot| slot.borrow().as_ref().and_then(Weak::upgrade))

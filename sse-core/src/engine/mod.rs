@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | Redis Streams | `redis` (`redis-tls` for `rediss://`) | `BroadcasterBuilder::redis` |
 //! | NATS JetStream | `nats` | `BroadcasterBuilder::nats` |
+//! | a table in the application's SQLite or PostgreSQL database | `sqlite`, `postgres` | `BroadcasterBuilder::event_log` |
 //! | in memory, with fault injection, for tests | `testing` | `BroadcasterBuilder::memory_log` |
 //!
 //! Publishing never waits for an engine: events queue in a bounded outbox during an outage,
@@ -21,7 +22,15 @@
 // engine's `cfg(feature)` appears.
 
 // Without an engine compiled in, only the tests' fake implements the seam.
-#![cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+#![cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "sqlite",
+        feature = "postgres"
+    )),
+    allow(dead_code)
+)]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -33,21 +42,46 @@ use crate::wire::EventId;
 
 mod backoff;
 mod dedupe;
-#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "nats",
+    feature = "sqlite",
+    feature = "postgres"
+))]
 mod link;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) mod memory;
 #[cfg(feature = "nats")]
 pub(crate) mod nats;
-#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "nats",
+    feature = "sqlite",
+    feature = "postgres"
+))]
 mod outbox;
-#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "nats",
+    feature = "sqlite",
+    feature = "postgres"
+))]
 mod pages;
 mod redact;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod sql;
 
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(unused_imports))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "sqlite",
+        feature = "postgres"
+    )),
+    allow(unused_imports)
+)]
 pub(crate) use backoff::Backoff;
 pub(crate) use dedupe::Senders;
 pub use redact::redact_url;
@@ -155,6 +189,12 @@ pub(crate) trait Engine: Send + Sync + 'static {
     /// Starts following the store: every entry, from any instance, is encoded once and
     /// given to `sink` in the store's order, until [`Engine::stop`] or the sink is dropped.
     fn follow(self: Arc<Self>, sink: Weak<dyn Sink>);
+
+    /// Where the log starts, when it is known without asking the store (the SQL log read it
+    /// when it was opened): the broadcaster's ids are the log's from the first stream on.
+    fn known_start(&self) -> Option<EventId> {
+        None
+    }
 
     /// Queues `event` for the store; never waits.
     fn append(&self, event: Append);

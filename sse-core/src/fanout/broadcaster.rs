@@ -282,6 +282,12 @@ impl Broadcaster {
 }
 
 impl Broadcaster {
+    /// The SQL event log the broadcaster was built on, if any.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn event_log(&self) -> Option<&crate::engine::sql::EventLog> {
+        self.shared.config.event_log.as_ref()
+    }
+
     /// Where `emit` reports what happened to a handler's events.
     pub(crate) fn counters(&self) -> &Counters {
         &self.shared.counters

@@ -27,6 +27,9 @@ pub(crate) struct Config {
     pub(crate) max_selectors: usize,
     pub(crate) max_query_len: usize,
     pub(crate) engine: EngineChoice,
+    /// The SQL event log, for the transactions of `#[emit_event(.., transactional)]`.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) event_log: Option<crate::engine::sql::EventLog>,
     pub(crate) outbox: usize,
     pub(crate) flush_timeout: Duration,
 }
@@ -95,6 +98,8 @@ impl Default for BroadcasterBuilder {
                 max_selectors: 32,
                 max_query_len: 4096,
                 engine: EngineChoice::default(),
+                #[cfg(any(feature = "sqlite", feature = "postgres"))]
+                event_log: None,
                 outbox: 10_000,
                 flush_timeout: Duration::from_secs(5),
             },
@@ -236,8 +241,39 @@ impl BroadcasterBuilder {
         self.engine("memory".to_owned(), store.engine())
     }
 
+    /// Keeps the events in a table of the application's own database (features `sqlite`,
+    /// `postgres`): `#[emit_event(.., transactional)]` handlers write their events in the
+    /// transaction of their change ([`sql::Tx`](crate::sql::Tx)), so an event exists if and
+    /// only if its change committed; the history (trimmed to [`history`](Self::history),
+    /// [`history_bytes`](Self::history_bytes) and
+    /// [`EventLog::retain_for`](crate::sql::EventLog::retain_for)) survives restarts; every
+    /// instance on the database follows the table, in commit order, and serves replays from
+    /// it. `publish` outside a transaction queues the event in the [outbox](Self::outbox)
+    /// and writes it in a transaction of its own.
+    ///
+    /// ```no_run
+    /// # async fn run(pool: sqlx::PgPool) -> Result<(), sse_core::sql::EventLogError> {
+    /// let log = sse_core::sql::EventLog::open(&pool).await?;
+    /// let events = sse_core::Broadcaster::builder().event_log(&log).build();
+    /// # let _ = events; Ok(()) }
+    /// ```
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+    pub fn event_log(mut self, log: &crate::engine::sql::EventLog) -> Self {
+        self.config.event_log = Some(log.clone());
+        let log = log.clone();
+        self.engine(format!("{log:?}"), move |options| log.open_engine(options))
+    }
+
     /// Shares the event stream through `open`'s engine (one per broadcaster).
-    #[cfg(any(feature = "redis", feature = "nats", feature = "testing", test))]
+    #[cfg(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "testing",
+        test
+    ))]
     pub(crate) fn engine(
         mut self,
         shown: String,

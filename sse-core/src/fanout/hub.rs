@@ -59,6 +59,12 @@ impl Hub {
             config,
         });
         if let Some(log) = &shared.log {
+            // A log that knows where it starts gives its ids from the first stream on.
+            if let Some(at) = log.known_start() {
+                shared
+                    .lock()
+                    .start_epoch(at, &shared.config, &shared.counters);
+            }
             let weak: Weak<Hub> = Arc::downgrade(&shared);
             log.clone().follow(weak);
         }

@@ -52,6 +52,10 @@ pub(crate) enum EmitFailure {
     Topic,
     /// The broadcaster refused it (shut down).
     Publish,
+    /// The transaction that carried it failed to commit (neither the change nor the event
+    /// exists).
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    Commit,
 }
 
 impl EmitFailure {
@@ -61,6 +65,7 @@ impl EmitFailure {
             Self::Serialize => "serialize",
             Self::Topic => "topic",
             Self::Publish => "publish",
+            Self::Commit => "commit",
         }
     }
 }

@@ -91,7 +91,15 @@ pub(crate) fn emitted(span: &Span, result: &Result<EventId, PublishError>, subsc
 
 /// The event log engine connected again after losing the store.
 // Called by the server engines (Redis, NATS) only.
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "sqlite",
+        feature = "postgres"
+    )),
+    allow(dead_code)
+)]
 #[inline]
 pub(crate) fn engine_reconnected() {
     metrics::engine_reconnected();
@@ -100,7 +108,15 @@ pub(crate) fn engine_reconnected() {
 /// The engine acknowledged a batch whose oldest event waited `waited` since `publish`;
 /// `outbox` events are still waiting.
 // Called by the server engines (Redis, NATS) only.
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "sqlite",
+        feature = "postgres"
+    )),
+    allow(dead_code)
+)]
 #[inline]
 pub(crate) fn engine_published(waited: Duration, outbox: usize) {
     metrics::engine_published(waited);
@@ -109,7 +125,15 @@ pub(crate) fn engine_published(waited: Duration, outbox: usize) {
 
 /// The engine's outbox now holds `events`.
 // Called by the server engines (Redis, NATS) only.
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "sqlite",
+        feature = "postgres"
+    )),
+    allow(dead_code)
+)]
 #[inline]
 pub(crate) fn engine_outbox(events: usize) {
     metrics::engine_outbox(events);

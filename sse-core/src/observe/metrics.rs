@@ -103,19 +103,43 @@ pub(super) fn emit_failed(reason: &'static str) {
 }
 
 // Called by the server engines (Redis, NATS) only.
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "sqlite",
+        feature = "postgres"
+    )),
+    allow(dead_code)
+)]
 pub(super) fn engine_reconnected() {
     counter!("sse_engine_reconnects_total").increment(1);
 }
 
 // Called by the server engines (Redis, NATS) only.
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "sqlite",
+        feature = "postgres"
+    )),
+    allow(dead_code)
+)]
 pub(super) fn engine_published(waited: Duration) {
     histogram!("sse_engine_publish_seconds").record(waited.as_secs_f64());
 }
 
 // Called by the server engines (Redis, NATS) only.
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "sqlite",
+        feature = "postgres"
+    )),
+    allow(dead_code)
+)]
 pub(super) fn engine_outbox(events: usize) {
     gauge!("sse_engine_outbox_events").set(events as f64);
 }

@@ -30,7 +30,7 @@
 //! | `sse_resets_total` | counter | `reason` | reset events built, by [`ResetReason::label`](crate::ResetReason::label): `malformed_id`, `stale`, `ahead`, `too_old`, `unreachable` (the first five answer a `Last-Event-ID` and are resume outcomes too), `fell_behind`, `trimmed`, `new_epoch`, `lost` |
 //! | `sse_catch_ups_total` | counter | | times a subscriber fell behind and was caught up from the history |
 //! | `sse_refusals_total` | counter | `status` | stream requests refused, by HTTP status |
-//! | `sse_emit_failures_total` | counter | `reason` | `#[emit_event]` events not published: `serialize`, `topic`, `publish`, `no_broadcaster` |
+//! | `sse_emit_failures_total` | counter | `reason` | `#[emit_event]` events not published: `serialize`, `topic`, `publish`, `commit` (a transactional handler's commit failed), `no_broadcaster` |
 //! | `sse_publish_to_write_seconds` | histogram | | from `publish` to the write of the event to a stream, sampled (the first write of each stream, then one in 64) |
 //! | `sse_engine_outbox_events` | gauge | | events waiting for the event log engine (Redis, NATS) |
 //! | `sse_engine_reconnects_total` | counter | | times the engine connected again after losing the store |

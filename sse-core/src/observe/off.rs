@@ -24,17 +24,41 @@ pub(super) fn refused(_status: u16) {}
 pub(super) fn emit_failed(_reason: &'static str) {}
 
 // Called by the server engines (Redis, NATS) only.
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "sqlite",
+        feature = "postgres"
+    )),
+    allow(dead_code)
+)]
 #[inline(always)]
 pub(super) fn engine_reconnected() {}
 
 // Called by the server engines (Redis, NATS) only.
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "sqlite",
+        feature = "postgres"
+    )),
+    allow(dead_code)
+)]
 #[inline(always)]
 pub(super) fn engine_published(_waited: Duration) {}
 
 // Called by the server engines (Redis, NATS) only.
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "sqlite",
+        feature = "postgres"
+    )),
+    allow(dead_code)
+)]
 #[inline(always)]
 pub(super) fn engine_outbox(_events: usize) {}
 

@@ -104,7 +104,14 @@ impl ResetReason {
 
     /// The reason an engine's loss marker holds (written by any instance, any version): its
     /// message, whose leading number is the count.
-    #[cfg(any(feature = "redis", feature = "nats", feature = "testing", test))]
+    #[cfg(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "testing",
+        test
+    ))]
     pub(crate) fn from_marker(text: &str) -> Self {
         let digits = text.split(|c: char| !c.is_ascii_digit()).next();
         let events = digits.and_then(|d| d.parse().ok()).unwrap_or(0);

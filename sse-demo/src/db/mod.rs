@@ -12,6 +12,7 @@ mod sqlite;
 
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, SqlitePool};
+use sse_core::sql::{Connection, EventLog, EventLogError, Tx, TxError};
 
 /// A stored user, as the API returns it and as events carry it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, FromRow)]
@@ -39,6 +40,9 @@ pub enum DbError {
     /// Anything else from the database.
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
+    /// The transaction has ended, or is on a database the demo does not know.
+    #[error(transparent)]
+    Tx(#[from] TxError),
 }
 
 /// The columns of [`User`], for `SELECT` and `RETURNING`.
@@ -56,6 +60,28 @@ pub enum Db {
     /// A PostgreSQL server, which several instances can share.
     Postgres(PgPool),
 }
+
+/// Runs `$body` with `$conn` bound to the connection of the transaction `$tx` and `$now` to
+/// that backend's SQL for the current time: one copy of a write, compiled once per driver.
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident, $now:ident| $body:expr) => {{
+        let mut held = $tx.conn().await?;
+        match held.get() {
+            Connection::Sqlite($conn) => {
+                let $now = SQLITE_NOW;
+                $body
+            }
+            Connection::Postgres($conn) => {
+                let $now = POSTGRES_NOW;
+                $body
+            }
+            _ => return Err(TxError::Ended.into()),
+        }
+    }};
+}
+
+const SQLITE_NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+const POSTGRES_NOW: &str = r#"to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
 
 /// Runs `$body` with `$pool` bound to the pool of `$db`'s backend: one copy of a query, compiled
 /// once per driver.
@@ -97,14 +123,10 @@ impl Db {
         on_pool!(self, |pool| pool.close().await)
     }
 
-    /// SQL for the current time as RFC 3339 text in UTC, like the columns' defaults.
-    fn now(&self) -> &'static str {
-        match self {
-            Db::Sqlite(_) => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            Db::Postgres(_) => {
-                r#"to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#
-            }
-        }
+    /// The event log in this database (its tables come with the migrations): the
+    /// broadcaster's history, and where the handlers' transactions write their events.
+    pub async fn event_log(&self) -> Result<EventLog, EventLogError> {
+        on_pool!(self, |pool| EventLog::open(pool).await)
     }
 }
 
@@ -123,16 +145,16 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
         .await)
 }
 
-/// Stores a new user.
-pub async fn insert(db: &Db, username: &str, email: &str) -> Result<User, DbError> {
+/// Stores a new user, in the handler's transaction.
+pub async fn insert(tx: &Tx, username: &str, email: &str) -> Result<User, DbError> {
     let sql = concat!(
         "INSERT INTO users (username, email) VALUES ($1, $2) RETURNING ",
         columns!()
     );
-    on_pool!(db, |pool| sqlx::query_as(sql)
+    on_tx!(tx, |conn, _now| sqlx::query_as(sql)
         .bind(username)
         .bind(email)
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await)
     .map_err(|err| taken(err, username))
 }
@@ -140,34 +162,36 @@ pub async fn insert(db: &Db, username: &str, email: &str) -> Result<User, DbErro
 /// Changes the given fields of a user (`None` keeps the field); `Ok(None)` if there is no such
 /// user.
 pub async fn update(
-    db: &Db,
+    tx: &Tx,
     id: i64,
     username: Option<&str>,
     email: Option<&str>,
 ) -> Result<Option<User>, DbError> {
-    let sql = format!(
-        concat!(
-            "UPDATE users SET username = COALESCE($1, username), email = COALESCE($2, email), ",
-            "version = version + 1, updated_at = {now} WHERE id = $3 RETURNING ",
-            columns!()
-        ),
-        now = db.now()
-    );
-    on_pool!(db, |pool| sqlx::query_as(&sql)
+    let sql = |now: &str| {
+        format!(
+            concat!(
+                "UPDATE users SET username = COALESCE($1, username), email = COALESCE($2, email), ",
+                "version = version + 1, updated_at = {now} WHERE id = $3 RETURNING ",
+                columns!()
+            ),
+            now = now
+        )
+    };
+    on_tx!(tx, |conn, now| sqlx::query_as(&sql(now))
         .bind(username)
         .bind(email)
         .bind(id)
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await)
     .map_err(|err| taken(err, username.unwrap_or_default()))
 }
 
 /// Deletes a user; `false` if there was none.
-pub async fn delete(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+pub async fn delete(tx: &Tx, id: i64) -> Result<bool, DbError> {
     let sql = "DELETE FROM users WHERE id = $1";
-    let deleted = on_pool!(db, |pool| sqlx::query(sql)
+    let deleted = on_tx!(tx, |conn, _now| sqlx::query(sql)
         .bind(id)
-        .execute(pool)
+        .execute(conn)
         .await?
         .rows_affected());
     Ok(deleted > 0)
@@ -192,23 +216,31 @@ mod tests {
     async fn crud_round_trip_in_memory() -> Result<(), DbError> {
         let pool = connect("sqlite::memory:").await?;
         assert_eq!(pool.backend(), "SQLite");
-        let ada = insert(&pool, "ada", "ada@example.com").await?;
+        let log = pool
+            .event_log()
+            .await
+            .expect("the migrations made the event log");
+        let tx = log.begin().await?;
+        let ada = insert(&tx, "ada", "ada@example.com").await?;
         assert_eq!((ada.id, ada.version), (1, 1));
         assert!(matches!(
-            insert(&pool, "ADA", "x@example.com").await,
+            insert(&tx, "ADA", "x@example.com").await,
             Err(DbError::UsernameTaken(name)) if name == "ADA"
         ));
-        let renamed = update(&pool, ada.id, Some("ada.l"), None).await?;
+        let renamed = update(&tx, ada.id, Some("ada.l"), None).await?;
         let renamed = renamed.ok_or(sqlx::Error::RowNotFound)?;
         assert_eq!(
             (renamed.username.as_str(), renamed.email.as_str()),
             ("ada.l", "ada@example.com")
         );
         assert_eq!(renamed.version, 2);
+        assert!(update(&tx, 99, Some("x"), None).await?.is_none());
+        tx.commit().await?;
         assert_eq!(list(&pool).await?, vec![renamed]);
-        assert!(update(&pool, 99, Some("x"), None).await?.is_none());
-        assert!(delete(&pool, ada.id).await?);
-        assert!(!delete(&pool, ada.id).await?);
+        let tx = log.begin().await?;
+        assert!(delete(&tx, ada.id).await?);
+        assert!(!delete(&tx, ada.id).await?);
+        tx.commit().await?;
         assert!(get(&pool, ada.id).await?.is_none());
         Ok(())
     }

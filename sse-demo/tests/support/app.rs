@@ -49,8 +49,10 @@ impl TestApp {
 
     async fn start_on(url: &str, database: Fresh) -> Self {
         let pool = sse_demo::db::connect(url).await.expect("database");
+        let log = pool.event_log().await.expect("the event log");
         let login_key = LoginKey::new(&b"test secret for the demo's login tokens"[..]);
         let events = Broadcaster::builder()
+            .event_log(&log)
             .history(64)
             .keep_alive(Duration::from_millis(500))
             .authorizer(login_key.authorizer())

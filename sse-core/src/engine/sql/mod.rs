@@ -1,0 +1,356 @@
+//! The event log in the application's own database (features `sqlite`, `postgres`): a table
+//! the events are written to in the transaction that carries their change, so an event exists
+//! if and only if its change committed, and a history that outlives the process.
+//!
+//! Every instance on the database follows the table: PostgreSQL wakes it with
+//! `LISTEN`/`NOTIFY`, a commit in the same process wakes it directly, and a poll is the safety
+//! net (and how a second process on one SQLite file learns of new rows). Replays on any
+//! instance read the table.
+
+mod backend;
+mod follower;
+mod publisher;
+mod schema;
+mod tx;
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub(crate) use backend::Pool;
+use backend::{Content, Row};
+pub use schema::{POSTGRES_SCHEMA, SQLITE_SCHEMA};
+pub use tx::TxHandle;
+pub use tx::{Connection, Tx, TxConn};
+
+use super::link::EngineLink;
+use super::pages::{PageKey, PageSource};
+use super::{
+    Append, Body, Engine, EngineOptions, EngineStats, Entry, ReplayFuture, ReplayPage, ResetReason,
+    Senders, Sink, StopFuture,
+};
+use crate::error::EventLogError;
+use crate::wire::{new_epoch, EventId};
+
+/// How often a follower reads the table when nothing woke it.
+const POLL: Duration = Duration::from_millis(250);
+/// How often an instance applies the retention limits.
+const TRIM_EVERY: Duration = Duration::from_secs(5);
+/// Rows read at a time by a follower.
+const BATCH: usize = 512;
+
+/// The event log in a table of the application's database, for
+/// [`BroadcasterBuilder::event_log`](crate::BroadcasterBuilder::event_log). Cheap to clone.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use sse_core::{sql::EventLog, Broadcaster};
+///
+/// let pool = sqlx::SqlitePool::connect("sqlite://app.db?mode=rwc").await?;
+/// EventLog::ensure_schema(&pool).await?; // or add `SQLITE_SCHEMA` to your migrations
+/// let log = EventLog::open(&pool).await?;
+/// let events = Broadcaster::builder().event_log(&log).build();
+/// # let _ = events; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct EventLog {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    pool: Pool,
+    epoch: u64,
+    /// The newest position when the log was opened: where a broadcaster's delivery starts.
+    newest: u64,
+    retain_for: Option<Duration>,
+    poll: Duration,
+    /// Counts commits in this process that wrote events: the followers read at once.
+    commits: watch::Sender<u64>,
+}
+
+impl fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLog")
+            .field("database", &self.shared.pool.backend())
+            .field("epoch", &self.shared.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pool [`EventLog`] can use: `sqlx::SqlitePool` (feature `sqlite`) or `sqlx::PgPool`
+/// (feature `postgres`).
+pub trait Database: sealed::Sealed {}
+
+mod sealed {
+    pub trait Sealed {
+        fn pool(&self) -> super::Pool;
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl Database for sqlx::SqlitePool {}
+#[cfg(feature = "sqlite")]
+impl sealed::Sealed for sqlx::SqlitePool {
+    fn pool(&self) -> Pool {
+        Pool::Sqlite(self.clone())
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Database for sqlx::PgPool {}
+#[cfg(feature = "postgres")]
+impl sealed::Sealed for sqlx::PgPool {
+    fn pool(&self) -> Pool {
+        Pool::Postgres(self.clone())
+    }
+}
+
+fn database(err: sqlx::Error) -> EventLogError {
+    EventLogError::Database(Box::new(err))
+}
+
+impl EventLog {
+    /// Creates the log's tables if they do not exist ([`SQLITE_SCHEMA`],
+    /// [`POSTGRES_SCHEMA`]). Safe when several instances start together.
+    pub async fn ensure_schema(pool: &impl Database) -> Result<(), EventLogError> {
+        pool.pool().ensure_schema().await.map_err(database)
+    }
+
+    /// The log on `pool`'s database, whose tables exist; the first instance to open it
+    /// gives it its epoch, which then lasts as long as the table.
+    pub async fn open(pool: &impl Database) -> Result<Self, EventLogError> {
+        let pool = pool.pool();
+        let epoch = pool
+            .epoch(new_epoch())
+            .await
+            .map_err(database)?
+            .ok_or(EventLogError::NoSchema)?;
+        let newest = pool.newest().await.map_err(database)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                pool,
+                epoch,
+                newest,
+                retain_for: None,
+                poll: POLL,
+                commits: watch::channel(0).0,
+            }),
+        })
+    }
+
+    /// Also removes events older than `age` (besides the broadcaster's
+    /// [`history`](crate::BroadcasterBuilder::history) and
+    /// [`history_bytes`](crate::BroadcasterBuilder::history_bytes) limits). A client that
+    /// resumes from a removed event gets an `sse-reset`.
+    #[must_use]
+    pub fn retain_for(self, age: Duration) -> Self {
+        self.with(|shared| shared.retain_for = Some(age))
+    }
+
+    /// How often followers read the table when nothing woke them (default 250 ms): on
+    /// PostgreSQL a safety net under `LISTEN`/`NOTIFY`; on SQLite, how soon another process's
+    /// events are seen.
+    #[must_use]
+    pub fn poll_every(self, every: Duration) -> Self {
+        self.with(|shared| shared.poll = every.max(Duration::from_millis(1)))
+    }
+
+    fn with(self, change: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Shared {
+            pool: self.shared.pool.clone(),
+            epoch: self.shared.epoch,
+            newest: self.shared.newest,
+            retain_for: self.shared.retain_for,
+            poll: self.shared.poll,
+            commits: watch::channel(0).0,
+        };
+        change(&mut shared);
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Begins a transaction whose events are written with it: see [`Tx`].
+    pub async fn begin(&self) -> Result<Tx, crate::error::TxError> {
+        Tx::begin(self).await
+    }
+
+    /// The epoch of the log's ids.
+    pub fn epoch(&self) -> u64 {
+        self.shared.epoch
+    }
+
+    /// Tells this process's followers that a commit wrote events.
+    pub(crate) fn committed(&self) {
+        self.shared.commits.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.shared.pool
+    }
+
+    /// The engine of one broadcaster.
+    pub(crate) fn open_engine(&self, options: EngineOptions) -> Arc<dyn Engine> {
+        Arc::new(SqlLog {
+            log: self.clone(),
+            pool: self.shared.pool.sibling(),
+            options,
+            newest: std::sync::atomic::AtomicU64::new(0),
+            ctl: EngineLink::new("sql", options.outbox),
+        })
+    }
+}
+
+/// One broadcaster's side of the log.
+pub(crate) struct SqlLog {
+    log: EventLog,
+    /// The log's own connections, made on its thread.
+    pool: Pool,
+    options: EngineOptions,
+    /// The newest position the follower has read.
+    newest: std::sync::atomic::AtomicU64,
+    ctl: EngineLink<Append>,
+}
+
+impl SqlLog {
+    fn id(&self, seq: u64) -> EventId {
+        EventId::new(self.log.shared.epoch, seq)
+    }
+
+    /// A row as an engine hands it over; a malformed one is logged, counted, and becomes a
+    /// reset for everyone (who it was for cannot be read).
+    fn entry(&self, row: Row) -> Entry {
+        let body = match row.content {
+            Content::Event(event) => Body::Event(event),
+            Content::Marker(reason) => Body::Reset(ResetReason::from_marker(&reason)),
+            Content::Malformed(why) => {
+                self.ctl.counters.failed();
+                tracing::error!(
+                    seq = row.seq,
+                    why,
+                    "sse event log: a row is not an event; subscribers get a reset instead"
+                );
+                Body::Reset(ResetReason::Lost { events: 1 })
+            }
+        };
+        Entry {
+            id: self.id(row.seq),
+            body,
+        }
+    }
+
+    fn failed(&self, task: &str, err: &dyn fmt::Display) {
+        self.ctl.counters.failed();
+        tracing::warn!(
+            task,
+            database = self.pool.backend(),
+            %err,
+            "sse event log: the database failed; retrying"
+        );
+    }
+}
+
+impl Engine for SqlLog {
+    fn follow(self: Arc<Self>, sink: Weak<dyn Sink>) {
+        EngineLink::spawn(
+            self,
+            |log| &log.ctl,
+            |log, requests| async move {
+                let replays = async {
+                    if let Some(requests) = requests {
+                        log.ctl.serve_replays(&*log, &sink, requests).await;
+                    }
+                };
+                tokio::join!(
+                    publisher::run(log.clone(), sink.clone()),
+                    follower::run(log.clone(), sink.clone()),
+                    replays,
+                );
+            },
+        );
+    }
+
+    fn known_start(&self) -> Option<EventId> {
+        Some(self.id(self.log.shared.newest))
+    }
+
+    fn append(&self, event: Append) {
+        self.ctl.append(event);
+    }
+
+    fn replay(
+        &self,
+        after: EventId,
+        upto: EventId,
+        max: usize,
+        seen: Option<Senders>,
+    ) -> ReplayFuture {
+        self.ctl.replay(after, upto, max, seen)
+    }
+
+    fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {
+        // Positions are given one by one: one far past the newest read is not one this log
+        // gave out.
+        let newest = self
+            .newest
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(last_read.seq());
+        id.epoch() == self.log.shared.epoch && id.seq() <= newest.saturating_add(1 << 20)
+    }
+
+    fn stop(&self, flush: Duration) {
+        self.ctl.stop(flush);
+    }
+
+    fn stopped(&self) -> StopFuture {
+        self.ctl.stopped()
+    }
+
+    fn stats(&self) -> EngineStats {
+        self.ctl.stats()
+    }
+}
+
+impl PageSource for SqlLog {
+    type Conn = ();
+    type Error = sqlx::Error;
+    const TIMEOUT: Duration = Duration::from_secs(5);
+    const CONNECT_FOR_FIRST_PAGE: bool = false;
+
+    async fn connect(&self) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    async fn fetch(
+        &self,
+        _conn: &mut (),
+        key: PageKey,
+        seen: Option<Senders>,
+    ) -> Result<Result<ReplayPage, ResetReason>, sqlx::Error> {
+        if key.after.epoch() != self.log.shared.epoch || key.after.entry_parts().is_some() {
+            return Ok(Err(ResetReason::Stale));
+        }
+        let rows = self
+            .pool
+            .rows(key.after.seq(), key.upto.seq(), key.max)
+            .await?;
+        // Read after the rows: trimming records its mark before it deletes, so a mark not
+        // past `after` now means nothing after `after` was gone when the rows were read.
+        if self.pool.trimmed().await? > key.after.seq() {
+            return Ok(Err(ResetReason::TooOld));
+        }
+        let reached = rows.last().map(|row| self.id(row.seq));
+        let entries = rows.into_iter().map(|row| self.entry(row)).collect();
+        Ok(Ok(ReplayPage {
+            entries,
+            reached,
+            seen: seen.unwrap_or_default(),
+        }))
+    }
+
+    fn failed(&self, err: &dyn fmt::Display) {
+        SqlLog::failed(self, "replay", err);
+    }
+}

@@ -80,6 +80,7 @@ impl Counters {
             errors: self.errors.load(Ordering::Relaxed),
             epoch_changes: self.epoch_changes.load(Ordering::Relaxed),
             gaps: self.gaps.load(Ordering::Relaxed),
+            relay_lag: 0,
             publish_latency_last_us: self.latency_last_us.load(Ordering::Relaxed),
             publish_latency_max_us: self.latency_max_us.load(Ordering::Relaxed),
         }
@@ -165,6 +166,12 @@ impl<T: Clone + 'static> EngineLink<T> {
     /// Queues an event and wakes the publisher.
     pub(crate) fn append(&self, item: T) {
         self.outbox.push(item);
+        self.wake.notify_one();
+    }
+
+    /// Queues a relayed row as ticket `ticket` and wakes the publisher.
+    pub(crate) fn relay(&self, item: T, ticket: u64) {
+        self.outbox.push_ticketed(ticket, item);
         self.wake.notify_one();
     }
 

@@ -134,6 +134,18 @@ pub(crate) struct EngineOptions {
     pub(crate) history_bytes: usize,
     /// Most events waiting for the log during an outage before the oldest are dropped.
     pub(crate) outbox: usize,
+    /// Set when the engine relays the SQL event log: every instance sends as this one
+    /// sender, with the log's positions as tickets, so a row relayed twice (by two instances,
+    /// or again after a crash) is stored or delivered once.
+    pub(crate) relay_sender: Option<u64>,
+}
+
+/// A row of the SQL event log on its way to a server engine.
+#[derive(Clone, Debug)]
+pub(crate) enum Relayed {
+    Event(Append),
+    /// A reset marker, with its reason as the log holds it.
+    Marker(String),
 }
 
 /// How many entries before a replay's start are read to recognise repeats of them: a batch
@@ -196,6 +208,12 @@ pub(crate) trait Engine: Send + Sync + 'static {
         None
     }
 
+    /// Queues a row of the SQL event log for the store as ticket `ticket` of the relay
+    /// sender ([`EngineOptions::relay_sender`]); `false` if this engine cannot relay.
+    fn relay(&self, _row: Relayed, _ticket: u64) -> bool {
+        false
+    }
+
     /// Queues `event` for the store; never waits.
     fn append(&self, event: Append);
 
@@ -250,6 +268,9 @@ pub struct EngineStats {
     /// Times entries were trimmed from the store before this instance read them (it was cut
     /// off, or fell behind the trimming); subscribers then get a reset.
     pub gaps: u64,
+    /// With the SQL event log relayed to Redis or NATS, on the instance that relays:
+    /// committed events not yet acknowledged by the store.
+    pub relay_lag: u64,
     /// Microseconds from `publish` to the store acknowledging the event, for the last batch
     /// and the slowest so far (outages included).
     pub publish_latency_last_us: u64,

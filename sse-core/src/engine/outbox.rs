@@ -89,6 +89,23 @@ impl<T: Clone> Outbox<T> {
         crate::observe::engine_outbox(queue.events.len());
     }
 
+    /// Queues `item` as ticket `ticket`, given by the caller in increasing order (a relay's
+    /// positions); one at or below the last queued is already there and is ignored. Never
+    /// drops: the caller keeps the queue within bounds.
+    pub(crate) fn push_ticketed(&self, ticket: u64, item: T) {
+        let mut queue = self.lock();
+        if ticket < queue.next_ticket {
+            return;
+        }
+        queue.next_ticket = ticket + 1;
+        queue.events.push_back(Outgoing {
+            ticket,
+            queued_at: Instant::now(),
+            item,
+        });
+        crate::observe::engine_outbox(queue.events.len());
+    }
+
     /// A copy of the next `max` events to send (they stay queued until acknowledged), and how
     /// many were lost since the last reset marker.
     pub(crate) fn peek(&self, max: usize) -> (Vec<Outgoing<T>>, u64) {

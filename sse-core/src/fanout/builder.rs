@@ -37,12 +37,25 @@ pub(crate) struct Config {
 impl Config {
     /// The engine this configuration chose, opened for one broadcaster.
     pub(crate) fn open_engine(&self) -> Option<Arc<dyn Engine>> {
-        let (open, _) = self.engine.0.as_ref()?;
-        Some(open(EngineOptions {
+        let options = EngineOptions {
             history: self.history,
             history_bytes: self.history_bytes,
             outbox: self.outbox,
-        }))
+            relay_sender: None,
+        };
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if let Some(log) = &self.event_log {
+            // With a server engine too, the table is the source and the engine carries it.
+            let transport = self.engine.0.as_ref().map(|(open, _)| {
+                open(EngineOptions {
+                    relay_sender: Some(log.relay_sender()),
+                    ..options
+                })
+            });
+            return Some(log.open_engine(options, transport));
+        }
+        let (open, _) = self.engine.0.as_ref()?;
+        Some(open(options))
     }
 }
 
@@ -261,8 +274,7 @@ impl BroadcasterBuilder {
     #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
     pub fn event_log(mut self, log: &crate::engine::sql::EventLog) -> Self {
         self.config.event_log = Some(log.clone());
-        let log = log.clone();
-        self.engine(format!("{log:?}"), move |options| log.open_engine(options))
+        self
     }
 
     /// Shares the event stream through `open`'s engine (one per broadcaster).

@@ -123,6 +123,13 @@ pub(crate) fn engine_published(waited: Duration, outbox: usize) {
     metrics::engine_outbox(outbox);
 }
 
+/// The relay of the SQL event log is `events` behind the log.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+#[inline]
+pub(crate) fn relay_lag(events: u64) {
+    metrics::relay_lag(events);
+}
+
 /// The engine's outbox now holds `events`.
 // Called by the server engines (Redis, NATS) only.
 #[cfg_attr(

@@ -63,6 +63,10 @@ pub fn describe_metrics() {
         "From publish to the write of the event to a stream (the first write of each stream, then one in 64)."
     );
     describe_gauge!(
+        "sse_relay_lag_events",
+        "Committed events of the SQL event log not yet acknowledged by the engine it is relayed to."
+    );
+    describe_gauge!(
         "sse_engine_outbox_events",
         "Events waiting for the event log engine."
     );
@@ -140,6 +144,11 @@ pub(super) fn engine_published(waited: Duration) {
     )),
     allow(dead_code)
 )]
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(super) fn relay_lag(events: u64) {
+    gauge!("sse_relay_lag_events").set(events as f64);
+}
+
 pub(super) fn engine_outbox(events: usize) {
     gauge!("sse_engine_outbox_events").set(events as f64);
 }

@@ -33,6 +33,7 @@
 //! | `sse_emit_failures_total` | counter | `reason` | `#[emit_event]` events not published: `serialize`, `topic`, `publish`, `commit` (a transactional handler's commit failed), `no_broadcaster` |
 //! | `sse_publish_to_write_seconds` | histogram | | from `publish` to the write of the event to a stream, sampled (the first write of each stream, then one in 64) |
 //! | `sse_engine_outbox_events` | gauge | | events waiting for the event log engine (Redis, NATS) |
+//! | `sse_relay_lag_events` | gauge | | with the SQL event log relayed to Redis or NATS, on the instance that relays: committed events the engine has not acknowledged |
 //! | `sse_engine_reconnects_total` | counter | | times the engine connected again after losing the store |
 //! | `sse_engine_publish_seconds` | histogram | | from `publish` to the engine acknowledging the event, per batch |
 //!

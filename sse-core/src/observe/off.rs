@@ -62,6 +62,10 @@ pub(super) fn engine_published(_waited: Duration) {}
 #[inline(always)]
 pub(super) fn engine_outbox(_events: usize) {}
 
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+#[inline(always)]
+pub(super) fn relay_lag(_events: u64) {}
+
 #[inline(always)]
 pub(super) fn published_at(_id: EventId) {}
 

@@ -66,6 +66,12 @@ impl Demo {
         assert!(status.success(), "kill -TERM failed: {status}");
     }
 
+    /// Kills the process at once (SIGKILL): a crash, with no chance to flush anything.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The exit status, if the process exits within `within`.
     pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + within;

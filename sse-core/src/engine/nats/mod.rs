@@ -25,7 +25,9 @@ use tokio::sync::watch;
 
 use super::link::EngineLink;
 use super::redact::hide_userinfo;
-use super::{Append, Engine, EngineOptions, EngineStats, ReplayFuture, Senders, Sink, StopFuture};
+use super::{
+    Append, Engine, EngineOptions, EngineStats, Relayed, ReplayFuture, Senders, Sink, StopFuture,
+};
 use crate::error::InvalidNatsConfig;
 use crate::wire::{new_epoch, EventId};
 
@@ -112,6 +114,9 @@ pub(crate) struct NatsLog {
     history_bytes: usize,
     /// Names this instance's messages (with a ticket each) for duplicate detection.
     instance: u64,
+    /// Relaying the SQL event log: one event per message, so that a message's id
+    /// (`<relay>-<position>`) names one row, whichever instance relays it.
+    relaying: bool,
     /// The outbox, the stop and flush signals, the replay queue and the counters.
     ctl: EngineLink<Record>,
     /// Counts the client's (re)connections: a consumer does not always survive a server
@@ -148,6 +153,15 @@ impl Engine for NatsLog {
 
     fn append(&self, event: Append) {
         self.ctl.append(Record::event(event));
+    }
+
+    fn relay(&self, row: Relayed, ticket: u64) -> bool {
+        let record = match row {
+            Relayed::Event(event) => Record::event(event),
+            Relayed::Marker(reason) => Record::reset(reason),
+        };
+        self.ctl.relay(record, ticket);
+        true
     }
 
     fn replay(
@@ -187,7 +201,8 @@ impl NatsLog {
             // A published message (a batch) is at most `BATCH_BYTES` or one event: the stream
             // must hold one, or NATS refuses it.
             history_bytes: options.history_bytes.max(2 * BATCH_BYTES),
-            instance: new_epoch(),
+            instance: options.relay_sender.unwrap_or_else(new_epoch),
+            relaying: options.relay_sender.is_some(),
             ctl: EngineLink::new("nats", options.outbox),
             connections: watch::channel(0).0,
             known_last: AtomicU64::new(0),

@@ -36,7 +36,8 @@ pub(super) async fn run(log: &NatsLog, js: &Context, sink: &Weak<dyn Sink>) {
     let mut in_flight: Option<InFlight> = None;
     let mut failing = false;
     // Fewer after a message too large for the server, until one goes through.
-    let mut max_events = BATCH;
+    let batch = if log.relaying { 1 } else { BATCH };
+    let mut max_events = batch;
     loop {
         let message = match in_flight.take() {
             Some(message) => message,
@@ -71,7 +72,7 @@ pub(super) async fn run(log: &NatsLog, js: &Context, sink: &Weak<dyn Sink>) {
                     );
                 }
                 backoff.reset();
-                max_events = BATCH;
+                max_events = batch;
                 log.known_last.fetch_max(sequence, Ordering::Relaxed);
                 log.ctl.published(message.queued_at);
                 log.ctl.outbox.ack(Some(message.ticket), message.lost);

@@ -21,7 +21,7 @@ use redis::{AsyncConnectionConfig, Value};
 
 use super::link::EngineLink;
 use super::{
-    Append, Body, Engine, EngineOptions, EngineStats, Entry, ReplayFuture, Senders, Sink,
+    Append, Body, Engine, EngineOptions, EngineStats, Entry, Relayed, ReplayFuture, Senders, Sink,
     StopFuture,
 };
 use crate::error::InvalidRedisUrl;
@@ -134,6 +134,15 @@ impl Engine for RedisLog {
         self.ctl.append(outbox::fields(event));
     }
 
+    fn relay(&self, row: Relayed, ticket: u64) -> bool {
+        let fields = match row {
+            Relayed::Event(event) => outbox::fields(event),
+            Relayed::Marker(reason) => vec![("r", reason)],
+        };
+        self.ctl.relay(fields, ticket);
+        true
+    }
+
     fn replay(
         &self,
         after: EventId,
@@ -174,7 +183,7 @@ impl RedisLog {
             epoch_key: format!("{}:epoch", redis.stream),
             key: redis.stream,
             maxlen: options.history.max(1),
-            instance: new_epoch(),
+            instance: options.relay_sender.unwrap_or_else(new_epoch),
             ctl: EngineLink::new("redis", options.outbox),
         }
     }

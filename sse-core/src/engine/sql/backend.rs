@@ -376,14 +376,59 @@ impl Pool {
         Ok(rows)
     }
 
+    /// Takes or renews the relay's lease for `owner` until `for_` from now: `true` if it is
+    /// `owner`'s (it was free, expired, or already its own).
+    pub(crate) async fn lease(&self, owner: u64, for_: Duration) -> Result<bool, sqlx::Error> {
+        let sql = "UPDATE sse_log SET relay_owner = $1, relay_until = $2 \
+                   WHERE id = 1 AND (relay_owner = $1 OR relay_until < $3)";
+        let now = now_ms();
+        let until = now.saturating_add(i64::try_from(for_.as_millis()).unwrap_or(i64::MAX));
+        let taken = on_backend!(self, Pool, |p| sqlx::query(sql)
+            .bind(to_i64(owner))
+            .bind(until)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(taken == 1)
+    }
+
+    /// Gives up `owner`'s lease, so that another instance relays at once.
+    pub(crate) async fn release(&self, owner: u64) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE sse_log SET relay_until = 0 WHERE id = 1 AND relay_owner = $1";
+        on_backend!(self, Pool, |p| {
+            sqlx::query(sql).bind(to_i64(owner)).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// The last position relayed.
+    pub(crate) async fn relayed(&self) -> Result<u64, sqlx::Error> {
+        let sql = "SELECT relayed FROM sse_log WHERE id = 1";
+        let relayed: Option<i64> = on_backend!(self, Pool, |p| sqlx::query_scalar(sql)
+            .fetch_optional(p)
+            .await?);
+        Ok(relayed.map_or(0, to_u64))
+    }
+
+    /// Marks the rows up to `seq` relayed (never backwards).
+    pub(crate) async fn mark_relayed(&self, seq: u64) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE sse_log SET relayed = $1 WHERE id = 1 AND relayed < $1";
+        on_backend!(self, Pool, |p| {
+            sqlx::query(sql).bind(to_i64(seq)).execute(p).await?;
+        });
+        Ok(())
+    }
+
     /// Deletes what retention no longer keeps: beyond `count` rows, beyond about `bytes` of
-    /// events, older than `age`. Records the last position removed first, so that a replay
+    /// events, older than `age`, never past `keep_after` (rows not yet relayed). Records the last position removed first, so that a replay
     /// reading concurrently sees that it is gone. Returns how many rows were removed.
     pub(crate) async fn trim(
         &self,
         count: usize,
         bytes: usize,
         age: Option<Duration>,
+        keep_after: u64,
     ) -> Result<u64, sqlx::Error> {
         let by_count = "SELECT seq FROM sse_events ORDER BY seq DESC LIMIT 1 OFFSET $1";
         let by_bytes =
@@ -410,6 +455,7 @@ impl Pool {
             };
             a.into_iter().chain(b).chain(c).max().unwrap_or(0)
         });
+        let cut = cut.min(to_i64(keep_after));
         if cut <= 0 {
             return Ok(0);
         }

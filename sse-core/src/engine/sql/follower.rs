@@ -53,7 +53,7 @@ pub(super) async fn run(log: Arc<SqlLog>, sink: Weak<dyn Sink>) {
         }
         if Instant::now() >= next_trim {
             next_trim = Instant::now() + TRIM_EVERY;
-            trim(&log).await;
+            trim(&log, u64::MAX).await;
         }
         tokio::select! {
             _ = commits.changed() => {}
@@ -92,8 +92,8 @@ async fn read(log: &SqlLog, sink: &Weak<dyn Sink>, last: &mut u64) -> Result<(),
     }
 }
 
-/// Applies retention; a failure is logged and tried again later.
-async fn trim(log: &SqlLog) {
+/// Applies retention (never past `keep_after`); a failure is logged and tried again later.
+pub(super) async fn trim(log: &SqlLog, keep_after: u64) {
     let options = log.options;
     match log
         .pool
@@ -101,6 +101,7 @@ async fn trim(log: &SqlLog) {
             options.history.max(1),
             options.history_bytes.max(1),
             log.log.shared.retain_for,
+            keep_after,
         )
         .await
     {
@@ -111,14 +112,14 @@ async fn trim(log: &SqlLog) {
 }
 
 /// What wakes a follower besides commits in this process: PostgreSQL's notifications.
-enum Wake {
+pub(super) enum Wake {
     Poll,
     #[cfg(feature = "postgres")]
     Listen(Box<sqlx::postgres::PgListener>),
 }
 
 impl Wake {
-    async fn new(log: &SqlLog) -> Self {
+    pub(super) async fn new(log: &SqlLog) -> Self {
         match &log.pool {
             #[cfg(feature = "postgres")]
             super::Pool::Postgres(pool) => {
@@ -142,7 +143,7 @@ impl Wake {
 
     /// Resolves at a notification, or when the connection was lost (then it reconnects, and
     /// the follower reads in case it missed one); never while polling alone.
-    async fn notified(&mut self) {
+    pub(super) async fn notified(&mut self) {
         match self {
             Wake::Poll => std::future::pending().await,
             #[cfg(feature = "postgres")]

@@ -10,10 +10,12 @@
 mod backend;
 mod follower;
 mod publisher;
+mod relay;
 mod schema;
 mod tx;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -191,15 +193,28 @@ impl EventLog {
         &self.shared.pool
     }
 
-    /// The engine of one broadcaster.
-    pub(crate) fn open_engine(&self, options: EngineOptions) -> Arc<dyn Engine> {
+    /// The engine of one broadcaster: the log alone, or relayed into `transport` (a server
+    /// engine opened with [`EventLog::relay_sender`]).
+    pub(crate) fn open_engine(
+        &self,
+        options: EngineOptions,
+        transport: Option<Arc<dyn Engine>>,
+    ) -> Arc<dyn Engine> {
         Arc::new(SqlLog {
             log: self.clone(),
             pool: self.shared.pool.sibling(),
             options,
-            newest: std::sync::atomic::AtomicU64::new(0),
+            newest: AtomicU64::new(0),
+            relay_lag: AtomicU64::new(0),
+            transport,
             ctl: EngineLink::new("sql", options.outbox),
         })
+    }
+
+    /// The sender every instance relays as: the same for all instances on this log, and
+    /// never one an instance draws for itself (those have 40 bits).
+    pub(crate) fn relay_sender(&self) -> u64 {
+        self.shared.epoch | (1 << 40)
     }
 }
 
@@ -210,7 +225,11 @@ pub(crate) struct SqlLog {
     pool: Pool,
     options: EngineOptions,
     /// The newest position the follower has read.
-    newest: std::sync::atomic::AtomicU64,
+    newest: AtomicU64,
+    /// On the instance that relays: committed events the engine has not acknowledged.
+    relay_lag: AtomicU64,
+    /// The server engine the log is relayed into, which then delivers and replays.
+    transport: Option<Arc<dyn Engine>>,
     ctl: EngineLink<Append>,
 }
 
@@ -254,6 +273,20 @@ impl SqlLog {
 
 impl Engine for SqlLog {
     fn follow(self: Arc<Self>, sink: Weak<dyn Sink>) {
+        if let Some(transport) = self.transport.clone() {
+            transport.clone().follow(sink.clone());
+            EngineLink::spawn(
+                self,
+                |log| &log.ctl,
+                |log, _| async move {
+                    tokio::join!(
+                        publisher::run(log.clone(), sink.clone()),
+                        relay::run(log.clone(), transport, sink.clone()),
+                    );
+                },
+            );
+            return;
+        }
         EngineLink::spawn(
             self,
             |log| &log.ctl,
@@ -273,7 +306,10 @@ impl Engine for SqlLog {
     }
 
     fn known_start(&self) -> Option<EventId> {
-        Some(self.id(self.log.shared.newest))
+        match &self.transport {
+            Some(_) => None,
+            None => Some(self.id(self.log.shared.newest)),
+        }
     }
 
     fn append(&self, event: Append) {
@@ -287,29 +323,54 @@ impl Engine for SqlLog {
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
-        self.ctl.replay(after, upto, max, seen)
+        match &self.transport {
+            Some(transport) => transport.replay(after, upto, max, seen),
+            None => self.ctl.replay(after, upto, max, seen),
+        }
     }
 
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {
+        if let Some(transport) = &self.transport {
+            return transport.may_be_ahead(id, last_read);
+        }
         // Positions are given one by one: one far past the newest read is not one this log
         // gave out.
-        let newest = self
-            .newest
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .max(last_read.seq());
+        let newest = self.newest.load(Ordering::Relaxed).max(last_read.seq());
         id.epoch() == self.log.shared.epoch && id.seq() <= newest.saturating_add(1 << 20)
     }
 
     fn stop(&self, flush: Duration) {
         self.ctl.stop(flush);
+        if let Some(transport) = &self.transport {
+            transport.stop(flush);
+        }
     }
 
     fn stopped(&self) -> StopFuture {
-        self.ctl.stopped()
+        let own = self.ctl.stopped();
+        let transport = self.transport.as_ref().map(|t| t.stopped());
+        Box::pin(async move {
+            own.await;
+            if let Some(transport) = transport {
+                transport.await;
+            }
+        })
     }
 
     fn stats(&self) -> EngineStats {
-        self.ctl.stats()
+        let own = self.ctl.stats();
+        let Some(transport) = &self.transport else {
+            return own;
+        };
+        let carried = transport.stats();
+        EngineStats {
+            outbox: own.outbox + carried.outbox,
+            outbox_dropped: own.outbox_dropped + carried.outbox_dropped,
+            reconnects: own.reconnects + carried.reconnects,
+            errors: own.errors + carried.errors,
+            relay_lag: self.relay_lag.load(Ordering::Relaxed),
+            ..carried
+        }
     }
 }
 

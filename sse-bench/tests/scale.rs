@@ -13,15 +13,8 @@ fn scale(engine: &str) -> String {
             "--subs",
             "20",
         ])
-        .args([
-            "--rate",
-            "20",
-            "--seconds",
-            "1",
-            "--drain-max",
-            "10",
-            "--quiet",
-        ])
+        .args(["--rate", "20", "--seconds", "1", "--drain-max", "10"])
+        .args(["--idle-seconds", "0.5", "--quiet"])
         .output()
         .expect("sse-bench runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -8,6 +8,7 @@
 //! they would on one host. Every wait has a deadline; the run fails (non-zero exit) when an
 //! event was lost or duplicated, or when fewer subscribers connected than asked.
 
+mod commandstats;
 mod load;
 mod report;
 
@@ -62,6 +63,10 @@ pub struct ScaleArgs {
     /// Skips the run of one instance with one instance's share of the subscribers.
     #[arg(long)]
     pub no_single: bool,
+    /// Seconds the connected subscribers are held idle before publishing, to report what the
+    /// instances and the engine cost without events (0: not measured).
+    #[arg(long, default_value_t = 5.0)]
+    pub idle_seconds: f64,
     /// No progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -98,6 +103,12 @@ pub struct PhaseReport {
     pub wall: f64,
     /// 1-minute load average before the run.
     pub load_average: f64,
+    /// CPU of all the instances while their subscribers were connected and idle, in cores.
+    pub idle_servers_share: f64,
+    /// CPU of the engine over the same time, in cores.
+    pub idle_engine_share: f64,
+    /// Redis: calls and time per event of each command while events flowed.
+    pub engine_commands: Vec<String>,
     /// Remarks.
     pub notes: Vec<String>,
 }
@@ -135,6 +146,9 @@ pub fn main(args: &ScaleArgs) -> Result<(), String> {
     }
     if args.instances == 0 || args.subs == 0 || args.rate <= 0.0 || args.seconds <= 0.0 {
         return Err("--instances, --subs, --rate and --seconds must be positive".into());
+    }
+    if !(0.0..=3600.0).contains(&args.idle_seconds) {
+        return Err("--idle-seconds must be between 0 and 3600".into());
     }
     let nofile = procfs::raise_nofile_limit();
     let per_process = args
@@ -253,17 +267,19 @@ fn run_phase(
         })
         .collect();
 
-    // Subscribers: each instance's share split over load processes, each with its own source
-    // address (127.0.0.2, .3, ...), so that no address runs out of ephemeral ports.
+    // Subscribers: each instance's share split over load processes. The kernel gives every
+    // destination its own ephemeral ports (about 28 000), so the first load process of each
+    // instance connects from 127.0.0.1 unbound, and further ones to the same instance from
+    // 127.0.0.2, .3, ... (bound, so that each has its own ports).
     let base = Instant::now();
     let epoch_us = load::wall_us();
     let mut loads = Vec::new();
     for (i, &addr) in addrs.iter().enumerate() {
         let mut left = subs;
-        while left > 0 {
+        for k in 0..subs.div_ceil(per_process) as u32 {
             let n = left.min(per_process);
             left -= n;
-            let source = Ipv4Addr::from(u32::from(Ipv4Addr::LOCALHOST) + 1 + loads.len() as u32);
+            let source = Ipv4Addr::from(u32::from(Ipv4Addr::LOCALHOST) + k);
             let load_args = LoadArgs {
                 addr,
                 subs: n,
@@ -305,9 +321,30 @@ fn run_phase(
             .unwrap_or(0);
     }
 
+    // What the connections and the engine cost idle (keep-alives, the engine's own timers):
+    // context for the figures below, which include what of it goes on while events flow.
+    let cpu_idle: Vec<f64> = (0..instances).map(|i| sample(i).cpu_secs).collect();
+    let engine_idle = engine.cpu_secs().unwrap_or(f64::NAN);
+    let t_idle = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(args.idle_seconds));
+
     // Publishing, and the drain, measured from here.
     let cpu0: Vec<f64> = (0..instances).map(|i| sample(i).cpu_secs).collect();
     let engine0 = engine.cpu_secs().unwrap_or(f64::NAN);
+    let redis = engine_url
+        .strip_prefix("redis://")
+        .filter(|_| args.engine == Backend::Redis)
+        .and_then(|a| a.parse::<SocketAddr>().ok());
+    let commands0 = redis.and_then(|a| commandstats::read(a).ok());
+    let idle_wall = t_idle.elapsed().as_secs_f64();
+    if args.idle_seconds > 0.0 {
+        report.idle_servers_share =
+            cpu0.iter().zip(&cpu_idle).map(|(b, a)| b - a).sum::<f64>() / idle_wall;
+        report.idle_engine_share = (engine0 - engine_idle) / idle_wall;
+    } else {
+        report.idle_servers_share = f64::NAN;
+        report.idle_engine_share = f64::NAN;
+    }
     let loads_cpu = || -> f64 {
         loads
             .iter()
@@ -381,6 +418,11 @@ fn run_phase(
     report.servers_cpu = report.instances.iter().map(|i| i.cpu).sum();
     report.engine_cpu = engine.cpu_secs().unwrap_or(f64::NAN) - engine0;
     report.loads_cpu = loads_cpu() - loads0;
+    if let (Some(addr), Some(before)) = (redis, &commands0) {
+        if let Ok(after) = commandstats::read(addr) {
+            report.engine_commands = commandstats::per_event(before, &after, published.accepted);
+        }
+    }
 
     report.published = published.accepted;
     report.publish_failed = published.failed;

@@ -121,6 +121,23 @@ pub(super) fn phase(r: &PhaseReport, args: &ScaleArgs) -> String {
         r.loads_cpu / r.wall / cores * 100.0,
         r.loads_cpu,
     );
+    if !r.idle_servers_share.is_nan() {
+        let _ = writeln!(
+            out,
+            "connected and idle, before publishing: servers {:.1} % of a core (all \
+             instances), engine {:.1} %",
+            r.idle_servers_share * 100.0,
+            r.idle_engine_share * 100.0
+        );
+    }
+    if !r.engine_commands.is_empty() {
+        let _ = writeln!(
+            out,
+            "Redis commands per event (INFO commandstats; a script's commands counted as \
+             well as the script): {}",
+            r.engine_commands.join(", ")
+        );
+    }
     for note in &r.notes {
         let _ = writeln!(out, "note: {note}");
     }

@@ -50,6 +50,14 @@ enum Command {
     /// Two instances sharing an event log, per backend (memory, redis, nats): cross-instance
     /// latency, throughput, CPU per event, loss through an outage.
     Engines(crate::engines::EnginesArgs),
+    /// N instances of our server on one engine (Redis or NATS), subscribers spread over them
+    /// from load processes of their own, one publisher: per instance, subscribers held, RSS
+    /// per connection, CPU per delivery; overall loss, duplicates, latency; then the same on
+    /// one instance with one instance's share. Fails on loss.
+    Scale(crate::scale::ScaleArgs),
+    /// One load process of `scale` (started by it).
+    #[command(hide = true)]
+    ScaleLoad(crate::scale::LoadArgs),
     /// Runs one of the servers under test (used by the load tool).
     #[command(hide = true)]
     Serve(ServeArgs),
@@ -152,6 +160,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let (preset, args) = match cli.command {
         Command::Engines(args) => return crate::engines::main(&args),
+        Command::Scale(args) => return exit(crate::scale::main(&args)),
+        Command::ScaleLoad(args) => return exit(crate::scale::load_main(&args)),
         Command::Serve(args) => {
             return match server::serve(args) {
                 Ok(()) => ExitCode::SUCCESS,

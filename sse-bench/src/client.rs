@@ -52,6 +52,9 @@ pub struct PoolPlan {
     /// Connections per loopback source address before moving to the next (127.0.0.2, ...):
     /// one address has only ~28k ephemeral ports.
     pub conns_per_addr: usize,
+    /// The first source address (127.0.0.1, or another loopback address for a load process
+    /// of its own).
+    pub source: Ipv4Addr,
     /// The clock that probes' send times are measured against.
     pub base: Instant,
     /// Read buffer per reading connection.
@@ -292,11 +295,11 @@ async fn connection(thread: Rc<Thread>, index: usize, conn: Rc<RefCell<ConnState
     });
 }
 
-/// The source address of connection `index`: 127.0.0.1 for the first `per_addr`, then
-/// 127.0.0.2, and so on.
-pub fn source_addr(index: usize, per_addr: usize) -> Ipv4Addr {
+/// The source address of connection `index`: `first` for the first `per_addr`, then the
+/// next address (127.0.0.1, 127.0.0.2, ...), and so on.
+pub fn source_addr(first: Ipv4Addr, index: usize, per_addr: usize) -> Ipv4Addr {
     let k = (index / per_addr.max(1)) as u32;
-    Ipv4Addr::from(u32::from(Ipv4Addr::LOCALHOST) + k)
+    Ipv4Addr::from(u32::from(first) + k)
 }
 
 async fn connect(target: &SocketAddr, source: Ipv4Addr, stalled: bool) -> io::Result<TcpStream> {
@@ -324,7 +327,7 @@ async fn run(thread: &Thread, index: usize, conn: &RefCell<ConnState>) -> io::Re
         .acquire()
         .await
         .map_err(io::Error::other)?;
-    let source = source_addr(index, plan.conns_per_addr);
+    let source = source_addr(plan.source, index, plan.conns_per_addr);
     let mut stream = None;
     let mut last_err = None;
     for attempt in 0..3u64 {
@@ -433,9 +436,18 @@ mod tests {
 
     #[test]
     fn source_addresses_move_on_every_per_addr_connections() {
-        assert_eq!(source_addr(0, 25_000), Ipv4Addr::new(127, 0, 0, 1));
-        assert_eq!(source_addr(24_999, 25_000), Ipv4Addr::new(127, 0, 0, 1));
-        assert_eq!(source_addr(25_000, 25_000), Ipv4Addr::new(127, 0, 0, 2));
-        assert_eq!(source_addr(300, 1), Ipv4Addr::new(127, 0, 1, 45));
+        let first = Ipv4Addr::LOCALHOST;
+        assert_eq!(source_addr(first, 0, 25_000), Ipv4Addr::new(127, 0, 0, 1));
+        assert_eq!(
+            source_addr(first, 24_999, 25_000),
+            Ipv4Addr::new(127, 0, 0, 1)
+        );
+        assert_eq!(
+            source_addr(first, 25_000, 25_000),
+            Ipv4Addr::new(127, 0, 0, 2)
+        );
+        assert_eq!(source_addr(first, 300, 1), Ipv4Addr::new(127, 0, 1, 45));
+        let own = Ipv4Addr::new(127, 0, 0, 3);
+        assert_eq!(source_addr(own, 10, 25_000), own);
     }
 }

@@ -42,10 +42,14 @@ pub struct EnginesArgs {
     outage: bool,
 }
 
+/// An event log engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Backend {
+pub enum Backend {
+    /// sse-core's in-memory test engine, in this process.
     Memory,
+    /// Redis Streams.
     Redis,
+    /// NATS JetStream.
     Nats,
 }
 
@@ -359,7 +363,7 @@ fn number_after(data: &[u8], key: &[u8]) -> Option<u64> {
 }
 
 /// The engine of one backend: an in-memory store, or a private server.
-enum Engine {
+pub(crate) enum Engine {
     Memory(Arc<MemoryStore>),
     Server {
         backend: Backend,
@@ -371,7 +375,8 @@ enum Engine {
 }
 
 impl Engine {
-    fn start(backend: Backend) -> Result<Self, String> {
+    /// Starts the backend's engine: a private server on a free port (stopped when dropped).
+    pub(crate) fn start(backend: Backend) -> Result<Self, String> {
         if backend == Backend::Memory {
             return Ok(Engine::Memory(MemoryStore::new(100_000)));
         }
@@ -408,8 +413,23 @@ impl Engine {
         })
     }
 
+    /// The private server's URL, e.g. `redis://127.0.0.1:PORT` (`None` in memory).
+    pub(crate) fn url(&self) -> Option<String> {
+        match self {
+            Engine::Memory(_) => None,
+            Engine::Server { backend, port, .. } => {
+                let scheme = if *backend == Backend::Redis {
+                    "redis"
+                } else {
+                    "nats"
+                };
+                Some(format!("{scheme}://127.0.0.1:{port}"))
+            }
+        }
+    }
+
     /// The engine server's CPU seconds so far.
-    fn cpu_secs(&self) -> Option<f64> {
+    pub(crate) fn cpu_secs(&self) -> Option<f64> {
         match self {
             Engine::Server {
                 child: Some(child), ..

@@ -18,6 +18,7 @@ pub mod publisher;
 pub mod report;
 pub mod resume_storm;
 pub mod run;
+pub mod scale;
 pub mod server;
 pub mod soak;
 pub mod sse;

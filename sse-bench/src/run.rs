@@ -278,6 +278,7 @@ pub fn run(server: &ServerSpec, scenario: &Scenario, env: &Env) -> io::Result<Ru
         stalled: scenario.stalled,
         threads: env.client_threads,
         conns_per_addr: env.conns_per_addr,
+        source: std::net::Ipv4Addr::LOCALHOST,
         base,
         read_buf: env.read_buf,
     })?;

@@ -540,7 +540,7 @@ async fn waves(plan: Plan, ledger: Rc<RefCell<Ledger>>, stop: watch::Receiver<bo
     while Instant::now() < plan.end && !*stop.borrow() {
         let until = (Instant::now() + plan.wave_time).min(plan.end);
         // A new source address per wave: the last wave's ports are in TIME_WAIT.
-        let source = source_addr(10 + wave % 200, 1);
+        let source = source_addr(Ipv4Addr::LOCALHOST, 10 + wave % 200, 1);
         let readers: Vec<_> = (0..plan.wave)
             .map(|_| {
                 tokio::task::spawn_local(read(
@@ -578,7 +578,7 @@ async fn resumes(plan: Plan, ledger: Rc<RefCell<Ledger>>, stop: watch::Receiver<
         let until = (Instant::now() + Duration::from_secs(1)).min(plan.end);
         running.push(tokio::task::spawn_local(read(
             plan.addr,
-            source_addr(3 + n % 5, 1),
+            source_addr(Ipv4Addr::LOCALHOST, 3 + n % 5, 1),
             Some(from),
             until,
             ledger.clone(),

@@ -106,6 +106,12 @@ pub struct ServeArgs {
     /// Ours, with `--redis`: the stream key.
     #[arg(long, default_value = "sse-bench:events")]
     pub redis_stream: String,
+    /// Ours: share the events through this NATS JetStream (`nats://127.0.0.1:4222`).
+    #[arg(long, conflicts_with = "redis")]
+    pub nats: Option<String>,
+    /// Ours, with `--nats`: the stream name.
+    #[arg(long, default_value = "sse-bench-events")]
+    pub nats_stream: String,
 }
 
 impl ServeArgs {
@@ -122,6 +128,8 @@ impl ServeArgs {
             exit_on_stdin_eof: false,
             redis: None,
             redis_stream: "sse-bench:events".into(),
+            nats: None,
+            nats_stream: "sse-bench-events".into(),
         }
     }
 
@@ -153,6 +161,14 @@ impl ServeArgs {
                 url.clone(),
                 "--redis-stream".into(),
                 self.redis_stream.clone(),
+            ]);
+        }
+        if let Some(url) = &self.nats {
+            cli.extend([
+                "--nats".into(),
+                url.clone(),
+                "--nats-stream".into(),
+                self.nats_stream.clone(),
             ]);
         }
         cli

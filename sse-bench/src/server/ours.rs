@@ -63,6 +63,11 @@ pub(super) fn server(
             .redis(url, &args.redis_stream)
             .map_err(std::io::Error::other)?;
     }
+    if let Some(url) = &args.nats {
+        builder = builder
+            .nats(url, &args.nats_stream)
+            .map_err(std::io::Error::other)?;
+    }
     let events = builder.build();
     let server = HttpServer::new(move || {
         App::new()

@@ -273,8 +273,8 @@ impl BroadcasterBuilder {
     /// is the 10-byte gzip header and, when the stream ends cleanly, the trailer, whose CRC is
     /// combined from the events' own. Every event is still written as soon as it is
     /// published. It pays for events of a kilobyte or more of JSON or text (a 4 KiB JSON
-    /// event is sent in about a sixth of its bytes); events of a few hundred bytes gain
-    /// little, see BENCHMARKS.md.
+    /// event was sent in a quarter of its bytes); events of a few hundred bytes gain little
+    /// (a 200 B one took 77 %), see BENCHMARKS.md.
     ///
     /// ```
     /// let events = sse_core::Broadcaster::builder().compress(true).build();

@@ -93,7 +93,12 @@ struct LoadArgs {
     /// and prints the ratio: the cost of metrics.
     #[arg(long, conflicts_with_all = ["server", "compare"])]
     compare_metrics: bool,
-    /// With --compare or --compare-metrics: rounds of runs (each round runs every server once; the order
+    /// Runs ours with compression off and identity clients, and with `compress(true)` and
+    /// clients that ask for gzip and decode it, alternately, on payloads made of records (JSON
+    /// as an API returns it); prints bytes on the wire per delivery and the ratios.
+    #[arg(long, conflicts_with_all = ["server", "compare", "compare_metrics"])]
+    compress: bool,
+    /// With --compare, --compare-metrics or --compress: rounds of runs (each round runs every server once; the order
     /// alternates); figures are averaged.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
@@ -239,6 +244,7 @@ fn load(preset: Preset, args: &LoadArgs) -> Result<(), String> {
         drain_max: args.drain_max,
         settle: args.settle,
         idle_baseline: args.idle_baseline,
+        rows: args.compress,
     };
     let servers: Vec<ServerSpec> = match (&external, args.compare) {
         (Some((addr, host, _)), _) => vec![ServerSpec::External {
@@ -246,6 +252,10 @@ fn load(preset: Preset, args: &LoadArgs) -> Result<(), String> {
             host: host.clone(),
             pid: args.server_pid,
         }],
+        (None, _) if args.compress => vec![
+            ServerSpec::Spawn(Impl::Ours),
+            ServerSpec::Spawn(Impl::OursGzip),
+        ],
         (None, _) if args.compare_metrics => vec![
             ServerSpec::Spawn(Impl::Ours),
             ServerSpec::Spawn(Impl::OursMetrics),
@@ -264,7 +274,7 @@ fn load(preset: Preset, args: &LoadArgs) -> Result<(), String> {
     println!("{}", machine(&env, pin, cores));
     for scenario in presets::scenarios(preset, &overrides) {
         println!("\n== {} ==\n{}", scenario.name, describe(&scenario));
-        let rounds = if args.compare || args.compare_metrics {
+        let rounds = if args.compare || args.compare_metrics || args.compress {
             args.rounds.max(1)
         } else {
             1

@@ -59,6 +59,8 @@ pub struct PoolPlan {
     pub base: Instant,
     /// Read buffer per reading connection.
     pub read_buf: usize,
+    /// Ask for gzip (`Accept-Encoding: gzip`) and decode the stream as it arrives.
+    pub gzip: bool,
 }
 
 /// Counters the load tool watches while the pool runs.
@@ -93,6 +95,9 @@ pub struct ConnSummary {
     pub resets: u64,
     /// Comments (keep-alives).
     pub comments: u64,
+    /// Bytes of the response body as read from the socket (chunked framing included; gzip
+    /// when asked for).
+    pub wire_bytes: u64,
     /// Why the connection failed or ended, if it did.
     pub error: Option<String>,
 }
@@ -350,9 +355,14 @@ async fn run(thread: &Thread, index: usize, conn: &RefCell<ConnState>) -> io::Re
         return Err(last_err.unwrap_or_else(|| io::Error::other("connect failed")));
     };
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
+        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n{}\r\n",
         plan.target.path.replace(CONN_INDEX, &index.to_string()),
-        plan.target.host
+        plan.target.host,
+        if plan.gzip {
+            "Accept-Encoding: gzip\r\n"
+        } else {
+            ""
+        }
     );
     stream.write_all(request.as_bytes()).await?;
 
@@ -393,12 +403,30 @@ async fn run(thread: &Thread, index: usize, conn: &RefCell<ConnState>) -> io::Re
 
     let mut body = Body::new(head.body);
     let mut parser = Parser::new();
+    // Decodes as a browser does, each chunk as it comes (the decoder's output is taken after
+    // every write).
+    let mut gunzip = plan.gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
     let mut feed = |bytes: &[u8]| -> io::Result<()> {
         let now_us = plan.base.elapsed().as_micros() as u64;
         let mut c = conn.borrow_mut();
+        c.summary.wire_bytes += bytes.len() as u64;
         let mut report = thread.report.borrow_mut();
         let mut new = 0;
+        let mut gzip_error = None;
         body.feed(bytes, |chunk| {
+            let decoded;
+            let chunk = match &mut gunzip {
+                Some(gunzip) => {
+                    use std::io::Write;
+                    if let Err(err) = gunzip.write_all(chunk).and_then(|()| gunzip.flush()) {
+                        gzip_error = Some(err);
+                        return;
+                    }
+                    decoded = std::mem::take(gunzip.get_mut());
+                    &decoded[..]
+                }
+                None => chunk,
+            };
             parser.feed(chunk, |item| match item {
                 Item::Comment(_) => c.summary.comments += 1,
                 Item::Event { event, .. } if event == sse_core::RESET_EVENT.as_bytes() => {
@@ -416,6 +444,9 @@ async fn run(thread: &Thread, index: usize, conn: &RefCell<ConnState>) -> io::Re
             });
         })
         .map_err(io::Error::other)?;
+        if let Some(err) = gzip_error {
+            return Err(io::Error::other(format!("gzip: {err}")));
+        }
         thread.progress.delivered.fetch_add(new, Ordering::Relaxed);
         Ok(())
     };

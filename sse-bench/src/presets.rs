@@ -63,6 +63,8 @@ pub struct Overrides {
     pub settle: Option<f64>,
     /// Seconds of idle CPU measured before publishing (targeted: 2; others: 0).
     pub idle_baseline: Option<f64>,
+    /// Payloads made of records (for `--compress`), not one repeated byte.
+    pub rows: bool,
 }
 
 struct Defaults {
@@ -178,6 +180,7 @@ pub fn scenarios(preset: Preset, o: &Overrides) -> Vec<Scenario> {
                     limit,
                     connections: o.publishers.unwrap_or(d.publishers).max(1),
                     payload_bytes: payload,
+                    rows: o.rows,
                 }
             });
             let readers = o.subs.unwrap_or(d.subs);

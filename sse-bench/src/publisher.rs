@@ -47,6 +47,8 @@ pub struct PublishPlan {
     pub connections: usize,
     /// Size of the JSON body.
     pub payload_bytes: usize,
+    /// The body made of records ([`Tick::with_rows`]) rather than one repeated byte.
+    pub rows: bool,
     /// A body to send instead of [`Tick`], for other servers: `{probe}` is replaced with the
     /// event's probe, `{seq}` with its sequence number, and `{seq%N}` with `(seq − 1) mod N`
     /// (events cycling over N users).
@@ -170,6 +172,10 @@ async fn publisher(shared: Rc<Shared>) {
         let sent_us = plan.base.elapsed().as_micros() as u64;
         let body = match &plan.body_template {
             Some(t) => fill_template(t, seq, sent_us),
+            None if plan.rows => {
+                serde_json::to_string(&Tick::with_rows(seq, sent_us, plan.payload_bytes))
+                    .unwrap_or_default()
+            }
             None => serde_json::to_string(&Tick::new(seq, sent_us, plan.payload_bytes))
                 .unwrap_or_default(),
         };

@@ -43,6 +43,18 @@ fn pct(v: f64) -> String {
 
 const FIGURES: &[Figure] = &[
     Figure {
+        name: "wire bytes per delivery",
+        value: |r| {
+            if r.delivered == 0 {
+                0.0
+            } else {
+                r.wire_bytes as f64 / r.delivered as f64
+            }
+        },
+        format: int,
+        optional: true,
+    },
+    Figure {
         name: "connected (readers + stalled)",
         value: |r| (r.readers + r.stalled) as f64,
         format: int,
@@ -242,10 +254,14 @@ fn ratio(ours: f64, naive: f64) -> String {
 /// labelled `naive`, and `ours-metrics` by `ours`, when both are present.
 pub fn table(columns: &[Column<'_>], markdown: bool) -> String {
     let pos = |l: &str| columns.iter().position(|c| c.label == l);
-    let ratios: Vec<(usize, usize)> = [("ours", "naive"), ("ours-metrics", "ours")]
-        .into_iter()
-        .filter_map(|(a, b)| pos(a).zip(pos(b)))
-        .collect();
+    let ratios: Vec<(usize, usize)> = [
+        ("ours", "naive"),
+        ("ours-metrics", "ours"),
+        ("ours-gzip", "ours"),
+    ]
+    .into_iter()
+    .filter_map(|(a, b)| pos(a).zip(pos(b)))
+    .collect();
     let mut header: Vec<String> = vec!["figure".into()];
     header.extend(columns.iter().map(|c| c.label.clone()));
     for (a, b) in &ratios {

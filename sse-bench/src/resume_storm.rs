@@ -176,6 +176,7 @@ pub fn run(
             limit,
             connections,
             payload_bytes: args.payload_bytes,
+            rows: false,
             body_template: None,
             base,
         })?

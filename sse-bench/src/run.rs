@@ -60,6 +60,8 @@ pub struct PublishSpec {
     pub connections: usize,
     /// JSON body size.
     pub payload_bytes: usize,
+    /// Bodies made of records, for measuring compression.
+    pub rows: bool,
 }
 
 /// Which server a run measures.
@@ -154,6 +156,8 @@ pub struct RunReport {
     pub foreign: u64,
     /// Comments (keep-alives) received.
     pub comments: u64,
+    /// Response body bytes the readers read from their sockets.
+    pub wire_bytes: u64,
     /// Readers that missed at least one event.
     pub readers_with_loss: usize,
     /// Delivery latency, microseconds.
@@ -281,6 +285,7 @@ pub fn run(server: &ServerSpec, scenario: &Scenario, env: &Env) -> io::Result<Ru
         source: std::net::Ipv4Addr::LOCALHOST,
         base,
         read_buf: env.read_buf,
+        gzip: matches!(server, ServerSpec::Spawn(Impl::OursGzip)),
     })?;
     let connect_timeout = Duration::from_secs(30 + report.requested as u64 / 500);
     let t_connect = Instant::now();
@@ -336,6 +341,7 @@ pub fn run(server: &ServerSpec, scenario: &Scenario, env: &Env) -> io::Result<Ru
                 limit: spec.limit,
                 connections: spec.connections,
                 payload_bytes: spec.payload_bytes,
+                rows: spec.rows,
                 body_template,
                 base,
             })?;
@@ -490,6 +496,7 @@ fn summarize_deliveries(
             continue;
         }
         report.readers += 1;
+        report.wire_bytes += c.wire_bytes;
         report.delivered += c.unique;
         report.duplicates += c.duplicates;
         report.resets += c.resets;

@@ -217,6 +217,7 @@ pub fn run(args: &SoakArgs, exe: &std::path::Path, cpus: Option<&str>) -> io::Re
             limit,
             connections,
             payload_bytes: 250,
+            rows: false,
             body_template: None,
             base,
         })

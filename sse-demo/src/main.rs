@@ -62,6 +62,11 @@ struct Config {
     #[arg(long, env = "SSE_DEMO_LOGIN")]
     demo_login: bool,
 
+    /// Send the event stream gzip-encoded to clients that accept it (browsers do), each event
+    /// compressed once for all of them.
+    #[arg(long, env = "SSE_COMPRESS")]
+    compress: bool,
+
     /// Milliseconds a browser waits before reconnecting a dropped stream.
     #[arg(long, env = "SSE_RETRY_MS", default_value_t = 1000)]
     retry_ms: u64,
@@ -218,6 +223,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .history(config.history)
         .keep_alive(keep_alive)
         .retry(Duration::from_millis(config.retry_ms))
+        .compress(config.compress)
         .authorizer(login_key.authorizer())
         .private_topics([
             LoginKey::private_topics()?,

@@ -1,6 +1,7 @@
 //! The page in headless Chromium, driven by `e2e/browser.mjs`, against the real binary,
 //! including a restart of the server while the page stays open; its "View as user…" and
-//! presence counts, driven by `e2e/viewer.mjs`.
+//! presence counts, driven by `e2e/viewer.mjs`; with `--compress`, its gzip stream, driven by
+//! `e2e/gzip.mjs`.
 
 #[path = "support/binary.rs"]
 #[allow(dead_code)] // shared with shutdown.rs, which uses the stream helpers
@@ -129,5 +130,16 @@ fn a_page_watching_a_user_is_counted_on_other_pages_until_it_closes() {
     // keep-alive write to fail, 5 s apart).
     assert!(measured_ms(&out, "watcher_counted_ms") < 3000, "{out:?}");
     assert!(measured_ms(&out, "watcher_gone_ms") < 3000, "{out:?}");
+    server.stop(Duration::from_secs(3));
+}
+
+#[test]
+#[ignore = "needs chromium and node_modules in sse-demo/e2e (see .ci/run)"]
+fn with_compress_the_page_receives_gzip_encoded_events_live() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Demo::start_with(dir.path().join("demo.db"), 0, &["--compress"]);
+    let out = e2e::run("gzip.mjs", &[&server.url], Duration::from_secs(90));
+    // Each change shows while the stream stays open: decoded as it arrives, not buffered.
+    assert!(measured_ms(&out, "shown_ms") < 2000, "{out:?}");
     server.stop(Duration::from_secs(3));
 }

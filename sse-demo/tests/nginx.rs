@@ -2,11 +2,15 @@
 //! unbuffered; a client resumes through nginx across a restart of the demo (with a reset
 //! alone, with what it missed when the demo shares its stream through Redis); and the
 //! per-address limit counts the client that nginx forwards exactly when nginx is trusted, and
-//! never an address the client forged.
+//! never an address the client forged; with `--compress`, the page in Chromium gets the gzip
+//! stream through nginx, encoded once and live.
 
 #[path = "support/binary.rs"]
 #[allow(dead_code)]
 mod binary;
+#[path = "support/e2e.rs"]
+#[allow(dead_code)]
+mod e2e;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -250,6 +254,21 @@ fn events_arrive_through_nginx_unbuffered() {
     }
     let page = Raw::get(nginx.addr, "/api/sse/stream/client.js", None).status();
     assert_eq!(page, 200);
+}
+
+#[test]
+#[ignore = "needs nginx, chromium and node_modules in sse-demo/e2e (see .ci/run)"]
+fn with_compress_the_page_receives_gzip_events_through_nginx_live() {
+    let db = tempfile::tempdir().expect("temp dir");
+    let demo = Demo::start_with(db.path().join("demo.db"), 0, &["--compress"]);
+    let nginx = Nginx::start(demo.addr);
+    let url = format!("http://{}/", nginx.addr);
+    // The script checks that the stream's Content-Encoding is `gzip` (once: not encoded again
+    // by nginx) and that each change shows on the page within 2 s.
+    let out = e2e::run("gzip.mjs", &[&url], Duration::from_secs(90));
+    let shown: u64 = e2e::measure(&out, "shown_ms").parse().expect("a number");
+    // Unbuffered: a buffering proxy would hold the small gzip parts back.
+    assert!(shown < 2000, "{out:?}\n{}", nginx.log());
 }
 
 /// Starts the demo on `db` with `args` behind nginx, reads one event (a user "before")

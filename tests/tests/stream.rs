@@ -305,6 +305,96 @@ async fn compress_middleware_leaves_the_stream_alone() {
     assert_eq!(e.data, "\"plain\"");
 }
 
+/// A gzip subscriber (behind actix's `Compress` middleware, which must neither buffer nor
+/// encode it again) reads each event, decoded, before the next is published; an identity
+/// subscriber of the same broadcaster gets the same events as before; at shutdown the gzip
+/// body ends with a trailer whose CRC and length check out.
+#[actix_web::test]
+async fn a_gzip_subscriber_decodes_each_event_as_it_is_published() {
+    use std::io::Write;
+
+    use futures_util::StreamExt;
+
+    let events = Broadcaster::builder().compress(true).build();
+    let e = events.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(Compress::default())
+            .configure(e.service(PATH))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let url = format!("http://{}{PATH}", server.addrs()[0]);
+    actix_web::rt::spawn(server.run());
+
+    let client = awc::Client::builder().timeout(common::WAIT).finish();
+    let mut gzip = client
+        .get(&url)
+        .insert_header(("Accept-Encoding", "br;q=0.9, gzip;q=0.8, identity;q=0.5"))
+        .send()
+        .await
+        .expect("gzip stream");
+    let header = |name: &str| gzip.headers().get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(header("content-encoding"), Some("gzip"));
+    assert_eq!(header("vary"), Some("accept-encoding"));
+    let mut plain = SseClient::connect_with(&url, |r| {
+        r.insert_header(("Accept-Encoding", "gzip;q=0, identity"))
+    })
+    .await;
+    let encoding = plain.headers.get("content-encoding");
+    assert_eq!(encoding.and_then(|v| v.to_str().ok()), Some("identity"));
+    eventually("subscribed", || events.stats().subscribers == 2).await;
+
+    let mut decoder = flate2::write::GzDecoder::new(Vec::new());
+    let pad = "a row of some JSON, ".repeat(200);
+    let (mut wire, mut decoded) = (0, 0);
+    for i in 0..5 {
+        let id = events
+            .publish("row", &json!({ "i": i, "pad": pad }))
+            .unwrap();
+        let end = format!("id: {id}\nevent: row\n");
+        // Decoded from what has arrived so far, before the next event exists.
+        tokio::time::timeout(common::WAIT, async {
+            loop {
+                let text = String::from_utf8_lossy(decoder.get_ref()).into_owned();
+                if text
+                    .split(&end)
+                    .nth(1)
+                    .is_some_and(|rest| rest.contains("\n\n"))
+                {
+                    break;
+                }
+                let chunk = gzip.next().await.expect("open").expect("readable");
+                wire += chunk.len();
+                decoder.write_all(&chunk).unwrap();
+                decoder.flush().unwrap();
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("event {i} not decodable as it arrived"));
+        decoded = decoder.get_ref().len();
+        let event = plain.next().await;
+        assert_eq!(event.id, id.to_string());
+        assert_eq!(event.data, json!({ "i": i, "pad": pad }).to_string());
+    }
+    assert!(wire * 3 < decoded, "{wire} bytes on the wire for {decoded}");
+
+    events.shutdown();
+    tokio::time::timeout(common::WAIT, async {
+        while let Some(chunk) = gzip.next().await {
+            decoder.write_all(&chunk.expect("readable")).unwrap();
+        }
+    })
+    .await
+    .expect("the gzip stream ends at shutdown");
+    let body = decoder
+        .finish()
+        .expect("a complete gzip body, CRC and length right");
+    assert!(String::from_utf8_lossy(&body).ends_with("\n\n"));
+}
+
 #[derive(serde::Serialize)]
 struct Note {
     n: u32,

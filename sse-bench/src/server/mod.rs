@@ -23,6 +23,8 @@ pub enum Impl {
     Ours,
     /// The same, with a Prometheus recorder installed (feature `metrics`), for its overhead.
     OursMetrics,
+    /// sse-core with `compress(true)`, its clients asking for gzip (`--compress`).
+    OursGzip,
     /// `tokio::sync::broadcast<String>` and an `actix_web_lab::sse::Event` per subscriber.
     Naive,
     /// A bare actix streaming response that only sends keep-alives (the memory floor).
@@ -34,6 +36,7 @@ impl fmt::Display for Impl {
         f.write_str(match self {
             Impl::Ours => "ours",
             Impl::OursMetrics => "ours-metrics",
+            Impl::OursGzip => "ours-gzip",
             Impl::Naive => "naive",
             Impl::Bare => "bare",
         })
@@ -46,8 +49,55 @@ impl fmt::Display for Impl {
 pub struct Tick {
     /// `bench:<seq>:<sent_us>`.
     pub probe: String,
+    /// Records such as an API returns (`--compress`): what compression is measured on, since
+    /// a filler of one repeated byte would compress to almost nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<Row>,
     /// Filler.
     pub pad: String,
+}
+
+/// One record of a [`Tick`] with rows: keys repeat, values vary, as in real JSON.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    id: u64,
+    username: String,
+    email: String,
+    score: f64,
+    active: bool,
+    updated_at: String,
+}
+
+impl Row {
+    /// Row `n` of event `seq`: different values for every row and event, deterministically.
+    fn new(seq: u64, n: u64) -> Row {
+        const NAMES: [&str; 12] = [
+            "ada", "grace", "alan", "edsger", "barbara", "donald", "ken", "dennis", "margaret",
+            "john", "frances", "tony",
+        ];
+        // A cheap mix (splitmix64's), so that values do not repeat in a pattern.
+        let mut x = (seq << 16 | n).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        let name = NAMES[(x % 12) as usize];
+        let id = 10_000 + x % 90_000;
+        Row {
+            id,
+            username: format!("{name}.{}", x % 1000),
+            email: format!("{name}{id}@example.com"),
+            score: (x % 100_000) as f64 / 1000.0,
+            active: x & 1 == 1,
+            updated_at: format!(
+                "2026-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                1 + x % 12,
+                1 + (x >> 8) % 28,
+                (x >> 16) % 24,
+                (x >> 24) % 60,
+                (x >> 32) % 60
+            ),
+        }
+    }
 }
 
 impl Tick {
@@ -58,8 +108,28 @@ impl Tick {
         let pad = bytes.saturating_sub(21 + probe.len());
         Tick {
             probe,
+            rows: Vec::new(),
             pad: "x".repeat(pad),
         }
+    }
+
+    /// Like [`Tick::new`], the size made of [`Row`]s as far as they fit, then padding.
+    pub fn with_rows(seq: u64, sent_us: u64, bytes: usize) -> Self {
+        let mut tick = Tick::new(seq, sent_us, 0);
+        // `{"probe":"…","rows":[],"pad":""}` around the rows, then one comma between each.
+        let mut len = 30 + tick.probe.len();
+        for n in 0.. {
+            let row = Row::new(seq, n);
+            let row_len = serde_json::to_string(&row).map_or(usize::MAX, |s| s.len() + 1);
+            if len + row_len > bytes {
+                break;
+            }
+            len += row_len;
+            tick.rows.push(row);
+        }
+        let json_len = serde_json::to_string(&tick).map_or(bytes, |s| s.len());
+        tick.pad = "x".repeat(bytes.saturating_sub(json_len));
+        tick
     }
 }
 
@@ -214,6 +284,7 @@ pub fn serve(args: ServeArgs) -> io::Result<()> {
         let (server, addr) = match args.imp {
             Impl::Ours => ours::server(&args, false)?,
             Impl::OursMetrics => ours::server(&args, true)?,
+            Impl::OursGzip => ours::server_compressed(&args)?,
             Impl::Naive => naive::server(&args)?,
             Impl::Bare => bare::server(&args)?,
         };
@@ -295,6 +366,10 @@ mod tests {
         for bytes in [200, 4096, 65536] {
             let json = serde_json::to_string(&Tick::new(123, 456_789, bytes)).unwrap();
             assert_eq!(json.len(), bytes);
+        }
+        for bytes in [200, 4096] {
+            let json = serde_json::to_string(&Tick::with_rows(123, 456_789, bytes)).unwrap();
+            assert_eq!(json.len(), bytes, "{json}");
         }
         // Too small to pad: just the probe.
         assert!(serde_json::to_string(&Tick::new(1, 1, 0)).unwrap().len() < 40);

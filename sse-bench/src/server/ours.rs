@@ -53,11 +53,27 @@ pub(super) fn server(
     args: &ServeArgs,
     metrics: bool,
 ) -> std::io::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
+    serve_with(args, metrics, false)
+}
+
+/// The same server with `compress(true)`: gzip streams for clients that ask.
+pub(super) fn server_compressed(
+    args: &ServeArgs,
+) -> std::io::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
+    serve_with(args, false, true)
+}
+
+fn serve_with(
+    args: &ServeArgs,
+    metrics: bool,
+    compress: bool,
+) -> std::io::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
     let prometheus = metrics.then(install_metrics).transpose()?;
     let mut builder = Broadcaster::builder()
         .history(args.history)
         .history_bytes(args.history_bytes)
-        .keep_alive(args.keep_alive());
+        .keep_alive(args.keep_alive())
+        .compress(compress);
     if let Some(url) = &args.redis {
         builder = builder
             .redis(url, &args.redis_stream)

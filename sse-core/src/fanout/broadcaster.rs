@@ -270,6 +270,7 @@ impl Broadcaster {
             self.shared.clone(),
             last_event_id.into(),
             Filter::default(),
+            crate::wire::gzip::Coding::Identity,
             None,
             None,
         )
@@ -337,6 +338,7 @@ mod tests {
             b.shared.clone(),
             crate::wire::LastEventId::parse(last_event_id),
             Filter::default(),
+            crate::wire::gzip::Coding::Identity,
             None,
             None,
         )

@@ -1,12 +1,13 @@
 //! One encoded event, shared by the history and every subscriber: the only place where an
 //! event becomes its wire bytes, whether it was published here or read from an engine.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
 use crate::engine::{Append, Body, Entry};
 use crate::topic::Route;
+use crate::wire::gzip::{self, Deflated};
 use crate::wire::{encode, Data, EventId, ResetReason, WireFormat};
 
 /// One encoded event, shared by the history and every subscriber.
@@ -18,6 +19,10 @@ pub(crate) struct Frame {
     pub(crate) id: EventId,
     pub(crate) bytes: Bytes,
     pub(crate) route: Arc<Route>,
+    /// `bytes` deflated, made by the first gzip subscriber to send it and shared with the
+    /// others; present only when the builder turned compression on, so that without it a
+    /// frame costs no more than before.
+    deflated: Option<Arc<OnceLock<Deflated>>>,
 }
 
 impl Frame {
@@ -28,6 +33,22 @@ impl Frame {
             id,
             bytes,
             route,
+            deflated: None,
+        }
+    }
+
+    /// Keeps this frame's deflated bytes once made, for every gzip subscriber to share (from
+    /// the live path and from the history alike).
+    pub(crate) fn share_deflated(&mut self) {
+        self.deflated.get_or_insert_with(Default::default);
+    }
+
+    /// The frame deflated for a gzip stream: once for all streams when shared, else for one.
+    pub(crate) fn deflated(&self) -> Deflated {
+        match &self.deflated {
+            // Per event, not per subscriber: whoever comes first compresses.
+            Some(shared) => shared.get_or_init(|| gzip::deflate(&self.bytes)).clone(),
+            None => gzip::deflate(&self.bytes),
         }
     }
 
@@ -78,4 +99,27 @@ impl Frame {
 /// through [`Counters::reset`](super::stats::Counters::reset).
 pub(crate) fn reset_bytes(id: EventId, reason: ResetReason, format: WireFormat) -> Bytes {
     encode::reset(id, reason, format)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_frame_is_deflated_once_for_every_subscriber() {
+        let route = Arc::new(Route::everyone());
+        let json = Data::Json("{\"a\":1}");
+        let mut frame = Frame::event(EventId::new(1, 1), "e", json, route, WireFormat::Named);
+        let alone = frame.clone();
+        assert_ne!(
+            alone.deflated().bytes.as_ptr(),
+            alone.deflated().bytes.as_ptr()
+        );
+        frame.share_deflated();
+        let (first, second) = (frame.clone(), frame);
+        assert_eq!(
+            first.deflated().bytes.as_ptr(),
+            second.deflated().bytes.as_ptr()
+        );
+    }
 }

@@ -100,7 +100,7 @@ pub(crate) enum CatchUp {
     /// The budget was used up: what it missed up to `last_seq` (whose id is `last_id`) was
     /// queued, the rest is still in the history for the next call.
     Partial { last_seq: u64, last_id: EventId },
-    /// What it missed is gone: a reset event was queued.
+    /// What it missed is gone: it gets a reset event.
     Reset { last_seq: u64, last_id: EventId },
 }
 
@@ -129,6 +129,9 @@ impl History {
 
     /// Appends `frame` as the next event: history (trimmed), then every live subscriber.
     pub(crate) fn push(&mut self, mut frame: Frame, config: &Config) {
+        if config.compress {
+            frame.share_deflated();
+        }
         frame.seq = self.last_seq + 1;
         self.last_seq = frame.seq;
         self.last_id = frame.id;
@@ -219,6 +222,9 @@ impl History {
         self.bytes = 0;
         let id = self.last_id;
         let mut frame = Frame::reset(id, reason, config.format);
+        if config.compress {
+            frame.share_deflated();
+        }
         self.last_seq += 1;
         frame.seq = self.last_seq;
         self.deliver(frame);
@@ -315,26 +321,22 @@ impl History {
         })
     }
 
-    /// Queues what a subscriber that last saw `after` missed, up to `budget` bytes and
-    /// [`MAX_SCAN`] frames (the publish lock is held for that long only), or a reset if it is
-    /// gone. Frames up to `floor` were seen by the client on another instance: skipped.
+    /// Hands over what a subscriber that last saw `after` missed, up to `budget` bytes and
+    /// [`MAX_SCAN`] frames (the publish lock is held for that long only), or says it is gone
+    /// (the caller sends the reset). Frames up to `floor` were seen by the client on another
+    /// instance: skipped. Frames, not bytes: the stream encodes them for its client (gzip)
+    /// after the lock.
     pub(crate) fn catch_up(
         &self,
         after: u64,
-        pending: &mut VecDeque<Bytes>,
+        missed: &mut Vec<Frame>,
         wanted: Wanted<'_>,
         budget: usize,
-        config: &Config,
     ) -> CatchUp {
         let current = self.last_seq;
         let last_id = self.last_id;
         let oldest = self.frames.front().map_or(current + 1, |f| f.seq);
         if after + 1 < oldest {
-            pending.push_back(super::frame::reset_bytes(
-                last_id,
-                ResetReason::FellBehind,
-                config.format,
-            ));
             return CatchUp::Reset {
                 last_seq: current,
                 last_id,
@@ -353,7 +355,7 @@ impl History {
             });
             if !seen && wanted.filter.wants(&frame.route) {
                 queued += frame.bytes.len();
-                pending.push_back(frame.bytes.clone());
+                missed.push(frame.clone());
                 trailing_skipped = false;
             } else {
                 trailing_skipped = true;

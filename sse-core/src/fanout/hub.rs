@@ -2,12 +2,10 @@
 //! live state behind one lock, the counters, the subscriber limits and the event log; and
 //! where the event log delivers ([`Sink`]).
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
 use super::admission::{Admission, Limits, OverLimit};
@@ -156,18 +154,16 @@ impl Hub {
         self.presence.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Queues what a subscriber that last saw `after` missed, a budget at a time, or a reset
-    /// if it is gone.
+    /// What a subscriber that last saw `after` missed, a budget at a time, or a reset if it
+    /// is gone (counted here).
     pub(crate) fn catch_up(
         &self,
         after: u64,
-        pending: &mut VecDeque<Bytes>,
+        missed: &mut Vec<Frame>,
         wanted: Wanted<'_>,
         budget: usize,
     ) -> CatchUp {
-        let outcome = self
-            .lock()
-            .catch_up(after, pending, wanted, budget, &self.config);
+        let outcome = self.lock().catch_up(after, missed, wanted, budget);
         if let CatchUp::Reset { .. } = outcome {
             self.counters.reset(ResetReason::FellBehind);
         }

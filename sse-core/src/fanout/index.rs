@@ -364,6 +364,7 @@ mod tests {
             b.shared.clone(),
             crate::wire::LastEventId::parse(after.as_deref()),
             filter,
+            crate::wire::gzip::Coding::Identity,
             None,
             None,
         )

@@ -4,7 +4,7 @@
 use std::future::{ready, Ready};
 
 use actix_web::dev::Payload;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, AcceptEncoding, Encoding, Header, HeaderValue};
 use actix_web::{error, web, FromRequest, HttpRequest, HttpResponse};
 
 use super::client;
@@ -12,6 +12,7 @@ use super::refusal::Refusal;
 use super::request::StreamRequest;
 use crate::emit::{register_worker_default, REGISTER_HINT};
 use crate::fanout::{Broadcaster, EventStream};
+use crate::wire::gzip::Coding;
 
 impl Broadcaster {
     /// Registers this broadcaster on an `App`, for use with [`App::configure`]:
@@ -115,26 +116,49 @@ impl Broadcaster {
     ///     .route("/events", web::get().to(stream));
     /// ```
     pub fn respond(&self, req: &HttpRequest) -> HttpResponse {
-        match self.open(req) {
-            Ok(stream) => HttpResponse::Ok()
-                .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-                // `no-transform`: proxies must not compress or otherwise rework the stream.
-                .insert_header((header::CACHE_CONTROL, "no-cache, no-transform"))
-                .insert_header(("x-accel-buffering", "no"))
-                // An explicit identity encoding makes actix's `Compress` middleware leave the
-                // stream alone; it would otherwise buffer events inside the compressor.
-                .insert_header((
-                    header::CONTENT_ENCODING,
-                    HeaderValue::from_static("identity"),
-                ))
-                .streaming(stream),
+        let coding = self.coding(req);
+        match self.open(req, coding) {
+            Ok(stream) => {
+                let mut response = HttpResponse::Ok();
+                response
+                    .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+                    // `no-transform`: proxies must not compress or otherwise rework the stream.
+                    .insert_header((header::CACHE_CONTROL, "no-cache, no-transform"))
+                    .insert_header(("x-accel-buffering", "no"));
+                if self.shared.config().compress {
+                    response.insert_header((header::VARY, "accept-encoding"));
+                }
+                // An explicit encoding makes actix's `Compress` middleware leave the stream
+                // alone; it would otherwise buffer events inside its compressor.
+                let encoding = match coding {
+                    Coding::Identity => "identity",
+                    Coding::Gzip => "gzip",
+                };
+                response
+                    .insert_header((header::CONTENT_ENCODING, HeaderValue::from_static(encoding)))
+                    .streaming(stream)
+            }
             Err(refusal) => refusal.into_response(),
+        }
+    }
+
+    /// How to send the stream: gzip when the builder turned compression on and the client
+    /// prefers it to identity (by the q-values of its `Accept-Encoding`); identity otherwise,
+    /// also for a header that cannot be read.
+    fn coding(&self, req: &HttpRequest) -> Coding {
+        if !self.shared.config().compress {
+            return Coding::Identity;
+        }
+        let supported = [Encoding::gzip(), Encoding::identity()];
+        match AcceptEncoding::parse(req).map(|accepted| accepted.negotiate(supported.iter())) {
+            Ok(Some(chosen)) if chosen == Encoding::gzip() => Coding::Gzip,
+            _ => Coding::Identity,
         }
     }
 
     /// Reads the request, checks it against the authorizer and the limits, and opens its
     /// stream.
-    fn open(&self, req: &HttpRequest) -> Result<EventStream, Refusal> {
+    fn open(&self, req: &HttpRequest, coding: Coding) -> Result<EventStream, Refusal> {
         let shared = &self.shared;
         let request = StreamRequest::parse(shared, req)?;
         let authorized = request.authorize(shared, req)?;
@@ -146,6 +170,7 @@ impl Broadcaster {
             shared.clone(),
             last_event_id,
             filter,
+            coding,
             Some(admission),
             expires_at,
         )

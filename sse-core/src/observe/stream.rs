@@ -151,6 +151,11 @@ impl<S> Observed<S> {
         this
     }
 
+    /// The stream it wraps, to change.
+    pub(crate) fn inner_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// Tells how the stream is ending, for the span and the metrics; a stream dropped without
     /// it ended because its client left. The first told is kept.
     pub(crate) fn ending(&mut self, how: Ending) {

@@ -6,6 +6,7 @@
 // here knows subscribers or engines.
 
 pub(crate) mod encode;
+pub(crate) mod gzip;
 pub(crate) mod id;
 mod reason;
 pub(crate) mod rules;

@@ -10,18 +10,16 @@ use bytes::Bytes;
 use futures_core::Stream;
 use tokio::time::{Instant, Sleep};
 
-use crate::wire::{encode, EventId};
-
-/// A stream that knows its keep-alive period, and whether events after the last one it sent
-/// were skipped, so that the keep-alive can carry the current id and the client's next
-/// reconnect starts past them.
-pub(super) trait Skipped {
+/// A stream that knows its keep-alive period and makes its keep-alive comment: it carries
+/// the current id when events after the last one sent were skipped (so that the client's next
+/// reconnect starts past them), in the stream's coding.
+pub(super) trait Idle {
     /// How long without a write before a keep-alive comment; `None`: never. Asked of the
     /// inner stream (which has the configuration) rather than kept in every stream.
     fn keep_alive(&self) -> Option<Duration>;
 
-    /// The id to carry, once, when events were skipped since the last write.
-    fn take_skipped(&mut self) -> Option<EventId>;
+    /// The keep-alive comment to write now.
+    fn keep_alive_chunk(&mut self) -> Bytes;
 }
 
 /// Sends a keep-alive comment after the inner stream's period without a write.
@@ -31,7 +29,7 @@ pub(super) struct KeepAlive<S> {
     last_write: Instant,
 }
 
-impl<S: Skipped> KeepAlive<S> {
+impl<S: Idle> KeepAlive<S> {
     pub(super) fn new(inner: S) -> Self {
         let now = Instant::now();
         Self {
@@ -47,9 +45,13 @@ impl<S> KeepAlive<S> {
     pub(super) fn inner(&self) -> &S {
         &self.inner
     }
+
+    pub(super) fn inner_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
 }
 
-impl<S: Stream<Item = Bytes> + Skipped + Unpin> Stream for KeepAlive<S> {
+impl<S: Stream<Item = Bytes> + Idle + Unpin> Stream for KeepAlive<S> {
     type Item = Bytes;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
@@ -72,10 +74,7 @@ impl<S: Stream<Item = Bytes> + Skipped + Unpin> Stream for KeepAlive<S> {
             if Instant::now() >= due {
                 this.last_write = Instant::now();
                 timer.as_mut().reset(this.last_write + every);
-                return Poll::Ready(Some(match this.inner.take_skipped() {
-                    Some(id) => encode::keep_alive_with_id(id),
-                    None => Bytes::from_static(encode::KEEP_ALIVE),
-                }));
+                return Poll::Ready(Some(this.inner.keep_alive_chunk()));
             }
             timer.as_mut().reset(due);
         }

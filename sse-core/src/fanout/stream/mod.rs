@@ -17,10 +17,12 @@ use super::admission::Admission;
 use super::hub::Hub;
 use crate::observe::Ending;
 use crate::topic::Filter;
+use crate::wire::gzip::Coding;
 use crate::wire::LastEventId;
 
 mod batch;
 mod keep_alive;
+mod queue;
 mod source;
 
 use keep_alive::KeepAlive;
@@ -40,11 +42,12 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    /// A stream resuming after `last_event_id`; `None` once shut down.
+    /// A stream resuming after `last_event_id`, sent in `coding`; `None` once shut down.
     pub(crate) fn open(
         shared: Arc<Hub>,
         last_event_id: LastEventId,
         filter: Filter,
+        coding: Coding,
         admission: Option<Admission>,
         expires_at: Option<Instant>,
     ) -> Option<Self> {
@@ -53,7 +56,7 @@ impl EventStream {
         Some(Self {
             inner: crate::observe::Observed::new(
                 observing,
-                KeepAlive::new(Source::new(shared.clone(), start)),
+                KeepAlive::new(Source::new(shared.clone(), start, coding)),
                 || shared.lock().last_id,
             ),
             expiry: expires_at.map(|at| Box::pin(tokio::time::sleep_until(at))),
@@ -69,10 +72,15 @@ impl EventStream {
         self.inner.inner().queued()
     }
 
+    /// Ends the stream `how`: a gzip stream writes its trailer first, so that the client
+    /// sees a complete body.
     fn end(&mut self, how: Ending) -> Poll<Option<Result<Bytes, Infallible>>> {
         self.done = true;
         self.inner.ending(how);
-        Poll::Ready(None)
+        match self.inner.inner_mut().inner_mut().finish() {
+            Some(trailer) => Poll::Ready(Some(Ok(trailer))),
+            None => Poll::Ready(None),
+        }
     }
 }
 
@@ -195,6 +203,7 @@ mod tests {
             b.shared.clone(),
             crate::wire::LastEventId::None,
             filter,
+            crate::wire::gzip::Coding::Identity,
             None,
             None,
         )
@@ -275,6 +284,78 @@ mod tests {
         assert_eq!(&chunk[..], crate::wire::encode::KEEP_ALIVE);
     }
 
+    /// Everything a stream writes until it ends, polled as a client would read it: each
+    /// chunk as soon as it is ready, keep-alives when idle (time is paused).
+    async fn read_now(stream: &mut super::EventStream, into: &mut Vec<u8>) -> bool {
+        while let Ok(next) = tokio::time::timeout(Duration::from_millis(50), stream.next()).await {
+            match next {
+                Some(Ok(chunk)) => into.extend_from_slice(&chunk),
+                None => return true,
+            }
+        }
+        false
+    }
+
+    /// A gzip stream and an identity stream of one broadcaster see the same events, a reset
+    /// for everyone and a keep-alive: the gzip one (the events deflated once, its own header
+    /// and trailer) decodes to exactly the bytes of the other.
+    #[tokio::test(start_paused = true)]
+    async fn a_gzip_stream_decodes_to_exactly_the_identity_stream() {
+        use crate::wire::gzip::Coding;
+        use std::io::Read;
+
+        let b = Broadcaster::builder()
+            .compress(true)
+            .keep_alive(Duration::from_secs(5))
+            .build();
+        let open = |coding| {
+            let none = crate::wire::LastEventId::None;
+            super::EventStream::open(
+                b.shared.clone(),
+                none,
+                Default::default(),
+                coding,
+                None,
+                None,
+            )
+            .unwrap()
+        };
+        let (mut plain, mut gzip) = (open(Coding::Identity), open(Coding::Gzip));
+        let (mut plain_bytes, mut gzip_bytes) = (Vec::new(), Vec::new());
+        let big = serde_json::json!({ "rows": vec!["some row of JSON"; 256] });
+        for round in 0..3 {
+            b.publish("small", &round).unwrap();
+            b.publish("big", &big).unwrap();
+            if round == 1 {
+                crate::engine::Sink::gap(&*b.shared, crate::ResetReason::Lost { events: 3 });
+            }
+            read_now(&mut plain, &mut plain_bytes).await;
+            read_now(&mut gzip, &mut gzip_bytes).await;
+        }
+        tokio::time::advance(Duration::from_secs(6)).await;
+        for (stream, bytes) in [(&mut plain, &mut plain_bytes), (&mut gzip, &mut gzip_bytes)] {
+            read_now(stream, bytes).await;
+        }
+        let text = String::from_utf8_lossy(&plain_bytes).into_owned();
+        assert!(text.contains(crate::RESET_EVENT), "{text}");
+        assert!(text.ends_with(": keep-alive\n\n"), "{text}");
+        b.shutdown();
+        assert!(read_now(&mut plain, &mut plain_bytes).await, "ended");
+        assert!(read_now(&mut gzip, &mut gzip_bytes).await, "ended");
+
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(&gzip_bytes[..])
+            .read_to_end(&mut decoded)
+            .expect("a complete gzip body, its CRC and length right");
+        assert_eq!(String::from_utf8_lossy(&decoded), text);
+        assert!(
+            gzip_bytes.len() * 3 < plain_bytes.len(),
+            "{} bytes gzip, {} identity",
+            gzip_bytes.len(),
+            plain_bytes.len()
+        );
+    }
+
     #[tokio::test]
     async fn ready_frames_are_sent_as_one_chunk() {
         let b = Broadcaster::builder().keep_alive(None).build();
@@ -314,8 +395,15 @@ mod hostile {
             client_id: None,
         };
         let after = crate::wire::LastEventId::After(first);
-        let mut stream =
-            super::EventStream::open(b.shared.clone(), after, filter, None, None).unwrap();
+        let mut stream = super::EventStream::open(
+            b.shared.clone(),
+            after,
+            filter,
+            crate::wire::gzip::Coding::Identity,
+            None,
+            None,
+        )
+        .unwrap();
         let mut text = String::new();
         let mut polls = 0;
         while !text.contains(&last) && polls < 100 {

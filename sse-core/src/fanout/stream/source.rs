@@ -1,7 +1,6 @@
 //! One subscriber's frames: the preamble and what it missed (from the history or the event
 //! log), then live frames that its filter wants, joined into chunks.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
@@ -12,8 +11,9 @@ use futures_core::Stream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::batch::{take_chunk, MAX_BATCH};
-use super::keep_alive::Skipped;
+use super::batch::MAX_BATCH;
+use super::keep_alive::Idle;
+use super::queue::Queue;
 use crate::engine::{Body, ReplayError, ReplayFuture, ReplayPage, ResetReason, Senders};
 use crate::fanout::frame::Frame;
 use crate::fanout::history::{CatchUp, Live, Subscription, Wanted};
@@ -21,14 +21,13 @@ use crate::fanout::hub::Hub;
 use crate::fanout::index::SubId;
 use crate::fanout::mailbox::{Mailbox, Received};
 use crate::topic::Filter;
+use crate::wire::gzip::Coding;
 use crate::wire::{encode, EventId};
 
 pub(super) struct Source {
     shared: Arc<Hub>,
     live: LiveFrames,
-    pending: VecDeque<Bytes>,
-    /// Bytes in `pending`, kept as it changes rather than summed on every poll.
-    queued: usize,
+    queue: Queue,
     last_seq: u64,
     /// The id of the frame at `last_seq`.
     last_id: EventId,
@@ -115,7 +114,7 @@ fn replay_page(shared: &Hub, after: EventId, upto: EventId, seen: Option<Senders
 }
 
 impl Source {
-    pub(super) fn new(shared: Arc<Hub>, start: Subscription) -> Self {
+    pub(super) fn new(shared: Arc<Hub>, start: Subscription, coding: Coding) -> Self {
         let replay = start.replay_after.map(|after| {
             Box::new(Replay {
                 page: replay_page(&shared, after, start.last_id, None),
@@ -123,7 +122,6 @@ impl Source {
                 last_sent: false,
             })
         });
-        let queued = start.pending.iter().map(Bytes::len).sum();
         Self {
             live: match start.live {
                 Live::Broadcast(rx, filter) => {
@@ -133,8 +131,7 @@ impl Source {
                 }
                 Live::Mailbox(mailbox, id) => LiveFrames::Mailbox(mailbox, id),
             },
-            pending: start.pending,
-            queued,
+            queue: Queue::new(start.pending, coding),
             last_seq: start.last_seq,
             last_id: start.last_id,
             floor: start.floor.map(Box::new),
@@ -148,18 +145,20 @@ impl Source {
 
     #[cfg(test)]
     pub(super) fn queued(&self) -> usize {
-        self.queued
+        self.queue.queued()
+    }
+
+    /// The gzip trailer, once, when the stream ends cleanly.
+    pub(super) fn finish(&mut self) -> Option<Bytes> {
+        self.queue.finish()
     }
 
     fn queue(&mut self, bytes: Bytes) {
-        self.queued += bytes.len();
-        self.pending.push_back(bytes);
+        self.queue.push(bytes);
     }
 
     fn take_chunk(&mut self) -> Option<Bytes> {
-        let chunk = take_chunk(&mut self.pending)?;
-        self.queued -= chunk.len();
-        Some(chunk)
+        self.queue.take_chunk()
     }
 
     /// Goes on with the replay from the event log, if one is under way: what is queued is
@@ -243,21 +242,19 @@ impl Source {
 
     /// Reads what it missed from the history, up to the batch budget.
     fn catch_up(&mut self) {
-        let budget = MAX_BATCH.saturating_sub(self.queued);
-        let before = self.pending.len();
+        let budget = MAX_BATCH.saturating_sub(self.queue.queued());
         let wanted = Wanted {
             filter: self.live.filter(),
             floor: self.floor.as_deref().copied(),
         };
+        let mut missed = Vec::new();
         let outcome = self
             .shared
-            .catch_up(self.last_seq, &mut self.pending, wanted, budget);
-        self.queued += self
-            .pending
-            .iter()
-            .skip(before)
-            .map(Bytes::len)
-            .sum::<usize>();
+            .catch_up(self.last_seq, &mut missed, wanted, budget);
+        // Queued after the publish lock: a gzip stream may deflate them here.
+        for frame in missed {
+            self.queue.push_frame(frame);
+        }
         let counters = &self.shared.counters;
         let (last_seq, last_id) = match outcome {
             CatchUp::Partial { last_seq, last_id } => (last_seq, last_id),
@@ -283,6 +280,12 @@ impl Source {
             }
             // Counted by `Hub::catch_up`.
             CatchUp::Reset { last_seq, last_id } => {
+                let format = self.shared.config.format;
+                self.queue(crate::fanout::frame::reset_bytes(
+                    last_id,
+                    ResetReason::FellBehind,
+                    format,
+                ));
                 tracing::warn!(
                     history = self.shared.config.history,
                     "sse subscriber fell behind beyond the history; sent reset"
@@ -318,16 +321,16 @@ impl Source {
         // Per subscriber, only a look at the shared route: no encoding.
         if self.live.filter().wants(&frame.route) {
             self.skipped = false;
-            self.queue(frame.bytes);
+            self.queue.push_frame(frame);
         } else {
             self.skipped = true;
         }
     }
 
-    /// Moves whatever is ready into `pending`, up to the batch budget; `true` when the live
+    /// Moves whatever is ready into the queue, up to the batch budget; `true` when the live
     /// channel closed (shutdown).
     fn fill(&mut self, cx: &mut Context<'_>) -> bool {
-        while self.queued < MAX_BATCH {
+        while self.queue.queued() < MAX_BATCH {
             if self.behind {
                 self.catch_up();
                 if self.behind {
@@ -373,11 +376,20 @@ impl Stream for Source {
     }
 }
 
-impl Skipped for Source {
+impl Idle for Source {
     fn keep_alive(&self) -> Option<Duration> {
         self.shared.config.keep_alive
     }
 
+    fn keep_alive_chunk(&mut self) -> Bytes {
+        let skipped = self.take_skipped();
+        self.queue.keep_alive(skipped)
+    }
+}
+
+impl Source {
+    /// The id to carry, once, when events were skipped since the last write, so that the
+    /// client's next reconnect starts past them.
     fn take_skipped(&mut self) -> Option<EventId> {
         if std::mem::take(&mut self.skipped) {
             return Some(self.last_id);
@@ -389,7 +401,7 @@ impl Skipped for Source {
         let LiveFrames::Mailbox(mailbox, _) = &self.live else {
             return None;
         };
-        if self.behind || self.replay.is_some() || !self.pending.is_empty() {
+        if self.behind || self.replay.is_some() || !self.queue.is_empty() {
             return None;
         }
         let state = self.shared.lock();

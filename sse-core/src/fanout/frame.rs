@@ -18,6 +18,9 @@ pub(crate) struct Frame {
     pub(crate) id: EventId,
     pub(crate) bytes: Bytes,
     pub(crate) route: Arc<Route>,
+    /// The id on the wire when the publisher chose it (a Mercure update's): what a client
+    /// sends back as its `Last-Event-ID`, looked up in the history to resume.
+    pub(crate) wire_id: Option<Arc<str>>,
 }
 
 impl Frame {
@@ -28,6 +31,25 @@ impl Frame {
             id,
             bytes,
             route,
+            wire_id: None,
+        }
+    }
+
+    /// An event whose id on the wire is `wire_id`, chosen by its publisher (numbered `id`
+    /// here all the same, for the history and resuming), with an optional `retry:` field.
+    pub(crate) fn with_wire_id(
+        id: EventId,
+        wire_id: Arc<str>,
+        name: &str,
+        data: Data<'_>,
+        retry: Option<u64>,
+        route: Arc<Route>,
+    ) -> Self {
+        // Always the named format: a publisher's data goes out as it was given.
+        let bytes = encode::event_as(&wire_id, name, data, retry, WireFormat::Named);
+        Self {
+            wire_id: Some(wire_id),
+            ..Self::new(id, bytes, route)
         }
     }
 

@@ -160,8 +160,8 @@ impl Broadcaster {
     /// a client that sends `wire_id` back as its `Last-Event-ID` resumes after it while it is
     /// in the local history. The caller checked the name, route and id.
     ///
-    /// With an engine, the event goes through it as a plain event: the id on the wire is then
-    /// the engine's (the publisher's id is not carried by the engines yet).
+    /// With an engine, the id and `retry` travel with the entry, so every instance's frame
+    /// carries them.
     #[cfg_attr(not(feature = "mercure"), allow(dead_code))]
     pub(crate) fn publish_with_wire_id(
         &self,
@@ -172,8 +172,20 @@ impl Broadcaster {
         route: Arc<Route>,
     ) -> Result<EventId, PublishError> {
         let shared = &self.shared;
-        if shared.log().is_some() {
-            return self.publish_data(event, Data::Text(text), route);
+        if let Some(log) = shared.log() {
+            if shared.is_closed() {
+                return Err(PublishError::Closed);
+            }
+            shared.counters.published(event, &route, None, text.len());
+            log.append(Append {
+                name: event.to_owned(),
+                data: text.to_owned(),
+                json: false,
+                route,
+                wire_id: Some(wire_id.to_string()),
+                retry,
+            });
+            return Ok(self.last_event_id());
         }
         if shared.is_closed() {
             return Err(PublishError::Closed);
@@ -212,6 +224,8 @@ impl Broadcaster {
                 data: data.to_owned(),
                 json,
                 route,
+                wire_id: None,
+                retry: None,
             });
             return Ok(self.last_event_id());
         }

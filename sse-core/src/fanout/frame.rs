@@ -82,13 +82,20 @@ impl Frame {
                 data,
                 json,
                 route,
+                wire_id,
+                retry,
             }) => {
                 let data = if json {
                     Data::Json(&data)
                 } else {
                     Data::Text(&data)
                 };
-                Self::event(entry.id, &name, data, route, format)
+                match wire_id {
+                    Some(wire_id) => {
+                        Self::with_wire_id(entry.id, wire_id.into(), &name, data, retry, route)
+                    }
+                    None => Self::event(entry.id, &name, data, route, format),
+                }
             }
             Body::Reset(reason) => Self::reset(entry.id, reason, format),
         }

@@ -59,18 +59,22 @@
 //!
 //! # Resuming and what it costs
 //!
-//! A publisher's id is kept with its frame in the history. A `Last-Event-ID` is looked up
-//! there first, newest first (a scan of the history, under its lock, for each such resume),
-//! then read as an sse-core id. Each frame carries one more pointer. An id that is neither
-//! gets an `sse-reset` event, as on the stream endpoint.
+//! An update is numbered like every event (an sse-core [`EventId`](crate::EventId), or the
+//! engine's position), and its publisher's id is kept beside that number: with the frame in
+//! the history, and with an engine (Redis, NATS) in the entry, so every instance's frame
+//! carries it. A `Last-Event-ID` is looked up among the publishers' ids of the local history
+//! first, newest first (a scan of the history, under its lock, for each such resume: the
+//! price of ids that have no order), then read as an sse-core id. Each frame carries one
+//! more pointer. An id that is neither, or a publisher's id older than the local history
+//! (it is not looked up in the engine), gets an `sse-reset` event, as on the stream
+//! endpoint.
 //!
 //! # Not implemented
 //!
 //! The subscriptions API and its `active` events; CORS (serve the page from the hub's
 //! origin, or add a CORS middleware); the 1.0 drafts' parameter names; templates beyond
-//! level 1. With an engine (Redis, NATS), an update's id on the wire is the engine's and not
-//! the publisher's, and `earliest` starts with live events: engines do not carry the
-//! publisher's id yet.
+//! level 1. With an engine, `earliest` starts with live events (engine positions have no
+//! "before the oldest" to resume after).
 
 mod discovery;
 mod jwt;

@@ -225,7 +225,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .trusted_proxies(config.trusted_proxies.iter().copied())
         .forwarded_header(config.forwarded_header.into())
         .build();
-    let mercure = config.mercure.hub(&config.cors_origins)?;
+    let mercure = (config.mercure.hub(&config.cors_origins)).map_err(|err| err.to_string())?;
     let observe = config.observe.start(&events, &login_key);
     let presence = sse_demo::presence::Presence::start(&events);
 

@@ -127,6 +127,9 @@ pub mod engine;
 pub mod error;
 mod fanout;
 pub mod http;
+#[cfg(feature = "mercure")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mercure")))]
+pub mod mercure;
 pub mod observe;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]

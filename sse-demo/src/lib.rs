@@ -26,6 +26,7 @@
 pub mod db;
 pub mod error;
 pub mod login;
+pub mod mercure;
 pub mod observe;
 pub mod presence;
 pub mod public;

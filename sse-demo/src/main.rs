@@ -127,6 +127,9 @@ struct Config {
 
     #[command(flatten)]
     observe: sse_demo::observe::ObserveArgs,
+
+    #[command(flatten)]
+    mercure: sse_demo::mercure::MercureArgs,
 }
 
 /// The operator's listener (`--ops-bind`): `/metrics` and the inspector, apart from the public
@@ -234,6 +237,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .trusted_proxies(config.trusted_proxies.iter().copied())
         .forwarded_header(config.forwarded_header.into())
         .build();
+    let mercure = (config.mercure.hub(&config.cors_origins)).map_err(|err| err.to_string())?;
     let observe = config.observe.start(&events, &login_key);
     let presence = sse_demo::presence::Presence::start(&events);
 
@@ -241,14 +245,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (pool, events, origins) = (pool.clone(), events.clone(), config.cors_origins.clone());
         let (login_key, demo_login) = (login_key.clone(), config.demo_login);
         let presence = presence.clone();
+        let mercure = mercure.clone();
         move || {
             App::new()
+                .wrap(middleware::Condition::new(
+                    mercure.is_some(),
+                    sse_core::mercure::Discovery::new(sse_core::mercure::PATH),
+                ))
                 .wrap(presence.middleware())
                 .wrap(sse_demo::cors(&origins))
                 .wrap(middleware::Logger::new("%r %s %Dms"))
                 .wrap(events.snapshot_id_middleware())
                 .configure(sse_demo::app_config(pool.clone(), events.clone()))
                 .configure(presence.config())
+                .configure(|cfg| {
+                    if let Some(hub) = &mercure {
+                        events.mercure(hub.clone())(cfg);
+                    }
+                })
                 .configure(|cfg| {
                     if demo_login {
                         sse_demo::login::config(login_key.clone())(cfg);
@@ -304,6 +318,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         // Never the NATS URL: it can hold credentials.
         nats = config.nats.is_some(),
+        mercure = mercure.is_some(),
         "started"
     );
 

@@ -166,6 +166,7 @@ pub fn main(args: &LoadArgs) -> Result<(), String> {
         source: args.source,
         base: base_at(args.epoch_us),
         read_buf: args.read_buf.max(1024),
+        gzip: false,
     })
     .map_err(|e| format!("cannot start the client threads: {e}"))?;
 

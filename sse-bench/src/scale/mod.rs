@@ -366,6 +366,7 @@ fn run_phase(
         connections: args.publishers.max(1),
         payload_bytes: args.payload_bytes,
         body_template: None,
+        rows: false,
         base,
     })
     .map_err(|e| format!("cannot start the publisher: {e}"))?;

@@ -145,6 +145,8 @@ pub(super) fn dispatch<T: Serialize + ?Sized>(events: &[EventSpec<'_>], payload:
                     data: prepared.json.clone(),
                     json: true,
                     route,
+                    wire_id: None,
+                    retry: None,
                 });
             }
         }

@@ -121,6 +121,10 @@ pub(crate) struct Append {
     /// `data` is a JSON document (else plain text).
     pub(crate) json: bool,
     pub(crate) route: Arc<Route>,
+    /// The id on the wire its publisher chose (a Mercure update's), if any.
+    pub(crate) wire_id: Option<String>,
+    /// The `retry:` field its publisher asked for, in milliseconds.
+    pub(crate) retry: Option<u64>,
 }
 
 /// What a log needs to know of the broadcaster that owns it.

@@ -155,6 +155,52 @@ impl Broadcaster {
         self.publish_data(event, Data::Json(json), route)
     }
 
+    /// Publishes text whose id on the wire is `wire_id`, chosen by its publisher (a Mercure
+    /// update), with an optional `retry:` field; it is numbered like any other event, and
+    /// a client that sends `wire_id` back as its `Last-Event-ID` resumes after it while it is
+    /// in the local history. The caller checked the name, route and id.
+    ///
+    /// With an engine, the id and `retry` travel with the entry, so every instance's frame
+    /// carries them.
+    #[cfg_attr(not(feature = "mercure"), allow(dead_code))]
+    pub(crate) fn publish_with_wire_id(
+        &self,
+        wire_id: Arc<str>,
+        event: &str,
+        text: &str,
+        retry: Option<u64>,
+        route: Arc<Route>,
+    ) -> Result<EventId, PublishError> {
+        let shared = &self.shared;
+        if let Some(log) = shared.log() {
+            if shared.is_closed() {
+                return Err(PublishError::Closed);
+            }
+            shared.counters.published(event, &route, None, text.len());
+            log.append(Append {
+                name: event.to_owned(),
+                data: text.to_owned(),
+                json: false,
+                route,
+                wire_id: Some(wire_id.to_string()),
+                retry,
+            });
+            return Ok(self.last_event_id());
+        }
+        if shared.is_closed() {
+            return Err(PublishError::Closed);
+        }
+        let mut state = shared.lock();
+        let id = EventId::new(state.epoch, state.last_seq + 1);
+        let frame = Frame::with_wire_id(id, wire_id, event, Data::Text(text), retry, route);
+        shared
+            .counters
+            .published(event, &frame.route, Some(id), frame.bytes.len());
+        state.push(frame, &shared.config);
+        drop(state);
+        Ok(id)
+    }
+
     fn publish_data(
         &self,
         event: &str,
@@ -178,6 +224,8 @@ impl Broadcaster {
                 data: data.to_owned(),
                 json,
                 route,
+                wire_id: None,
+                retry: None,
             });
             return Ok(self.last_event_id());
         }

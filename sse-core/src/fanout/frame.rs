@@ -23,6 +23,9 @@ pub(crate) struct Frame {
     /// others; present only when the builder turned compression on, so that without it a
     /// frame costs no more than before.
     deflated: Option<Arc<OnceLock<Deflated>>>,
+    /// The id on the wire when the publisher chose it (a Mercure update's): what a client
+    /// sends back as its `Last-Event-ID`, looked up in the history to resume.
+    pub(crate) wire_id: Option<Arc<str>>,
 }
 
 impl Frame {
@@ -34,6 +37,7 @@ impl Frame {
             bytes,
             route,
             deflated: None,
+            wire_id: None,
         }
     }
 
@@ -49,6 +53,24 @@ impl Frame {
             // Per event, not per subscriber: whoever comes first compresses.
             Some(shared) => shared.get_or_init(|| gzip::deflate(&self.bytes)).clone(),
             None => gzip::deflate(&self.bytes),
+        }
+    }
+
+    /// An event whose id on the wire is `wire_id`, chosen by its publisher (numbered `id`
+    /// here all the same, for the history and resuming), with an optional `retry:` field.
+    pub(crate) fn with_wire_id(
+        id: EventId,
+        wire_id: Arc<str>,
+        name: &str,
+        data: Data<'_>,
+        retry: Option<u64>,
+        route: Arc<Route>,
+    ) -> Self {
+        // Always the named format: a publisher's data goes out as it was given.
+        let bytes = encode::event_as(&wire_id, name, data, retry, WireFormat::Named);
+        Self {
+            wire_id: Some(wire_id),
+            ..Self::new(id, bytes, route)
         }
     }
 
@@ -81,13 +103,20 @@ impl Frame {
                 data,
                 json,
                 route,
+                wire_id,
+                retry,
             }) => {
                 let data = if json {
                     Data::Json(&data)
                 } else {
                     Data::Text(&data)
                 };
-                Self::event(entry.id, &name, data, route, format)
+                match wire_id {
+                    Some(wire_id) => {
+                        Self::with_wire_id(entry.id, wire_id.into(), &name, data, retry, route)
+                    }
+                    None => Self::event(entry.id, &name, data, route, format),
+                }
             }
             Body::Reset(reason) => Self::reset(entry.id, reason, format),
         }

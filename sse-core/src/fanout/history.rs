@@ -127,6 +127,39 @@ impl History {
         self.frames.range(skip.min(self.frames.len())..)
     }
 
+    /// The id of the newest frame in the history whose publisher chose `wire_id` as its id
+    /// on the wire: a scan from the newest, as such ids have no order.
+    #[cfg_attr(not(feature = "mercure"), allow(dead_code))]
+    pub(crate) fn find_wire_id(&self, wire_id: &str) -> Option<EventId> {
+        (self.frames.iter().rev())
+            .find(|f| f.wire_id.as_deref() == Some(wire_id))
+            .map(|f| f.id)
+    }
+
+    /// The id just before the oldest frame of the history (the newest id when it is empty),
+    /// to resume from the earliest event kept. Without an engine only, whose ids are
+    /// consecutive.
+    #[cfg_attr(not(feature = "mercure"), allow(dead_code))]
+    pub(crate) fn before_oldest(&self) -> EventId {
+        match self.frames.front() {
+            Some(first) => EventId::new(self.epoch, first.id.seq().saturating_sub(1)),
+            None => self.last_id,
+        }
+    }
+
+    /// The id on the wire of the last event: its publisher's when it chose one.
+    #[cfg_attr(not(feature = "mercure"), allow(dead_code))]
+    pub(crate) fn last_wire_id(&self) -> String {
+        match self.frames.back() {
+            Some(Frame {
+                seq,
+                wire_id: Some(wire_id),
+                ..
+            }) if *seq == self.last_seq => wire_id.to_string(),
+            _ => self.last_id.to_string(),
+        }
+    }
+
     /// Appends `frame` as the next event: history (trimmed), then every live subscriber.
     pub(crate) fn push(&mut self, mut frame: Frame, config: &Config) {
         if config.compress {

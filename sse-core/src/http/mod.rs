@@ -25,10 +25,10 @@
 
 mod client;
 mod client_addr;
-mod refusal;
-mod request;
+pub(crate) mod refusal;
+pub(crate) mod request;
 mod serve;
-mod service;
+pub(crate) mod service;
 mod snapshot;
 
 pub use crate::emit::client_id::{ClientIdMiddleware, ClientIdService, CLIENT_ID_HEADER};

@@ -23,14 +23,14 @@ fn summarize(refusals: Option<Refusals>) {
     );
 }
 
-pub(super) struct Refusal {
+pub(crate) struct Refusal {
     status: StatusCode,
     message: String,
 }
 
 impl Refusal {
     /// 400, counted as a bad request.
-    pub(super) fn bad(shared: &Hub, req: &HttpRequest, message: String) -> Self {
+    pub(crate) fn bad(shared: &Hub, req: &HttpRequest, message: String) -> Self {
         Self::counted(
             shared,
             Refused::BadRequest,
@@ -42,7 +42,7 @@ impl Refusal {
 
     /// A refusal with `status`, counted and logged: each at debug (a flood of refusals must
     /// not flood the log), with a warning that sums them up at most once a minute.
-    pub(super) fn counted(
+    pub(crate) fn counted(
         shared: &Hub,
         kind: Refused,
         req: &HttpRequest,
@@ -61,14 +61,14 @@ impl Refusal {
     }
 
     /// 503 during shutdown: not a client's fault, not counted.
-    pub(super) fn shutting_down() -> Self {
+    pub(crate) fn shutting_down() -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: "the event stream is shutting down".to_owned(),
         }
     }
 
-    pub(super) fn into_response(self) -> HttpResponse {
+    pub(crate) fn into_response(self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         match self.status {
             StatusCode::SERVICE_UNAVAILABLE => {

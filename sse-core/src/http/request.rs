@@ -23,7 +23,7 @@ use crate::wire::LastEventId;
 pub(crate) const MAX_REQUEST_SEGMENTS: usize = 64;
 
 /// What a stream request asks for.
-pub(super) struct StreamRequest {
+pub(crate) struct StreamRequest {
     selectors: Vec<TopicSelector>,
     client_id: Option<Arc<str>>,
     /// Where to resume, parsed here once.
@@ -179,7 +179,7 @@ impl StreamRequest {
     }
 
     /// Takes a place under the subscriber limits (503 past them).
-    pub(super) fn admit(shared: &Hub, req: &HttpRequest) -> Result<Admission, Refusal> {
+    pub(crate) fn admit(shared: &Hub, req: &HttpRequest) -> Result<Admission, Refusal> {
         let config = shared.config();
         shared
             .admit(client_addr(

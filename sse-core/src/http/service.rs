@@ -5,7 +5,7 @@ use std::future::{ready, Ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{self, AcceptEncoding, Encoding, Header, HeaderValue};
-use actix_web::{error, web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{error, web, FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder};
 
 use super::client;
 use super::refusal::Refusal;
@@ -198,4 +198,21 @@ impl FromRequest for Broadcaster {
             }
         })
     }
+}
+
+/// The headers of an event stream response, before its body.
+pub(crate) fn stream_response() -> HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        // `no-transform`: proxies must not compress or otherwise rework the stream.
+        .insert_header((header::CACHE_CONTROL, "no-cache, no-transform"))
+        .insert_header(("x-accel-buffering", "no"))
+        // An explicit identity encoding makes actix's `Compress` middleware leave the
+        // stream alone; it would otherwise buffer events inside the compressor.
+        .insert_header((
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static("identity"),
+        ));
+    response
 }

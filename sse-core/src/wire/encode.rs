@@ -62,7 +62,19 @@ pub(crate) enum Data<'a> {
 
 /// Encodes one complete event frame.
 pub(crate) fn event(id: EventId, name: &str, data: Data<'_>, format: WireFormat) -> Bytes {
-    let id = id.to_string();
+    event_as(&id.to_string(), name, data, None, format)
+}
+
+/// Encodes one complete event frame whose `id:` field is `id` as given (an id a publisher
+/// chose, checked by the caller to hold no line break), with a `retry:` field when `retry` is
+/// set.
+pub(crate) fn event_as(
+    id: &str,
+    name: &str,
+    data: Data<'_>,
+    retry: Option<u64>,
+    format: WireFormat,
+) -> Bytes {
     let (json, text) = match data {
         Data::Json(s) => (Some(s), s),
         Data::Text(s) => (None, s),
@@ -71,6 +83,11 @@ pub(crate) fn event(id: EventId, name: &str, data: Data<'_>, format: WireFormat)
     buf.put_slice(b"id: ");
     buf.put_slice(id.as_bytes());
     buf.put_u8(b'\n');
+    if let Some(retry) = retry {
+        buf.put_slice(b"retry: ");
+        buf.put_slice(retry.to_string().as_bytes());
+        buf.put_u8(b'\n');
+    }
     match format {
         WireFormat::Named => {
             buf.put_slice(b"event: ");

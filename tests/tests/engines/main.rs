@@ -341,6 +341,63 @@ async fn the_outbox_bound_drops_the_oldest_counted<E: Engine>() {
 }
 
 /// Every case, for one engine.
+/// An instance serving the stream endpoint and a Mercure hub (anonymous subscribers,
+/// publishers' tokens signed with [`MERCURE_KEY`]).
+async fn hub_instance(builder: BroadcasterBuilder) -> (Broadcaster, common::TestServer) {
+    use sse_core::mercure::{JwtKey, Mercure};
+    let events = builder.keep_alive(None).build();
+    connected(&events).await;
+    let hub = Mercure::new()
+        .publisher_key(JwtKey::hs256(MERCURE_KEY))
+        .anonymous(true);
+    let e = events.clone();
+    let server = common::start(1, move |cfg| {
+        e.service(PATH)(cfg);
+        e.mercure(hub.clone())(cfg);
+    });
+    (events, server)
+}
+
+const MERCURE_KEY: &[u8] = b"mercure publisher key for the engine tests";
+
+async fn a_publisher_id_travels_with_the_entry_and_resumes_on_the_other_instance<E: Engine>() {
+    let mut engine = E::new("mercure").await;
+    let (a, server_a) = hub_instance(engine.builder()).await;
+    let (b, server_b) = hub_instance(engine.builder()).await;
+    let hub = "/.well-known/mercure?topic=books/{id}";
+    let mut on_b = SseClient::connect(&server_b.url(hub), None).await;
+    eventually("subscribed", || b.stats().subscribers == 1).await;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({ "mercure": { "publish": ["*"] } }),
+        &jsonwebtoken::EncodingKey::from_secret(MERCURE_KEY),
+    )
+    .expect("sign");
+    for id in ["book-1", "book-2", "book-3"] {
+        let res = awc::Client::new()
+            .post(server_a.url("/.well-known/mercure"))
+            .bearer_auth(&token)
+            .send_form(&[
+                ("topic", "books/1"),
+                ("id", id),
+                ("data", id),
+                ("retry", "900"),
+            ])
+            .await
+            .expect("publish");
+        assert_eq!(res.status().as_u16(), 200);
+    }
+    let ids = |events: Vec<Event>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let live = on_b.take(3).await;
+    assert_eq!(live[0].retry, Some(Duration::from_millis(900)));
+    assert_eq!(ids(live), ["book-1", "book-2", "book-3"]);
+    eventually("read back on a", || a.stats().published >= 3).await;
+    for server in [&server_a, &server_b] {
+        let (mut resumed, _) = SseClient::open(&server.url(hub), Some("book-1")).await;
+        assert_eq!(ids(resumed.take(2).await), ["book-2", "book-3"]);
+    }
+}
+
 macro_rules! suite {
     ($module:ident, $engine:ty $(, $ignore:literal)?) => {
         mod $module {
@@ -386,6 +443,12 @@ macro_rules! suite {
             $(#[ignore = $ignore])?
             async fn the_outbox_bound_drops_the_oldest_counted() {
                 super::the_outbox_bound_drops_the_oldest_counted::<$engine>().await;
+            }
+
+            #[actix_web::test]
+            $(#[ignore = $ignore])?
+            async fn a_publisher_id_travels_with_the_entry_and_resumes_on_the_other_instance() {
+                super::a_publisher_id_travels_with_the_entry_and_resumes_on_the_other_instance::<$engine>().await;
             }
         }
     };

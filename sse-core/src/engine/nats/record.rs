@@ -29,6 +29,12 @@ pub(super) struct Record {
     p: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     o: Option<String>,
+    /// The id on the wire its publisher chose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    w: Option<String>,
+    /// The `retry:` its publisher asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    y: Option<u64>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -45,6 +51,8 @@ impl Record {
             t: event.route.topics.iter().map(|t| t.to_string()).collect(),
             p: event.route.private,
             o: event.route.origin.as_ref().map(|o| o.to_string()),
+            w: event.wire_id,
+            y: event.retry,
         }
     }
 
@@ -57,7 +65,11 @@ impl Record {
 
     /// About the bytes it takes in a message.
     pub(super) fn size(&self) -> usize {
-        self.n.len() + self.d.len() + self.t.iter().map(|t| t.len() + 3).sum::<usize>() + 32
+        self.n.len()
+            + self.d.len()
+            + self.w.as_ref().map_or(0, String::len)
+            + self.t.iter().map(|t| t.len() + 3).sum::<usize>()
+            + 32
     }
 
     /// The entry `id`, decoded (the fan-out encodes it); `None` if malformed.
@@ -78,6 +90,8 @@ impl Record {
             data: self.d,
             json: self.j,
             route: Arc::new(route),
+            wire_id: self.w.filter(|w| !w.contains(['\r', '\n'])),
+            retry: self.y,
         };
         Some(Entry {
             id,
@@ -134,6 +148,8 @@ mod tests {
                 origin: Some("c1".into()),
                 everyone: false,
             }),
+            wire_id: Some("urn:uuid:1".into()),
+            retry: Some(5),
         });
         let reset = Record::reset("lost 3".into());
         let payload = encode_batch(&[&reset, &event]).unwrap();

@@ -247,6 +247,8 @@ fn decode(epoch: u64, entry: &StreamId) -> Option<Entry> {
         data,
         json: text(map, "j").is_some_and(|j| j == "1"),
         route: Arc::new(route),
+        wire_id: text(map, "w").filter(|w| !w.contains(['\r', '\n'])),
+        retry: text(map, "y").and_then(|y| y.parse().ok()),
     };
     Some(Entry {
         id,

@@ -21,5 +21,11 @@ pub(super) fn fields(event: Append) -> Fields {
     if let Some(origin) = &event.route.origin {
         fields.push(("o", origin.to_string()));
     }
+    if let Some(wire_id) = event.wire_id {
+        fields.push(("w", wire_id));
+    }
+    if let Some(retry) = event.retry {
+        fields.push(("y", retry.to_string()));
+    }
     fields
 }

@@ -77,21 +77,32 @@ pub(crate) enum Content {
     Malformed(String),
 }
 
-type Columns = (i64, String, String, i32, String, i32, Option<String>);
+type Columns = (
+    i64,
+    String,
+    String,
+    i32,
+    String,
+    i32,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
 
-const COLUMNS: &str = "seq, name, data, json, topics, private, origin";
+const COLUMNS: &str = "seq, name, data, json, topics, private, origin, wire_id, retry";
 
-const INSERT: &str =
-    "INSERT INTO sse_events (name, data, json, topics, private, origin, created_ms) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const INSERT: &str = "INSERT INTO sse_events \
+                      (name, data, json, topics, private, origin, wire_id, retry, created_ms) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// The first event of a PostgreSQL transaction: the ordering lock, the notification sent at
 /// commit, and the row, in one round trip.
 #[cfg(feature = "postgres")]
-const INSERT_FIRST_PG: &str = "WITH l AS (SELECT pg_advisory_xact_lock($8)), \
+const INSERT_FIRST_PG: &str = "WITH l AS (SELECT pg_advisory_xact_lock($10)), \
                                n AS (SELECT pg_notify('sse_events', '')) \
-                               INSERT INTO sse_events (name, data, json, topics, private, origin, created_ms) \
-                               SELECT $1, $2, $3, $4, $5, $6, $7 FROM l, n";
+                               INSERT INTO sse_events \
+                               (name, data, json, topics, private, origin, wire_id, retry, created_ms) \
+                               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM l, n";
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -115,6 +126,8 @@ struct Stored<'a> {
     topics: String,
     private: i32,
     origin: Option<&'a str>,
+    wire_id: Option<&'a str>,
+    retry: Option<i64>,
 }
 
 impl<'a> Stored<'a> {
@@ -128,6 +141,8 @@ impl<'a> Stored<'a> {
             topics: serde_json::to_string(&topics).unwrap_or_else(|_| "[]".to_owned()),
             private: i32::from(event.route.private),
             origin: event.route.origin.as_deref(),
+            wire_id: event.wire_id.as_deref(),
+            retry: event.retry.map(to_i64),
         }
     }
 
@@ -139,6 +154,8 @@ impl<'a> Stored<'a> {
             topics: "[]".to_owned(),
             private: 0,
             origin: None,
+            wire_id: None,
+            retry: None,
         }
     }
 }
@@ -153,6 +170,8 @@ macro_rules! bind_stored {
             .bind(&$s.topics)
             .bind($s.private)
             .bind($s.origin)
+            .bind($s.wire_id)
+            .bind($s.retry)
             .bind(now_ms())
     };
 }
@@ -482,7 +501,7 @@ fn missing_table(err: &dyn sqlx::error::DatabaseError) -> bool {
 }
 
 /// A row's columns as an event: a malformed name or topic list makes it malformed.
-fn decode((seq, name, data, json, topics, private, origin): Columns) -> Row {
+fn decode((seq, name, data, json, topics, private, origin, wire_id, retry): Columns) -> Row {
     let seq = to_u64(seq);
     if name.is_empty() {
         return Row {
@@ -504,6 +523,8 @@ fn decode((seq, name, data, json, topics, private, origin): Columns) -> Row {
                 origin: origin.map(Into::into),
                 everyone: false,
             }),
+            wire_id,
+            retry: retry.map(to_u64),
         })
     })();
     Row {

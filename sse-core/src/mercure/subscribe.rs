@@ -1,0 +1,172 @@
+//! `GET /.well-known/mercure`: a Mercure subscriber's stream, on the broadcaster's own
+//! subscription index and history.
+
+use std::time::SystemTime;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use tokio::time::Instant;
+
+use super::{jwt, Mercure};
+use crate::fanout::{Broadcaster, EventStream, Hub, Refused};
+use crate::http::refusal::Refusal;
+use crate::http::request::{StreamRequest, MAX_REQUEST_SEGMENTS};
+use crate::http::service::stream_response;
+use crate::topic::{merge, Filter, TopicSelector};
+use crate::wire::LastEventId;
+
+/// The subscriber's stream, with the `Last-Event-ID` header Mercure defines (the id of the
+/// last event at the time of subscribing), or a refusal.
+pub(super) fn respond(events: &Broadcaster, hub: &Mercure, req: &HttpRequest) -> HttpResponse {
+    match open(events, hub, req) {
+        Ok((stream, last)) => stream_response()
+            .insert_header(("last-event-id", last))
+            .streaming(stream),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+fn open(
+    events: &Broadcaster,
+    hub: &Mercure,
+    req: &HttpRequest,
+) -> Result<(EventStream, String), Refusal> {
+    let shared = &events.shared;
+    let config = shared.config();
+    let bad = |message: String| Refusal::bad(shared, req, message);
+    let unauthorized = |message: String| {
+        Refusal::counted(
+            shared,
+            Refused::Unauthorized,
+            req,
+            StatusCode::UNAUTHORIZED,
+            message,
+        )
+    };
+    let query = req.query_string();
+    if query.len() > config.max_query_len {
+        return Err(Refusal::counted(
+            shared,
+            Refused::BadRequest,
+            req,
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "the query string is {} bytes; at most {} are accepted",
+                query.len(),
+                config.max_query_len
+            ),
+        ));
+    }
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|err| bad(format!("unreadable query string: {err}")))?
+        .into_inner();
+    let mut selectors: Vec<TopicSelector> = Vec::new();
+    let mut segments = 0;
+    let mut last_event_id = None;
+    let mut query_token = None;
+    for (key, value) in pairs {
+        match key.as_str() {
+            "topic" => {
+                let selector = (hub.settings.topics.selector(&value))
+                    .map_err(|err| bad(format!("malformed topic selector: {err}")))?;
+                if selectors.contains(&selector) {
+                    continue;
+                }
+                if selectors.len() == config.max_selectors {
+                    return Err(bad(format!(
+                        "too many `topic` parameters: at most {} are accepted",
+                        config.max_selectors
+                    )));
+                }
+                segments += selector.as_str().split('/').count();
+                if segments > MAX_REQUEST_SEGMENTS {
+                    return Err(bad(format!(
+                        "the `topic` selectors have too many segments: at most \
+                         {MAX_REQUEST_SEGMENTS} in all are accepted"
+                    )));
+                }
+                selectors.push(selector);
+            }
+            // 0.x hubs read `lastEventID`; older clients send `Last-Event-ID`.
+            "lastEventID" | "Last-Event-ID" => last_event_id = Some(value),
+            "authorization" => query_token = Some(value),
+            _ => {}
+        }
+    }
+    if selectors.is_empty() {
+        return Err(bad(
+            "missing `topic` parameter: a Mercure subscriber selects at least one topic".to_owned(),
+        ));
+    }
+    let (grants, expires_at) =
+        match jwt::token(req, query_token.as_deref()).map_err(unauthorized)? {
+            None if hub.settings.anonymous => (Vec::new(), None),
+            None => {
+                return Err(unauthorized(
+                    "send a subscriber token: this hub has no anonymous subscribers".to_owned(),
+                ))
+            }
+            Some((token, _)) => {
+                let key = (hub.settings.subscriber_key.as_ref())
+                    .ok_or_else(|| unauthorized("this hub has no subscriber key".to_owned()))?;
+                let verified = key.verify(&token).map_err(unauthorized)?;
+                let grants = (verified.claim.subscribe.unwrap_or_default().iter())
+                    .map(|s| hub.settings.topics.selector(s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|err| unauthorized(format!("mercure.subscribe claim: {err}")))?;
+                let expires_at = match verified.expires_at {
+                    None => None,
+                    Some(at) => match at.duration_since(SystemTime::now()) {
+                        Ok(left) => Some(Instant::now() + left),
+                        Err(_) => return Err(unauthorized("the token has expired".to_owned())),
+                    },
+                };
+                (grants, expires_at)
+            }
+        };
+    let admission = StreamRequest::admit(shared, req)?;
+    // The header wins: a browser updates it on every reconnect, the query stays as it was.
+    let header = req
+        .headers()
+        .get("last-event-id")
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).trim().to_owned())
+        .filter(|v| !v.is_empty());
+    let resume = resume_point(shared, header.or(last_event_id).as_deref());
+    let last = shared.lock().last_wire_id();
+    let filter = Filter {
+        selectors: Some(merge(selectors).into()),
+        grants: grants.into(),
+        client_id: None,
+    };
+    let stream = EventStream::open(
+        shared.clone(),
+        resume,
+        filter,
+        crate::wire::gzip::Coding::Identity,
+        Some(admission),
+        expires_at,
+    )
+    .ok_or_else(Refusal::shutting_down)?;
+    Ok((stream, last))
+}
+
+/// Where a Mercure `Last-Event-ID` resumes: `earliest`, an id a publisher chose (looked up in
+/// the local history, newest first), or one of sse-core's own ids.
+fn resume_point(shared: &Hub, raw: Option<&str>) -> LastEventId {
+    let raw = match raw.map(str::trim) {
+        None | Some("") => return LastEventId::None,
+        Some(raw) => raw,
+    };
+    if raw == "earliest" {
+        // With an engine, ids are the engine's positions, which have no "before the
+        // oldest": live events only (see the module docs).
+        if shared.log().is_some() {
+            return LastEventId::None;
+        }
+        return LastEventId::After(shared.lock().before_oldest());
+    }
+    if let Some(id) = shared.lock().find_wire_id(raw) {
+        return LastEventId::After(id);
+    }
+    LastEventId::parse(Some(raw))
+}

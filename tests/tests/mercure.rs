@@ -1,0 +1,559 @@
+//! The Mercure hub (feature `mercure`): publish and subscribe by the protocol, tokens from
+//! each place, private updates, resuming with publishers' ids, every refusal, discovery, and
+//! one stream shared with `#[emit_event]`.
+
+mod common;
+
+use std::time::Duration;
+
+use actix_web::{web, App, HttpResponse};
+use common::{eventually, start, SseClient, TestServer};
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value};
+use sse_core::mercure::{Discovery, JwtKey, Mercure};
+use sse_core::{emit_event, Broadcaster};
+
+const PUBLISHER: &[u8] = b"publisher secret, long enough for HS256";
+const SUBSCRIBER: &[u8] = b"subscriber secret, long enough for HS256";
+const HUB: &str = "/.well-known/mercure";
+const QUIET: Duration = Duration::from_millis(300);
+
+fn sign(secret: &[u8], mercure: Value) -> String {
+    encode(
+        &Header::default(),
+        &json!({ "mercure": mercure }),
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("sign")
+}
+
+fn publisher(topics: &[&str]) -> String {
+    sign(PUBLISHER, json!({ "publish": topics }))
+}
+
+fn subscriber(topics: &[&str]) -> String {
+    sign(SUBSCRIBER, json!({ "subscribe": topics }))
+}
+
+fn hub(anonymous: bool) -> Mercure {
+    Mercure::new()
+        .publisher_key(JwtKey::hs256(PUBLISHER))
+        .subscriber_key(JwtKey::hs256(SUBSCRIBER))
+        .anonymous(anonymous)
+        .base_iri("https://example.com/")
+        .max_update_bytes(4096)
+}
+
+#[derive(serde::Serialize)]
+struct Book {
+    id: u32,
+    title: String,
+}
+
+#[emit_event("book_updated", topic = "books/{id}")]
+async fn update_book(path: web::Path<u32>) -> web::Json<Book> {
+    web::Json(Book {
+        id: path.into_inner(),
+        title: "Dune".to_owned(),
+    })
+}
+
+/// The stream endpoint at `/events`, the hub, and `PUT /books/{id}` (an `#[emit_event]`
+/// handler on the topic `books/{id}`).
+fn serve_hub(events: &Broadcaster, hub: Mercure) -> TestServer {
+    let events = events.clone();
+    start(1, move |cfg| {
+        events.service("/events")(cfg);
+        events.mercure(hub.clone())(cfg);
+        cfg.route("/books/{id}", web::put().to(update_book));
+    })
+}
+
+/// Posts `form` with `token` (if any); the status and the body.
+async fn publish(server: &TestServer, token: Option<&str>, form: &[(&str, &str)]) -> (u16, String) {
+    let mut req = awc::Client::new().post(server.url(HUB));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let mut res = req.send_form(&form).await.expect("publish");
+    let body = res.body().await.expect("body");
+    (
+        res.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+fn url(server: &TestServer, query: &str) -> String {
+    server.url(&format!("{HUB}?{query}"))
+}
+
+async fn subscribe(server: &TestServer, query: &str, token: Option<&str>) -> SseClient {
+    let (client, _) = SseClient::open_as(&url(server, query), None, token).await;
+    client
+}
+
+#[actix_web::test]
+async fn an_update_reaches_a_subscriber_with_its_id_type_and_multiline_data() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(true));
+    let mut raw = subscribe(&server, "topic=raw-topic", None).await;
+    let mut iri = subscribe(&server, "topic=https://example.com/books/1", None).await;
+    let mut template = subscribe(&server, "topic=https://example.com/books/{id}", None).await;
+    eventually("subscribed", || events.stats().subscribers == 3).await;
+
+    let token = publisher(&["*"]);
+    let (status, id) = publish(
+        &server,
+        Some(&token),
+        &[
+            ("topic", "https://example.com/books/1"),
+            ("data", "line 1\nline 2"),
+            ("id", "book-1"),
+            ("type", "book"),
+            ("retry", "2500"),
+        ],
+    )
+    .await;
+    assert_eq!((status, id.as_str()), (200, "book-1"));
+    for client in [&mut iri, &mut template] {
+        let event = client.next().await;
+        assert_eq!(event.id, "book-1");
+        assert_eq!(event.event, "book");
+        assert_eq!(event.data, "line 1\nline 2");
+        assert_eq!(event.retry, Some(Duration::from_millis(2500)));
+    }
+    let (status, _) = publish(
+        &server,
+        Some(&token),
+        &[("topic", "raw-topic"), ("data", "raw")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let event = raw.next().await;
+    assert_eq!(
+        (event.event.as_str(), event.data.as_str()),
+        ("message", "raw")
+    );
+    iri.assert_quiet(QUIET).await;
+    template.assert_quiet(QUIET).await;
+}
+
+#[actix_web::test]
+async fn an_update_without_an_id_gets_a_urn_uuid_which_the_frame_carries() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(true));
+    let mut client = subscribe(&server, "topic=a", None).await;
+    eventually("subscribed", || events.stats().subscribers == 1).await;
+    let (status, id) = publish(
+        &server,
+        Some(&publisher(&["a"])),
+        &[("topic", "a"), ("data", "x")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(id.starts_with("urn:uuid:") && id.len() == 45, "{id}");
+    assert_eq!(client.next().await.id, id);
+}
+
+#[actix_web::test]
+async fn the_publish_answer_is_text_plain() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(true));
+    let res = awc::Client::new()
+        .post(server.url(HUB))
+        .bearer_auth(publisher(&["*"]))
+        .send_form(&[("topic", "a"), ("id", "x1")])
+        .await
+        .expect("publish");
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok());
+    assert_eq!(content_type, Some("text/plain; charset=utf-8"));
+}
+
+#[actix_web::test]
+async fn several_topics_and_selectors_match_once_and_others_not_at_all() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(true));
+    let mut both = subscribe(
+        &server,
+        "topic=https://example.com/a&topic=https://other.org/b/{x}",
+        None,
+    )
+    .await;
+    let mut none = subscribe(
+        &server,
+        "topic=https://example.com/c&topic=https://other.org/b",
+        None,
+    )
+    .await;
+    eventually("subscribed", || events.stats().subscribers == 2).await;
+    let token = publisher(&["*"]);
+    let form = [
+        ("topic", "https://other.org/b/1"),
+        ("topic", "https://example.com/a"),
+        ("id", "u1"),
+        ("data", "d"),
+    ];
+    assert_eq!(publish(&server, Some(&token), &form).await.0, 200);
+    assert_eq!(both.next().await.id, "u1");
+    both.assert_quiet(QUIET).await;
+    none.assert_quiet(QUIET).await;
+}
+
+#[actix_web::test]
+async fn private_updates_reach_only_subscribers_whose_claim_allows_them() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(true));
+    let query = "topic=https://example.com/books/{id}";
+    let mut anonymous = subscribe(&server, query, None).await;
+    let mut allowed = subscribe(
+        &server,
+        query,
+        Some(&subscriber(&["https://example.com/books/{id}"])),
+    )
+    .await;
+    let mut other = subscribe(
+        &server,
+        query,
+        Some(&subscriber(&["https://example.com/authors/{id}"])),
+    )
+    .await;
+    eventually("subscribed", || events.stats().subscribers == 3).await;
+    let token = publisher(&["https://example.com/books/{id}"]);
+    let form = [
+        ("topic", "https://example.com/books/1"),
+        ("private", "on"),
+        ("id", "secret"),
+        ("data", "s"),
+    ];
+    assert_eq!(publish(&server, Some(&token), &form).await.0, 200);
+    let public = [
+        ("topic", "https://example.com/books/2"),
+        ("id", "public"),
+        ("data", "p"),
+    ];
+    assert_eq!(publish(&server, Some(&token), &public).await.0, 200);
+    assert_eq!(allowed.next().await.id, "secret");
+    assert_eq!(allowed.next().await.id, "public");
+    assert_eq!(
+        anonymous.next().await.id,
+        "public",
+        "the private update skipped"
+    );
+    assert_eq!(
+        other.next().await.id,
+        "public",
+        "the private update skipped"
+    );
+}
+
+#[actix_web::test]
+async fn a_subscriber_token_is_read_from_the_cookie_and_the_query_parameter() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(false));
+    let token = subscriber(&["*"]);
+    let mut by_query = subscribe(&server, &format!("topic=p&authorization={token}"), None).await;
+    let mut by_cookie = SseClient::connect_with(&url(&server, "topic=p"), |req| {
+        req.insert_header(("cookie", format!("mercureAuthorization={token}")))
+    })
+    .await;
+    assert_eq!(by_cookie.status, 200);
+    eventually("subscribed", || events.stats().subscribers == 2).await;
+    let form = [("topic", "p"), ("private", "1"), ("id", "p1")];
+    assert_eq!(
+        publish(&server, Some(&publisher(&["p"])), &form).await.0,
+        200
+    );
+    assert_eq!(by_query.next().await.id, "p1");
+    assert_eq!(by_cookie.next().await.id, "p1");
+}
+
+#[actix_web::test]
+async fn subscribers_without_a_token_are_refused_unless_the_hub_allows_them() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(false));
+    let refused = SseClient::connect(&url(&server, "topic=a"), None).await;
+    assert_eq!(refused.status, 401);
+    let bad =
+        SseClient::connect_with(&url(&server, "topic=a"), |r| r.bearer_auth("not.a.token")).await;
+    assert_eq!(bad.status, 401);
+    let forged = SseClient::connect_with(&url(&server, "topic=a"), |r| {
+        r.bearer_auth(publisher(&["*"]))
+    })
+    .await;
+    assert_eq!(forged.status, 401, "signed with the publisher's key");
+    let ok =
+        SseClient::connect_with(&url(&server, "topic=a"), |r| r.bearer_auth(subscriber(&[]))).await;
+    assert_eq!(ok.status, 200);
+}
+
+#[actix_web::test]
+async fn bad_subscriptions_are_refused_with_400() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(true));
+    for query in [
+        "",
+        "x=1",
+        "topic=https://example.com/{+path}",
+        "topic=https://example.com/{id}.json",
+    ] {
+        let client = SseClient::connect(&url(&server, query), None).await;
+        assert_eq!(client.status, 400, "{query}");
+    }
+}
+
+#[actix_web::test]
+async fn bad_publishes_are_refused_and_publish_nothing() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(true));
+    let all = publisher(&["*"]);
+    let books = publisher(&["https://example.com/books/{id}"]);
+    let no_claim = sign(PUBLISHER, json!({ "subscribe": ["*"] }));
+    let big = "x".repeat(5000);
+    type Form<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(Option<&str>, Form, u16)] = &[
+        (None, &[("topic", "a")], 401),
+        (Some("not.a.token"), &[("topic", "a")], 401),
+        (Some(&subscriber(&["*"])), &[("topic", "a")], 401),
+        (Some(&no_claim), &[("topic", "a")], 403),
+        (
+            Some(&books),
+            &[("topic", "https://example.com/authors/1")],
+            403,
+        ),
+        (
+            Some(&books),
+            &[("topic", "https://example.com/books/1"), ("topic", "other")],
+            403,
+        ),
+        (Some(&all), &[("data", "no topic")], 400),
+        (Some(&all), &[("topic", "a"), ("id", "#fragment")], 400),
+        (Some(&all), &[("topic", "")], 400),
+        (Some(&all), &[("topic", "a"), ("retry", "soon")], 400),
+        (Some(&all), &[("topic", "a"), ("data", &big)], 413),
+    ];
+    for (token, form, status) in cases {
+        let (got, reason) = publish(&server, *token, form).await;
+        assert_eq!(got, *status, "{form:?}: {reason}");
+        assert!(!reason.is_empty(), "{form:?}: a reason is given");
+    }
+    // A body that is not a form.
+    let mut res = awc::Client::new()
+        .post(server.url(HUB))
+        .bearer_auth(&all)
+        .content_type("application/json")
+        .send_body(r#"{"topic":"a"}"#)
+        .await
+        .expect("post");
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(String::from_utf8_lossy(&res.body().await.expect("body")).contains("form"));
+    let res = awc::Client::new()
+        .post(server.url(HUB))
+        .bearer_auth(&all)
+        .content_type("application/x-www-form-urlencoded")
+        .send_body(&b"topic=a&data=\xff"[..])
+        .await
+        .expect("post");
+    assert_eq!(res.status().as_u16(), 400);
+    assert_eq!(events.stats().published, 0);
+}
+
+#[actix_web::test]
+async fn a_cookie_publishes_only_from_an_allowed_origin() {
+    let events = Broadcaster::new();
+    let server = serve_hub(
+        &events,
+        hub(true).publish_origins(["https://app.example.com"]),
+    );
+    let cookie = format!("mercureAuthorization={}", publisher(&["*"]));
+    let post = |origin: &'static str| {
+        awc::Client::new()
+            .post(server.url(HUB))
+            .insert_header(("cookie", cookie.clone()))
+            .insert_header(("origin", origin))
+            .send_form(&[("topic", "a")])
+    };
+    assert_eq!(
+        post("https://evil.example.org")
+            .await
+            .expect("post")
+            .status()
+            .as_u16(),
+        403
+    );
+    assert_eq!(events.stats().published, 0);
+    assert_eq!(
+        post("https://app.example.com")
+            .await
+            .expect("post")
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+#[actix_web::test]
+async fn resuming_with_a_publisher_id_by_header_or_query_and_from_earliest() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(true));
+    let token = publisher(&["*"]);
+    for id in ["first", "second", "third"] {
+        assert_eq!(
+            publish(
+                &server,
+                Some(&token),
+                &[("topic", "r"), ("id", id), ("data", id)]
+            )
+            .await
+            .0,
+            200
+        );
+    }
+    let ids = |events: Vec<common::Event>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+
+    let (mut by_header, _) = SseClient::open(&url(&server, "topic=r"), Some("first")).await;
+    assert_eq!(
+        by_header
+            .headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("third")
+    );
+    assert_eq!(ids(by_header.take(2).await), ["second", "third"]);
+
+    let mut by_query = subscribe(&server, "topic=r&lastEventID=second", None).await;
+    assert_eq!(ids(by_query.take(1).await), ["third"]);
+
+    let (mut header_wins, _) =
+        SseClient::open(&url(&server, "topic=r&lastEventID=first"), Some("second")).await;
+    assert_eq!(ids(header_wins.take(1).await), ["third"]);
+
+    let mut earliest = subscribe(&server, "topic=r&lastEventID=earliest", None).await;
+    assert_eq!(ids(earliest.take(3).await), ["first", "second", "third"]);
+
+    // Live afterwards, and an update of `#[emit_event]` resumes by its own id.
+    let emitted = events
+        .publish_event(sse_core::Event::new("e").topic("r"))
+        .expect("publish");
+    assert_eq!(by_header.next().await.id, emitted.to_string());
+    assert_eq!(
+        publish(&server, Some(&token), &[("topic", "r"), ("id", "fourth")])
+            .await
+            .0,
+        200
+    );
+    let mut after_emitted =
+        subscribe(&server, &format!("topic=r&lastEventID={emitted}"), None).await;
+    assert_eq!(ids(after_emitted.take(1).await), ["fourth"]);
+}
+
+#[actix_web::test]
+async fn a_mercure_update_and_an_emit_event_arrive_on_the_same_streams() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(true));
+    let (mut app, _) = SseClient::open(&server.url("/events?topic=books/{id}"), None).await;
+    let mut mercure = subscribe(&server, "topic=https://example.com/books/{id}", None).await;
+    eventually("subscribed", || events.stats().subscribers == 2).await;
+
+    let res = awc::Client::new()
+        .put(server.url("/books/7"))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(res.status().as_u16(), 200);
+    let form = [
+        ("topic", "https://example.com/books/8"),
+        ("type", "book_updated"),
+        ("id", "m-8"),
+        ("data", r#"{"id":8}"#),
+    ];
+    assert_eq!(
+        publish(&server, Some(&publisher(&["*"])), &form).await.0,
+        200
+    );
+
+    for client in [&mut app, &mut mercure] {
+        let emitted = client.next().await;
+        assert_eq!(emitted.event, "book_updated");
+        assert_eq!(
+            serde_json::from_str::<Value>(&emitted.data).expect("json")["id"],
+            7
+        );
+        let published = client.next().await;
+        assert_eq!(
+            (published.event.as_str(), published.id.as_str()),
+            ("book_updated", "m-8")
+        );
+        assert_eq!(published.data, r#"{"id":8}"#);
+    }
+}
+
+#[actix_web::test]
+async fn discovery_adds_the_hub_link_beside_the_applications_own() {
+    let app = actix_web::test::init_service(
+        App::new()
+            .wrap(Discovery::new(
+                "https://hub.example.com/.well-known/mercure",
+            ))
+            .route(
+                "/books/1",
+                web::get().to(|| async {
+                    HttpResponse::Ok()
+                        .insert_header(("link", "</books>; rel=\"up\""))
+                        .finish()
+                }),
+            ),
+    )
+    .await;
+    let res = actix_web::test::call_service(
+        &app,
+        actix_web::test::TestRequest::get()
+            .uri("/books/1")
+            .to_request(),
+    )
+    .await;
+    let links: Vec<_> = res
+        .headers()
+        .get_all("link")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(
+        links,
+        [
+            "</books>; rel=\"up\"",
+            "<https://hub.example.com/.well-known/mercure>; rel=\"mercure\""
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn rs256_publisher_tokens_are_checked_with_the_public_key() {
+    assert!(
+        JwtKey::rs256_pem(b"-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n").is_err()
+    );
+    let public = include_bytes!("../fixtures/rs256-test-public.pem");
+    let private = include_bytes!("../fixtures/rs256-test-private.pem");
+    let events = Broadcaster::new();
+    let hub = Mercure::new()
+        .publisher_key(JwtKey::rs256_pem(public).expect("public key"))
+        .anonymous(true);
+    let server = serve_hub(&events, hub);
+    let token = encode(
+        &Header::new(jsonwebtoken::Algorithm::RS256),
+        &json!({ "mercure": { "publish": ["*"] } }),
+        &EncodingKey::from_rsa_pem(private).expect("private key"),
+    )
+    .expect("sign");
+    assert_eq!(
+        publish(&server, Some(&token), &[("topic", "a")]).await.0,
+        200
+    );
+    let hs256 = publisher(&["*"]);
+    assert_eq!(
+        publish(&server, Some(&hs256), &[("topic", "a")]).await.0,
+        401
+    );
+    assert_eq!(events.stats().published, 1);
+}

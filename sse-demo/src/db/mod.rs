@@ -245,6 +245,18 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn the_migrations_carry_the_event_logs_schema() {
+        assert_eq!(
+            include_str!("../../migrations/sqlite/0002_sse_event_log.sql"),
+            sse_core::sql::SQLITE_SCHEMA
+        );
+        assert_eq!(
+            include_str!("../../migrations/postgres/0002_sse_event_log.sql"),
+            sse_core::sql::POSTGRES_SCHEMA
+        );
+    }
+
     #[tokio::test]
     async fn other_schemes_are_refused_not_taken_for_a_file() {
         let err = connect("mysql://localhost/db").await.err();

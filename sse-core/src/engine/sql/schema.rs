@@ -16,6 +16,8 @@ CREATE TABLE IF NOT EXISTS sse_events (
     topics     TEXT    NOT NULL,
     private    INTEGER NOT NULL,
     origin     TEXT,
+    wire_id    TEXT,
+    retry      INTEGER,
     created_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sse_log (
@@ -38,6 +40,8 @@ CREATE TABLE IF NOT EXISTS sse_events (
     topics     TEXT    NOT NULL,
     private    INTEGER NOT NULL,
     origin     TEXT,
+    wire_id    TEXT,
+    retry      BIGINT,
     created_ms BIGINT  NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sse_log (

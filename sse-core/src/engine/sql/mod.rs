@@ -12,6 +12,8 @@ mod follower;
 mod publisher;
 mod relay;
 mod schema;
+#[cfg(all(test, feature = "sqlite"))]
+mod tests;
 mod tx;
 
 use std::fmt;

@@ -170,6 +170,13 @@ impl<T: Clone + 'static> EngineLink<T> {
     }
 
     /// Queues a relayed row as ticket `ticket` and wakes the publisher.
+    #[cfg_attr(
+        not(all(
+            any(feature = "sqlite", feature = "postgres"),
+            any(feature = "redis", feature = "nats")
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn relay(&self, item: T, ticket: u64) {
         self.outbox.push_ticketed(ticket, item);
         self.wake.notify_one();

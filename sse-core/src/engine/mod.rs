@@ -141,10 +141,18 @@ pub(crate) struct EngineOptions {
     /// Set when the engine relays the SQL event log: every instance sends as this one
     /// sender, with the log's positions as tickets, so a row relayed twice (by two instances,
     /// or again after a crash) is stored or delivered once.
+    #[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
     pub(crate) relay_sender: Option<u64>,
 }
 
 /// A row of the SQL event log on its way to a server engine.
+#[cfg_attr(
+    not(all(
+        any(feature = "sqlite", feature = "postgres"),
+        any(feature = "redis", feature = "nats")
+    )),
+    allow(dead_code)
+)]
 #[derive(Clone, Debug)]
 pub(crate) enum Relayed {
     Event(Append),
@@ -214,6 +222,13 @@ pub(crate) trait Engine: Send + Sync + 'static {
 
     /// Queues a row of the SQL event log for the store as ticket `ticket` of the relay
     /// sender ([`EngineOptions::relay_sender`]); `false` if this engine cannot relay.
+    #[cfg_attr(
+        not(all(
+            any(feature = "sqlite", feature = "postgres"),
+            any(feature = "redis", feature = "nats")
+        )),
+        allow(dead_code)
+    )]
     fn relay(&self, _row: Relayed, _ticket: u64) -> bool {
         false
     }

@@ -92,6 +92,13 @@ impl<T: Clone> Outbox<T> {
     /// Queues `item` as ticket `ticket`, given by the caller in increasing order (a relay's
     /// positions); one at or below the last queued is already there and is ignored. Never
     /// drops: the caller keeps the queue within bounds.
+    #[cfg_attr(
+        not(all(
+            any(feature = "sqlite", feature = "postgres"),
+            any(feature = "redis", feature = "nats")
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn push_ticketed(&self, ticket: u64, item: T) {
         let mut queue = self.lock();
         if ticket < queue.next_ticket {

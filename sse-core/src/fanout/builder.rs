@@ -280,14 +280,7 @@ impl BroadcasterBuilder {
     }
 
     /// Shares the event stream through `open`'s engine (one per broadcaster).
-    #[cfg(any(
-        feature = "redis",
-        feature = "nats",
-        feature = "sqlite",
-        feature = "postgres",
-        feature = "testing",
-        test
-    ))]
+    #[cfg(any(feature = "redis", feature = "nats", feature = "testing", test))]
     pub(crate) fn engine(
         mut self,
         shown: String,

@@ -119,17 +119,11 @@ impl Broadcaster {
         let coding = self.coding(req);
         match self.open(req, coding) {
             Ok(stream) => {
-                let mut response = HttpResponse::Ok();
-                response
-                    .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-                    // `no-transform`: proxies must not compress or otherwise rework the stream.
-                    .insert_header((header::CACHE_CONTROL, "no-cache, no-transform"))
-                    .insert_header(("x-accel-buffering", "no"));
+                let mut response = stream_response();
                 if self.shared.config().compress {
                     response.insert_header((header::VARY, "accept-encoding"));
                 }
-                // An explicit encoding makes actix's `Compress` middleware leave the stream
-                // alone; it would otherwise buffer events inside its compressor.
+                // Replaces `stream_response`'s identity for a gzip stream.
                 let encoding = match coding {
                     Coding::Identity => "identity",
                     Coding::Gzip => "gzip",

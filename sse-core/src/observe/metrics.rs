@@ -134,6 +134,11 @@ pub(super) fn engine_published(waited: Duration) {
     histogram!("sse_engine_publish_seconds").record(waited.as_secs_f64());
 }
 
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(super) fn relay_lag(events: u64) {
+    gauge!("sse_relay_lag_events").set(events as f64);
+}
+
 // Called by the server engines (Redis, NATS) only.
 #[cfg_attr(
     not(any(
@@ -144,11 +149,6 @@ pub(super) fn engine_published(waited: Duration) {
     )),
     allow(dead_code)
 )]
-#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-pub(super) fn relay_lag(events: u64) {
-    gauge!("sse_relay_lag_events").set(events as f64);
-}
-
 pub(super) fn engine_outbox(events: usize) {
     gauge!("sse_engine_outbox_events").set(events as f64);
 }

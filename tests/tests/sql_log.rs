@@ -1,5 +1,10 @@
 //! The SQL event log on PostgreSQL: events numbered in the order their transactions commit,
-//! whatever order they began or wrote their changes in, live and on replay.
+//! whatever order they began or wrote their changes in, live and on replay; a follower cut
+//! off from the database catches up without a gap, or gets a reset when the table was
+//! trimmed past it meanwhile.
+
+#[path = "../../sse-demo/tests/support/proxy.rs"]
+mod proxy;
 
 use std::time::Duration;
 
@@ -16,6 +21,12 @@ const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// A pool whose tables live in a schema of their own, made for this test.
 async fn fresh_pool(name: &str) -> PgPool {
     let schema = format!("{name}_{}", std::process::id());
+    fresh_schema(&schema).await;
+    pool_on(&schema, URL).await
+}
+
+/// A new, empty schema `schema`.
+async fn fresh_schema(schema: &str) {
     let admin = PgPool::connect(URL)
         .await
         .expect("PostgreSQL on 127.0.0.1:5432");
@@ -27,10 +38,15 @@ async fn fresh_pool(name: &str) -> PgPool {
         .execute(&admin)
         .await
         .expect("create schema");
-    let options: PgConnectOptions = URL.parse().expect("URL");
+}
+
+/// A pool on `url` whose tables are those of `schema`.
+async fn pool_on(schema: &str, url: &str) -> PgPool {
+    let options: PgConnectOptions = url.parse().expect("URL");
     PgPoolOptions::new()
         .max_connections(8)
-        .connect_with(options.options([("search_path", schema.as_str())]))
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_with(options.options([("search_path", schema)]))
         .await
         .expect("connect")
 }
@@ -135,4 +151,152 @@ async fn events_are_numbered_in_commit_order_when_transactions_overlap() {
         ["2", "1"],
         "a replay gives the same order"
     );
+}
+
+/// What a stream delivered until `count` events named `name` or a reset arrived.
+struct Delivered {
+    payloads: Vec<String>,
+    reset: bool,
+}
+
+async fn until_reset_or(stream: &mut EventStream, name: &str, count: usize) -> Delivered {
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let frames: Vec<&str> = text.split("\n\n").collect();
+        let complete = &frames[..frames.len().saturating_sub(1)];
+        let reset = complete.iter().any(|f| f.contains("event: sse-reset"));
+        let payloads: Vec<String> = complete
+            .iter()
+            .filter(|f| f.lines().any(|l| l == format!("event: {name}")))
+            .filter_map(|f| f.lines().find_map(|l| l.strip_prefix("data: ")))
+            .map(str::to_owned)
+            .collect();
+        if reset || payloads.len() >= count {
+            return Delivered { payloads, reset };
+        }
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!(
+                "stream ended or timed out after {} of {count} events: {other:?}",
+                payloads.len()
+            ),
+        }
+    }
+}
+
+/// Two instances on one schema, `a` reaching PostgreSQL through a proxy that can cut its
+/// link, `b` directly, each keeping `history` events.
+async fn cut_off_pair(name: &str, history: usize) -> (proxy::Proxy, Broadcaster, Broadcaster) {
+    let schema = format!("{name}_{}", std::process::id());
+    fresh_schema(&schema).await;
+    let direct = pool_on(&schema, URL).await;
+    EventLog::ensure_schema(&direct).await.expect("schema");
+    let proxy = proxy::Proxy::start("127.0.0.1:5432".parse().expect("address"));
+    let through = pool_on(&schema, &format!("postgres://postgres@{}/test", proxy.addr)).await;
+    let instance = |log: EventLog| {
+        Broadcaster::builder()
+            .event_log(&log)
+            .history(history)
+            .keep_alive(None)
+            .build()
+    };
+    let a = instance(EventLog::open(&through).await.expect("a's log"));
+    let b = instance(EventLog::open(&direct).await.expect("b's log"));
+    (proxy, a, b)
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (started by .ci/run)"]
+async fn a_follower_cut_off_from_the_database_catches_up_without_a_gap() {
+    let (proxy, a, b) = cut_off_pair("follower_cut", 10_000).await;
+    let mut on_a = a.subscribe(None).expect("stream");
+    b.publish("tick", &0).expect("publish");
+    let before = until_reset_or(&mut on_a, "tick", 1).await;
+    assert_eq!(before.payloads, ["0"], "a follows b before the cut");
+
+    proxy.cut(true);
+    for i in 1..=50 {
+        b.publish("tick", &i).expect("publish");
+    }
+    // Long enough for a's poll and its reconnects to fail a few times.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), on_a.next())
+            .await
+            .is_err(),
+        "a is cut off: nothing arrives meanwhile"
+    );
+    proxy.resume();
+
+    let after = until_reset_or(&mut on_a, "tick", 50).await;
+    let want: Vec<String> = (1..=50).map(|i| i.to_string()).collect();
+    assert!(
+        !after.reset,
+        "a reset where nothing was trimmed: {after:?}",
+        after = after.payloads
+    );
+    assert_eq!(
+        after.payloads, want,
+        "every event once, in order, from where a was"
+    );
+    assert_eq!(a.stats().resets, 0);
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (started by .ci/run)"]
+async fn trimming_the_table_past_a_cut_off_follower_gives_it_a_counted_reset() {
+    let (proxy, a, b) = cut_off_pair("follower_trimmed", 20).await;
+    let mut on_a = a.subscribe(None).expect("stream");
+    b.publish("tick", &0).expect("publish");
+    assert_eq!(until_reset_or(&mut on_a, "tick", 1).await.payloads, ["0"]);
+
+    proxy.cut(true);
+    for i in 1..=300 {
+        b.publish("tick", &i).expect("publish");
+    }
+    // b trims to its history (every few seconds) while a cannot read.
+    let admin = PgPool::connect(URL).await.expect("PostgreSQL");
+    let schema = format!("follower_trimmed_{}", std::process::id());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {schema}.sse_events"))
+            .fetch_one(&admin)
+            .await
+            .expect("count");
+        if rows <= 100 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b did not trim the table: {rows} rows"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), on_a.next())
+            .await
+            .is_err(),
+        "a is cut off: nothing arrives meanwhile"
+    );
+    proxy.resume();
+
+    let after = until_reset_or(&mut on_a, "tick", 300).await;
+    assert!(
+        after.reset,
+        "{} of 300 events and no reset: a silent gap",
+        after.payloads.len()
+    );
+    eventually_counted(&a).await;
+}
+
+async fn eventually_counted(events: &Broadcaster) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while events.stats().resets == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a reset that a.stats() does not count"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -528,3 +528,68 @@ async fn a_replay_checks_that_the_resumed_entry_exists_before_reading_a_page() {
     let xranges = monitor.xranges(&stream).await;
     assert_eq!(xranges, vec![vec!["1-0".to_owned(), "1-0".to_owned()]]);
 }
+
+/// One RESP array command.
+fn resp(args: &[&str]) -> String {
+    let mut out = format!("*{}\r\n", args.len());
+    for a in args {
+        out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    out
+}
+
+#[actix_web::test]
+#[ignore = "needs a Redis server on 127.0.0.1:6379 (started by .ci/run)"]
+async fn entries_trimmed_before_a_waiting_reader_wakes_give_a_reset_not_a_gap() {
+    // The reader waits in `XREAD BLOCK` after its last entry. One transaction adds 100
+    // entries and trims all but the newest 10: the reader wakes once, after the trim, to 10
+    // entries that do not follow the one it read last.
+    let stream = SharedStream::new("trimmed-while-waiting");
+    let (events, _server, mut client) = subscribed(
+        Broadcaster::builder()
+            .redis(SHARED, &stream.0)
+            .expect("URL"),
+    )
+    .await;
+    connected(&events).await;
+    events.publish("before", &0).unwrap();
+    assert_eq!(take_data(&mut client, 1).await[0].event, "before");
+    // Let the reader go back to waiting.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut script = resp(&["MULTI"]);
+    for i in 0..100 {
+        let data = i.to_string();
+        script.push_str(&resp(&[
+            "XADD", &stream.0, "*", "n", "during", "d", &data, "t", "",
+        ]));
+    }
+    script.push_str(&resp(&["XTRIM", &stream.0, "MAXLEN", "10"]));
+    script.push_str(&resp(&["EXEC"]));
+    let mut conn = tokio::net::TcpStream::connect("127.0.0.1:6379")
+        .await
+        .expect("Redis");
+    conn.write_all(script.as_bytes()).await.expect("write");
+    let mut reply = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    // The trim's count, the last reply of the transaction.
+    while !String::from_utf8_lossy(&reply).contains("\r\n:") {
+        assert!(Instant::now() < deadline, "no EXEC reply: {reply:?}");
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(WAIT, conn.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("no EXEC reply in time: {}", String::from_utf8_lossy(&reply))
+            })
+            .expect("read");
+        assert!(n > 0, "Redis closed the connection");
+        reply.extend_from_slice(&buf[..n]);
+    }
+
+    let (during, reset) = client.during_until_reset(100).await;
+    assert!(
+        reset.is_some(),
+        "{during} of 100 events and no reset: 90 were trimmed unread, a silent gap"
+    );
+    assert!(events.stats().resets >= 1, "the reset is counted");
+}

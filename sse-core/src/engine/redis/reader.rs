@@ -122,23 +122,27 @@ async fn follow(
                 }
             }
         }
-        if !more {
+        let read = if more {
+            tokio::select! {
+                read = read_batch(log, conn, &at.last) => read,
+                _ = stop.changed() => return true,
+            }
+        } else {
             let woken = tokio::select! {
                 woken = wait_for_entries(log, conn, &at.last) => woken,
                 _ = stop.changed() => return true,
             };
             match woken {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(err) => {
-                    log.failed("reader", &err);
-                    return false;
-                }
+                Ok(Woken::Timeout) => continue,
+                Ok(Woken::Entries(entries)) => Ok(Batch::complete(entries)),
+                // The entry read last is gone: what followed it may have been trimmed
+                // before it was read, which only the counts tell.
+                Ok(Woken::LastGone) => tokio::select! {
+                    read = read_batch(log, conn, &at.last) => read,
+                    _ = stop.changed() => return true,
+                },
+                Err(err) => Err(err),
             }
-        }
-        let read = tokio::select! {
-            read = read_batch(log, conn, &at.last) => read,
-            _ = stop.changed() => return true,
         };
         let Some(sink) = sink.upgrade() else {
             return true;
@@ -160,23 +164,58 @@ async fn follow(
     }
 }
 
-/// Blocks up to [`BLOCK`] until the stream has an entry after `last`; `false` on timeout.
+/// What a wait for new entries found.
+enum Woken {
+    /// Nothing within [`BLOCK`].
+    Timeout,
+    /// The entries after the last one read, none of them lost: that entry was still in the
+    /// stream after they were read, and trimming removes the oldest entries first.
+    Entries(Vec<StreamId>),
+    /// New entries, but the last one read is gone (trimmed, or the stream was empty):
+    /// they are read again with the counts that tell a gap.
+    LastGone,
+}
+
+/// Blocks up to [`BLOCK`] until the stream has entries after `last`, and reads them.
+///
+/// One round trip for each wake-up, which is one event when the reader keeps up: the
+/// blocking `XREAD` and, pipelined behind it (Redis runs it once the `XREAD` has answered),
+/// an `XRANGE` of `last` alone. If `last` is still in the stream after the read, nothing
+/// after it was trimmed before (trimming removes the oldest entries first), so the entries
+/// are complete without the counts that [`read_batch`] reads in a script. (`XDEL` of an
+/// entry by someone else is not a gap: it was deleted on purpose.)
 async fn wait_for_entries(
     log: &RedisLog,
     conn: &mut MultiplexedConnection,
     last: &str,
-) -> redis::RedisResult<bool> {
-    let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+) -> redis::RedisResult<Woken> {
+    let (read, still): (Option<StreamReadReply>, StreamRangeReply) = redis::pipe()
+        .cmd("XREAD")
         .arg("COUNT")
-        .arg(1)
+        .arg(BATCH)
         .arg("BLOCK")
         .arg(BLOCK.as_millis() as u64)
         .arg("STREAMS")
         .arg(&log.key)
         .arg(last)
+        .cmd("XRANGE")
+        .arg(&log.key)
+        .arg(last)
+        .arg(last)
         .query_async(conn)
         .await?;
-    Ok(reply.is_some_and(|r| r.keys.iter().any(|k| !k.ids.is_empty())))
+    let entries: Vec<StreamId> = read
+        .into_iter()
+        .flat_map(|r| r.keys)
+        .flat_map(|k| k.ids)
+        .collect();
+    Ok(if entries.is_empty() {
+        Woken::Timeout
+    } else if still.ids.is_empty() {
+        Woken::LastGone
+    } else {
+        Woken::Entries(entries)
+    })
 }
 
 /// The stream's `entries-added` count and length (`-1, 0` before Redis 7.0; `0, 0` when the
@@ -217,15 +256,31 @@ struct Batch {
     /// Entries in the stream now.
     length: u64,
     entries: Vec<StreamId>,
+    /// Read without the counts, known to start right after the last entry read.
+    complete: bool,
 }
 
 impl Batch {
+    fn complete(entries: Vec<StreamId>) -> Self {
+        Self {
+            added: None,
+            length: 0,
+            entries,
+            complete: true,
+        }
+    }
+
     /// Moves `ordinal` (the last entry read) past this batch; `true` when entries after it
     /// were trimmed before they were read. Trimming (`MAXLEN`) removes the oldest entries
     /// first, so `added - length` entries are gone and they are the ordinals up to that
     /// count: if the entry after `ordinal` is among them, it was lost. (`XDEL` by someone
     /// else makes the count larger, never smaller: a needless reset, never a silent gap.)
     fn advance(&self, ordinal: &mut Option<u64>, more: bool) -> bool {
+        if self.complete {
+            // Read without the counts, known to follow the last entry: ordinals go on.
+            *ordinal = ordinal.map(|last| last + self.entries.len() as u64);
+            return false;
+        }
         let (Some(added), Some(last)) = (self.added, *ordinal) else {
             *ordinal = self.added.filter(|_| !more);
             return false;
@@ -265,6 +320,7 @@ async fn read_batch(
         added: u64::try_from(added).ok(),
         length,
         entries: range.ids,
+        complete: false,
     })
 }
 
@@ -330,6 +386,7 @@ mod tests {
             added,
             length,
             entries: vec![entry; read],
+            complete: false,
         }
     }
 
@@ -358,6 +415,17 @@ mod tests {
         let mut ordinal = Some(10);
         assert!(batch(Some(2000), 1000, BATCH).advance(&mut ordinal, true));
         assert_eq!(ordinal, Some(1000 + BATCH as u64));
+    }
+
+    #[test]
+    fn entries_read_after_one_still_there_count_on_from_it() {
+        let entries = vec![StreamId::default(); 3];
+        let mut ordinal = Some(10);
+        assert!(!Batch::complete(entries.clone()).advance(&mut ordinal, false));
+        assert_eq!(ordinal, Some(13));
+        let mut ordinal = None;
+        assert!(!Batch::complete(entries).advance(&mut ordinal, false));
+        assert_eq!(ordinal, None);
     }
 
     #[test]

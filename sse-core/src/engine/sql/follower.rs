@@ -67,7 +67,7 @@ pub(super) async fn run(log: Arc<SqlLog>, sink: Weak<dyn Sink>) {
 /// Delivers every row after `last`, a batch at a time.
 async fn read(log: &SqlLog, sink: &Weak<dyn Sink>, last: &mut u64) -> Result<(), sqlx::Error> {
     loop {
-        let rows = log.pool.rows(*last, u64::MAX >> 1, BATCH).await?;
+        let rows = log.pool().rows(*last, u64::MAX >> 1, BATCH).await?;
         let Some(sink) = sink.upgrade() else {
             return Ok(());
         };
@@ -75,7 +75,7 @@ async fn read(log: &SqlLog, sink: &Weak<dyn Sink>, last: &mut u64) -> Result<(),
         // A hole after `last` is a rolled-back transaction's position, or rows trimmed
         // before this instance read them: the mark tells which.
         if rows.first().is_some_and(|row| row.seq > *last + 1) {
-            let trimmed = log.pool.trimmed().await?;
+            let trimmed = log.pool().trimmed().await?;
             if trimmed > *last {
                 log.ctl.counters.gap();
                 sink.gap(ResetReason::Trimmed);
@@ -96,7 +96,7 @@ async fn read(log: &SqlLog, sink: &Weak<dyn Sink>, last: &mut u64) -> Result<(),
 pub(super) async fn trim(log: &SqlLog, keep_after: u64) {
     let options = log.options;
     match log
-        .pool
+        .pool()
         .trim(
             options.history.max(1),
             options.history_bytes.max(1),
@@ -120,7 +120,7 @@ pub(super) enum Wake {
 
 impl Wake {
     pub(super) async fn new(log: &SqlLog) -> Self {
-        match &log.pool {
+        match log.pool() {
             #[cfg(feature = "postgres")]
             super::Pool::Postgres(pool) => {
                 let listener = async {

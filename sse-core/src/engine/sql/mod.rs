@@ -18,7 +18,7 @@ mod tx;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -204,7 +204,7 @@ impl EventLog {
     ) -> Arc<dyn Engine> {
         Arc::new(SqlLog {
             log: self.clone(),
-            pool: self.shared.pool.sibling(),
+            pool: OnceLock::new(),
             options,
             newest: AtomicU64::new(0),
             relay_lag: AtomicU64::new(0),
@@ -223,8 +223,10 @@ impl EventLog {
 /// One broadcaster's side of the log.
 pub(crate) struct SqlLog {
     log: EventLog,
-    /// The log's own connections, made on its thread.
-    pool: Pool,
+    /// The log's own connections, made on its thread when its tasks first need them (a pool
+    /// starts its upkeep on the runtime it is made on, and the broadcaster may be built
+    /// outside any).
+    pool: OnceLock<Pool>,
     options: EngineOptions,
     /// The newest position the follower has read.
     newest: AtomicU64,
@@ -236,6 +238,11 @@ pub(crate) struct SqlLog {
 }
 
 impl SqlLog {
+    /// The log's own pool; called only by its tasks, on its thread.
+    fn pool(&self) -> &Pool {
+        self.pool.get_or_init(|| self.log.shared.pool.sibling())
+    }
+
     fn id(&self, seq: u64) -> EventId {
         EventId::new(self.log.shared.epoch, seq)
     }
@@ -266,7 +273,7 @@ impl SqlLog {
         self.ctl.counters.failed();
         tracing::warn!(
             task,
-            database = self.pool.backend(),
+            database = self.log.shared.pool.backend(),
             %err,
             "sse event log: the database failed; retrying"
         );
@@ -396,12 +403,12 @@ impl PageSource for SqlLog {
             return Ok(Err(ResetReason::Stale));
         }
         let rows = self
-            .pool
+            .pool()
             .rows(key.after.seq(), key.upto.seq(), key.max)
             .await?;
         // Read after the rows: trimming records its mark before it deletes, so a mark not
         // past `after` now means nothing after `after` was gone when the rows were read.
-        if self.pool.trimmed().await? > key.after.seq() {
+        if self.pool().trimmed().await? > key.after.seq() {
             return Ok(Err(ResetReason::TooOld));
         }
         let reached = rows.last().map(|row| self.id(row.seq));

@@ -36,7 +36,7 @@ pub(super) async fn run(log: Arc<SqlLog>, sink: Weak<dyn Sink>) {
             .then(|| format!("{lost} events were lost while the database was unreachable"));
         let events: Vec<_> = batch.iter().map(|out| &out.item).collect();
         let written = async {
-            let mut tx = Open::begin(&log.pool).await?;
+            let mut tx = Open::begin(log.pool()).await?;
             tx.insert(&events, reason.as_deref()).await?;
             tx.commit().await
         };

@@ -59,7 +59,7 @@ pub(super) async fn run(log: Arc<SqlLog>, transport: Arc<dyn Engine>, sink: Weak
                 backoff.reset();
                 if Instant::now() >= next_trim {
                     next_trim = Instant::now() + TRIM_EVERY;
-                    match log.pool.relayed().await {
+                    match log.pool().relayed().await {
                         Ok(relayed) => trim(&log, relayed).await,
                         Err(err) => log.failed("relay", &err),
                     }
@@ -82,7 +82,7 @@ pub(super) async fn run(log: Arc<SqlLog>, transport: Arc<dyn Engine>, sink: Weak
         }
     }
     // Another instance relays from here at once; if this fails, once the lease runs out.
-    if let Err(err) = log.pool.release(me).await {
+    if let Err(err) = log.pool().release(me).await {
         tracing::debug!(%err, "sse event log: could not release the relay's lease");
     }
 }
@@ -95,17 +95,17 @@ async fn relay_once(
     me: u64,
     batch: usize,
 ) -> Result<Step, sqlx::Error> {
-    if !log.pool.lease(me, LEASE).await? {
+    if !log.pool().lease(me, LEASE).await? {
         return Ok(Step::NotHolder);
     }
-    let relayed = log.pool.relayed().await?;
-    let rows = log.pool.rows(relayed, u64::MAX >> 1, batch).await?;
+    let relayed = log.pool().relayed().await?;
+    let rows = log.pool().rows(relayed, u64::MAX >> 1, batch).await?;
     let Some(last) = rows.last().map(|row| row.seq) else {
         log.relay_lag.store(0, Ordering::Relaxed);
         crate::observe::relay_lag(0);
         return Ok(Step::Idle);
     };
-    let newest = log.pool.newest().await?;
+    let newest = log.pool().newest().await?;
     let lag = newest.saturating_sub(relayed);
     log.relay_lag.store(lag, Ordering::Relaxed);
     crate::observe::relay_lag(lag);
@@ -124,13 +124,13 @@ async fn relay_once(
         }
         if renewed.elapsed() >= LEASE / 3 {
             renewed = Instant::now();
-            if !log.pool.lease(me, LEASE).await? {
+            if !log.pool().lease(me, LEASE).await? {
                 return Ok(Step::NotHolder);
             }
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    log.pool.mark_relayed(last).await?;
+    log.pool().mark_relayed(last).await?;
     let lag = newest.saturating_sub(last);
     log.relay_lag.store(lag, Ordering::Relaxed);
     crate::observe::relay_lag(lag);

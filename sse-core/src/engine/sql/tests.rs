@@ -133,3 +133,24 @@ async fn a_row_that_does_not_decode_is_a_reset_never_a_silent_skip() {
     assert!(events.stats().engine.errors >= 1, "counted");
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn a_broadcaster_on_the_log_builds_outside_any_runtime() {
+    // As an application builds it before starting its server, or a tool in plain `main`.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (pool, path) = rt.block_on(database("no-runtime"));
+    let log = rt.block_on(EventLog::open(&pool)).expect("log");
+    let events = Broadcaster::builder()
+        .event_log(&log)
+        .keep_alive(None)
+        .build();
+    let mut stream = events.subscribe(None).expect("stream");
+    events.publish("e", &1).expect("publish");
+    let seen = rt.block_on(frames(&mut stream, 1));
+    assert_eq!(seen[0].1, "e", "the event went through the table");
+    events.shutdown();
+    let _ = std::fs::remove_file(path);
+}

@@ -55,6 +55,13 @@ enum Command {
     /// per connection, CPU per delivery; overall loss, duplicates, latency; then the same on
     /// one instance with one instance's share. Fails on loss.
     Scale(crate::scale::ScaleArgs),
+    /// A transactional handler (`#[emit_event(.., transactional)]`, the event written in the
+    /// handler's transaction) against the same handler without it, on SQLite and PostgreSQL:
+    /// request latency p50/p99 and server CPU per request, same run.
+    Tx(crate::tx::TxArgs),
+    /// The server of `tx` (started by it).
+    #[command(hide = true)]
+    ServeTx(crate::tx::ServeTxArgs),
     /// One load process of `scale` (started by it).
     #[command(hide = true)]
     ScaleLoad(crate::scale::LoadArgs),
@@ -165,6 +172,16 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let (preset, args) = match cli.command {
         Command::Engines(args) => return crate::engines::main(&args),
+        Command::Tx(args) => return crate::tx::main(&args),
+        Command::ServeTx(args) => {
+            return match crate::tx::serve(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("serve-tx: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Scale(args) => return exit(crate::scale::main(&args)),
         Command::ScaleLoad(args) => return exit(crate::scale::load_main(&args)),
         Command::Serve(args) => {

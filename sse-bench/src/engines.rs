@@ -5,6 +5,9 @@
 //! Both instances live in this process (an engine's cost is the same in or out of it), with
 //! their subscribers' streams read on one thread (`bench-sub`). Redis and NATS run as private
 //! servers on free ports, so the outage is real: the server is stopped and started again.
+//! `postgres` is the SQL event log alone on PostgreSQL (a schema made for the run, each
+//! instance with its own pool, woken by `LISTEN`/`NOTIFY`); `postgres-redis` is that log
+//! relayed into a private Redis, whose lag is sampled during the steady phase.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -37,9 +40,14 @@ pub struct EnginesArgs {
     /// Events published as fast as possible for the throughput figure.
     #[arg(long, default_value_t = 20_000)]
     burst: u64,
-    /// Stops the engine for 2 s in the middle of the steady phase (then starts it again).
+    /// Stops the engine for 2 s in the middle of the steady phase (then starts it again;
+    /// Redis, NATS and memory only).
     #[arg(long)]
     outage: bool,
+    /// The PostgreSQL database of `postgres` backends (a schema of its own is made and
+    /// dropped).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres_url: String,
 }
 
 /// An event log engine.
@@ -51,6 +59,10 @@ pub enum Backend {
     Redis,
     /// NATS JetStream.
     Nats,
+    /// The SQL event log alone, on PostgreSQL (`--postgres-url`).
+    Postgres,
+    /// The SQL event log on PostgreSQL, relayed into a private Redis.
+    PostgresRedis,
 }
 
 /// One backend's figures.
@@ -62,6 +74,9 @@ struct Figures {
     throughput: f64,
     cpu_us_per_event: f64,
     engine_cpu_us_per_event: Option<f64>,
+    /// The most events committed but not yet acknowledged by the relay's engine, sampled
+    /// every 10 ms of the steady phase (relayed backends).
+    relay_lag_max: Option<u64>,
     published: u64,
     lost: u64,
     resets: u64,
@@ -89,7 +104,7 @@ pub fn main(args: &EnginesArgs) -> std::process::ExitCode {
         if args.outage { ", engine stopped for 2 s" } else { "" }
     );
     println!(
-        "{:<8} {:>9} {:>9} {:>9} {:>12} {:>12} {:>12} {:>9} {:>6} {:>7}",
+        "{:<14} {:>9} {:>9} {:>9} {:>12} {:>12} {:>12} {:>9} {:>6} {:>7} {:>10}",
         "backend",
         "p50 us",
         "p99 us",
@@ -99,12 +114,14 @@ pub fn main(args: &EnginesArgs) -> std::process::ExitCode {
         "engine us/ev",
         "events",
         "lost",
-        "resets"
+        "resets",
+        "relay lag"
     );
     for f in &all {
         println!(
-            "{:<8} {:>9} {:>9} {:>9} {:>12.0} {:>12.1} {:>12} {:>9} {:>6} {:>7}",
-            format!("{:?}", f.backend).to_lowercase(),
+            "{:<14} {:>9} {:>9} {:>9} {:>12.0} {:>12.1} {:>12} {:>9} {:>6} {:>7} {:>10}",
+            clap::ValueEnum::to_possible_value(&f.backend)
+                .map_or_else(|| format!("{:?}", f.backend), |v| v.get_name().to_owned()),
             f.p50_us,
             f.p99_us,
             f.max_us,
@@ -115,6 +132,8 @@ pub fn main(args: &EnginesArgs) -> std::process::ExitCode {
             f.published,
             f.lost,
             f.resets,
+            f.relay_lag_max
+                .map_or_else(|| "-".to_owned(), |l| format!("max {l}")),
         );
     }
     std::process::ExitCode::SUCCESS
@@ -132,7 +151,10 @@ struct Seen {
 }
 
 fn measure(backend: Backend, args: &EnginesArgs) -> Result<Figures, String> {
-    let mut engine = Engine::start(backend)?;
+    if args.outage && !engine_can_stop(backend) {
+        return Err("--outage stops a server engine or the memory store, not PostgreSQL".into());
+    }
+    let mut engine = Engine::start_with(backend, &args.postgres_url)?;
     let steady = (args.rate * args.seconds) as u64;
     // The burst measures how fast events cross, not the outbox bound (the engine suite tests
     // that): A's outbox holds every event of the run.
@@ -148,7 +170,10 @@ fn measure(backend: Backend, args: &EnginesArgs) -> Result<Figures, String> {
     let b = engine.builder()?.keep_alive(None).build();
     for events in [&a, &b] {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while events.last_event_id().to_string().matches('-').count() != 2 {
+        // The engines number entries `<epoch>-<ms>-<n>` once connected; the SQL log's
+        // `<epoch>-<seq>` is known as it opens.
+        while engine.sql().is_none() && events.last_event_id().to_string().matches('-').count() != 2
+        {
             if Instant::now() > deadline {
                 return Err("the instance did not connect to its engine".into());
             }
@@ -175,7 +200,14 @@ fn measure(backend: Backend, args: &EnginesArgs) -> Result<Figures, String> {
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(1.0));
     let started = Instant::now();
     let mut stopped: Option<Instant> = None;
+    let mut relay_lag_max: Option<u64> = None;
+    let mut sampled = Instant::now();
     for seq in 1..=steady {
+        if backend == Backend::PostgresRedis && sampled.elapsed() >= Duration::from_millis(10) {
+            sampled = Instant::now();
+            let lag = a.stats().engine.relay_lag.max(b.stats().engine.relay_lag);
+            relay_lag_max = Some(relay_lag_max.unwrap_or(0).max(lag));
+        }
         if args.outage && seq == steady / 3 {
             engine.stop();
             stopped = Some(Instant::now());
@@ -231,6 +263,7 @@ fn measure(backend: Backend, args: &EnginesArgs) -> Result<Figures, String> {
         engine_cpu_us_per_event: engine_before
             .zip(engine_after)
             .map(|(b, a)| (a - b) * 1e6 / events),
+        relay_lag_max,
         published: steady,
         lost,
         resets,
@@ -362,9 +395,92 @@ fn number_after(data: &[u8], key: &[u8]) -> Option<u64> {
         .ok()
 }
 
-/// The engine of one backend: an in-memory store, or a private server.
+fn engine_can_stop(backend: Backend) -> bool {
+    matches!(backend, Backend::Memory | Backend::Redis | Backend::Nats)
+}
+
+/// The SQL event log of a `postgres` backend: a schema made for the run, and one log per
+/// instance (each with its own pool, opened on a runtime kept for the run).
+pub(crate) struct Sql {
+    runtime: tokio::runtime::Runtime,
+    url: String,
+    schema: String,
+    logs: Vec<sse_core::sql::EventLog>,
+    /// The Redis that `postgres-redis` relays into.
+    relay: Option<Box<Engine>>,
+}
+
+impl Sql {
+    fn start(url: &str, relay: bool) -> Result<Self, String> {
+        let schema = format!("sse_bench_engines_{}", std::process::id());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let logs = runtime.block_on(async {
+            let admin = sqlx::PgPool::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            for sql in [
+                format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+                format!("CREATE SCHEMA {schema}"),
+            ] {
+                sqlx::query(&sql)
+                    .execute(&admin)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            let options: sqlx::postgres::PgConnectOptions =
+                url.parse().map_err(|e: sqlx::Error| e.to_string())?;
+            let mut logs = Vec::new();
+            for _ in 0..2 {
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options.clone().options([("search_path", schema.as_str())]))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sse_core::sql::EventLog::ensure_schema(&pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                logs.push(
+                    sse_core::sql::EventLog::open(&pool)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            Ok::<_, String>(logs)
+        })?;
+        let relay = if relay {
+            Some(Box::new(Engine::start(Backend::Redis)?))
+        } else {
+            None
+        };
+        Ok(Sql {
+            runtime,
+            url: url.to_owned(),
+            schema,
+            logs,
+            relay,
+        })
+    }
+}
+
+impl Drop for Sql {
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        let _ = self.runtime.block_on(async move {
+            let admin = sqlx::PgPool::connect(&url).await?;
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(&admin)
+                .await
+        });
+    }
+}
+
+/// The engine of one backend: an in-memory store, a private server, or the SQL log.
 pub(crate) enum Engine {
     Memory(Arc<MemoryStore>),
+    Sql(Box<Sql>, std::sync::atomic::AtomicUsize),
     Server {
         backend: Backend,
         port: u16,
@@ -377,8 +493,18 @@ pub(crate) enum Engine {
 impl Engine {
     /// Starts the backend's engine: a private server on a free port (stopped when dropped).
     pub(crate) fn start(backend: Backend) -> Result<Self, String> {
-        if backend == Backend::Memory {
-            return Ok(Engine::Memory(MemoryStore::new(100_000)));
+        Self::start_with(backend, "postgres://postgres@127.0.0.1:5432/test")
+    }
+
+    /// [`Engine::start`], the SQL log's database at `postgres_url`.
+    pub(crate) fn start_with(backend: Backend, postgres_url: &str) -> Result<Self, String> {
+        match backend {
+            Backend::Memory => return Ok(Engine::Memory(MemoryStore::new(100_000))),
+            Backend::Postgres | Backend::PostgresRedis => {
+                let sql = Sql::start(postgres_url, backend == Backend::PostgresRedis)?;
+                return Ok(Engine::Sql(Box::new(sql), 0.into()));
+            }
+            Backend::Redis | Backend::Nats => {}
         }
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -395,10 +521,33 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The SQL log, for `postgres` backends.
+    fn sql(&self) -> Option<&Sql> {
+        match self {
+            Engine::Sql(sql, _) => Some(sql),
+            _ => None,
+        }
+    }
+
     fn builder(&self) -> Result<BroadcasterBuilder, String> {
         let builder = Broadcaster::builder();
         Ok(match self {
             Engine::Memory(store) => builder.memory_log(store),
+            Engine::Sql(sql, next) => {
+                let i = next.fetch_add(1, Ordering::Relaxed) % sql.logs.len();
+                let builder = builder.event_log(&sql.logs[i]);
+                match &sql.relay {
+                    Some(redis) => redis.builder_on(builder)?,
+                    None => builder,
+                }
+            }
+            Engine::Server { .. } => self.builder_on(builder)?,
+        })
+    }
+
+    /// `builder` on this private server.
+    fn builder_on(&self, builder: BroadcasterBuilder) -> Result<BroadcasterBuilder, String> {
+        match self {
             Engine::Server {
                 backend: Backend::Redis,
                 port,
@@ -406,17 +555,18 @@ impl Engine {
                 ..
             } => builder
                 .redis(&format!("redis://127.0.0.1:{port}"), stream)
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| e.to_string()),
             Engine::Server { port, stream, .. } => builder
                 .nats(&format!("nats://127.0.0.1:{port}"), stream)
-                .map_err(|e| e.to_string())?,
-        })
+                .map_err(|e| e.to_string()),
+            _ => Err("not a server engine".into()),
+        }
     }
 
     /// The private server's URL, e.g. `redis://127.0.0.1:PORT` (`None` in memory).
     pub(crate) fn url(&self) -> Option<String> {
         match self {
-            Engine::Memory(_) => None,
+            Engine::Memory(_) | Engine::Sql(..) => None,
             Engine::Server { backend, port, .. } => {
                 let scheme = if *backend == Backend::Redis {
                     "redis"
@@ -434,6 +584,10 @@ impl Engine {
             Engine::Server {
                 child: Some(child), ..
             } => procfs::sample(child.id()).map(|s| s.cpu_secs),
+            Engine::Sql(sql, _) => Some(
+                crate::tx::postgres_cpu()
+                    + sql.relay.as_ref().and_then(|r| r.cpu_secs()).unwrap_or(0.0),
+            ),
             _ => None,
         }
     }
@@ -445,6 +599,7 @@ impl Engine {
                     store.set_online(i, false);
                 }
             }
+            Engine::Sql(..) => {}
             Engine::Server { child, .. } => {
                 if let Some(mut child) = child.take() {
                     let _ = Command::new("kill").arg(child.id().to_string()).status();
@@ -464,6 +619,7 @@ impl Engine {
                 }
                 Ok(())
             }
+            Engine::Sql(..) => Ok(()),
             Engine::Server {
                 backend,
                 port,

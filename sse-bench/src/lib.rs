@@ -23,3 +23,4 @@ pub mod server;
 pub mod soak;
 pub mod sse;
 pub mod stats;
+pub mod tx;

@@ -141,8 +141,10 @@ impl InstanceReport {
 
 /// Runs the `scale` command.
 pub fn main(args: &ScaleArgs) -> Result<(), String> {
-    if args.engine == Backend::Memory {
-        return Err("scale needs an engine that processes share: --engine redis or nats".into());
+    if !matches!(args.engine, Backend::Redis | Backend::Nats) {
+        return Err(
+            "scale runs the bench's server on a server engine: --engine redis or nats".into(),
+        );
     }
     if args.instances == 0 || args.subs == 0 || args.rate <= 0.0 || args.seconds <= 0.0 {
         return Err("--instances, --subs, --rate and --seconds must be positive".into());
@@ -191,6 +193,8 @@ fn engine_name(backend: Backend) -> &'static str {
         Backend::Redis => "Redis",
         Backend::Nats => "NATS",
         Backend::Memory => "memory",
+        Backend::Postgres => "PostgreSQL",
+        Backend::PostgresRedis => "PostgreSQL relayed to Redis",
     }
 }
 

@@ -317,12 +317,17 @@ fn spawn_subscribers(
             };
             rt.block_on(async move {
                 let local = tokio::task::LocalSet::new();
+                // Each task merges what it saw when its stream ends: wait for all of them, or
+                // a lagging subscriber's figures would be lost with the unfinished task.
+                let unfinished = std::rc::Rc::new(std::cell::Cell::new(0usize));
                 for (events, cross) in [(&a, false), (&b, true)] {
                     for _ in 0..subs {
                         let Some(mut stream) = events.subscribe(None) else {
                             continue;
                         };
                         let (seen, done, progress) = (seen.clone(), done.clone(), progress.clone());
+                        let unfinished = unfinished.clone();
+                        unfinished.set(unfinished.get() + 1);
                         local.spawn_local(async move {
                             let index = if cross {
                                 let mut s = seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -367,12 +372,17 @@ fn spawn_subscribers(
                                 s.latency.merge(&latency);
                                 s.resets += resets;
                             }
+                            unfinished.set(unfinished.get() - 1);
                         });
                     }
                 }
                 local
                     .run_until(async {
                         while !done.load(Ordering::Relaxed) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                        while unfinished.get() > 0 && tokio::time::Instant::now() < deadline {
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                     })

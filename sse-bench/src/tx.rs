@@ -6,7 +6,9 @@
 //!   transaction), the event published after the handler returns, from memory, and written to
 //!   the same event log by the engine's outbox a moment later: today's non-transactional path;
 //! - `POST /tx`: `#[emit_event("tx", transactional)]` with a `sql::Tx`: the row and the event
-//!   written in one transaction, committed before the response.
+//!   written in one transaction, committed before the response;
+//! - `POST /memory`: the plain handler on a broadcaster without the log (the in-memory
+//!   history only): what an application without durable events pays, for reference.
 //!
 //! Keep-alive connections post at a fixed rate, the two routes taking turns in rounds; each
 //! request's latency is measured from when it was due (so a slow server is not hidden by
@@ -94,8 +96,28 @@ const INSERT_POSTGRES: &str = "INSERT INTO bench_rows (seq, body) VALUES ($1, $2
 /// The row through the pool, then the event from memory after the handler returns.
 #[emit_event("plain")]
 async fn plain(pool: web::Data<Pool>, body: Json<Tick>) -> Result<Json<Tick>, TxError> {
+    insert(&pool, body).await
+}
+
+/// [`plain`] on the broadcaster without the log.
+#[emit_event("memory")]
+async fn memory(pool: web::Data<Pool>, body: Json<Tick>) -> Result<Json<Tick>, TxError> {
+    insert(&pool, body).await
+}
+
+/// `/memory`: [`memory`] publishing to the scope's broadcaster (the handlers of this thread
+/// publish to the log's by default).
+async fn memory_route(
+    events: web::Data<Broadcaster>,
+    pool: web::Data<Pool>,
+    body: Json<Tick>,
+) -> Result<Json<Tick>, TxError> {
+    events.scope(memory(pool, body)).await
+}
+
+async fn insert(pool: &Pool, body: Json<Tick>) -> Result<Json<Tick>, TxError> {
     let seq = i64::try_from(body.seq).unwrap_or(i64::MAX);
-    let done = match pool.get_ref() {
+    let done = match pool {
         Pool::Sqlite(p) => sqlx::query(INSERT_SQLITE)
             .bind(seq)
             .bind(&body.body)
@@ -152,9 +174,15 @@ pub fn serve(args: ServeTxArgs) -> std::io::Result<()> {
             .event_log(&log)
             .keep_alive(None)
             .build();
+        let in_memory = Broadcaster::builder().keep_alive(None).build();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(pool.clone()))
+                .service(
+                    web::scope("/memory")
+                        .app_data(web::Data::new(in_memory.clone()))
+                        .route("", web::post().to(memory_route)),
+                )
                 .configure(events.service("/events"))
                 .route("/plain", web::post().to(plain))
                 .route("/tx", web::post().to(transactional))
@@ -398,7 +426,7 @@ fn measure(db: Db, args: &TxArgs) -> Result<bool, String> {
         .map_err(|e| e.to_string())?;
     let mut seq = 0;
     // Warm up both routes (connections, statements, pages).
-    for route in ["plain", "tx"] {
+    for route in ["memory", "plain", "tx"] {
         rt.block_on(load(
             server.addr,
             route,
@@ -411,9 +439,9 @@ fn measure(db: Db, args: &TxArgs) -> Result<bool, String> {
     let mut phases = Vec::new();
     for round in 0..args.rounds {
         let order = if round % 2 == 0 {
-            ["plain", "tx"]
+            ["memory", "plain", "tx"]
         } else {
-            ["tx", "plain"]
+            ["tx", "plain", "memory"]
         };
         for route in order {
             let cpu0 = procfs::sample(pid).map_or(0.0, |s| s.cpu_secs);
@@ -454,7 +482,7 @@ fn measure(db: Db, args: &TxArgs) -> Result<bool, String> {
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut summary = Vec::new();
-    for route in ["plain", "tx"] {
+    for route in ["memory", "plain", "tx"] {
         let mine: Vec<&Phase> = phases.iter().filter(|p| p.route == route).collect();
         let mut latency = Histogram::default();
         for p in &mine {
@@ -484,21 +512,42 @@ fn measure(db: Db, args: &TxArgs) -> Result<bool, String> {
     }
     let rows = database.count("bench_rows")?;
     let events = database.count("sse_events WHERE name IN ('plain', 'tx')")?;
-    if rows != events {
-        println!("MISMATCH: {rows} rows written, {events} events in the log");
+    let in_memory = database.count("sse_events WHERE name = 'memory'")?;
+    let logged_routes = rows.saturating_sub(phases_total(&phases, "memory") + warm_up(args));
+    if events != logged_routes || in_memory != 0 {
+        println!("MISMATCH: {logged_routes} rows written by plain and tx, {events} of their events in the log ({in_memory} from memory)");
         clean = false;
     } else {
-        println!("{rows} rows written, {events} events in the log: one event per change");
+        println!("{logged_routes} rows written by `plain` and `tx`, {events} events in the log: one event per change");
     }
-    if let [(_, p50a, p99a, cpua), (_, p50b, p99b, cpub)] = summary[..] {
-        println!(
-            "transactional − plain: p50 {:+.2} ms, p99 {:+.2} ms; CPU per request (server + PostgreSQL) {:.2}×",
-            (p50b as f64 - p50a as f64) / 1000.0,
-            (p99b as f64 - p99a as f64) / 1000.0,
-            cpub / cpua.max(1e-9)
-        );
+    if let [memory, plain, tx] = summary[..] {
+        for ((name, p50a, p99a, cpua), label) in
+            [(plain, "plain (same log)"), (memory, "memory (no log)")]
+        {
+            let (_, p50b, p99b, cpub) = tx;
+            println!(
+                "transactional − {label}: p50 {:+.2} ms, p99 {:+.2} ms; CPU per request (server + PostgreSQL) {:.2}× ({name})",
+                (p50b as f64 - p50a as f64) / 1000.0,
+                (p99b as f64 - p99a as f64) / 1000.0,
+                cpub / cpua.max(1e-9)
+            );
+        }
     }
     Ok(clean)
+}
+
+/// Requests answered by `route` over the measured phases.
+fn phases_total(phases: &[Phase], route: &str) -> u64 {
+    phases
+        .iter()
+        .filter(|p| p.route == route)
+        .map(|p| p.ok)
+        .sum()
+}
+
+/// Requests of the `memory` route's one-second warm-up.
+fn warm_up(args: &TxArgs) -> u64 {
+    (args.rate * 1.0).round().max(1.0) as u64
 }
 
 /// Posts to `/route` at `rate` for `seconds` over `conns` keep-alive connections; answered,

@@ -531,6 +531,11 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The database URL and schema of a `postgres` backend, for servers in other processes.
+    pub(crate) fn postgres(&self) -> Option<(String, String)> {
+        self.sql().map(|sql| (sql.url.clone(), sql.schema.clone()))
+    }
+
     /// The SQL log, for `postgres` backends.
     fn sql(&self) -> Option<&Sql> {
         match self {

@@ -239,6 +239,25 @@ async fn open(url: &str, schema: Option<&str>) -> Result<(Pool, EventLog), Strin
     Ok((Pool::Postgres(pool), log))
 }
 
+/// The event log alone on PostgreSQL at `url` (in `schema`), its table made if missing: for
+/// servers of other presets that run on the SQL log.
+pub(crate) async fn open_log(url: &str, schema: Option<&str>) -> Result<EventLog, String> {
+    let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e| format!("{e}"))?;
+    let options = match schema {
+        Some(s) => options.options([("search_path", s)]),
+        None => options,
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    EventLog::ensure_schema(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    EventLog::open(&pool).await.map_err(|e| e.to_string())
+}
+
 /// One measured phase of one route.
 struct Phase {
     route: &'static str,

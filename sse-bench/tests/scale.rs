@@ -1,6 +1,7 @@
 //! `sse-bench scale` at a tiny size, on each engine: two instances and then one, every
 //! subscriber connected, every event delivered once, the figures printed per instance. CI
-//! runs them with the ignored tests; they need `redis-server` and `nats-server` on the PATH.
+//! runs them with the ignored tests; they need `redis-server` and `nats-server` on the PATH,
+//! and PostgreSQL on 127.0.0.1:5432 (database `test`, role `postgres`).
 
 fn scale(engine: &str) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sse-bench"))
@@ -61,4 +62,10 @@ fn scale_on_redis_delivers_every_event_once_on_every_instance() {
 #[ignore = "needs nats-server"]
 fn scale_on_nats_delivers_every_event_once_on_every_instance() {
     assert_every_event_once(&scale("nats"));
+}
+
+#[test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432"]
+fn scale_on_postgres_delivers_every_event_once_on_every_instance() {
+    assert_every_event_once(&scale("postgres"));
 }

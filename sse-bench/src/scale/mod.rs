@@ -1,5 +1,5 @@
 //! `sse-bench scale`: N instances of the bench's server sharing one engine (a private Redis
-//! or NATS), their subscribers opened by load processes of their own (each under the
+//! or NATS, or the SQL event log in a schema of the local PostgreSQL), their subscribers opened by load processes of their own (each under the
 //! open-file limit, each from its own loopback source address), one publisher on the first
 //! instance. Then the same load on ONE instance with one instance's share of the
 //! subscribers, so that what spreading costs shows.
@@ -54,6 +54,10 @@ pub struct ScaleArgs {
     /// actix workers of each instance.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// The PostgreSQL database of `--engine postgres` (a schema of its own is made for the
+    /// run and dropped after it).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub postgres_url: String,
     /// Subscribers per load process at most (default: the open-file limit less 256).
     #[arg(long)]
     pub per_process: Option<usize>,
@@ -141,9 +145,13 @@ impl InstanceReport {
 
 /// Runs the `scale` command.
 pub fn main(args: &ScaleArgs) -> Result<(), String> {
-    if !matches!(args.engine, Backend::Redis | Backend::Nats) {
+    if !matches!(
+        args.engine,
+        Backend::Redis | Backend::Nats | Backend::Postgres
+    ) {
         return Err(
-            "scale runs the bench's server on a server engine: --engine redis or nats".into(),
+            "scale runs the bench's servers on a shared engine: --engine redis, nats or postgres"
+                .into(),
         );
     }
     if args.instances == 0 || args.subs == 0 || args.rate <= 0.0 || args.seconds <= 0.0 {
@@ -161,11 +169,16 @@ pub fn main(args: &ScaleArgs) -> Result<(), String> {
     println!("$ {}", procfs::command_line());
     println!(
         "machine: {}, {} cores, nothing pinned; open-file limit {nofile}, at most {per_process} \
-         subscribers per load process; {} engine (private {}-server)",
+         subscribers per load process; {} engine ({})",
         procfs::cpu_model(),
         std::thread::available_parallelism().map_or(1, usize::from),
         engine_name(args.engine),
-        engine_name(args.engine).to_lowercase(),
+        match args.engine {
+            Backend::Postgres => "the SQL event log in a schema made for the run; its CPU is \
+                                  every postgres process's"
+                .to_owned(),
+            engine => format!("private {}-server", engine_name(engine).to_lowercase()),
+        },
     );
     let mut phases = vec![(args.instances, args.subs)];
     if !args.no_single {
@@ -242,8 +255,12 @@ fn run_phase(
         load_average: procfs::load_average().unwrap_or(f64::NAN),
         ..PhaseReport::default()
     };
-    let engine = Engine::start(args.engine)?;
-    let engine_url = engine.url().ok_or("the engine has no URL")?;
+    let engine = Engine::start_with(args.engine, &args.postgres_url)?;
+    let postgres = engine.postgres();
+    let engine_url = match &postgres {
+        Some((url, schema)) => format!("{url} (schema {schema})"),
+        None => engine.url().ok_or("the engine has no URL")?,
+    };
     let stream = format!("sse-bench-scale-{}-{instances}", std::process::id());
     let serve = ServeArgs {
         workers: args.workers.max(1),
@@ -251,6 +268,8 @@ fn run_phase(
         redis_stream: stream.clone(),
         nats: (args.engine == Backend::Nats).then(|| engine_url.clone()),
         nats_stream: stream,
+        postgres: postgres.as_ref().map(|(url, _)| url.clone()),
+        postgres_schema: postgres.map(|(_, schema)| schema),
         ..ServeArgs::new(Impl::Ours)
     };
     let servers = (0..instances)
@@ -259,7 +278,7 @@ fn run_phase(
         .map_err(|e| format!("cannot start a server: {e}"))?;
     let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
     for &addr in &addrs {
-        wait_linked(addr, Duration::from_secs(15))?;
+        wait_linked(addr, args.engine, Duration::from_secs(15))?;
     }
     log(format!("{instances} server(s) linked to {engine_url}"));
     let sample = |i: usize| procfs::sample(servers[i].pid()).unwrap_or_default();
@@ -462,15 +481,17 @@ fn run_phase(
 }
 
 /// Waits until the server at `addr` reads its engine: its last event id then has the engine's
-/// three-part shape (`<epoch>-<a>-<b>`).
-fn wait_linked(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+/// three-part shape (`<epoch>-<a>-<b>`). A server on the SQL log opens the log before it
+/// listens, so its ids have the log's two parts (`<epoch>-<position>`) from the start.
+fn wait_linked(addr: SocketAddr, engine: Backend, timeout: Duration) -> Result<(), String> {
+    let parts = if engine == Backend::Postgres { 1 } else { 2 };
     let deadline = Instant::now() + timeout;
     loop {
         let id = control::stats(addr)
             .ok()
             .and_then(|s| s.get("last_event_id")?.as_str().map(str::to_owned))
             .unwrap_or_default();
-        if id.matches('-').count() == 2 {
+        if id.matches('-').count() == parts {
             return Ok(());
         }
         if Instant::now() >= deadline {

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{engine_name, quantiles_ms, PhaseReport, ScaleArgs};
+use crate::engines::Backend;
 use crate::report::render;
 
 fn mib(bytes: u64) -> String {
@@ -101,9 +102,12 @@ pub(super) fn phase(r: &PhaseReport, args: &ScaleArgs) -> String {
     let side = r.servers_cpu + r.engine_cpu;
     let _ = writeln!(
         out,
-        "engine ({}-server) CPU: {:.2} s, {} µs per event, {:.0} % of the servers' and \
+        "engine ({}) CPU: {:.2} s, {} µs per event, {:.0} % of the servers' and \
          engine's CPU ({:.2} s); servers + engine: {} µs per delivery",
-        engine.to_lowercase(),
+        match args.engine {
+            Backend::Postgres => "every postgres process".to_owned(),
+            _ => format!("{}-server", engine.to_lowercase()),
+        },
         r.engine_cpu,
         us(per(r.engine_cpu, r.published)),
         r.engine_cpu / side * 100.0,

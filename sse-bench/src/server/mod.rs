@@ -182,6 +182,13 @@ pub struct ServeArgs {
     /// Ours, with `--nats`: the stream name.
     #[arg(long, default_value = "sse-bench-events")]
     pub nats_stream: String,
+    /// Ours: the SQL event log on this PostgreSQL database (`postgres://...`), followed with
+    /// `LISTEN`/`NOTIFY`; with `--redis` or `--nats` as well, relayed into that stream.
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// Ours, with `--postgres`: the schema (search path) of the log's table.
+    #[arg(long)]
+    pub postgres_schema: Option<String>,
 }
 
 impl ServeArgs {
@@ -200,6 +207,8 @@ impl ServeArgs {
             redis_stream: "sse-bench:events".into(),
             nats: None,
             nats_stream: "sse-bench-events".into(),
+            postgres: None,
+            postgres_schema: None,
         }
     }
 
@@ -241,6 +250,12 @@ impl ServeArgs {
                 self.nats_stream.clone(),
             ]);
         }
+        if let Some(url) = &self.postgres {
+            cli.extend(["--postgres".into(), url.clone()]);
+        }
+        if let Some(schema) = &self.postgres_schema {
+            cli.extend(["--postgres-schema".into(), schema.clone()]);
+        }
         cli
     }
 }
@@ -281,7 +296,11 @@ pub fn serve(args: ServeArgs) -> io::Result<()> {
         std::process::exit(0);
     });
     actix_web::rt::System::new().block_on(async move {
+        if args.postgres.is_some() && args.imp != Impl::Ours {
+            return Err(io::Error::other("--postgres is for --impl ours"));
+        }
         let (server, addr) = match args.imp {
+            Impl::Ours if args.postgres.is_some() => ours::server_on_postgres(&args).await?,
             Impl::Ours => ours::server(&args, false)?,
             Impl::OursMetrics => ours::server(&args, true)?,
             Impl::OursGzip => ours::server_compressed(&args)?,

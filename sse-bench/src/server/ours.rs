@@ -63,13 +63,38 @@ pub(super) fn server_compressed(
     serve_with(args, false, true)
 }
 
+/// The same server on the SQL event log in PostgreSQL (`--postgres`), relayed into Redis or
+/// NATS when those are given too.
+pub(super) async fn server_on_postgres(
+    args: &ServeArgs,
+) -> std::io::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
+    let url = args.postgres.as_deref().unwrap_or_default();
+    let log = crate::tx::open_log(url, args.postgres_schema.as_deref())
+        .await
+        .map_err(std::io::Error::other)?;
+    serve_on(args, false, false, Some(&log))
+}
+
 fn serve_with(
     args: &ServeArgs,
     metrics: bool,
     compress: bool,
 ) -> std::io::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
+    serve_on(args, metrics, compress, None)
+}
+
+fn serve_on(
+    args: &ServeArgs,
+    metrics: bool,
+    compress: bool,
+    log: Option<&sse_core::sql::EventLog>,
+) -> std::io::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
     let prometheus = metrics.then(install_metrics).transpose()?;
-    let mut builder = Broadcaster::builder()
+    let mut builder = Broadcaster::builder();
+    if let Some(log) = log {
+        builder = builder.event_log(log);
+    }
+    let mut builder = builder
         .history(args.history)
         .history_bytes(args.history_bytes)
         .keep_alive(args.keep_alive())

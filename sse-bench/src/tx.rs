@@ -220,16 +220,7 @@ async fn open(url: &str, schema: Option<&str>) -> Result<(Pool, EventLog), Strin
         let log = EventLog::open(&pool).await.map_err(|e| err(&e))?;
         return Ok((Pool::Sqlite(pool), log));
     }
-    let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e| err(&e))?;
-    let options = match schema {
-        Some(s) => options.options([("search_path", s)]),
-        None => options,
-    };
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(16)
-        .connect_with(options)
-        .await
-        .map_err(|e| err(&e))?;
+    let pool = pg_pool(url, schema, 16).await?;
     sqlx::query("CREATE TABLE IF NOT EXISTS bench_rows (seq BIGINT NOT NULL, body TEXT NOT NULL)")
         .execute(&pool)
         .await
@@ -242,20 +233,25 @@ async fn open(url: &str, schema: Option<&str>) -> Result<(Pool, EventLog), Strin
 /// The event log alone on PostgreSQL at `url` (in `schema`), its table made if missing: for
 /// servers of other presets that run on the SQL log.
 pub(crate) async fn open_log(url: &str, schema: Option<&str>) -> Result<EventLog, String> {
+    let pool = pg_pool(url, schema, 8).await?;
+    EventLog::ensure_schema(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    EventLog::open(&pool).await.map_err(|e| e.to_string())
+}
+
+/// A pool on PostgreSQL at `url`, its search path `schema` when given.
+async fn pg_pool(url: &str, schema: Option<&str>, max: u32) -> Result<sqlx::PgPool, String> {
     let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e| format!("{e}"))?;
     let options = match schema {
         Some(s) => options.options([("search_path", s)]),
         None => options,
     };
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(8)
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max)
         .connect_with(options)
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    EventLog::ensure_schema(&pool)
-        .await
-        .map_err(|e| e.to_string())?;
-    EventLog::open(&pool).await.map_err(|e| e.to_string())
+        .map_err(|e| format!("PostgreSQL: {e}"))
 }
 
 /// One measured phase of one route.

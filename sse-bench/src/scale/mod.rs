@@ -258,7 +258,7 @@ fn run_phase(
     let engine = Engine::start_with(args.engine, &args.postgres_url)?;
     let postgres = engine.postgres();
     let engine_url = match &postgres {
-        Some((url, schema)) => format!("{url} (schema {schema})"),
+        Some((_, schema)) => format!("the SQL log in PostgreSQL, schema {schema}"),
         None => engine.url().ok_or("the engine has no URL")?,
     };
     let stream = format!("sse-bench-scale-{}-{instances}", std::process::id());

@@ -91,7 +91,9 @@
 //!   subscriber connects, and again when its stream ends, the hub publishes a private update
 //!   on that IRI with the subscription (`"active": true`, then `false`) as its data: it
 //!   reaches subscribers that selected it and whose claim allows it. No publisher may publish
-//!   on these topics (403), whatever its claim.
+//!   on these topics (403), whatever its claim. Like any update, each is numbered and kept
+//!   in the history (and in the engine's stream): subscribers that come and go often take
+//!   room there from other events.
 //!
 //! The list is this instance's: the subscribers this process serves. With an engine
 //! (Redis, NATS), each instance lists its own, while the subscription events, being updates,

@@ -3,14 +3,17 @@
 // Our own cases, after those the Mercure conformance suite covers: the publish answers
 // text/plain with the posted id, which reaches `lastEventId`; raw, URI and URI-template
 // topics; several topics and several selectors; selectors that match nothing; private
-// updates an anonymous subscriber does not get. Run by sse-demo/tests/mercure.rs; prints
-// `LOG ...` lines, then `OK`; on the first failure the reason on stderr, exit code 1.
+// updates an anonymous subscriber does not get. Then CORS (the demo runs with
+// `--mercure-cors-origin '*' --mercure-subscriptions`): the page reaches the hub under its
+// other loopback name, another origin, with an EventSource with credentials, a publish and a
+// read of the subscriptions API that each need a preflight. Run by sse-demo/tests/mercure.rs;
+// prints `LOG ...` lines, then `OK`; on the first failure the reason on stderr, exit code 1.
 //
-//   node mercure.mjs <url> <publisher-token>
+//   node mercure.mjs <url> <publisher-token> <subscriber-token>
 
 import { log, runInChromium } from "./common.mjs";
 
-const [url, token] = process.argv.slice(2);
+const [url, token, subscriberToken] = process.argv.slice(2);
 const WAIT_MS = 5_000;
 const TOPIC = "https://example.com/books/1";
 
@@ -122,4 +125,56 @@ await runInChromium("mercure", { overallMs: 90_000 }, async (context) => {
     throw new Error(`non-matching selectors got ${JSON.stringify({ nothing, rawAll })}`);
   }
   log("non-matching selectors got nothing");
+
+  // The same server under its other loopback name is another origin.
+  const hub = new URL("/.well-known/mercure", url);
+  hub.hostname = hub.hostname === "localhost" ? "127.0.0.1" : "localhost";
+  const cors = await page.evaluate(
+    async ([hub, token, subscriberToken, waitMs]) => {
+      const topic = "https://example.com/cors/1";
+      const within = (what, promise) =>
+        Promise.race([
+          promise,
+          new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${waitMs} ms`)), waitMs)),
+        ]);
+      const source = new EventSource(`${hub}?topic=${encodeURIComponent(topic)}`, { withCredentials: true });
+      try {
+        await within(
+          "the cross-origin EventSource opens",
+          new Promise((resolve, reject) => {
+            source.onopen = resolve;
+            source.onerror = () => reject(new Error("the cross-origin EventSource failed (CORS?)"));
+          }),
+        );
+        const update = new Promise((resolve) => {
+          source.onmessage = (e) => resolve({ id: e.lastEventId, data: e.data });
+        });
+        // An Authorization header: the browser sends a preflight first.
+        const body = new URLSearchParams([["topic", topic], ["data", "cross"], ["id", "cors-1"]]);
+        const published = await fetch(hub, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}` },
+          body,
+          credentials: "include",
+        });
+        const got = await within("the cross-origin update", update);
+        const list = await fetch(`${hub}/subscriptions/${encodeURIComponent(topic)}`, {
+          headers: { authorization: `Bearer ${subscriberToken}` },
+          credentials: "include",
+        });
+        return { published: published.status, got, listed: list.status, list: await list.json() };
+      } finally {
+        source.close();
+      }
+    },
+    [hub.href, token, subscriberToken, WAIT_MS],
+  );
+  if (cors.published !== 200 || cors.got.id !== "cors-1" || cors.got.data !== "cross") {
+    throw new Error(`cross-origin publish and update: ${JSON.stringify(cors)}`);
+  }
+  const listed = cors.list.subscriptions ?? [];
+  if (cors.listed !== 200 || listed.length !== 1 || listed[0].topic !== "https://example.com/cors/1" || !listed[0].active) {
+    throw new Error(`cross-origin subscriptions API: ${JSON.stringify(cors)}`);
+  }
+  log("cross-origin EventSource with credentials, publish and subscriptions API after preflights");
 });

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{middleware, App, HttpServer};
+use actix_web::{middleware, web, App, HttpServer};
 use clap::Parser;
 use sse_core::Broadcaster;
 use sse_demo::login::LoginKey;
@@ -253,23 +253,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     sse_core::mercure::Discovery::new(sse_core::mercure::PATH),
                 ))
                 .wrap(presence.middleware())
-                .wrap(sse_demo::cors(&origins))
                 .wrap(middleware::Logger::new("%r %s %Dms"))
                 .wrap(events.snapshot_id_middleware())
-                .configure(sse_demo::app_config(pool.clone(), events.clone()))
-                .configure(presence.config())
+                // First, outside the application's CORS: the hub answers CORS itself
+                // (`--mercure-cors-origin`), and two middlewares would send two sets of headers.
                 .configure(|cfg| {
                     if let Some(hub) = &mercure {
                         events.mercure(hub.clone())(cfg);
                     }
                 })
-                .configure(|cfg| {
-                    if demo_login {
-                        sse_demo::login::config(login_key.clone())(cfg);
-                    } else {
-                        sse_demo::login::key_config(login_key.clone())(cfg);
-                    }
-                })
+                // Everything else: a scope that matches every path, so it goes last.
+                .service(
+                    web::scope("")
+                        .wrap(sse_demo::cors(&origins))
+                        .configure(sse_demo::app_config(pool.clone(), events.clone()))
+                        .configure(presence.config())
+                        .configure(|cfg| {
+                            if demo_login {
+                                sse_demo::login::config(login_key.clone())(cfg);
+                            } else {
+                                sse_demo::login::key_config(login_key.clone())(cfg);
+                            }
+                        }),
+                )
         }
     })
     // `events.serve` handles Ctrl-C and SIGTERM: it ends the open streams, then stops the

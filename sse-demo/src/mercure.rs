@@ -33,6 +33,22 @@ pub struct MercureArgs {
     #[arg(long, env = "MERCURE_SUBSCRIBER_JWT_ALG", default_value = "HS256")]
     pub mercure_subscriber_jwt_alg: String,
 
+    /// Serve the subscriptions API (`/.well-known/mercure/subscriptions...`, for a
+    /// subscriber token covering its URL) and publish subscription events.
+    #[arg(long, requires = "mercure")]
+    pub mercure_subscriptions: bool,
+
+    /// An origin whose pages may use the hub with CORS (credentials included), like
+    /// `https://app.example.com`; `*` for any. Repeat the flag for several. The hub's routes
+    /// get only these CORS headers, not those of `--cors-origin`.
+    #[arg(
+        long = "mercure-cors-origin",
+        env = "MERCURE_CORS_ORIGINS",
+        value_delimiter = ',',
+        requires = "mercure"
+    )]
+    pub mercure_cors_origins: Vec<String>,
+
     /// Mercure topics under this IRI are the demo's topics: with `https://example.com/`,
     /// `https://example.com/users/1` is the topic `users/1` of the user events.
     #[arg(long, env = "MERCURE_BASE_IRI")]
@@ -85,7 +101,15 @@ impl MercureArgs {
                 "subscriber",
             )?)
             .anonymous(self.mercure_anonymous)
-            .publish_origins(publish_origins.iter().cloned());
+            .publish_origins(publish_origins.iter().cloned())
+            .subscriptions(self.mercure_subscriptions)
+            // `MERCURE_CORS_ORIGINS="https://a.example, https://b.example"` reads naturally
+            // with spaces.
+            .cors_origins(
+                (self.mercure_cors_origins.iter())
+                    .map(|origin| origin.trim().to_owned())
+                    .filter(|origin| !origin.is_empty()),
+            );
         if let Some(base) = &self.mercure_base_iri {
             hub = hub.base_iri(base.clone());
         }

@@ -557,3 +557,405 @@ async fn rs256_publisher_tokens_are_checked_with_the_public_key() {
     );
     assert_eq!(events.stats().published, 1);
 }
+
+// The subscriptions API and its events (`Mercure::subscriptions`), CORS (`cors_origins`).
+
+const SUBSCRIPTIONS: &str = "/.well-known/mercure/subscriptions";
+/// The selectors that cover every URL of the subscriptions API and every subscription event.
+const SUBSCRIPTION_SELECTORS: [&str; 3] = [
+    "/.well-known/mercure/subscriptions",
+    "/.well-known/mercure/subscriptions/{topic}",
+    "/.well-known/mercure/subscriptions/{topic}/{subscriber}",
+];
+
+/// `text` percent-encoded as the subscriptions API encodes a segment.
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// GETs `path` with `token` (if any) and `origin` (if any): the status, the headers and the
+/// body.
+async fn get(
+    server: &TestServer,
+    path: &str,
+    token: Option<&str>,
+    origin: Option<&str>,
+) -> (u16, awc::http::header::HeaderMap, String) {
+    let mut req = awc::Client::new().get(server.url(path));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(origin) = origin {
+        req = req.insert_header(("origin", origin));
+    }
+    let mut res = req.send().await.expect("GET");
+    let body = res.body().await.expect("body");
+    (
+        res.status().as_u16(),
+        res.headers().clone(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+fn header<'a>(headers: &'a awc::http::header::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[actix_web::test]
+async fn the_subscriptions_api_lists_all_by_topic_and_one_subscriber_as_json_ld() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(true).subscriptions(true));
+    let book = "https://example.com/books/1";
+    let template = "https://example.com/books/{id}";
+    let alice = sign(
+        SUBSCRIBER,
+        json!({ "subscribe": [book], "payload": { "name": "alice" } }),
+    );
+    let _alice = subscribe(
+        &server,
+        &format!("topic={}&topic={}", segment(book), segment(template)),
+        Some(&alice),
+    )
+    .await;
+    let _anonymous = subscribe(&server, "topic=raw", None).await;
+    eventually("subscribed", || events.stats().subscribers == 2).await;
+    let (status, _) = publish(
+        &server,
+        Some(&publisher(&["*"])),
+        &[("topic", "raw"), ("id", "the-last")],
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let reader = subscriber(&SUBSCRIPTION_SELECTORS);
+    let (status, headers, body) = get(&server, SUBSCRIPTIONS, Some(&reader), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/ld+json")
+    );
+    let all: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(all["@context"], "https://mercure.rocks/");
+    assert_eq!(all["id"], SUBSCRIPTIONS);
+    assert_eq!(all["type"], "Subscriptions");
+    assert_eq!(all["lastEventID"], "the-last");
+    let list = all["subscriptions"].as_array().expect("a list");
+    let topics: Vec<&str> = list.iter().filter_map(|s| s["topic"].as_str()).collect();
+    assert_eq!(topics, [book, template, "raw"], "in the order of arrival");
+    for s in list {
+        let (topic, subscriber) = (
+            s["topic"].as_str().unwrap_or_default(),
+            s["subscriber"].as_str().unwrap_or_default(),
+        );
+        assert!(subscriber.starts_with("urn:uuid:"), "{s}");
+        assert_eq!(s["type"], "Subscription");
+        assert_eq!(s["active"], true);
+        assert_eq!(
+            s["id"],
+            format!("{SUBSCRIPTIONS}/{}/{}", segment(topic), segment(subscriber))
+        );
+        assert!(s.get("@context").is_none() && s.get("lastEventID").is_none());
+    }
+    assert_eq!(
+        list[0]["subscriber"], list[1]["subscriber"],
+        "one subscriber"
+    );
+    assert_eq!(list[0]["payload"], json!({ "name": "alice" }));
+    assert!(list[2].get("payload").is_none(), "anonymous: no payload");
+
+    let by_topic = format!("{SUBSCRIPTIONS}/{}", segment(book));
+    let (status, _, body) = get(&server, &by_topic, Some(&reader), None).await;
+    assert_eq!(status, 200, "{body}");
+    let of_topic: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(of_topic["id"], by_topic);
+    assert_eq!(of_topic["type"], "Subscriptions");
+    assert_eq!(of_topic["subscriptions"], json!([list[0]]));
+    let (_, _, body) = get(
+        &server,
+        &format!("{SUBSCRIPTIONS}/nobody"),
+        Some(&reader),
+        None,
+    )
+    .await;
+    let none: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(none["subscriptions"], json!([]));
+
+    let one_id = list[0]["id"].as_str().expect("an id");
+    let (status, headers, body) = get(&server, one_id, Some(&reader), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/ld+json")
+    );
+    let one: Value = serde_json::from_str(&body).expect("JSON");
+    let mut expected = list[0].clone();
+    expected["@context"] = json!("https://mercure.rocks/");
+    expected["lastEventID"] = json!("the-last");
+    assert_eq!(one, expected);
+    let unknown = format!("{SUBSCRIPTIONS}/{}/urn%3Auuid%3Anobody", segment(book));
+    assert_eq!(get(&server, &unknown, Some(&reader), None).await.0, 404);
+}
+
+#[actix_web::test]
+async fn the_subscriptions_api_needs_a_token_covering_the_url_and_is_off_by_default() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(true).subscriptions(true));
+    let (status, headers, _) = get(&server, SUBSCRIPTIONS, None, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(header(&headers, "www-authenticate"), Some("Bearer"));
+    let forged = publisher(&["*"]);
+    assert_eq!(
+        get(&server, SUBSCRIPTIONS, Some(&forged), None).await.0,
+        401
+    );
+    let other = subscriber(&["https://example.com/books/{id}"]);
+    assert_eq!(get(&server, SUBSCRIPTIONS, Some(&other), None).await.0, 403);
+    let list_only = subscriber(&[SUBSCRIPTIONS]);
+    assert_eq!(
+        get(&server, SUBSCRIPTIONS, Some(&list_only), None).await.0,
+        200
+    );
+    let (status, _, body) = get(
+        &server,
+        &format!("{SUBSCRIPTIONS}/a"),
+        Some(&list_only),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("mercure.subscribe"), "{body}");
+    let everything = subscriber(&["*"]);
+    assert_eq!(
+        get(
+            &server,
+            &format!("{SUBSCRIPTIONS}/a"),
+            Some(&everything),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    let by_query = format!("{SUBSCRIPTIONS}?authorization={list_only}");
+    assert_eq!(get(&server, &by_query, None, None).await.0, 200);
+    for (bad, says) in [
+        ("/a%zz", "hexadecimal"),
+        ("/%FF", "UTF-8"),
+        ("/a/", "empty"),
+    ] {
+        let (status, _, body) = get(
+            &server,
+            &format!("{SUBSCRIPTIONS}{bad}"),
+            Some(&everything),
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains(says), "{bad}: {body}");
+    }
+    assert_eq!(
+        get(
+            &server,
+            &format!("{SUBSCRIPTIONS}/a/b/c"),
+            Some(&everything),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+
+    let off = serve_hub(&events, hub(true));
+    assert_eq!(
+        get(&off, SUBSCRIPTIONS, Some(&everything), None).await.0,
+        404
+    );
+}
+
+/// The next event of `client` whose data is a subscription of `topic`, skipping others
+/// (the observer's own subscription events); fails the test after [`common::WAIT`].
+async fn subscription_event(client: &mut SseClient, topic: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let event = (client.next_within(left).await)
+            .unwrap_or_else(|| panic!("no subscription event for {topic} in time"));
+        let data: Value = serde_json::from_str(&event.data).expect("JSON");
+        if data["topic"] == topic {
+            assert_eq!(event.event, "message");
+            assert!(event.id.starts_with("urn:uuid:"), "{}", event.id);
+            return data;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn subscription_events_announce_a_subscriber_active_then_inactive() {
+    // Keep-alive comments every 100 ms: the server notices a closed connection at once.
+    let events = Broadcaster::builder()
+        .keep_alive(Some(Duration::from_millis(100)))
+        .build();
+    let server = serve_hub(&events, hub(true).subscriptions(true));
+    let query = format!("topic={}", segment(SUBSCRIPTION_SELECTORS[2]));
+    let mut observer = subscribe(&server, &query, Some(&subscriber(&SUBSCRIPTION_SELECTORS))).await;
+    let mut anonymous = subscribe(&server, &query, None).await;
+    let mut other = subscribe(
+        &server,
+        &query,
+        Some(&subscriber(&["https://example.com/books/{id}"])),
+    )
+    .await;
+    eventually("observers subscribed", || events.stats().subscribers == 3).await;
+
+    let book = "https://example.com/books/1";
+    let token = sign(
+        SUBSCRIBER,
+        json!({ "subscribe": [book], "payload": { "name": "bob" } }),
+    );
+    let bob = subscribe(&server, &format!("topic={}", segment(book)), Some(&token)).await;
+    let active = subscription_event(&mut observer, book).await;
+    let subscriber_id = active["subscriber"]
+        .as_str()
+        .expect("a subscriber")
+        .to_owned();
+    assert!(subscriber_id.starts_with("urn:uuid:"), "{active}");
+    assert_eq!(
+        active,
+        json!({
+            "@context": "https://mercure.rocks/",
+            "id": format!("{SUBSCRIPTIONS}/{}/{}", segment(book), segment(&subscriber_id)),
+            "type": "Subscription",
+            "topic": book,
+            "subscriber": subscriber_id,
+            "active": true,
+            "payload": { "name": "bob" },
+        })
+    );
+
+    drop(bob);
+    let inactive = subscription_event(&mut observer, book).await;
+    let mut expected = active.clone();
+    expected["active"] = json!(false);
+    assert_eq!(inactive, expected);
+    eventually("bob gone", || events.stats().subscribers == 3).await;
+    anonymous.assert_quiet(QUIET).await;
+    other.assert_quiet(QUIET).await;
+}
+
+#[actix_web::test]
+async fn publishing_on_a_subscription_topic_is_forbidden() {
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(true).subscriptions(true));
+    let token = publisher(&["*"]);
+    for topic in [
+        "/.well-known/mercure/subscriptions/a/urn%3Auuid%3A1",
+        "/.well-known/mercure/subscriptions",
+        "https://example.com/.well-known/mercure/subscriptions/a/b",
+    ] {
+        let (status, body) = publish(&server, Some(&token), &[("topic", topic)]).await;
+        assert_eq!(status, 403, "{topic}: {body}");
+        let (status, _) = publish(
+            &server,
+            Some(&token),
+            &[("topic", "books/1"), ("topic", topic)],
+        )
+        .await;
+        assert_eq!(status, 403, "{topic} as an alternate topic");
+    }
+    assert_eq!(events.stats().published, 0);
+}
+
+#[actix_web::test]
+async fn the_hub_answers_cors_preflights_and_marks_responses_for_listed_origins_only() {
+    let events = Broadcaster::new();
+    let app = "https://app.example.com";
+    let evil = "https://evil.example.org";
+    let server = serve_hub(&events, hub(true).subscriptions(true).cors_origins([app]));
+    let preflight = |origin: &'static str, path: &str| {
+        awc::Client::new()
+            .request(awc::http::Method::OPTIONS, server.url(path))
+            .insert_header(("origin", origin))
+            .insert_header(("access-control-request-method", "POST"))
+            .insert_header(("access-control-request-headers", "authorization"))
+            .send()
+    };
+    for path in [HUB, SUBSCRIPTIONS] {
+        let res = preflight(app, path).await.expect("preflight");
+        assert_eq!(res.status().as_u16(), 204, "{path}");
+        let headers = res.headers();
+        assert_eq!(header(headers, "access-control-allow-origin"), Some(app));
+        assert_eq!(
+            header(headers, "access-control-allow-credentials"),
+            Some("true")
+        );
+        let methods = header(headers, "access-control-allow-methods").unwrap_or_default();
+        assert!(
+            methods.contains("POST") && methods.contains("GET"),
+            "{methods}"
+        );
+        let allowed = header(headers, "access-control-allow-headers").unwrap_or_default();
+        assert!(allowed.contains("authorization"), "{allowed}");
+        let res = preflight(evil, path).await.expect("preflight");
+        assert_eq!(res.status().as_u16(), 403);
+        assert!(res.headers().get("access-control-allow-origin").is_none());
+    }
+
+    // The streaming GET: the headers come with the response head.
+    for (origin, allowed) in [(app, true), (evil, false)] {
+        let stream = SseClient::connect_with(&url(&server, "topic=a"), |req| {
+            req.insert_header(("origin", origin))
+        })
+        .await;
+        assert_eq!(stream.status, 200);
+        let acao = header(&stream.headers, "access-control-allow-origin");
+        assert_eq!(acao, allowed.then_some(origin), "{origin}");
+        let credentials = header(&stream.headers, "access-control-allow-credentials");
+        assert_eq!(credentials, allowed.then_some("true"), "{origin}");
+    }
+    // The publish and the subscriptions API.
+    for (origin, allowed) in [(app, true), (evil, false)] {
+        let res = awc::Client::new()
+            .post(server.url(HUB))
+            .bearer_auth(publisher(&["*"]))
+            .insert_header(("origin", origin))
+            .send_form(&[("topic", "a")])
+            .await
+            .expect("publish");
+        assert_eq!(res.status().as_u16(), 200);
+        let acao = header(res.headers(), "access-control-allow-origin");
+        assert_eq!(acao, allowed.then_some(origin), "{origin}");
+        let token = subscriber(&["*"]);
+        let (status, headers, _) = get(&server, SUBSCRIPTIONS, Some(&token), Some(origin)).await;
+        assert_eq!(status, 200);
+        let acao = header(&headers, "access-control-allow-origin");
+        assert_eq!(acao, allowed.then_some(origin), "{origin}");
+    }
+    // Without an origin, no CORS header at all.
+    let (_, headers, _) = get(&server, SUBSCRIPTIONS, Some(&subscriber(&["*"])), None).await;
+    assert!(headers.get("access-control-allow-origin").is_none());
+
+    // `*`: any origin, echoed, as a browser wants with credentials.
+    let any = serve_hub(&events, hub(true).cors_origins(["*"]));
+    let stream = SseClient::connect_with(&url(&any, "topic=a"), |req| {
+        req.insert_header(("origin", evil))
+    })
+    .await;
+    assert_eq!(
+        header(&stream.headers, "access-control-allow-origin"),
+        Some(evil)
+    );
+    // Without `cors_origins`, no CORS at all.
+    let none = serve_hub(&events, hub(true));
+    let stream = SseClient::connect_with(&url(&none, "topic=a"), |req| {
+        req.insert_header(("origin", app))
+    })
+    .await;
+    assert!(stream.headers.get("access-control-allow-origin").is_none());
+}

@@ -102,7 +102,6 @@ pub(crate) struct MercureClaim {
     #[serde(default)]
     pub(crate) subscribe: Option<Vec<String>>,
     #[serde(default)]
-    #[allow(dead_code)] // Kept for the subscriptions API.
     pub(crate) payload: Option<serde_json::Value>,
 }
 

@@ -38,6 +38,8 @@
 //!   malformed form, topic or id (`#...`) (400), past [`Mercure::max_update_bytes`] (413);
 //!   nothing is published then.
 //! - **Discovery**: [`Discovery`] adds `Link: <hub>; rel="mercure"` to responses.
+//! - **Subscriptions** (off by default): the subscriptions API and its events
+//!   ([below](#subscriptions)). **CORS** (off by default): [below](#cors).
 //!
 //! # One stream of events
 //!
@@ -69,17 +71,79 @@
 //! (it is not looked up in the engine), gets an `sse-reset` event, as on the stream
 //! endpoint.
 //!
+//! # Subscriptions
+//!
+//! With [`Mercure::subscriptions`], the hub serves the subscriptions API and publishes
+//! subscription events, as the protocol defines them:
+//!
+//! - `GET /.well-known/mercure/subscriptions`, `.../subscriptions/{topic}` and
+//!   `.../subscriptions/{topic}/{subscriber}` (each segment percent-encoded) answer JSON-LD
+//!   (`application/ld+json`): a `Subscriptions` collection (`@context`, `id`, `type`,
+//!   `lastEventID`, `subscriptions`) or one `Subscription` (`id`, `type`, `topic`,
+//!   `subscriber`, `active`, the `payload` of the subscriber's `mercure.payload` claim, and
+//!   `@context` and `lastEventID` when alone). A subscriber token is required (401), whose
+//!   `mercure.subscribe` selectors cover the URL as requested, without the query (403): such
+//!   as `/.well-known/mercure/subscriptions/{topic}/{subscriber}`, one selector for each of
+//!   the three depths, or `*`. A segment that is empty, badly encoded or not UTF-8 gets 400.
+//! - Each subscriber gets a `urn:uuid:` id per connection; each selector it subscribed with
+//!   is one subscription, whose IRI is `/.well-known/mercure/subscriptions/{topic}/{subscriber}`
+//!   (RFC 3986's unreserved characters kept, every other byte percent-encoded). When the
+//!   subscriber connects, and again when its stream ends, the hub publishes a private update
+//!   on that IRI with the subscription (`"active": true`, then `false`) as its data: it
+//!   reaches subscribers that selected it and whose claim allows it. No publisher may publish
+//!   on these topics (403), whatever its claim. Like any update, each is numbered and kept
+//!   in the history (and in the engine's stream): subscribers that come and go often take
+//!   room there from other events.
+//!
+//! The list is this instance's: the subscribers this process serves. With an engine
+//! (Redis, NATS), each instance lists its own, while the subscription events, being updates,
+//! reach subscribers on every instance.
+//!
+//! # CORS
+//!
+//! With [`Mercure::cors_origins`], a page of a listed origin (or any, with `*`) may use the
+//! hub from another origin: a preflight (`OPTIONS` with `Access-Control-Request-Method`)
+//! gets 204 with the methods (`GET`, `POST`) and headers (`Authorization`, `Cache-Control`,
+//! `Content-Type`, `Last-Event-ID`) the hub takes, and every response of the hub, the
+//! stream included, gets `Access-Control-Allow-Origin` (the request's origin, since with
+//! credentials a browser refuses `*`) and `Access-Control-Allow-Credentials: true`, so that
+//! `EventSource` with `withCredentials` sends the `mercureAuthorization` cookie. A request
+//! from another origin gets no CORS header (a preflight: 403). The hub's routes are one scope
+//! with this middleware: do not wrap them in an application-wide CORS middleware too, or its
+//! responses carry two sets of headers (mount the application's routes in a `web::scope("")`
+//! with its own CORS, after the hub):
+//!
+//! ```
+//! use actix_web::{web, App};
+//! use sse_core::mercure::{JwtKey, Mercure};
+//! use sse_core::Broadcaster;
+//!
+//! let events = Broadcaster::new();
+//! let hub = Mercure::new()
+//!     .subscriber_key(JwtKey::hs256(b"!ChangeThisMercureHubJWTSecretKey!"))
+//!     .subscriptions(true)
+//!     .cors_origins(["https://app.example.com"]);
+//! let app = App::new()
+//!     // First: everything under /.well-known/mercure is the hub's, with its own CORS.
+//!     .configure(events.mercure(hub))
+//!     // Then the application's routes, in a scope its own CORS middleware would wrap.
+//!     .service(web::scope("").configure(events.service("/events")));
+//! ```
+//!
 //! # Not implemented
 //!
-//! The subscriptions API and its `active` events; CORS (serve the page from the hub's
-//! origin, or add a CORS middleware); the 1.0 drafts' parameter names; templates beyond
-//! level 1. With an engine, `earliest` starts with live events (engine positions have no
-//! "before the oldest" to resume after).
+//! The 1.0 drafts' parameter names (and their `match_type` subscription URLs); templates
+//! beyond level 1 (so not `{/topic}` either: list one selector per depth of the subscriptions
+//! API). With an engine, `earliest` starts with live events (engine positions have no
+//! "before the oldest" to resume after), and the subscriptions API lists only this
+//! instance's subscribers.
 
+mod cors;
 mod discovery;
 mod jwt;
 mod publish;
 mod subscribe;
+mod subscriptions;
 mod topic;
 
 use std::sync::Arc;
@@ -90,6 +154,7 @@ pub use discovery::{Discovery, DiscoveryService};
 pub use jwt::{JwtKey, COOKIE};
 
 use crate::fanout::Broadcaster;
+use subscriptions::Registry;
 use topic::TopicMap;
 
 /// Where a Mercure hub is served, as the protocol fixes it.
@@ -103,6 +168,8 @@ pub const PATH: &str = "/.well-known/mercure";
 #[derive(Clone, Debug)]
 pub struct Mercure {
     settings: Arc<Settings>,
+    /// The subscribers of this instance, shared by every clone of the hub (one per worker).
+    registry: Arc<Registry>,
 }
 
 #[derive(Clone, Debug)]
@@ -113,6 +180,8 @@ struct Settings {
     topics: TopicMap,
     max_update_bytes: usize,
     publish_origins: Vec<String>,
+    subscriptions: bool,
+    cors_origins: Vec<String>,
 }
 
 impl Default for Mercure {
@@ -122,8 +191,8 @@ impl Default for Mercure {
 }
 
 impl Mercure {
-    /// A hub with no keys, no anonymous subscribers, no base IRI, and updates of at most
-    /// 1 MiB.
+    /// A hub with no keys, no anonymous subscribers, no base IRI, updates of at most 1 MiB,
+    /// no subscriptions API and no CORS.
     pub fn new() -> Self {
         Self {
             settings: Arc::new(Settings {
@@ -133,7 +202,10 @@ impl Mercure {
                 topics: TopicMap::default(),
                 max_update_bytes: 1 << 20,
                 publish_origins: Vec::new(),
+                subscriptions: false,
+                cors_origins: Vec::new(),
             }),
+            registry: Arc::default(),
         }
     }
 
@@ -177,31 +249,61 @@ impl Mercure {
         let origins = origins.into_iter().map(Into::into).collect();
         self.edit(|s| s.publish_origins = origins)
     }
+
+    /// Whether to serve the subscriptions API and publish subscription events (`subscriptions`
+    /// of the reference hub). Default: no. See [Subscriptions](crate::mercure#subscriptions).
+    pub fn subscriptions(self, enabled: bool) -> Self {
+        self.edit(|s| s.subscriptions = enabled)
+    }
+
+    /// The origins whose pages may use the hub with CORS, credentials included (`cors_origins`
+    /// of the reference hub; `*` for any). Default: none, and no CORS headers. See
+    /// [CORS](crate::mercure#cors).
+    pub fn cors_origins<S: Into<String>>(self, origins: impl IntoIterator<Item = S>) -> Self {
+        let origins = origins.into_iter().map(Into::into).collect();
+        self.edit(|s| s.cors_origins = origins)
+    }
 }
 
 impl Broadcaster {
     /// Serves a Mercure hub at [`PATH`] (`/.well-known/mercure`) on this broadcaster, for
     /// use with [`App::configure`](actix_web::App::configure): `GET` subscribes, `POST`
-    /// publishes. Mount [`Broadcaster::service`] too for the application's own endpoint and
-    /// `#[emit_event]`. See [`mercure`](crate::mercure).
+    /// publishes, and with [`Mercure::subscriptions`] `GET {PATH}/subscriptions...` lists
+    /// the subscriptions. Everything under [`PATH`] is the hub's (one scope). Mount
+    /// [`Broadcaster::service`] too for the application's own endpoint and `#[emit_event]`.
+    /// See [`mercure`](crate::mercure).
     pub fn mercure(&self, hub: Mercure) -> impl FnOnce(&mut web::ServiceConfig) {
         let events = self.clone();
         move |cfg| {
-            let (subscribe_events, subscribe_hub) = (events.clone(), hub.clone());
-            cfg.route(
-                PATH,
-                web::get().to(move |req: HttpRequest| {
-                    let response = subscribe::respond(&subscribe_events, &subscribe_hub, &req);
-                    async move { response }
-                }),
-            );
+            let cors = cors::HubCors::new(&hub.settings.cors_origins);
             let hub = Arc::new(hub);
-            cfg.route(
-                PATH,
-                web::post().to(move |req: HttpRequest, body: web::Payload| {
-                    publish::handle(events.clone(), hub.clone(), req, body)
-                }),
-            );
+            let (subscribe_events, subscribe_hub) = (events.clone(), hub.clone());
+            let (publish_events, publish_hub) = (events.clone(), hub.clone());
+            let mut scope = web::scope(PATH)
+                .route(
+                    "",
+                    web::get().to(move |req: HttpRequest| {
+                        let response = subscribe::respond(&subscribe_events, &subscribe_hub, &req);
+                        async move { response }
+                    }),
+                )
+                .route(
+                    "",
+                    web::post().to(move |req: HttpRequest, body: web::Payload| {
+                        publish::handle(publish_events.clone(), publish_hub.clone(), req, body)
+                    }),
+                );
+            if hub.settings.subscriptions {
+                let list = move |req: HttpRequest| {
+                    let response = subscriptions::respond(&events, &hub, &req);
+                    async move { response }
+                };
+                // The segments are read from the path as sent, percent-encoded.
+                scope = scope
+                    .route("/subscriptions", web::get().to(list.clone()))
+                    .route("/subscriptions/{rest:.*}", web::get().to(list));
+            }
+            cfg.service(scope.wrap(cors));
         }
     }
 }

@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use super::jwt::{self, Source};
+use super::subscriptions::is_reserved;
 use super::Mercure;
 use crate::error::PublishError;
 use crate::fanout::Broadcaster;
@@ -95,6 +96,11 @@ async fn publish(
     content_type_is_form(req)?;
     let body = read_limited(payload, req, settings.max_update_bytes).await?;
     let update = parse_form(&body)?;
+    if let Some(topic) = (update.topics.iter()).find(|t| is_reserved(t, &settings.topics)) {
+        return Err(forbidden(format!(
+            "topic {topic:?} is the hub's own: only the hub publishes subscription events"
+        )));
+    }
     let topics = (update.topics.iter())
         .map(|t| settings.topics.topic(t))
         .collect::<Result<Vec<_>, _>>()
@@ -246,7 +252,7 @@ pub(crate) fn parse_form(body: &[u8]) -> Result<Update, Refused> {
 }
 
 /// A random (version 4) UUID as a URN, Mercure's form for ids the hub chooses.
-fn new_urn_uuid() -> Option<String> {
+pub(super) fn new_urn_uuid() -> Option<String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).ok()?;
     b[6] = (b[6] & 0x0f) | 0x40;

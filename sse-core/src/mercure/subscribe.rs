@@ -1,13 +1,18 @@
 //! `GET /.well-known/mercure`: a Mercure subscriber's stream, on the broadcaster's own
 //! subscription index and history.
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures_core::Stream;
 use tokio::time::Instant;
 
-use super::{jwt, Mercure};
+use super::subscriptions::{Registration, Subscriber};
+use super::{jwt, publish, Mercure};
 use crate::fanout::{Broadcaster, EventStream, Hub, Refused};
 use crate::http::refusal::Refusal;
 use crate::http::request::{StreamRequest, MAX_REQUEST_SEGMENTS};
@@ -16,21 +21,68 @@ use crate::topic::{merge, Filter, TopicSelector};
 use crate::wire::LastEventId;
 
 /// The subscriber's stream, with the `Last-Event-ID` header Mercure defines (the id of the
-/// last event at the time of subscribing), or a refusal.
+/// last event at the time of subscribing), or a refusal. With the subscriptions API, the
+/// subscriber is registered while its stream lasts.
 pub(super) fn respond(events: &Broadcaster, hub: &Mercure, req: &HttpRequest) -> HttpResponse {
     match open(events, hub, req) {
-        Ok((stream, last)) => stream_response()
-            .insert_header(("last-event-id", last))
-            .streaming(stream),
+        Ok(Opened {
+            stream,
+            last,
+            topics,
+            payload,
+        }) => {
+            let registration = hub.settings.subscriptions.then(|| {
+                let id = publish::new_urn_uuid().unwrap_or_else(|| {
+                    // Without randomness, still unique within this instance (Relaxed: the
+                    // counter orders nothing else, only its values must differ).
+                    static NEXT: AtomicU64 = AtomicU64::new(0);
+                    format!("urn:sse-core:{}", NEXT.fetch_add(1, Ordering::Relaxed))
+                });
+                let subscriber = Subscriber {
+                    id,
+                    topics,
+                    payload,
+                };
+                (hub.registry).register(events, &hub.settings.topics, subscriber)
+            });
+            stream_response()
+                .insert_header(("last-event-id", last))
+                .streaming(Registered {
+                    stream,
+                    _registration: registration,
+                })
+        }
         Err(refusal) => refusal.into_response(),
     }
 }
 
-fn open(
-    events: &Broadcaster,
-    hub: &Mercure,
-    req: &HttpRequest,
-) -> Result<(EventStream, String), Refusal> {
+/// A subscriber's open stream and what the subscriptions API says of it.
+struct Opened {
+    stream: EventStream,
+    /// The id of the last event when it opened.
+    last: String,
+    /// The selectors as the subscriber sent them, without repeats.
+    topics: Vec<String>,
+    /// The `mercure.payload` of its token.
+    payload: Option<serde_json::Value>,
+}
+
+/// The stream, then its registration: dropped in that order, so that the subscriber has left
+/// the index when its subscriptions are announced inactive.
+struct Registered {
+    stream: EventStream,
+    _registration: Option<Registration>,
+}
+
+impl Stream for Registered {
+    type Item = <EventStream as Stream>::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.get_mut().stream).poll_next(cx)
+    }
+}
+
+fn open(events: &Broadcaster, hub: &Mercure, req: &HttpRequest) -> Result<Opened, Refusal> {
     let shared = &events.shared;
     let config = shared.config();
     let bad = |message: String| Refusal::bad(shared, req, message);
@@ -61,6 +113,7 @@ fn open(
         .map_err(|err| bad(format!("unreadable query string: {err}")))?
         .into_inner();
     let mut selectors: Vec<TopicSelector> = Vec::new();
+    let mut topics: Vec<String> = Vec::new();
     let mut segments = 0;
     let mut last_event_id = None;
     let mut query_token = None;
@@ -86,6 +139,7 @@ fn open(
                     )));
                 }
                 selectors.push(selector);
+                topics.push(value);
             }
             // 0.x hubs read `lastEventID`; older clients send `Last-Event-ID`.
             "lastEventID" | "Last-Event-ID" => last_event_id = Some(value),
@@ -98,9 +152,9 @@ fn open(
             "missing `topic` parameter: a Mercure subscriber selects at least one topic".to_owned(),
         ));
     }
-    let (grants, expires_at) =
+    let (grants, expires_at, payload) =
         match jwt::token(req, query_token.as_deref()).map_err(unauthorized)? {
-            None if hub.settings.anonymous => (Vec::new(), None),
+            None if hub.settings.anonymous => (Vec::new(), None, None),
             None => {
                 return Err(unauthorized(
                     "send a subscriber token: this hub has no anonymous subscribers".to_owned(),
@@ -110,10 +164,15 @@ fn open(
                 let key = (hub.settings.subscriber_key.as_ref())
                     .ok_or_else(|| unauthorized("this hub has no subscriber key".to_owned()))?;
                 let verified = key.verify(&token).map_err(unauthorized)?;
-                let grants = (verified.claim.subscribe.unwrap_or_default().iter())
-                    .map(|s| hub.settings.topics.selector(s))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|err| unauthorized(format!("mercure.subscribe claim: {err}")))?;
+                let grants = (verified
+                    .claim
+                    .subscribe
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter())
+                .map(|s| hub.settings.topics.selector(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| unauthorized(format!("mercure.subscribe claim: {err}")))?;
                 let expires_at = match verified.expires_at {
                     None => None,
                     Some(at) => match at.duration_since(SystemTime::now()) {
@@ -121,7 +180,7 @@ fn open(
                         Err(_) => return Err(unauthorized("the token has expired".to_owned())),
                     },
                 };
-                (grants, expires_at)
+                (grants, expires_at, verified.claim.payload)
             }
         };
     let admission = StreamRequest::admit(shared, req)?;
@@ -147,7 +206,12 @@ fn open(
         expires_at,
     )
     .ok_or_else(Refusal::shutting_down)?;
-    Ok((stream, last))
+    Ok(Opened {
+        stream,
+        last,
+        topics,
+        payload,
+    })
 }
 
 /// Where a Mercure `Last-Event-ID` resumes: `earliest`, an id a publisher chose (looked up in

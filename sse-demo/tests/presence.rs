@@ -34,9 +34,16 @@ async fn next_count(stream: &mut SseClient) -> Value {
 #[actix_rt::test]
 async fn watch_streams_are_counted_and_the_count_is_published_on_the_user_topic() {
     let app = TestApp::start().await;
+    // The page opens first and sees both users created: a handler's event reaches the
+    // streams when the log's follower has read it, a moment after the response, so a stream
+    // opened right after the responses could still get them live.
+    let (mut page, _) = SseClient::open(&format!("{}?topic=users/*", app.stream_url()), None).await;
     let ada = create(&app, "ada").await;
     let bob = create(&app, "bob").await;
-    let (mut page, _) = SseClient::open(&format!("{}?topic=users/*", app.stream_url()), None).await;
+    for _ in 0..2 {
+        let event = page.next_event(WAIT).await;
+        assert_eq!(event.event.as_deref(), Some("user_created"), "{event:?}");
+    }
     let (mut bobs, _) =
         SseClient::open(&format!("{}?topic=users/{bob}", app.stream_url()), None).await;
 

@@ -138,7 +138,7 @@ async fn the_hub_flags_serve_subscriptions_and_one_set_of_cors_headers() {
             .send()
             .await
             .expect("preflight");
-        assert_eq!(preflight.status().as_u16(), 204, "{origin}");
+        assert!(preflight.status().is_success(), "{origin}");
         assert_eq!(
             allow_origin(preflight.headers()),
             (1, Some(origin.to_owned()))

@@ -102,13 +102,13 @@
 //! # CORS
 //!
 //! With [`Mercure::cors_origins`], a page of a listed origin (or any, with `*`) may use the
-//! hub from another origin: a preflight (`OPTIONS` with `Access-Control-Request-Method`)
-//! gets 204 with the methods (`GET`, `POST`) and headers (`Authorization`, `Cache-Control`,
+//! hub from another origin (actix's own `actix-cors` middleware): a preflight (`OPTIONS`
+//! with `Access-Control-Request-Method`) gets 200 with the methods (`GET`, `POST`) and headers (`Authorization`, `Cache-Control`,
 //! `Content-Type`, `Last-Event-ID`) the hub takes, and every response of the hub, the
 //! stream included, gets `Access-Control-Allow-Origin` (the request's origin, since with
 //! credentials a browser refuses `*`) and `Access-Control-Allow-Credentials: true`, so that
 //! `EventSource` with `withCredentials` sends the `mercureAuthorization` cookie. A request
-//! from another origin gets no CORS header (a preflight: 403). The hub's routes are one scope
+//! from another origin gets no CORS header (a preflight: 400). The hub's routes are one scope
 //! with this middleware: do not wrap them in an application-wide CORS middleware too, or its
 //! responses carry two sets of headers (mount the application's routes in a `web::scope("")`
 //! with its own CORS, after the hub):
@@ -275,7 +275,7 @@ impl Broadcaster {
     pub fn mercure(&self, hub: Mercure) -> impl FnOnce(&mut web::ServiceConfig) {
         let events = self.clone();
         move |cfg| {
-            let cors = cors::HubCors::new(&hub.settings.cors_origins);
+            let cors = cors::layer(&hub.settings.cors_origins);
             let hub = Arc::new(hub);
             let (subscribe_events, subscribe_hub) = (events.clone(), hub.clone());
             let (publish_events, publish_hub) = (events.clone(), hub.clone());

@@ -649,6 +649,13 @@ pub fn main(args: &MercureArgs) -> std::process::ExitCode {
 
 fn measure(args: &MercureArgs) -> Result<bool, String> {
     procfs::raise_nofile_limit();
+    println!("$ {}", procfs::command_line());
+    println!(
+        "machine: {}, {} cores, load average {} at the start",
+        procfs::cpu_model(),
+        std::thread::available_parallelism().map_or(1, usize::from),
+        procfs::load_average().map_or("?".into(), |l| format!("{l:.2}")),
+    );
     let server = Server::start()?;
     let pid = server.child.id();
     let phases = plan(args);

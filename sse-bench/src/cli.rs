@@ -59,6 +59,14 @@ enum Command {
     /// handler's transaction) against the same handler without it, on SQLite and PostgreSQL:
     /// request latency p50/p99 and server CPU per request, same run.
     Tx(crate::tx::TxArgs),
+    /// Publishing through the Mercure hub (`POST /.well-known/mercure`, JWT verified on
+    /// every publish) beside an `#[emit_event]` handler, same server, same subscribers, same
+    /// data: request latency p50/p99, burst throughput, delivery latency, server CPU per
+    /// publish and per delivery, loss, and the ratios.
+    Mercure(crate::mercure::MercureArgs),
+    /// The server of `mercure` (started by it).
+    #[command(hide = true)]
+    ServeMercure(crate::mercure::ServeMercureArgs),
     /// The server of `tx` (started by it).
     #[command(hide = true)]
     ServeTx(crate::tx::ServeTxArgs),
@@ -173,6 +181,16 @@ pub fn main() -> ExitCode {
     let (preset, args) = match cli.command {
         Command::Engines(args) => return crate::engines::main(&args),
         Command::Tx(args) => return crate::tx::main(&args),
+        Command::Mercure(args) => return crate::mercure::main(&args),
+        Command::ServeMercure(args) => {
+            return match crate::mercure::serve(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("serve-mercure: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::ServeTx(args) => {
             return match crate::tx::serve(args) {
                 Ok(()) => ExitCode::SUCCESS,

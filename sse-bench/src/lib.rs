@@ -12,6 +12,7 @@ pub mod client;
 pub mod control;
 pub mod engines;
 pub mod http;
+pub mod mercure;
 pub mod presets;
 pub mod procfs;
 pub mod publisher;

@@ -625,7 +625,10 @@ async fn load(
 }
 
 /// Reads one response with a `Content-Length` body; its status.
-async fn read_response(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) -> Result<u16, String> {
+pub(crate) async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut [u8],
+) -> Result<u16, String> {
     let mut filled = 0;
     loop {
         let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf[filled..]))

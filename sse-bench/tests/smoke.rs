@@ -204,3 +204,41 @@ fn a_short_soak_passes() {
         "{out}"
     );
 }
+
+#[test]
+fn mercure_and_the_annotation_deliver_every_event_to_both_endpoints() {
+    let (ok, out) = bench(&[
+        "mercure",
+        "--subs",
+        "4",
+        "--rate",
+        "200",
+        "--seconds",
+        "0.2",
+        "--burst",
+        "100",
+        "--rounds",
+        "1",
+        "--concurrency",
+        "2",
+    ]);
+    assert!(ok, "{out}");
+    // 40 steady and 100 burst publishes per path, each to the 4 subscribers; the same data
+    // bytes on both paths.
+    for path in [
+        "`#[emit_event]` (`POST /emit`) | 140 |",
+        "Mercure (`POST /.well-known/mercure`) | 140 |",
+    ] {
+        assert!(out.contains(path), "{out}");
+    }
+    assert_eq!(out.matches("| 560 / 560 | 0 |").count(), 2, "{out}");
+    assert!(
+        out.contains("data bytes per delivery 200.0 / 200.0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("duplicates 0, events without a probe 0, resets 0, subscriber errors 0"),
+        "{out}"
+    );
+    assert!(out.contains("mercure: ok"), "{out}");
+}

@@ -23,7 +23,7 @@
 //! arrived for 3 s), so each phase's CPU holds its deliveries and nothing of the next.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -555,22 +555,7 @@ impl Server {
         } else {
             Command::new(exe)
         };
-        let mut child = cmd
-            .arg("serve-mercure")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
-            .map_err(|e| e.to_string())?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| format!("the server did not start: {line:?}"))?;
+        let (child, addr) = crate::server::spawn_listening(cmd.arg("serve-mercure"))?;
         Ok(Server {
             child,
             addr,

@@ -312,6 +312,28 @@ pub fn serve(args: ServeArgs) -> io::Result<()> {
     })
 }
 
+/// Starts `cmd`, a server that prints `listening on <addr>` first, with stdin piped (it exits
+/// when the pipe closes) and stdout read for that line; its child and address.
+pub(crate) fn spawn_listening(cmd: &mut Command) -> Result<(Child, SocketAddr), String> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("the server did not start: {line:?}"))?;
+    Ok((child, addr))
+}
+
 /// A server process started by the load tool; killed when dropped.
 #[derive(Debug)]
 pub struct ServerProcess {

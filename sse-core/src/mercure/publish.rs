@@ -26,17 +26,20 @@ pub(crate) struct Update {
     pub(crate) retry: Option<u64>,
 }
 
-/// Why a publish was refused: the status and a reason for the publisher.
+/// Why a request to the hub (a publish, a read of the subscriptions API) was refused: the
+/// status and a reason for the client.
 #[derive(Debug)]
-pub(crate) struct Refused(StatusCode, String);
+pub(crate) struct Refused(pub(super) StatusCode, pub(super) String);
 
 impl Refused {
     fn bad(message: impl Into<String>) -> Self {
         Self(StatusCode::BAD_REQUEST, message.into())
     }
 
-    fn into_response(self) -> HttpResponse {
-        tracing::debug!(status = self.0.as_u16(), message = %self.1, "mercure publish refused");
+    /// The answer, logged at debug level as a refused `request` (e.g. `"publish"`).
+    pub(super) fn into_response(self, request: &'static str) -> HttpResponse {
+        tracing::debug!(request, status = self.0.as_u16(), message = %self.1,
+            "mercure request refused");
         let mut response = HttpResponse::build(self.0);
         if self.0 == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -59,7 +62,7 @@ pub(super) async fn handle(
         Ok(id) => HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
             .body(id),
-        Err(refused) => refused.into_response(),
+        Err(refused) => refused.into_response("publish"),
     }
 }
 

@@ -13,6 +13,7 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_AL
 use serde::Serialize;
 use serde_json::Value;
 
+use super::publish::Refused;
 use super::topic::TopicMap;
 use super::{jwt, publish, Mercure};
 use crate::fanout::Broadcaster;
@@ -225,23 +226,6 @@ enum Wanted {
     One { topic: String, subscriber: String },
 }
 
-/// A refusal of the API: the status and a reason.
-struct Refused(StatusCode, String);
-
-impl Refused {
-    fn into_response(self) -> HttpResponse {
-        tracing::debug!(status = self.0.as_u16(), message = %self.1,
-            "mercure subscriptions request refused");
-        let mut response = HttpResponse::build(self.0);
-        if self.0 == StatusCode::UNAUTHORIZED {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-        }
-        response
-            .content_type("text/plain; charset=utf-8")
-            .body(self.1)
-    }
-}
-
 /// `GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]`: the collection, or one
 /// subscription, as JSON-LD; or a refusal.
 pub(super) fn respond(events: &Broadcaster, hub: &Mercure, req: &HttpRequest) -> HttpResponse {
@@ -250,7 +234,7 @@ pub(super) fn respond(events: &Broadcaster, hub: &Mercure, req: &HttpRequest) ->
             .content_type("application/ld+json")
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .body(body),
-        Err(refused) => refused.into_response(),
+        Err(refused) => refused.into_response("subscriptions"),
     }
 }
 

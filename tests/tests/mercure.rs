@@ -850,6 +850,50 @@ async fn subscription_events_announce_a_subscriber_active_then_inactive() {
 }
 
 #[actix_web::test]
+async fn the_specs_subscriptions_template_grants_the_api_and_its_events() {
+    // As the Mercure spec writes it: one selector with optional path segments (RFC 6570
+    // level 3), in the claim and as the subscribed topic.
+    const TEMPLATE: &str = "/.well-known/mercure/subscriptions{/topic}{/subscriber}";
+    let events = Broadcaster::new();
+    let server = serve_hub(&events, hub(true).subscriptions(true));
+    let reader = subscriber(&[TEMPLATE]);
+    let mut observer = subscribe(
+        &server,
+        &format!("topic={}", segment(TEMPLATE)),
+        Some(&reader),
+    )
+    .await;
+    eventually("observer subscribed", || events.stats().subscribers == 1).await;
+
+    let book = "https://example.com/books/1";
+    let _bob = subscribe(
+        &server,
+        &format!("topic={}", segment(book)),
+        Some(&subscriber(&[book])),
+    )
+    .await;
+    let active = subscription_event(&mut observer, book).await;
+    assert_eq!(active["active"], json!(true), "{active}");
+    let subscriber_id = active["subscriber"].as_str().expect("a subscriber");
+
+    for path in [
+        SUBSCRIPTIONS.to_owned(),
+        format!("{SUBSCRIPTIONS}/{}", segment(book)),
+        format!(
+            "{SUBSCRIPTIONS}/{}/{}",
+            segment(book),
+            segment(subscriber_id)
+        ),
+    ] {
+        let (status, _, body) = get(&server, &path, Some(&reader), None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    // The template covers the API and nothing else.
+    let (status, _, _) = get(&server, SUBSCRIPTIONS, Some(&subscriber(&[book])), None).await;
+    assert_eq!(status, 403);
+}
+
+#[actix_web::test]
 async fn publishing_on_a_subscription_topic_is_forbidden() {
     let events = Broadcaster::new();
     let server = serve_hub(&events, hub(true).subscriptions(true));

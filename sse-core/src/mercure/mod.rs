@@ -55,9 +55,12 @@
 //!
 //! A Mercure topic maps onto an sse-core topic: under the [base IRI](Mercure::base_iri), the
 //! path after it (`https://example.com/books/1` is `books/1`); any other IRI whole, its
-//! empty segments written `%` (`https://other.org/a` is `https:/%/other.org/a`). URI
-//! templates are level 1: `{var}` as a whole `/`-separated segment, matching one non-empty
-//! segment, as sse-core's `{name}` does; other expressions are refused with a reason.
+//! empty segments written `%` (`https://other.org/a` is `https:/%/other.org/a`). In URI
+//! templates, `{var}` as a whole `/`-separated segment matches one non-empty segment, as
+//! sse-core's `{name}` does; `{+var}` as the last segment matches one or more; `{/var,...}`
+//! (`{/a}{/b}` alike) matches up to that many segments, so the spec's
+//! `/.well-known/mercure/subscriptions{/topic}{/subscriber}` is one selector. Other
+//! expressions are refused with a reason.
 //!
 //! # Resuming and what it costs
 //!
@@ -132,9 +135,8 @@
 //!
 //! # Not implemented
 //!
-//! The 1.0 drafts' parameter names (and their `match_type` subscription URLs); templates
-//! beyond level 1 (so not `{/topic}` either: list one selector per depth of the subscriptions
-//! API). With an engine, `earliest` starts with live events (engine positions have no
+//! The 1.0 drafts' parameter names (and their `match_type` subscription URLs); template
+//! operators other than `+` and `/`, modifiers, and a variable inside a segment. With an engine, `earliest` starts with live events (engine positions have no
 //! "before the oldest" to resume after), and the subscriptions API lists only this
 //! instance's subscribers.
 

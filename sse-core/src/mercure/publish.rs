@@ -92,9 +92,10 @@ async fn publish(
         ));
     };
     let allowed = (allowed.iter())
-        .map(|s| settings.topics.selector(s))
+        .map(|s| settings.topics.selectors(s))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| forbidden(format!("mercure.publish claim: {err}")))?;
+        .map_err(|err| forbidden(format!("mercure.publish claim: {err}")))?
+        .concat();
 
     content_type_is_form(req)?;
     let body = read_limited(payload, req, settings.max_update_bytes).await?;

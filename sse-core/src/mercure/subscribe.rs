@@ -120,25 +120,30 @@ fn open(events: &Broadcaster, hub: &Mercure, req: &HttpRequest) -> Result<Opened
     for (key, value) in pairs {
         match key.as_str() {
             "topic" => {
-                let selector = (hub.settings.topics.selector(&value))
+                let shapes = (hub.settings.topics.selectors(&value))
                     .map_err(|err| bad(format!("malformed topic selector: {err}")))?;
-                if selectors.contains(&selector) {
+                let shapes: Vec<TopicSelector> = (shapes.into_iter())
+                    .filter(|s| !selectors.contains(s))
+                    .collect();
+                if shapes.is_empty() {
                     continue;
                 }
-                if selectors.len() == config.max_selectors {
+                if selectors.len() + shapes.len() > config.max_selectors {
                     return Err(bad(format!(
-                        "too many `topic` parameters: at most {} are accepted",
+                        "too many `topic` parameters: at most {} topic shapes are accepted",
                         config.max_selectors
                     )));
                 }
-                segments += selector.as_str().split('/').count();
+                segments += (shapes.iter())
+                    .map(|s| s.as_str().split('/').count())
+                    .sum::<usize>();
                 if segments > MAX_REQUEST_SEGMENTS {
                     return Err(bad(format!(
                         "the `topic` selectors have too many segments: at most \
                          {MAX_REQUEST_SEGMENTS} in all are accepted"
                     )));
                 }
-                selectors.push(selector);
+                selectors.extend(shapes);
                 topics.push(value);
             }
             // 0.x hubs read `lastEventID`; older clients send `Last-Event-ID`.
@@ -170,9 +175,10 @@ fn open(events: &Broadcaster, hub: &Mercure, req: &HttpRequest) -> Result<Opened
                     .as_deref()
                     .unwrap_or_default()
                     .iter())
-                .map(|s| hub.settings.topics.selector(s))
+                .map(|s| hub.settings.topics.selectors(s))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|err| unauthorized(format!("mercure.subscribe claim: {err}")))?;
+                .map_err(|err| unauthorized(format!("mercure.subscribe claim: {err}")))?
+                .concat();
                 let expires_at = match verified.expires_at {
                     None => None,
                     Some(at) => match at.duration_since(SystemTime::now()) {

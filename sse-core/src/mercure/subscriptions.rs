@@ -349,9 +349,10 @@ fn authorize(hub: &Mercure, req: &HttpRequest, path: &str) -> Result<(), Refused
         .ok_or_else(|| unauthorized("this hub has no subscriber key".to_owned()))?;
     let claim = key.verify(&token).map_err(unauthorized)?.claim;
     let grants = (claim.subscribe.unwrap_or_default().iter())
-        .map(|s| settings.topics.selector(s))
+        .map(|s| settings.topics.selectors(s))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| forbidden(format!("mercure.subscribe claim: {err}")))?;
+        .map_err(|err| forbidden(format!("mercure.subscribe claim: {err}")))?
+        .concat();
     let topic = (settings.topics.topic(path)).map_err(|err| {
         Refused(
             StatusCode::BAD_REQUEST,

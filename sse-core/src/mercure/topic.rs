@@ -15,11 +15,23 @@
 //!    `https:/%/other.org/a`. Nothing else changes, and no two Mercure topics share an
 //!    sse-core topic.
 //!
-//! A template's `{var}` (RFC 6570 level 1) must be a whole segment, and matches any one
-//! non-empty segment, as sse-core's `{name}` does: `https://example.com/books/{id}` is the
-//! selector `books/{id}`. Operators (`{+var}`, `{#var}`, ...), modifiers (`{var*}`,
-//! `{var:3}`), lists (`{a,b}`) and a variable inside a segment (`{id}.json`) are refused with
-//! a message saying so.
+//! A template becomes one selector per shape of topic it matches, read in reverse of how RFC
+//! 6570 expands it:
+//!
+//! - `{var}` (level 1), a whole segment, matches any one non-empty segment, as sse-core's
+//!   `{name}` does: `https://example.com/books/{id}` is the selector `books/{id}`;
+//! - `{+var}` (level 2, reserved expansion, which keeps `/`), as the last segment, matches
+//!   one or more segments: `files/{+path}` is `files/*`;
+//! - `{/var,...}` (level 3, path segments; `{/a}{/b}` is the same), after a segment or at the
+//!   start, matches up to that many segments: `subscriptions{/topic}{/subscriber}` is
+//!   `subscriptions`, `subscriptions/{topic}` and `subscriptions/{topic}/{subscriber}`.
+//!
+//! Other operators (`{#var}`, `{?var}`, ...), modifiers (`{var*}`, `{var:3}`), other lists
+//! (`{a,b}`) and a variable inside a segment (`{id}.json`) are refused with a message saying
+//! so. Crates that match URIs against templates (`uri-template-ex`, `uri-template-system`)
+//! test one URI at a time with a regular expression; the subscription index needs a
+//! template as the segment patterns it indexes, so that every event is matched once for all
+//! subscribers, which is why templates are read into selectors here.
 
 use crate::error::InvalidTopic;
 use crate::topic::{TopicSelector, MAX_SEGMENTS};
@@ -55,60 +67,168 @@ impl TopicMap {
         Ok(topic)
     }
 
-    /// The sse-core selector of the Mercure selector `selector`: `*`, an exact topic, or a
-    /// URI template (it has a `{` or `}`).
-    pub(crate) fn selector(&self, selector: &str) -> Result<TopicSelector, InvalidTopic> {
+    /// The sse-core selectors of the Mercure selector `selector`: `*`, an exact topic, or a
+    /// URI template (it has a `{` or `}`). A template with optional path segments
+    /// (`{/var}`) is one selector for each number of them present.
+    pub(crate) fn selectors(&self, selector: &str) -> Result<Vec<TopicSelector>, InvalidTopic> {
         if selector == "*" {
-            return TopicSelector::parse("*");
+            return Ok(vec![TopicSelector::parse("*")?]);
         }
         if !selector.contains(['{', '}']) {
-            return TopicSelector::literal(&self.topic(selector)?);
+            return Ok(vec![TopicSelector::literal(&self.topic(selector)?)?]);
         }
-        let relative = self.relative(selector);
-        let segments: Vec<&str> = relative.split('/').collect();
-        if segments.len() > MAX_SEGMENTS {
+        let items = template_items(selector, self.relative(selector))?;
+        let mut alternatives = vec![Vec::new()];
+        for item in &items {
+            alternatives = match item {
+                Item::Segment(segment) => (alternatives.into_iter())
+                    .map(|mut alt| {
+                        alt.push(segment.clone());
+                        alt
+                    })
+                    .collect(),
+                Item::Optional(names) => (alternatives.iter())
+                    .flat_map(|alt| {
+                        (0..=names.len()).map(move |n| {
+                            let mut alt = alt.clone();
+                            alt.extend(names[..n].iter().map(|name| format!("{{{name}}}")));
+                            alt
+                        })
+                    })
+                    .collect(),
+            };
+            if alternatives.len() > MAX_ALTERNATIVES {
+                return Err(InvalidTopic::new(format!(
+                    "the URI template {selector:?} has too many optional segments: at most \
+                     {MAX_ALTERNATIVES} shapes of topic are supported"
+                )));
+            }
+        }
+        let mut selectors = Vec::with_capacity(alternatives.len());
+        for alt in alternatives.into_iter().filter(|alt| !alt.is_empty()) {
+            if alt.len() > MAX_SEGMENTS {
+                return Err(InvalidTopic::new(format!(
+                    "the URI template {selector:?} has more than {MAX_SEGMENTS} `/`-separated \
+                     parts"
+                )));
+            }
+            selectors.push(TopicSelector::parse(&alt.join("/")).map_err(|e| mention(selector, e))?);
+        }
+        if selectors.is_empty() {
             return Err(InvalidTopic::new(format!(
-                "the URI template {selector:?} has more than {MAX_SEGMENTS} `/`-separated parts"
+                "the URI template {selector:?} matches no topic"
             )));
         }
-        let mut parts = Vec::with_capacity(segments.len());
-        for segment in segments {
-            parts.push(template_segment(selector, segment)?);
-        }
-        TopicSelector::parse(&parts.join("/")).map_err(|err| mention(selector, err))
+        Ok(selectors)
     }
 }
 
-/// One segment of a template, in sse-core's selector syntax.
-fn template_segment(template: &str, segment: &str) -> Result<String, InvalidTopic> {
-    if !segment.contains(['{', '}']) {
-        if segment.contains('*') {
-            return Err(InvalidTopic::new(format!(
-                "the URI template {template:?} has a `*` in its text, which is not supported"
-            )));
-        }
-        return Ok(escape(segment));
-    }
-    let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) else {
-        return Err(InvalidTopic::new(format!(
-            "the URI template {template:?} has an expression inside a segment; only \
-             `{{var}}` as a whole `/`-separated segment is supported"
-        )));
+/// How many topic shapes one template may stand for (its optional segments multiply them).
+const MAX_ALTERNATIVES: usize = 16;
+
+/// A part of a template, in sse-core's selector syntax.
+#[derive(Debug)]
+enum Item {
+    /// One segment: text, `{var}`, or `*` for a trailing `{+var}`.
+    Segment(String),
+    /// `{/a,b}` (or `{/a}{/b}`): up to that many segments, each any one segment.
+    Optional(Vec<String>),
+}
+
+/// Reads `relative`, the template after the base IRI, into segments and optional groups;
+/// `template` is named in errors.
+fn template_items(template: &str, relative: &str) -> Result<Vec<Item>, InvalidTopic> {
+    let refuse = |why: String| {
+        Err(InvalidTopic::new(format!(
+            "the URI template {template:?} {why}"
+        )))
     };
-    if name.starts_with(['+', '#', '.', '/', ';', '?', '&', '=', ',', '!', '@', '|']) {
-        return Err(InvalidTopic::new(format!(
-            "the URI template {template:?} uses an operator (`{{{name}}}`); only level-1 \
-             `{{var}}` expressions are supported"
-        )));
-    }
     let varchar = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '%' || c == '.';
-    if name.is_empty() || !name.chars().all(varchar) {
-        return Err(InvalidTopic::new(format!(
-            "the URI template {template:?} has the expression `{{{name}}}`; only level-1 \
-             `{{var}}` expressions (a variable name, no modifier or list) are supported"
-        )));
+    let mut items = Vec::new();
+    // The segment being read (its text so far, maybe empty), or `None` right after an
+    // expression that made a whole item, where only `/` or another expression may follow.
+    let mut segment = Some(String::new());
+    let mut rest = relative;
+    while let Some(c) = rest.chars().next() {
+        if c != '{' {
+            rest = &rest[c.len_utf8()..];
+            match (c, segment.as_mut()) {
+                ('/', Some(text)) => items.push(Item::Segment(escape(&std::mem::take(text)))),
+                ('/', None) => segment = Some(String::new()),
+                ('}', _) => return refuse("has a `}` without its `{`".to_owned()),
+                ('*', _) => return refuse("has a `*` in its text, which is not supported".into()),
+                (_, Some(text)) => text.push(c),
+                (_, None) => return refuse("has text right after an expression".to_owned()),
+            }
+            continue;
+        }
+        let Some(end) = rest.find('}') else {
+            return refuse("has a `{` without its `}`".to_owned());
+        };
+        let expression = &rest[1..end];
+        rest = &rest[end + 1..];
+        let (operator, list) = match expression.chars().next() {
+            Some(op @ ('/' | '+')) => (Some(op), &expression[1..]),
+            _ => (None, expression),
+        };
+        let names: Vec<String> = list.split(',').map(str::to_owned).collect();
+        if names
+            .iter()
+            .any(|n| n.is_empty() || !n.chars().all(varchar))
+        {
+            return refuse(format!(
+                "has the expression `{{{expression}}}`; supported are `{{var}}` and `{{+var}}` \
+                 as a whole segment and `{{/var,...}}`, without modifiers (`*`, `:n`) or other \
+                 operators"
+            ));
+        }
+        if !(rest.is_empty() || rest.starts_with('/') || rest.starts_with("{/")) {
+            return refuse(format!(
+                "has text right after `{{{expression}}}`; a `/` or `{{/...}}` must follow it"
+            ));
+        }
+        if operator == Some('/') {
+            match segment.take() {
+                Some(text) => items.push(Item::Segment(escape(&text))),
+                // Right after another group: one longer group.
+                None => {
+                    if let Some(Item::Optional(group)) = items.last_mut() {
+                        group.extend(names);
+                        continue;
+                    }
+                }
+            }
+            items.push(Item::Optional(names));
+            continue;
+        }
+        if segment.as_deref() != Some("") {
+            return refuse(format!(
+                "has `{{{expression}}}` inside a segment; it must be a whole `/`-separated \
+                 segment"
+            ));
+        }
+        if names.len() > 1 {
+            return refuse(format!(
+                "has the list `{{{expression}}}`; only `{{/a,b}}` may list variables"
+            ));
+        }
+        if operator == Some('+') && !rest.is_empty() {
+            return refuse(format!(
+                "has `{{{expression}}}` before its end; `{{+var}}` (any rest of the topic) \
+                 must be the last segment"
+            ));
+        }
+        let part = match operator {
+            Some(_) => "*".to_owned(),
+            None => format!("{{{}}}", names[0]),
+        };
+        items.push(Item::Segment(part));
+        segment = None;
     }
-    Ok(format!("{{{name}}}"))
+    if let Some(text) = segment {
+        items.push(Item::Segment(escape(&text)));
+    }
+    Ok(items)
 }
 
 fn escape_segments(text: &str) -> String {
@@ -176,35 +296,104 @@ mod tests {
         assert_eq!(mapped.len(), topics.len(), "{mapped:?}");
     }
 
+    /// The one selector of a selector that stands for one shape of topic.
+    fn one(m: &TopicMap, selector: &str) -> TopicSelector {
+        let mut all = m.selectors(selector).unwrap();
+        assert_eq!(all.len(), 1, "{selector}: {all:?}");
+        all.remove(0)
+    }
+
     #[test]
     fn templates_become_selectors() {
         let m = map();
-        let sel = m.selector("https://example.com/books/{id}").unwrap();
+        let sel = one(&m, "https://example.com/books/{id}");
         assert_eq!(sel.as_str(), "books/{id}");
         assert!(sel.matches("books/7"));
         assert!(!sel.matches("books/7/reviews"));
-        let other = m.selector("https://other.org/books/{id}").unwrap();
+        let other = one(&m, "https://other.org/books/{id}");
         assert!(other.matches(&m.topic("https://other.org/books/1").unwrap()));
         assert!(!other.matches(&m.topic("https://example.com/books/1").unwrap()));
-        assert!(m.selector("*").unwrap().matches("anything/at/all"));
+        assert!(one(&m, "*").matches("anything/at/all"));
         // An exact selector with `*` in it is text, not a wildcard.
-        let exact = m.selector("https://example.com/a*").unwrap();
+        let exact = one(&m, "https://example.com/a*");
         assert!(exact.matches("a*") && !exact.matches("ab"));
+    }
+
+    fn matches_any(selectors: &[TopicSelector], topic: &str) -> bool {
+        selectors.iter().any(|s| s.matches(topic))
+    }
+
+    #[test]
+    fn optional_path_segments_and_reserved_expansion_match_as_rfc_6570_expands_them() {
+        let m = TopicMap::default();
+        // The subscriptions API's own template, as the Mercure spec writes its claims.
+        let subs = m
+            .selectors("/.well-known/mercure/subscriptions{/topic}{/subscriber}")
+            .unwrap();
+        assert_eq!(subs.len(), 3, "{subs:?}");
+        for iri in [
+            "/.well-known/mercure/subscriptions",
+            "/.well-known/mercure/subscriptions/a%2Fb",
+            "/.well-known/mercure/subscriptions/a%2Fb/urn%3Auuid%3A1",
+        ] {
+            assert!(matches_any(&subs, &m.topic(iri).unwrap()), "{iri}");
+        }
+        for iri in [
+            "/.well-known/mercure/subscriptions/a/b/c",
+            "/.well-known/mercure/other",
+            ".well-known/mercure/subscriptions",
+        ] {
+            assert!(!matches_any(&subs, &m.topic(iri).unwrap()), "{iri}");
+        }
+        // One group of two is the same as two groups of one.
+        let shapes = |v: Vec<TopicSelector>| v.iter().map(|s| s.as_str().to_owned()).collect();
+        let listed: Vec<String> = shapes(m.selectors("/s{/topic,subscriber}").unwrap());
+        assert_eq!(listed, ["%/s", "%/s/{topic}", "%/s/{topic}/{subscriber}"]);
+        let split: Vec<String> = shapes(m.selectors("/s{/topic}{/subscriber}").unwrap());
+        assert_eq!(listed, split);
+        // A group in the middle, then more text.
+        let middle = map()
+            .selectors("https://example.com/books{/id}/reviews")
+            .unwrap();
+        let topics = ["books/reviews", "books/7/reviews"];
+        assert!(topics.iter().all(|t| matches_any(&middle, t)));
+        assert!(!matches_any(&middle, "books/7/8/reviews"));
+        // `{+rest}` as the last segment: one or more segments.
+        let rest = one(&map(), "https://example.com/files/{+path}");
+        assert!(rest.matches("files/a") && rest.matches("files/a/b/c"));
+        assert!(!rest.matches("files") && !rest.matches("other/a"));
     }
 
     #[test]
     fn unsupported_templates_are_refused_with_the_reason() {
         let m = map();
         for (bad, says) in [
-            ("https://example.com/books/{+path}", "operator"),
-            ("https://example.com/books/{id}.json", "inside a segment"),
-            ("https://example.com/books/{id*}", "level-1"),
-            ("https://example.com/books/{a,b}", "level-1"),
-            ("https://example.com/books/{}", "level-1"),
-            ("https://example.com/books/{id", "inside a segment"),
+            (
+                "https://example.com/books/{+path}/x",
+                "must be the last segment",
+            ),
+            (
+                "https://example.com/books/{id}.json",
+                "a `/` or `{/...}` must follow",
+            ),
+            ("https://example.com/books/x{id}", "inside a segment"),
+            ("https://example.com/books/{id*}", "without modifiers"),
+            ("https://example.com/books/{#id}", "without modifiers"),
+            ("https://example.com/books/{a,b}", "list"),
+            ("https://example.com/books/{}", "without modifiers"),
+            ("https://example.com/books/{id", "without its `}`"),
+            ("https://example.com/books/id}", "without its `{`"),
             ("https://example.com/*/{id}", "`*`"),
+            (
+                "https://example.com/b{/a}x",
+                "a `/` or `{/...}` must follow",
+            ),
+            (
+                "{/a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q}",
+                "too many optional segments",
+            ),
         ] {
-            let err = m.selector(bad).expect_err(bad).to_string();
+            let err = m.selectors(bad).expect_err(bad).to_string();
             assert!(err.contains(says), "{bad}: {err}");
         }
         assert!(m.topic("a\nb").is_err());

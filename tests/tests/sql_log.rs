@@ -19,6 +19,9 @@ use tokio::sync::oneshot;
 
 const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
+/// The application's table of the tests' handlers.
+const CHANGES: &str = "CREATE TABLE changes (id BIGSERIAL PRIMARY KEY, n BIGINT NOT NULL)";
+
 /// A pool whose tables live in a schema of their own, made for this test.
 async fn fresh_pool(name: &str) -> PgPool {
     let schema = format!("{name}_{}", std::process::id());
@@ -92,18 +95,7 @@ async fn payloads(stream: &mut EventStream, count: usize) -> Vec<String> {
 #[tokio::test]
 #[ignore = "needs PostgreSQL on 127.0.0.1:5432 (started by .ci/run)"]
 async fn events_are_numbered_in_commit_order_when_transactions_overlap() {
-    let pool = fresh_pool("commit_order").await;
-    sqlx::query("CREATE TABLE changes (id BIGSERIAL PRIMARY KEY, n BIGINT NOT NULL)")
-        .execute(&pool)
-        .await
-        .expect("changes table");
-    EventLog::ensure_schema(&pool).await.expect("schema");
-    let log = EventLog::open(&pool).await.expect("log");
-    let events = Broadcaster::builder()
-        .event_log(&log)
-        .keep_alive(None)
-        .build();
-    let mut live = events.subscribe(None).expect("stream");
+    let (pool, log, events, mut live) = log_with_changes("commit_order", CHANGES).await;
     // The stream starts with the id it starts after: where a replay of both begins.
     let first = tokio::time::timeout(Duration::from_secs(5), live.next())
         .await
@@ -226,11 +218,7 @@ async fn counts(pool: &PgPool) -> (i64, i64) {
 #[tokio::test]
 #[ignore = "needs PostgreSQL on 127.0.0.1:5432 (started by .ci/run)"]
 async fn a_handler_that_fails_after_writing_leaves_neither_its_change_nor_its_event() {
-    let (pool, log, events, mut stream) = log_with_changes(
-        "fails_after_writing",
-        "CREATE TABLE changes (id BIGSERIAL PRIMARY KEY, n BIGINT NOT NULL)",
-    )
-    .await;
+    let (pool, log, events, mut stream) = log_with_changes("fails_after_writing", CHANGES).await;
     let failed = events
         .scope(write_then_fail(log.begin().await.expect("tx"), 1))
         .await;

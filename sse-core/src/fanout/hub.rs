@@ -33,7 +33,14 @@ pub(crate) struct Hub {
     /// Bumped when a selective subscriber comes or goes, and at shutdown: what
     /// [`PresenceChanges`](super::PresenceChanges) waits on.
     pub(super) presence: watch::Sender<u64>,
+    /// Whether this instance knows the shared stream's epoch (always, without an engine):
+    /// until it does, an engine's id cannot be told from another run's.
+    linked: watch::Sender<bool>,
 }
+
+/// How long a resuming client waits for a just-started instance to read its engine's epoch
+/// (a rolling deploy) before it is answered as if the engine were down, with a reset.
+const LINK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Hub {
     /// The state `config` describes, with a new epoch for its ids; its event log (if the
@@ -44,6 +51,7 @@ impl Hub {
         let capacity = config.history.clamp(16, 1024);
         let (tx, _) = broadcast::channel(capacity);
         let log = config.open_engine();
+        let linked = watch::Sender::new(log.is_none());
         let shared = Arc::new(Self {
             state: Mutex::new(History::new(new_epoch(), tx)),
             closed: AtomicBool::new(false),
@@ -54,6 +62,7 @@ impl Hub {
             )),
             log,
             presence: watch::Sender::new(0),
+            linked,
             config,
         });
         if let Some(log) = &shared.log {
@@ -62,11 +71,20 @@ impl Hub {
                 shared
                     .lock()
                     .start_epoch(at, &shared.config, &shared.counters);
+                shared.linked.send_replace(true);
             }
             let weak: Weak<Hub> = Arc::downgrade(&shared);
             log.clone().follow(weak);
         }
         shared
+    }
+
+    /// Waits, for at most [`LINK_WAIT`], until the instance has read its engine's epoch: a
+    /// client resuming before that would get a reset for an id it cannot yet tell from
+    /// another run's. At once without an engine.
+    pub(crate) async fn until_linked(&self) {
+        let mut linked = self.linked.subscribe();
+        let _ = tokio::time::timeout(LINK_WAIT, linked.wait_for(|linked| *linked)).await;
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, History> {
@@ -178,6 +196,7 @@ impl Sink for Hub {
         if self.lock().start_epoch(at, &self.config, &self.counters) {
             tracing::warn!("sse event store restarted empty or was flushed; subscribers reset");
         }
+        self.linked.send_replace(true);
     }
 
     fn gap(&self, reason: ResetReason) {

@@ -37,6 +37,17 @@ pub(super) struct Authorized {
 }
 
 impl StreamRequest {
+    /// Whether `req` resumes: a `Last-Event-ID` header or a `query_key` (`lastEventId`)
+    /// query value that is not blank (read cheaply, before the request is parsed).
+    pub(crate) fn resumes(req: &HttpRequest, query_key: &str) -> bool {
+        let header = (req.headers().get("last-event-id"))
+            .is_some_and(|v| !v.as_bytes().trim_ascii().is_empty());
+        header
+            || (req.query_string().split('&'))
+                .filter_map(|pair| pair.strip_prefix(query_key)?.strip_prefix('='))
+                .any(|value| !value.is_empty())
+    }
+
     /// Reads the query string (once) and the headers: `topic` selectors, the client id
     /// (`X-SSE-Client-Id` wins over `?client_id=`), and `Last-Event-ID` (the header wins over
     /// `?lastEventId=`: a browser updates it on every reconnect, while the query stays as it
@@ -222,6 +233,24 @@ mod tests {
     use proptest::prelude::*;
 
     use crate::Broadcaster;
+
+    #[test]
+    fn a_request_resumes_with_a_non_blank_header_or_query_value() {
+        let resumes =
+            |req: TestRequest| super::StreamRequest::resumes(&req.to_http_request(), "lastEventId");
+        assert!(resumes(
+            TestRequest::get().insert_header(("last-event-id", "a-1"))
+        ));
+        assert!(!resumes(
+            TestRequest::get().insert_header(("last-event-id", " "))
+        ));
+        assert!(resumes(
+            TestRequest::get().uri("/e?topic=a&lastEventId=a-1")
+        ));
+        assert!(!resumes(TestRequest::get().uri("/e?lastEventId=&topic=a")));
+        assert!(!resumes(TestRequest::get().uri("/e?xlastEventId=a-1")));
+        assert!(!resumes(TestRequest::get().uri("/e?topic=a")));
+    }
 
     /// `s` percent-encoded, every byte: any text can reach the query string this way.
     fn encode(s: &str) -> String {

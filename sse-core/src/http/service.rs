@@ -70,7 +70,14 @@ impl Broadcaster {
                 &path,
                 web::get().to(move |req: HttpRequest| {
                     let events = events.clone();
-                    async move { events.respond(&req) }
+                    async move {
+                        // A client resuming into an instance that has not read its engine's
+                        // epoch yet (just started) would get a reset: it waits a moment.
+                        if StreamRequest::resumes(&req, "lastEventId") {
+                            events.shared.until_linked().await;
+                        }
+                        events.respond(&req)
+                    }
                 }),
             );
             let base = path.trim_end_matches('/');

@@ -156,6 +156,7 @@ pub use discovery::{Discovery, DiscoveryService};
 pub use jwt::{JwtKey, COOKIE};
 
 use crate::fanout::Broadcaster;
+use crate::http::request::StreamRequest;
 use subscriptions::Registry;
 use topic::TopicMap;
 
@@ -285,8 +286,15 @@ impl Broadcaster {
                 .route(
                     "",
                     web::get().to(move |req: HttpRequest| {
-                        let response = subscribe::respond(&subscribe_events, &subscribe_hub, &req);
-                        async move { response }
+                        let (events, hub) = (subscribe_events.clone(), subscribe_hub.clone());
+                        async move {
+                            // As on the stream endpoint: a resume into a just-started instance
+                            // waits for it to read its engine's epoch.
+                            if StreamRequest::resumes(&req, "lastEventID") {
+                                events.shared.until_linked().await;
+                            }
+                            subscribe::respond(&events, &hub, &req)
+                        }
                     }),
                 )
                 .route(

@@ -105,6 +105,36 @@ async fn a_client_resumes_on_the_other_instance<E: Engine>() {
     assert_eq!(c.stats().resumed, 1);
 }
 
+/// A rolling deploy: a client resumes into an instance that has just started and not yet
+/// read its engine's epoch. It waits for the link and gets what it missed, not a reset.
+async fn a_client_resuming_into_an_instance_not_yet_linked_gets_what_it_missed<E: Engine>() {
+    let mut engine = E::new("unlinked").await;
+    let (a, server_a) = instance(engine.builder()).await;
+    let mut client = SseClient::connect(&server_a.url(PATH), None).await;
+    eventually("subscribed", || a.stats().subscribers == 1).await;
+    a.publish("e", &0).unwrap();
+    let last = client.take(1).await[0].id.clone();
+    drop(client);
+    a.publish("e", &1).unwrap();
+    a.publish("e", &2).unwrap();
+    eventually("a's outbox sent", || a.stats().engine.outbox == 0).await;
+
+    // B starts with its link to the engine down, so it has not read the epoch.
+    let builder = engine.cuttable();
+    engine.cut(true);
+    let b = builder.keep_alive(None).build();
+    let server_b = serve(&b, PATH);
+    let url = server_b.url(PATH);
+    let (mut on_b, ()) = tokio::join!(SseClient::connect(&url, Some(&last)), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        engine.cut(false);
+    });
+    let missed: Vec<String> = on_b.take(2).await.into_iter().map(|e| e.data).collect();
+    assert_eq!(missed, ["1", "2"]);
+    on_b.assert_quiet(Duration::from_millis(200)).await;
+    assert_eq!(b.stats().resumed, 1);
+}
+
 async fn an_engine_stopped_for_two_seconds_under_steady_publishing_loses_nothing<E: Engine>() {
     let mut engine = E::new("outage").await;
     let (events, server) = instance(engine.builder()).await;
@@ -413,6 +443,12 @@ macro_rules! suite {
             $(#[ignore = $ignore])?
             async fn a_client_resumes_on_the_other_instance() {
                 super::a_client_resumes_on_the_other_instance::<$engine>().await;
+            }
+
+            #[actix_web::test]
+            $(#[ignore = $ignore])?
+            async fn a_client_resuming_into_an_instance_not_yet_linked_gets_what_it_missed() {
+                super::a_client_resuming_into_an_instance_not_yet_linked_gets_what_it_missed::<$engine>().await;
             }
 
             #[actix_web::test]

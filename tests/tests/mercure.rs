@@ -1007,3 +1007,45 @@ async fn the_hub_answers_cors_preflights_and_marks_responses_for_listed_origins_
     .await;
     assert!(stream.headers.get("access-control-allow-origin").is_none());
 }
+
+/// `earliest` on the SQL event log (the demo's default engine) replays the table, also on an
+/// instance started after the updates were published, as after a restart: publishers' ids
+/// and all.
+#[actix_web::test]
+async fn earliest_replays_the_sql_event_log_on_a_restarted_instance() {
+    use sse_core::sql::EventLog;
+    let path = std::env::temp_dir().join(format!(
+        "sse-tests-mercure-earliest-{}.db",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("a SQLite file");
+    EventLog::ensure_schema(&pool).await.expect("schema");
+    let instance = |log: EventLog| Broadcaster::builder().event_log(&log).build();
+
+    let first = instance(EventLog::open(&pool).await.expect("log"));
+    let server = serve_hub(&first, hub(true));
+    let token = publisher(&["*"]);
+    for id in ["first", "second", "third"] {
+        let form = [("topic", "r"), ("id", id), ("data", id)];
+        assert_eq!(publish(&server, Some(&token), &form).await.0, 200);
+    }
+    eventually("written to the table", || first.stats().published == 3).await;
+    drop(server);
+    first.shutdown();
+
+    let second = instance(EventLog::open(&pool).await.expect("log again"));
+    let server = serve_hub(&second, hub(true));
+    let ids = |events: Vec<common::Event>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let mut earliest = subscribe(&server, "topic=r&lastEventID=earliest", None).await;
+    assert_eq!(ids(earliest.take(3).await), ["first", "second", "third"]);
+    let (status, _) = publish(&server, Some(&token), &[("topic", "r"), ("id", "fourth")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(earliest.next().await.id, "fourth");
+    let _ = std::fs::remove_file(path);
+}

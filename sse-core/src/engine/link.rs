@@ -14,7 +14,9 @@ use tokio::time::Instant;
 
 use super::outbox::Outbox;
 use super::pages::{self, PageKey, PageSource, Request};
-use super::{EngineStats, ReplayFuture, ReplayPage, ResetReason, Senders, Sink, StopFuture};
+use super::{
+    EngineStats, ReplayFrom, ReplayFuture, ReplayPage, ResetReason, Senders, Sink, StopFuture,
+};
 use crate::wire::EventId;
 
 /// First replay pages kept for clients that ask for the same one.
@@ -187,14 +189,14 @@ impl<T: Clone + 'static> EngineLink<T> {
     /// answered at once with `UNREACHABLE`, counted.
     pub(crate) fn replay(
         &self,
-        after: EventId,
+        from: ReplayFrom,
         upto: EventId,
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
         let (reply, answer) = oneshot::channel();
         let max = max.clamp(1, pages::MAX_PAGE);
-        let key = PageKey { after, upto, max };
+        let key = PageKey { from, upto, max };
         if self.replays.try_send(Request { key, seen, reply }).is_err() {
             self.counters.failed();
             return Box::pin(std::future::ready(Err(ResetReason::Unreachable)));

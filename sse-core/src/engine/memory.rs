@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use super::EngineStats;
 use super::{
-    Append, Body, Engine, EngineOptions, Entry, ReplayFuture, ReplayPage, ResetReason, Senders,
-    Sink, StopFuture, DEDUPE_WINDOW,
+    Append, Body, Engine, EngineOptions, Entry, ReplayFrom, ReplayFuture, ReplayPage, ResetReason,
+    Senders, Sink, StopFuture, DEDUPE_WINDOW,
 };
 use crate::wire::{new_epoch, EventId};
 
@@ -294,22 +294,33 @@ impl Engine for MemoryLog {
 
     fn replay(
         &self,
-        after: EventId,
+        from: ReplayFrom,
         upto: EventId,
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
         let result = (|| {
             let store = lock(&self.store.inner);
-            if after.epoch() != store.epoch {
+            let epoch = match from {
+                ReplayFrom::After(after) => after.epoch(),
+                ReplayFrom::Oldest => upto.epoch(),
+            };
+            if epoch != store.epoch {
                 return Err(ResetReason::Stale);
             }
-            let (after, upto) = (after.position().1, upto.position().1);
-            // Every page, as the server engines do: a page after a trimmed entry would skip
-            // what was trimmed since the previous page.
-            if after != 0 && !store.entries.iter().any(|e| e.pos == after) {
-                return Err(ResetReason::TooOld);
-            }
+            let upto = upto.position().1;
+            let after = match from {
+                // Every page, as the server engines do: a page after a trimmed entry would
+                // skip what was trimmed since the previous page.
+                ReplayFrom::After(after) => {
+                    let after = after.position().1;
+                    if after != 0 && !store.entries.iter().any(|e| e.pos == after) {
+                        return Err(ResetReason::TooOld);
+                    }
+                    after
+                }
+                ReplayFrom::Oldest => store.entries.front().map_or(0, |e| e.pos.saturating_sub(1)),
+            };
             let mut senders = seen.unwrap_or_else(|| {
                 // Entries just before `after` tell repeats of them apart (a re-sent batch).
                 let mut senders = Senders::default();

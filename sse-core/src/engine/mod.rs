@@ -171,6 +171,17 @@ pub(crate) type StopFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// Why a replay could not be served; sent to the client in its reset event.
 pub(crate) type ReplayError = ResetReason;
 
+/// Where a replay starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReplayFrom {
+    /// After this entry, which must still be in the store: what followed it may have been
+    /// trimmed otherwise.
+    After(EventId),
+    /// At the oldest entry the store still holds (Mercure's `earliest`): nothing before it
+    /// was promised, so nothing is checked.
+    Oldest,
+}
+
 /// One page of missed events fetched from a log, or why they cannot be.
 pub(crate) type ReplayFuture =
     Pin<Box<dyn Future<Output = Result<ReplayPage, ReplayError>> + Send + 'static>>;
@@ -236,17 +247,19 @@ pub(crate) trait Engine: Send + Sync + 'static {
     /// Queues `event` for the store; never waits.
     fn append(&self, event: Append);
 
-    /// One page of a `Last-Event-ID` replay: up to `max` encoded entries after `after`, up
-    /// to and including `upto` (ids of this log), repeats removed. Every page fails with
-    /// [`ResetReason::TooOld`] when `after` itself is no longer in the store (what followed it may
-    /// have been trimmed, also between two pages), checked before anything is fetched. The
-    /// first page (`seen: None`) learns the senders from the entries just before `after`;
-    /// each next page gets the previous page's [`ReplayPage::seen`]. The caller asks for the
-    /// next page after [`ReplayPage::reached`], as its client reads: a client that missed
-    /// much costs one page at a time.
+    /// One page of a `Last-Event-ID` replay: up to `max` encoded entries from `from`, up
+    /// to and including `upto` (ids of this log), repeats removed. Every page after an entry
+    /// fails with [`ResetReason::TooOld`] when that entry is no longer in the store (what
+    /// followed it may have been trimmed, also between two pages), checked before anything
+    /// is fetched; a page from [`ReplayFrom::Oldest`] starts at whatever the store holds
+    /// first, in the epoch of `upto`. The first page (`seen: None`) learns the senders from
+    /// the entries just before its start; each next page gets the previous page's
+    /// [`ReplayPage::seen`]. The caller asks for the next page after
+    /// [`ReplayPage::reached`], as its client reads: a client that missed much costs one
+    /// page at a time.
     fn replay(
         &self,
-        after: EventId,
+        from: ReplayFrom,
         upto: EventId,
         max: usize,
         seen: Option<Senders>,

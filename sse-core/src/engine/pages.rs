@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::{ReplayError, ReplayPage, Senders};
+use super::{ReplayError, ReplayFrom, ReplayPage, Senders};
 use crate::wire::EventId;
 
 /// Requests waiting for the replay task; past this, a replay is answered with a reset.
@@ -30,10 +30,10 @@ pub(crate) struct Request {
     pub(crate) reply: ReplayReply,
 }
 
-/// Which page: after an event, up to another, at most `max` events.
+/// Which page: after an event (or from the oldest), up to another, at most `max` events.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PageKey {
-    pub(crate) after: EventId,
+    pub(crate) from: ReplayFrom,
     pub(crate) upto: EventId,
     pub(crate) max: usize,
 }

@@ -12,7 +12,7 @@ use super::frame::Frame;
 use super::index::{Index, SubId};
 use super::mailbox::Mailbox;
 use super::stats::Counters;
-use crate::engine::{Engine, ResetReason};
+use crate::engine::{Engine, ReplayFrom, ResetReason};
 use crate::topic::Filter;
 use crate::wire::{encode, EventId, LastEventId};
 
@@ -57,9 +57,10 @@ pub(crate) struct Subscription {
     /// What the client missed is still in the history, after `last_seq`: the stream reads it
     /// from there a batch at a time (it holds a position, not a copy).
     pub(crate) catch_up: bool,
-    /// The client's id is older than the local history: fetch what it missed up to
-    /// `last_id` from the event log before sending live frames.
-    pub(crate) replay_after: Option<EventId>,
+    /// The client's id is older than the local history (or it asked for the oldest event
+    /// kept): fetch what it missed up to `last_id` from the event log before sending live
+    /// frames.
+    pub(crate) replay_from: Option<ReplayFrom>,
     /// The client's id is newer than what this instance has read from the event log: skip
     /// live frames up to it.
     pub(crate) floor: Option<EventId>,
@@ -82,7 +83,7 @@ pub(crate) enum Resume {
     /// After this local sequence number (the event with the client's id), from the history.
     After(u64, EventId),
     /// From the event log, older than the local history.
-    Log(EventId),
+    Log(ReplayFrom),
     /// Not read here yet (another instance published it): live frames up to it are skipped.
     Ahead(EventId),
     Reset(ResetReason),
@@ -139,7 +140,6 @@ impl History {
     /// The id just before the oldest frame of the history (the newest id when it is empty),
     /// to resume from the earliest event kept. Without an engine only, whose ids are
     /// consecutive.
-    #[cfg_attr(not(feature = "mercure"), allow(dead_code))]
     pub(crate) fn before_oldest(&self) -> EventId {
         match self.frames.front() {
             Some(first) => EventId::new(self.epoch, first.id.seq().saturating_sub(1)),
@@ -291,7 +291,7 @@ impl History {
         }
         match self.frames.binary_search_by(|f| f.id.position().cmp(&pos)) {
             Ok(i) => Resume::After(self.frames[i].seq, id),
-            Err(_) => Resume::Log(id),
+            Err(_) => Resume::Log(ReplayFrom::After(id)),
         }
     }
 
@@ -317,6 +317,9 @@ impl History {
             LastEventId::None => Resume::Fresh,
             LastEventId::Malformed => Resume::Reset(ResetReason::MalformedId),
             LastEventId::After(id) => self.resolve(id, log),
+            // With an engine, the store holds at least what the history does.
+            LastEventId::Oldest if log.is_some() => Resume::Log(ReplayFrom::Oldest),
+            LastEventId::Oldest => self.resolve(self.before_oldest(), None),
         };
         // Room for the preamble alone: an idle stream keeps this queue, and the default first
         // growth (to four frames) would cost each one 96 bytes more.
@@ -342,8 +345,8 @@ impl History {
             last_seq,
             last_id,
             catch_up: last_seq < current,
-            replay_after: match resume {
-                Resume::Log(id) => Some(id),
+            replay_from: match resume {
+                Resume::Log(from) => Some(from),
                 _ => None,
             },
             floor: match resume {

@@ -29,7 +29,8 @@
 //!   `mercureAuthorization` cookie; its `mercure.subscribe` selectors say which private
 //!   updates the subscriber gets. Without a token only when [`Mercure::anonymous`]. Resume
 //!   with the `Last-Event-ID` header or the `lastEventID` query parameter (the header wins),
-//!   or `earliest`; the response carries `Last-Event-ID`, the id of the last event then.
+//!   or `earliest` (from the oldest event kept: the history, or with an engine the store);
+//!   the response carries `Last-Event-ID`, the id of the last event then.
 //! - **Publish**: `POST /.well-known/mercure`, a form of `topic` (repeatable, the first is
 //!   canonical), `data`, `private`, `id`, `type`, `retry`, with a token whose
 //!   `mercure.publish` selectors allow every topic of the update. The answer is 200
@@ -136,9 +137,8 @@
 //! # Not implemented
 //!
 //! The 1.0 drafts' parameter names (and their `match_type` subscription URLs); template
-//! operators other than `+` and `/`, modifiers, and a variable inside a segment. With an engine, `earliest` starts with live events (engine positions have no
-//! "before the oldest" to resume after), and the subscriptions API lists only this
-//! instance's subscribers.
+//! operators other than `+` and `/`, modifiers, and a variable inside a segment; the
+//! subscriptions API lists only this instance's subscribers.
 
 mod cors;
 mod discovery;

@@ -228,12 +228,7 @@ fn resume_point(shared: &Hub, raw: Option<&str>) -> LastEventId {
         Some(raw) => raw,
     };
     if raw == "earliest" {
-        // With an engine, ids are the engine's positions, which have no "before the
-        // oldest": live events only (see the module docs).
-        if shared.log().is_some() {
-            return LastEventId::None;
-        }
-        return LastEventId::After(shared.lock().before_oldest());
+        return LastEventId::Oldest;
     }
     if let Some(id) = shared.lock().find_wire_id(raw) {
         return LastEventId::After(id);

@@ -99,6 +99,9 @@ impl Opening {
             LastEventId::Malformed => {
                 span.record("resumed_from", "malformed");
             }
+            LastEventId::Oldest => {
+                span.record("resumed_from", "earliest");
+            }
             LastEventId::None => {}
         }
         Opening {

@@ -164,6 +164,10 @@ pub(crate) enum LastEventId {
     None,
     /// Resume after this event.
     After(EventId),
+    /// Resume from the oldest event still kept (Mercure's `earliest`), in the history or,
+    /// with an engine, in the store.
+    #[cfg_attr(not(feature = "mercure"), allow(dead_code))]
+    Oldest,
     /// Something that is no id of ours: the stream starts now, with a reset.
     Malformed,
 }

@@ -428,6 +428,36 @@ async fn a_publisher_id_travels_with_the_entry_and_resumes_on_the_other_instance
     }
 }
 
+/// Mercure's `earliest` on an instance started after the events were published (nothing in
+/// its own history) replays what the engine holds; after trimming, what is left, without a
+/// reset (nothing older was asked for).
+async fn earliest_replays_what_the_engine_holds_to_an_instance_that_did_not_see_it<E: Engine>() {
+    let mut engine = E::new("earliest").await;
+    let (a, _server_a) = hub_instance(engine.builder()).await;
+    for n in 0..5 {
+        let event = sse_core::Event::new("e")
+            .text(n.to_string())
+            .topic("books/1");
+        a.publish_event(event).expect("publish");
+        // One store entry each (engines batch what is queued at once): trimming keeps whole
+        // entries.
+        eventually("a's outbox sent", || a.stats().engine.outbox == 0).await;
+    }
+    let (_b, server_b) = hub_instance(engine.builder()).await;
+    let hub = server_b.url("/.well-known/mercure?topic=books/{id}");
+    let data = |events: Vec<Event>| events.into_iter().map(|e| e.data).collect::<Vec<_>>();
+    let (mut from_start, _) = SseClient::open(&hub, Some("earliest")).await;
+    assert_eq!(data(from_start.take(5).await), ["0", "1", "2", "3", "4"]);
+
+    engine.trim(2).await;
+    a.publish_event(sse_core::Event::new("e").text("5").topic("books/1"))
+        .expect("publish");
+    // Live; and B has read it, so the next replay reaches it.
+    assert_eq!(from_start.next().await.data, "5");
+    let (mut after_trim, _) = SseClient::open(&hub, Some("earliest")).await;
+    assert_eq!(data(after_trim.take(3).await), ["3", "4", "5"]);
+}
+
 macro_rules! suite {
     ($module:ident, $engine:ty $(, $ignore:literal)?) => {
         mod $module {
@@ -485,6 +515,12 @@ macro_rules! suite {
             $(#[ignore = $ignore])?
             async fn a_publisher_id_travels_with_the_entry_and_resumes_on_the_other_instance() {
                 super::a_publisher_id_travels_with_the_entry_and_resumes_on_the_other_instance::<$engine>().await;
+            }
+
+            #[actix_web::test]
+            $(#[ignore = $ignore])?
+            async fn earliest_replays_what_the_engine_holds_to_an_instance_that_did_not_see_it() {
+                super::earliest_replays_what_the_engine_holds_to_an_instance_that_did_not_see_it::<$engine>().await;
             }
         }
     };

@@ -26,7 +26,8 @@ use tokio::sync::watch;
 use super::link::EngineLink;
 use super::redact::hide_userinfo;
 use super::{
-    Append, Engine, EngineOptions, EngineStats, Relayed, ReplayFuture, Senders, Sink, StopFuture,
+    Append, Engine, EngineOptions, EngineStats, Relayed, ReplayFrom, ReplayFuture, Senders, Sink,
+    StopFuture,
 };
 use crate::error::InvalidNatsConfig;
 use crate::wire::{new_epoch, EventId};
@@ -166,12 +167,12 @@ impl Engine for NatsLog {
 
     fn replay(
         &self,
-        after: EventId,
+        from: ReplayFrom,
         upto: EventId,
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
-        self.ctl.replay(after, upto, max, seen)
+        self.ctl.replay(from, upto, max, seen)
     }
 
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {

@@ -11,7 +11,8 @@ use futures_util::future::join_all;
 use super::record::{decode_batch, entries};
 use super::{sender, NatsLog, RESPONSE_TIMEOUT};
 use crate::engine::pages::{PageKey, PageSource};
-use crate::engine::{ReplayError, ReplayPage, ResetReason, Senders};
+use crate::engine::{ReplayError, ReplayFrom, ReplayPage, ResetReason, Senders};
+use crate::wire::EventId;
 
 /// Messages fetched at once.
 const WINDOW: u64 = 32;
@@ -85,23 +86,37 @@ async fn get_range(stream: &Stream, from: u64, to: u64) -> Result<Vec<Read>, asy
 /// first, so a page that started after a trimmed message would silently skip what was
 /// trimmed. Such a page is a reset ([`ResetReason::TooOld`]), however long the client took
 /// since the previous page. A first page checks before anything else, and reads the few
-/// messages before `after` to tell repeats apart.
+/// messages before `after` to tell repeats apart. A page from the oldest message starts at
+/// the stream's first sequence, with nothing before it to check or compare.
 async fn fetch(
     stream: &Stream,
     epoch: u64,
     key: PageKey,
     seen: Option<Senders>,
 ) -> Result<Result<ReplayPage, ReplayError>, async_nats::Error> {
+    let from = match key.from {
+        ReplayFrom::After(after) => after,
+        // Sequence 0 is never a message: no message is read as the one holding `after`.
+        ReplayFrom::Oldest => EventId::entry(key.upto.epoch(), 0, 0),
+    };
     let (Some((after, after_n)), Some((upto, upto_n))) =
-        (key.after.entry_parts(), key.upto.entry_parts())
+        (from.entry_parts(), key.upto.entry_parts())
     else {
         return Ok(Err(ResetReason::Stale));
     };
-    if key.after.epoch() != epoch {
+    if from.epoch() != epoch {
         return Ok(Err(ResetReason::Stale));
     }
+    // Where reading starts: the message holding `after` (the entries after it in that
+    // batch), or the oldest message the stream holds; one trimmed under the read is missing
+    // below, and a reset.
+    let start = match key.from {
+        ReplayFrom::After(_) => after,
+        ReplayFrom::Oldest => stream.get_info().await?.state.first_sequence,
+    };
     let mut senders = match seen {
         Some(seen) => seen,
+        None if key.from == ReplayFrom::Oldest => Senders::default(),
         None => {
             let mut senders = Senders::default();
             // Sequence 0 (a stream that was empty) is never a message.
@@ -121,7 +136,7 @@ async fn fetch(
         }
     };
     let mut page = ReplayPage::default();
-    let mut seq = after;
+    let mut seq = start;
     'read: while seq <= upto {
         let from = seq.max(1);
         let to = (seq + WINDOW - 1).min(upto);

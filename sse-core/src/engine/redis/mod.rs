@@ -21,8 +21,8 @@ use redis::{AsyncConnectionConfig, Value};
 
 use super::link::EngineLink;
 use super::{
-    Append, Body, Engine, EngineOptions, EngineStats, Entry, Relayed, ReplayFuture, Senders, Sink,
-    StopFuture,
+    Append, Body, Engine, EngineOptions, EngineStats, Entry, Relayed, ReplayFrom, ReplayFuture,
+    Senders, Sink, StopFuture,
 };
 use crate::error::InvalidRedisUrl;
 use crate::topic::Route;
@@ -145,12 +145,12 @@ impl Engine for RedisLog {
 
     fn replay(
         &self,
-        after: EventId,
+        from: ReplayFrom,
         upto: EventId,
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
-        self.ctl.replay(after, upto, max, seen)
+        self.ctl.replay(from, upto, max, seen)
     }
 
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {

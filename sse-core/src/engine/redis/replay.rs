@@ -10,7 +10,7 @@ use redis::streams::StreamRangeReply;
 
 use super::{decode, sender, RedisLog, RESPONSE_TIMEOUT};
 use crate::engine::pages::{PageKey, PageSource};
-use crate::engine::{ReplayError, ReplayPage, ResetReason, Senders, DEDUPE_WINDOW};
+use crate::engine::{ReplayError, ReplayFrom, ReplayPage, ResetReason, Senders, DEDUPE_WINDOW};
 use crate::wire::EventId;
 
 impl PageSource for RedisLog {
@@ -48,8 +48,12 @@ async fn fetch(
     key: PageKey,
     seen: Option<Senders>,
 ) -> redis::RedisResult<Result<ReplayPage, ReplayError>> {
-    let (Some((ams, an)), Some((ums, un))) = (key.after.entry_parts(), key.upto.entry_parts())
-    else {
+    // `0-0` is never an entry: the script starts at the oldest one without a check.
+    let from = match key.from {
+        ReplayFrom::After(after) => after,
+        ReplayFrom::Oldest => EventId::entry(key.upto.epoch(), 0, 0),
+    };
+    let (Some((ams, an)), Some((ums, un))) = (from.entry_parts(), key.upto.entry_parts()) else {
         return Ok(Err(ResetReason::Stale));
     };
     let after = format!("{ams}-{an}");
@@ -67,7 +71,7 @@ async fn fetch(
         Some(seen) => seen,
         None => senders_up_to(log, conn, &after).await?,
     };
-    let epoch = key.after.epoch();
+    let epoch = from.epoch();
     let reached = page
         .ids
         .last()

@@ -32,8 +32,8 @@ pub use tx::{Connection, Tx, TxConn};
 use super::link::EngineLink;
 use super::pages::{PageKey, PageSource};
 use super::{
-    Append, Body, Engine, EngineOptions, EngineStats, Entry, ReplayFuture, ReplayPage, ResetReason,
-    Senders, Sink, StopFuture,
+    Append, Body, Engine, EngineOptions, EngineStats, Entry, ReplayFrom, ReplayFuture, ReplayPage,
+    ResetReason, Senders, Sink, StopFuture,
 };
 use crate::error::EventLogError;
 use crate::wire::{new_epoch, EventId};
@@ -327,14 +327,14 @@ impl Engine for SqlLog {
 
     fn replay(
         &self,
-        after: EventId,
+        from: ReplayFrom,
         upto: EventId,
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture {
         match &self.transport {
-            Some(transport) => transport.replay(after, upto, max, seen),
-            None => self.ctl.replay(after, upto, max, seen),
+            Some(transport) => transport.replay(from, upto, max, seen),
+            None => self.ctl.replay(from, upto, max, seen),
         }
     }
 
@@ -399,16 +399,23 @@ impl PageSource for SqlLog {
         key: PageKey,
         seen: Option<Senders>,
     ) -> Result<Result<ReplayPage, ResetReason>, sqlx::Error> {
-        if key.after.epoch() != self.log.shared.epoch || key.after.entry_parts().is_some() {
+        let from = match key.from {
+            ReplayFrom::After(after) => after,
+            ReplayFrom::Oldest => key.upto,
+        };
+        if from.epoch() != self.log.shared.epoch || from.entry_parts().is_some() {
             return Ok(Err(ResetReason::Stale));
         }
-        let rows = self
-            .pool()
-            .rows(key.after.seq(), key.upto.seq(), key.max)
-            .await?;
+        let after = match key.from {
+            ReplayFrom::After(after) => after.seq(),
+            // Whatever the table holds: one read sees the rows of one moment, and trimming
+            // deletes the oldest first, so what it returns has no hole.
+            ReplayFrom::Oldest => 0,
+        };
+        let rows = self.pool().rows(after, key.upto.seq(), key.max).await?;
         // Read after the rows: trimming records its mark before it deletes, so a mark not
         // past `after` now means nothing after `after` was gone when the rows were read.
-        if self.pool().trimmed().await? > key.after.seq() {
+        if matches!(key.from, ReplayFrom::After(_)) && self.pool().trimmed().await? > after {
             return Ok(Err(ResetReason::TooOld));
         }
         let reached = rows.last().map(|row| self.id(row.seq));

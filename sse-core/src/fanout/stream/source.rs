@@ -14,7 +14,9 @@ use tokio_stream::wrappers::BroadcastStream;
 use super::batch::MAX_BATCH;
 use super::keep_alive::Idle;
 use super::queue::Queue;
-use crate::engine::{Body, ReplayError, ReplayFuture, ReplayPage, ResetReason, Senders};
+use crate::engine::{
+    Body, ReplayError, ReplayFrom, ReplayFuture, ReplayPage, ResetReason, Senders,
+};
 use crate::fanout::frame::Frame;
 use crate::fanout::history::{CatchUp, Live, Subscription, Wanted};
 use crate::fanout::hub::Hub;
@@ -105,19 +107,24 @@ struct Replay {
     last_sent: bool,
 }
 
-/// The replay page after `after`, from the event log.
-fn replay_page(shared: &Hub, after: EventId, upto: EventId, seen: Option<Senders>) -> ReplayFuture {
+/// The replay page from `from`, from the event log.
+fn replay_page(
+    shared: &Hub,
+    from: ReplayFrom,
+    upto: EventId,
+    seen: Option<Senders>,
+) -> ReplayFuture {
     match shared.log() {
-        Some(log) => log.replay(after, upto, REPLAY_PAGE, seen),
+        Some(log) => log.replay(from, upto, REPLAY_PAGE, seen),
         None => Box::pin(std::future::ready(Err(ResetReason::Stale))),
     }
 }
 
 impl Source {
     pub(super) fn new(shared: Arc<Hub>, start: Subscription, coding: Coding) -> Self {
-        let replay = start.replay_after.map(|after| {
+        let replay = start.replay_from.map(|from| {
             Box::new(Replay {
-                page: replay_page(&shared, after, start.last_id, None),
+                page: replay_page(&shared, from, start.last_id, None),
                 upto: start.last_id,
                 last_sent: false,
             })
@@ -213,7 +220,12 @@ impl Source {
                 }
                 match page.reached {
                     Some(reached) if reached.position() < replay.upto.position() => {
-                        replay.page = replay_page(&shared, reached, replay.upto, Some(page.seen));
+                        replay.page = replay_page(
+                            &shared,
+                            ReplayFrom::After(reached),
+                            replay.upto,
+                            Some(page.seen),
+                        );
                         self.replay = Some(replay);
                     }
                     _ => {

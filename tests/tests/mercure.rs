@@ -1008,14 +1008,13 @@ async fn the_hub_answers_cors_preflights_and_marks_responses_for_listed_origins_
     assert!(stream.headers.get("access-control-allow-origin").is_none());
 }
 
-/// `earliest` on the SQL event log (the demo's default engine) replays the table, also on an
-/// instance started after the updates were published, as after a restart: publishers' ids
-/// and all.
-#[actix_web::test]
-async fn earliest_replays_the_sql_event_log_on_a_restarted_instance() {
+/// A hub on an SQLite event log where `first`, `second` and `third` were published, on an
+/// instance started after that (as after a restart: nothing in its own history); its server
+/// and the file.
+async fn restarted_on_sqlite(name: &str) -> (Broadcaster, TestServer, std::path::PathBuf) {
     use sse_core::sql::EventLog;
     let path = std::env::temp_dir().join(format!(
-        "sse-tests-mercure-earliest-{}.db",
+        "sse-tests-mercure-{name}-{}.db",
         std::process::id()
     ));
     let _ = std::fs::remove_file(&path);
@@ -1041,11 +1040,39 @@ async fn earliest_replays_the_sql_event_log_on_a_restarted_instance() {
 
     let second = instance(EventLog::open(&pool).await.expect("log again"));
     let server = serve_hub(&second, hub(true));
-    let ids = |events: Vec<common::Event>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    (second, server, path)
+}
+
+fn ids(events: Vec<common::Event>) -> Vec<String> {
+    events.into_iter().map(|e| e.id).collect()
+}
+
+/// `earliest` on the SQL event log (the demo's default engine) replays the table, also on an
+/// instance started after the updates were published, as after a restart: publishers' ids
+/// and all.
+#[actix_web::test]
+async fn earliest_replays_the_sql_event_log_on_a_restarted_instance() {
+    let (_events, server, path) = restarted_on_sqlite("earliest").await;
     let mut earliest = subscribe(&server, "topic=r&lastEventID=earliest", None).await;
     assert_eq!(ids(earliest.take(3).await), ["first", "second", "third"]);
+    let token = publisher(&["*"]);
     let (status, _) = publish(&server, Some(&token), &[("topic", "r"), ("id", "fourth")]).await;
     assert_eq!(status, 200);
     assert_eq!(earliest.next().await.id, "fourth");
+    let _ = std::fs::remove_file(path);
+}
+
+/// A publisher's id older than the instance's history (it restarted) is found in the SQL
+/// event log: the client gets what followed it. An id the log does not hold is a reset.
+#[actix_web::test]
+async fn a_publishers_id_resumes_from_the_sql_event_log_after_a_restart() {
+    let (_events, server, path) = restarted_on_sqlite("publisher-id").await;
+    let (mut by_header, _) = SseClient::open(&url(&server, "topic=r"), Some("first")).await;
+    assert_eq!(ids(by_header.take(2).await), ["second", "third"]);
+    let mut by_query = subscribe(&server, "topic=r&lastEventID=second", None).await;
+    assert_eq!(ids(by_query.take(1).await), ["third"]);
+
+    let (mut unknown, _) = SseClient::open(&url(&server, "topic=r"), Some("never-published")).await;
+    assert_eq!(unknown.next().await.event, sse_core::RESET_EVENT);
     let _ = std::fs::remove_file(path);
 }

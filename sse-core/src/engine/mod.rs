@@ -171,6 +171,10 @@ pub(crate) type StopFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// Why a replay could not be served; sent to the client in its reset event.
 pub(crate) type ReplayError = ResetReason;
 
+/// The answer of [`Engine::find_wire_id`].
+#[cfg(feature = "mercure")]
+pub(crate) type FindFuture<'a> = Pin<Box<dyn Future<Output = Option<EventId>> + 'a>>;
+
 /// Where a replay starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReplayFrom {
@@ -264,6 +268,15 @@ pub(crate) trait Engine: Send + Sync + 'static {
         max: usize,
         seen: Option<Senders>,
     ) -> ReplayFuture;
+
+    /// The newest entry whose publisher chose `wire_id` as its id on the wire (Mercure), for
+    /// a client resuming from one older than the local history; `None` when the store has
+    /// no way to look it up (Redis and NATS streams have no index of such ids). The answer
+    /// is `None` too when the store does not hold it, or failed (logged and counted).
+    #[cfg(feature = "mercure")]
+    fn find_wire_id<'a>(&'a self, _wire_id: &'a str) -> Option<FindFuture<'a>> {
+        None
+    }
 
     /// Whether `id`, newer than `last_read` (the last entry this instance has read), can be
     /// an entry another instance appended that this one has not read yet, rather than an id

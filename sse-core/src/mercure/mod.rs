@@ -67,12 +67,14 @@
 //!
 //! An update is numbered like every event (an sse-core [`EventId`](crate::EventId), or the
 //! engine's position), and its publisher's id is kept beside that number: with the frame in
-//! the history, and with an engine (Redis, NATS) in the entry, so every instance's frame
-//! carries it. A `Last-Event-ID` is looked up among the publishers' ids of the local history
-//! first, newest first (a scan of the history, under its lock, for each such resume: the
-//! price of ids that have no order), then read as an sse-core id. Each frame carries one
-//! more pointer. An id that is neither, or a publisher's id older than the local history
-//! (it is not looked up in the engine), gets an `sse-reset` event, as on the stream
+//! the history, and with an engine (Redis, NATS, the SQL log) in the entry, so every
+//! instance's frame carries it. A `Last-Event-ID` is looked up among the publishers' ids of
+//! the local history first, newest first (a scan of the history, under its lock, for each
+//! such resume: the price of ids that have no order), then read as an sse-core id, then, on
+//! the SQL event log alone, looked up in its table (an index of the schema), so a client
+//! resumes from a publisher's id after a restart. Each frame carries one more pointer. An id
+//! that is none of these, or a publisher's id older than the local history on Redis or NATS
+//! (their streams have no index of such ids), gets an `sse-reset` event, as on the stream
 //! endpoint.
 //!
 //! # Subscriptions
@@ -293,7 +295,7 @@ impl Broadcaster {
                             if StreamRequest::resumes(&req, "lastEventID") {
                                 events.shared.until_linked().await;
                             }
-                            subscribe::respond(&events, &hub, &req)
+                            subscribe::respond(&events, &hub, &req).await
                         }
                     }),
                 )

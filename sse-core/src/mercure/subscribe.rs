@@ -23,8 +23,12 @@ use crate::wire::LastEventId;
 /// The subscriber's stream, with the `Last-Event-ID` header Mercure defines (the id of the
 /// last event at the time of subscribing), or a refusal. With the subscriptions API, the
 /// subscriber is registered while its stream lasts.
-pub(super) fn respond(events: &Broadcaster, hub: &Mercure, req: &HttpRequest) -> HttpResponse {
-    match open(events, hub, req) {
+pub(super) async fn respond(
+    events: &Broadcaster,
+    hub: &Mercure,
+    req: &HttpRequest,
+) -> HttpResponse {
+    match open(events, hub, req).await {
         Ok(Opened {
             stream,
             last,
@@ -82,7 +86,7 @@ impl Stream for Registered {
     }
 }
 
-fn open(events: &Broadcaster, hub: &Mercure, req: &HttpRequest) -> Result<Opened, Refusal> {
+async fn open(events: &Broadcaster, hub: &Mercure, req: &HttpRequest) -> Result<Opened, Refusal> {
     let shared = &events.shared;
     let config = shared.config();
     let bad = |message: String| Refusal::bad(shared, req, message);
@@ -196,7 +200,8 @@ fn open(events: &Broadcaster, hub: &Mercure, req: &HttpRequest) -> Result<Opened
         .get("last-event-id")
         .map(|value| String::from_utf8_lossy(value.as_bytes()).trim().to_owned())
         .filter(|v| !v.is_empty());
-    let resume = resume_point(shared, header.or(last_event_id).as_deref());
+    // After the token and the limits: only an admitted subscriber makes the store look.
+    let resume = resume_point(shared, header.or(last_event_id).as_deref()).await;
     let last = shared.lock().last_wire_id();
     let filter = Filter {
         selectors: Some(merge(selectors).into()),
@@ -221,8 +226,9 @@ fn open(events: &Broadcaster, hub: &Mercure, req: &HttpRequest) -> Result<Opened
 }
 
 /// Where a Mercure `Last-Event-ID` resumes: `earliest`, an id a publisher chose (looked up in
-/// the local history, newest first), or one of sse-core's own ids.
-fn resume_point(shared: &Hub, raw: Option<&str>) -> LastEventId {
+/// the local history, newest first, then in the engine when it can look), or one of
+/// sse-core's own ids.
+async fn resume_point(shared: &Hub, raw: Option<&str>) -> LastEventId {
     let raw = match raw.map(str::trim) {
         None | Some("") => return LastEventId::None,
         Some(raw) => raw,
@@ -230,8 +236,19 @@ fn resume_point(shared: &Hub, raw: Option<&str>) -> LastEventId {
     if raw == "earliest" {
         return LastEventId::Oldest;
     }
-    if let Some(id) = shared.lock().find_wire_id(raw) {
+    let local = shared.lock().find_wire_id(raw);
+    if let Some(id) = local {
         return LastEventId::After(id);
     }
-    LastEventId::parse(Some(raw))
+    let ours = LastEventId::parse(Some(raw));
+    if ours != LastEventId::Malformed {
+        return ours;
+    }
+    // A publisher's id older than the history (as after a restart): the SQL log finds it.
+    if let Some(found) = shared.log().and_then(|log| log.find_wire_id(raw)) {
+        if let Some(id) = found.await {
+            return LastEventId::After(id);
+        }
+    }
+    LastEventId::Malformed
 }

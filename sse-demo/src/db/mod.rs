@@ -248,11 +248,17 @@ mod tests {
     #[test]
     fn the_migrations_carry_the_event_logs_schema() {
         assert_eq!(
-            include_str!("../../migrations/sqlite/0002_sse_event_log.sql"),
+            concat!(
+                include_str!("../../migrations/sqlite/0002_sse_event_log.sql"),
+                include_str!("../../migrations/sqlite/0003_sse_event_log_wire_id.sql"),
+            ),
             sse_core::sql::SQLITE_SCHEMA
         );
         assert_eq!(
-            include_str!("../../migrations/postgres/0002_sse_event_log.sql"),
+            concat!(
+                include_str!("../../migrations/postgres/0002_sse_event_log.sql"),
+                include_str!("../../migrations/postgres/0003_sse_event_log_wire_id.sql"),
+            ),
             sse_core::sql::POSTGRES_SCHEMA
         );
     }

@@ -323,6 +323,18 @@ impl Pool {
         Ok(newest.map_or(0, to_u64))
     }
 
+    /// The position of the newest row whose publisher chose `wire_id` as its id on the wire
+    /// (an index of the schema serves it).
+    #[cfg(feature = "mercure")]
+    pub(crate) async fn find_wire_id(&self, wire_id: &str) -> Result<Option<u64>, sqlx::Error> {
+        let sql = "SELECT seq FROM sse_events WHERE wire_id = $1 ORDER BY seq DESC LIMIT 1";
+        let seq: Option<i64> = on_backend!(self, Pool, |p| sqlx::query_scalar(sql)
+            .bind(wire_id)
+            .fetch_optional(p)
+            .await?);
+        Ok(seq.map(to_u64))
+    }
+
     /// Positions up to this one were trimmed (0: none).
     pub(crate) async fn trimmed(&self) -> Result<u64, sqlx::Error> {
         let sql = "SELECT trimmed FROM sse_log WHERE id = 1";

@@ -338,6 +338,30 @@ impl Engine for SqlLog {
         }
     }
 
+    #[cfg(feature = "mercure")]
+    fn find_wire_id<'a>(&'a self, wire_id: &'a str) -> Option<super::FindFuture<'a>> {
+        // Relayed, the instance's ids are the transport's, not the table's positions.
+        if self.transport.is_some() {
+            return None;
+        }
+        // The application's pool, as its handlers use it: the log's own belongs to its
+        // thread.
+        Some(Box::pin(async move {
+            match self.log.shared.pool.find_wire_id(wire_id).await {
+                Ok(seq) => seq.map(|seq| self.id(seq)),
+                Err(err) => {
+                    self.ctl.counters.failed();
+                    tracing::warn!(
+                        database = self.log.shared.pool.backend(),
+                        %err,
+                        "sse event log: looking up a publisher's id failed; the client gets a reset"
+                    );
+                    None
+                }
+            }
+        }))
+    }
+
     fn may_be_ahead(&self, id: EventId, last_read: EventId) -> bool {
         if let Some(transport) = &self.transport {
             return transport.may_be_ahead(id, last_read);

@@ -312,9 +312,12 @@ impl Engine for MemoryLog {
             let after = match from {
                 // Every page, as the server engines do: a page after a trimmed entry would
                 // skip what was trimmed since the previous page.
+                // Positions are consecutive from 1: the one after `after` must still be
+                // there (or none was given out yet), also after the empty stream's 0.
                 ReplayFrom::After(after) => {
                     let after = after.position().1;
-                    if after != 0 && !store.entries.iter().any(|e| e.pos == after) {
+                    let first = store.entries.front().map_or(store.last + 1, |e| e.pos);
+                    if after + 1 < first {
                         return Err(ResetReason::TooOld);
                     }
                     after

@@ -428,6 +428,39 @@ async fn a_publisher_id_travels_with_the_entry_and_resumes_on_the_other_instance
     }
 }
 
+/// A client that connected while the stream was empty has that stream's first id, which
+/// names no entry. Resuming with it after entries were trimmed is a reset, never what is
+/// left delivered as if it were everything.
+async fn resuming_from_an_empty_streams_id_after_trimming_gives_a_reset<E: Engine>() {
+    let mut engine = E::new("empty").await;
+    let (a, _server_a) = instance(engine.builder()).await;
+    let empty = a.last_event_id().to_string();
+    for round in 0..3 {
+        for i in 0..10 {
+            a.publish("e", &(round * 10 + i)).unwrap();
+        }
+        eventually("a's outbox sent", || a.stats().engine.outbox == 0).await;
+    }
+    engine.trim(1).await;
+    // An instance that has none of it locally: the store answers.
+    let (_b, server_b) = instance(engine.builder()).await;
+    let mut resumed = SseClient::connect(&server_b.url(PATH), Some(&empty)).await;
+    assert_eq!(resumed.next().await.event, RESET_EVENT);
+
+    // Nothing trimmed since the empty stream's id: every event, no reset.
+    let mut fresh = E::new("empty-kept").await;
+    let (c, _server_c) = instance(fresh.builder()).await;
+    let empty = c.last_event_id().to_string();
+    for i in 0..3 {
+        c.publish("e", &i).unwrap();
+    }
+    eventually("c's outbox sent", || c.stats().engine.outbox == 0).await;
+    let (_d, server_d) = instance(fresh.builder()).await;
+    let mut all = SseClient::connect(&server_d.url(PATH), Some(&empty)).await;
+    let data: Vec<String> = all.take(3).await.into_iter().map(|e| e.data).collect();
+    assert_eq!(data, ["0", "1", "2"]);
+}
+
 /// Mercure's `earliest` on an instance started after the events were published (nothing in
 /// its own history) replays what the engine holds; after trimming, what is left, without a
 /// reset (nothing older was asked for).
@@ -515,6 +548,12 @@ macro_rules! suite {
             $(#[ignore = $ignore])?
             async fn a_publisher_id_travels_with_the_entry_and_resumes_on_the_other_instance() {
                 super::a_publisher_id_travels_with_the_entry_and_resumes_on_the_other_instance::<$engine>().await;
+            }
+
+            #[actix_web::test]
+            $(#[ignore = $ignore])?
+            async fn resuming_from_an_empty_streams_id_after_trimming_gives_a_reset() {
+                super::resuming_from_an_empty_streams_id_after_trimming_gives_a_reset::<$engine>().await;
             }
 
             #[actix_web::test]

@@ -57,11 +57,13 @@ async fn fetch(
         return Ok(Err(ResetReason::Stale));
     };
     let after = format!("{ams}-{an}");
+    let oldest = if key.from == ReplayFrom::Oldest { 1 } else { 0 };
     let page: Option<StreamRangeReply> = PAGE
         .key(&log.key)
         .arg(&after)
         .arg(format!("{ums}-{un}"))
         .arg(key.max)
+        .arg(oldest)
         .invoke_async(conn)
         .await?;
     let Some(page) = page else {
@@ -91,11 +93,25 @@ async fn fetch(
 }
 
 /// Entries after `ARGV[1]` up to `ARGV[2]`, at most `ARGV[3]`; nothing (nil) when `ARGV[1]`
-/// is no longer in the stream. `0-0` (a stream that was empty) is never an entry.
+/// is no longer in the stream. `0-0` is never an entry: from the oldest entry when `ARGV[4]`
+/// is 1; else it is the id of a stream that was empty, and nothing (nil) when any entry was
+/// removed since (fewer entries than were ever added; `entries-added` is Redis 7's).
 static PAGE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
-if ARGV[1] ~= '0-0' and #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
+if ARGV[1] == '0-0' then
+  if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then
+    local info = redis.call('XINFO', 'STREAM', KEYS[1])
+    local added, length
+    for i = 1, #info, 2 do
+      if info[i] == 'entries-added' then added = info[i + 1] end
+      if info[i] == 'length' then length = info[i + 1] end
+    end
+    if added and length and added > length then
+      return false
+    end
+  end
+elseif #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
   return false
 end
 return redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], ARGV[2], 'COUNT', ARGV[3])

@@ -50,6 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .disable_signals() // `serve` handles Ctrl-C / SIGTERM: streams end, then the server stops
     .h1_allow_half_closed(false) // a closed tab's stream ends at its EOF, not at a later write
+    .on_connect(sse_core::http::no_delay) // each event leaves when written (TCP_NODELAY)
     .bind(("127.0.0.1", port))?
     .run();
     println!("streaming on http://127.0.0.1:{port}/events (Redis at {url}); Ctrl-C to stop");

@@ -5,7 +5,9 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::dev::Server;
+use actix_web::rt::net::TcpStream;
 use actix_web::{middleware, web, App, HttpServer};
 use clap::Parser;
 use sse_core::Broadcaster;
@@ -285,6 +287,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // rather than at the next keep-alive write that fails (up to two periods later), so that
     // the page stops counting as watching (`presence`) at once.
     .h1_allow_half_closed(false)
+    // Each event leaves when written, not with the next one (Nagle's algorithm), over TLS too.
+    .on_connect(|conn, ext| {
+        sse_core::http::no_delay(conn, ext);
+        if let Some(tls) = conn.downcast_ref::<TlsStream<TcpStream>>() {
+            let _ = tls.get_ref().0.set_nodelay(true);
+        }
+    })
     .shutdown_timeout(5);
     let tls = config.tls.server_config()?;
     let scheme = if tls.is_some() { "https" } else { "http" };

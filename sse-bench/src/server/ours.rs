@@ -128,6 +128,8 @@ fn serve_on(
                     );
                 }
             })
-    });
+    })
+    // As the README advises: each event sent when written, not held by Nagle's algorithm.
+    .on_connect(sse_core::http::no_delay);
     super::bind!(server, args)
 }

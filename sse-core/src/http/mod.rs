@@ -3,7 +3,8 @@
 //! ([`Broadcaster::serve`]), and two middlewares: [`ClientIdMiddleware`] (no echo of a
 //! client's own change, for `to_others`) and [`SnapshotIdMiddleware`] (the id a snapshot is
 //! current to, so a page resumes its stream exactly after it). [`AddrBlock`]s name the
-//! reverse proxies whose forwarded headers are believed.
+//! reverse proxies whose forwarded headers are believed; [`no_delay`] sends each event when
+//! it is written.
 //!
 //! ```
 //! use actix_web::App;
@@ -25,6 +26,7 @@
 
 mod client;
 mod client_addr;
+mod no_delay;
 pub(crate) mod refusal;
 pub(crate) mod request;
 mod serve;
@@ -33,4 +35,5 @@ mod snapshot;
 
 pub use crate::emit::client_id::{ClientIdMiddleware, ClientIdService, CLIENT_ID_HEADER};
 pub use crate::fanout::{AddrBlock, ForwardedHeader};
+pub use no_delay::no_delay;
 pub use snapshot::{SnapshotIdMiddleware, SnapshotIdService, SNAPSHOT_ID_HEADER};

@@ -311,9 +311,9 @@ impl Engine for MemoryLog {
             let upto = upto.position().1;
             let after = match from {
                 // Every page, as the server engines do: a page after a trimmed entry would
-                // skip what was trimmed since the previous page.
-                // Positions are consecutive from 1: the one after `after` must still be
-                // there (or none was given out yet), also after the empty stream's 0.
+                // skip what was trimmed since the previous page. Positions are consecutive
+                // from 1, so the one after `after` must still be there (or not given out
+                // yet), also after the empty stream's 0.
                 ReplayFrom::After(after) => {
                     let after = after.position().1;
                     let first = store.entries.front().map_or(store.last + 1, |e| e.pos);

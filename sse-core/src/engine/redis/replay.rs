@@ -57,7 +57,7 @@ async fn fetch(
         return Ok(Err(ResetReason::Stale));
     };
     let after = format!("{ams}-{an}");
-    let oldest = if key.from == ReplayFrom::Oldest { 1 } else { 0 };
+    let oldest = u8::from(key.from == ReplayFrom::Oldest);
     let page: Option<StreamRangeReply> = PAGE
         .key(&log.key)
         .arg(&after)
@@ -71,6 +71,8 @@ async fn fetch(
     };
     let mut senders = match seen {
         Some(seen) => seen,
+        // Nothing before the oldest entry to tell repeats of apart.
+        None if key.from == ReplayFrom::Oldest => Senders::default(),
         None => senders_up_to(log, conn, &after).await?,
     };
     let epoch = from.epoch();
